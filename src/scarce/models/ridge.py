@@ -1,0 +1,198 @@
+"""Online ridge regression with a Gaussian posterior, for one or many independent models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+
+from scarce.core.validation import check_positive_int, check_scalar
+
+# Above this many new rows for one model in one call, refactorise instead of rank-1 updates.
+_REFACTOR_ROWS = 8
+
+
+class RidgeRegression:
+    """``M`` independent Bayesian ridge regressions in ``d`` features, updated online.
+
+    Model ``m`` has precision ``A_m = lam * I + sum_i w_i x_i x_i^T`` and vector
+    ``b_m = sum_i w_i y_i x_i``; its posterior mean is ``theta_m = A_m^{-1} b_m`` and, for
+    unit noise, its covariance is ``A_m^{-1}`` (scale it by the noise variance for a proper
+    posterior; policies carry that scale as their exploration parameter).
+
+    Parameters
+    ----------
+    n_models:
+        ``M``, number of independent models (``K`` for disjoint per-action models, 1 for shared).
+    n_features:
+        ``d``.
+    lam:
+        ridge penalty / prior precision, > 0.
+    forgetting:
+        exponential forgetting factor ``gamma`` in (0, 1]. With ``gamma < 1`` each new
+        observation discounts the data of *every* model by ``gamma`` (time-based, as in
+        discounted LinUCB); the prior ``lam * I`` is not discounted, so widths stay bounded.
+        Costs a refactorisation of every model per update.
+    window:
+        keep only the most recent ``window`` observations (over all models; sliding-window
+        LinUCB). Older ones are removed by rank-1 downdates. None keeps everything.
+
+    Updates use Sherman-Morrison rank-1 updates of ``A^{-1}`` for a few rows, and a Cholesky
+    refactorisation of ``A`` for large batches, for forgetting, and every ``resync_every``
+    rank-1 updates (to stop round-off from accumulating).
+    """
+
+    def __init__(
+        self,
+        n_models: int,
+        n_features: int,
+        *,
+        lam: float = 1.0,
+        forgetting: float = 1.0,
+        window: int | None = None,
+        resync_every: int = 2000,
+    ) -> None:
+        self.n_models = check_positive_int(n_models, "n_models")
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
+        self.forgetting = check_scalar(forgetting, "forgetting", low=0.0, high=1.0, low_inclusive=False)
+        self.window = None if window is None else check_positive_int(window, "window")
+        self.resync_every = check_positive_int(resync_every, "resync_every")
+        if self.window is not None and self.forgetting < 1.0:
+            raise ValueError("use either forgetting < 1 or a window, not both")
+        M, d = self.n_models, self.n_features
+        eye = np.eye(d)
+        self.A = np.broadcast_to(self.lam * eye, (M, d, d)).copy()
+        self.A_inv = np.broadcast_to(eye / self.lam, (M, d, d)).copy()
+        self.b = np.zeros((M, d))
+        self.theta = np.zeros((M, d))
+        self.n_obs = np.zeros(M)  # effective (weighted) observation count per model
+        self._since_resync = np.zeros(M, dtype=np.int64)
+        if self.window is not None:
+            self._buf_X = np.zeros((self.window, d))
+            self._buf_y = np.zeros(self.window)
+            self._buf_m = np.zeros(self.window, dtype=np.int64)
+            self._buf_len = 0
+            self._buf_pos = 0
+
+    # ----------------------------------------------------------------- posterior
+    @property
+    def cov(self) -> np.ndarray:
+        """``(M, d, d)`` posterior covariance for unit noise, ``A^{-1}``."""
+        return self.A_inv
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and unit-noise variance of ``x^T theta``, ``(n, K)`` each (see ``models.linear``)."""
+        from scarce.models.linear import predict
+
+        return predict(X, self.theta, self.A_inv)
+
+    # ----------------------------------------------------------------- learning
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None) -> None:
+        """Add observations ``(X[i], y[i])`` to model ``model_ids[i]`` (all to model 0 if None).
+
+        ``X`` is ``(n, d)``, ``y`` ``(n,)``, ``model_ids`` ``(n,)`` ints in ``[0, M)``.
+        Inputs are assumed validated by the caller.
+        """
+        n = X.shape[0]
+        if model_ids is None:
+            model_ids = np.zeros(n, dtype=np.int64)
+        if self.forgetting < 1.0:
+            self._fit_forgetting(X, y, model_ids)
+        elif n == 1:
+            self._add(int(model_ids[0]), X, y, 1.0)
+        else:
+            for m in np.unique(model_ids):
+                rows = model_ids == m
+                self._add(int(m), X[rows], y[rows], 1.0)
+        if self.window is not None:
+            self._push_window(X, y, model_ids)
+
+    def _add(self, m: int, X: np.ndarray, y: np.ndarray, sign: float) -> None:
+        """Add (sign=+1) or remove (sign=-1) rows from model ``m``."""
+        self.A[m] += sign * (X.T @ X)
+        self.b[m] += sign * (X.T @ y)
+        self.n_obs[m] += sign * X.shape[0]
+        self._since_resync[m] += X.shape[0]
+        if X.shape[0] > _REFACTOR_ROWS or self._since_resync[m] >= self.resync_every:
+            self._refactor(m)
+            return
+        Ai = self.A_inv[m]
+        for x in X:
+            u = Ai @ x
+            Ai -= np.outer(u, u) * (sign / (1.0 + sign * (x @ u)))
+        self.theta[m] = Ai @ self.b[m]
+
+    def _refactor(self, m: int) -> None:
+        c = cho_factor(self.A[m], lower=True, check_finite=False)
+        self.A_inv[m] = cho_solve(c, np.eye(self.n_features), check_finite=False)
+        self.theta[m] = cho_solve(c, self.b[m], check_finite=False)
+        self._since_resync[m] = 0
+
+    def _fit_forgetting(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray) -> None:
+        n, d = X.shape
+        g = self.forgetting
+        eye = np.eye(d)
+        weights = g ** np.arange(n - 1, -1, -1, dtype=float)
+        # discount the data part of every model, keep the prior lam * I
+        self.A = (g**n) * (self.A - self.lam * eye) + self.lam * eye
+        self.b *= g**n
+        self.n_obs *= g**n
+        for m in np.unique(model_ids):
+            rows = model_ids == m
+            Xw = X[rows] * weights[rows, None]
+            self.A[m] += Xw.T @ X[rows]
+            self.b[m] += Xw.T @ y[rows]
+            self.n_obs[m] += weights[rows].sum()
+        self.A_inv = np.linalg.inv(self.A)
+        self.A_inv = 0.5 * (self.A_inv + np.swapaxes(self.A_inv, 1, 2))
+        self.theta = np.linalg.solve(self.A, self.b[..., None])[..., 0]
+
+    def _push_window(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray) -> None:
+        W = self.window
+        assert W is not None
+        for x, yi, m in zip(X, y, model_ids):
+            if self._buf_len == W:  # evict the oldest observation
+                old = self._buf_pos
+                self._remove(int(self._buf_m[old]), self._buf_X[old : old + 1], self._buf_y[old : old + 1])
+            else:
+                self._buf_len += 1
+            self._buf_X[self._buf_pos] = x
+            self._buf_y[self._buf_pos] = yi
+            self._buf_m[self._buf_pos] = m
+            self._buf_pos = (self._buf_pos + 1) % W
+
+    def _remove(self, m: int, X: np.ndarray, y: np.ndarray) -> None:
+        self._add(m, X, y, -1.0)
+
+    # ----------------------------------------------------------------- persistence
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "A": self.A,
+            "A_inv": self.A_inv,
+            "b": self.b,
+            "theta": self.theta,
+            "n_obs": self.n_obs,
+            "since_resync": self._since_resync,
+        }
+        if self.window is not None:
+            state.update(
+                buf_X=self._buf_X, buf_y=self._buf_y, buf_m=self._buf_m,
+                buf_len=self._buf_len, buf_pos=self._buf_pos,
+            )
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.A = np.array(state["A"], dtype=float)
+        self.A_inv = np.array(state["A_inv"], dtype=float)
+        self.b = np.array(state["b"], dtype=float)
+        self.theta = np.array(state["theta"], dtype=float)
+        self.n_obs = np.array(state["n_obs"], dtype=float)
+        self._since_resync = np.array(state["since_resync"], dtype=np.int64)
+        if self.window is not None:
+            self._buf_X = np.array(state["buf_X"], dtype=float)
+            self._buf_y = np.array(state["buf_y"], dtype=float)
+            self._buf_m = np.array(state["buf_m"], dtype=np.int64)
+            self._buf_len = int(state["buf_len"])
+            self._buf_pos = int(state["buf_pos"])
