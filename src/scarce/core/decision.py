@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 
-@dataclass(frozen=True)
 class Decision:
     """Decisions for a batch of ``n`` cases.
 
@@ -18,17 +17,43 @@ class Decision:
     probabilities:
         ``(n,)`` float64, the probability with which the policy chose that action
         (1.0 for a deterministic rule). This is what logging and off-policy evaluation need.
+        Policies whose probabilities cost more than the decision itself (Thompson sampling:
+        a quadrature per case) compute them on first access, from the state at decision time.
     scores:
         ``(n, K)`` float64, the index each action was ranked by (UCB value, sampled
         reward, estimated mean, ...). Ineligible actions carry ``-inf``.
     """
 
-    actions: np.ndarray
-    probabilities: np.ndarray
-    scores: np.ndarray
+    __slots__ = ("actions", "scores", "_probabilities", "_probability_fn")
+
+    def __init__(
+        self,
+        actions: np.ndarray,
+        probabilities: np.ndarray | None,
+        scores: np.ndarray,
+        *,
+        probability_fn: Callable[[], np.ndarray] | None = None,
+    ) -> None:
+        if probabilities is None and probability_fn is None:
+            raise ValueError("Decision needs probabilities or probability_fn")
+        self.actions = actions
+        self.scores = scores
+        self._probabilities = probabilities
+        self._probability_fn = probability_fn
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        if self._probabilities is None:
+            assert self._probability_fn is not None
+            self._probabilities = self._probability_fn()
+            self._probability_fn = None
+        return self._probabilities
 
     def __len__(self) -> int:
         return int(self.actions.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Decision(actions={self.actions!r}, probabilities={self.probabilities!r})"
 
     def to_dict(self) -> dict[str, list]:
         """Plain-Python form (for JSON)."""

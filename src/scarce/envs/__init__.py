@@ -2,5 +2,34 @@
 for bundled real data. Each environment knows its oracle when it has one."""
 
 from scarce.envs.base import Environment
+from scarce.envs.datasets import (
+    DATASETS,
+    ENVIRONMENTS,
+    load_breast_cancer,
+    load_dataset,
+    load_digits,
+    load_image_segments,
+    load_iris,
+    load_mnist_small,
+    load_wine,
+    make_env,
+)
+from scarce.envs.supervised import SupervisedEnv
+from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 
-__all__ = ["Environment"]
+__all__ = [
+    "DATASETS",
+    "ENVIRONMENTS",
+    "Environment",
+    "LinearGaussianEnv",
+    "LogisticEnv",
+    "SupervisedEnv",
+    "load_breast_cancer",
+    "load_dataset",
+    "load_digits",
+    "load_image_segments",
+    "load_iris",
+    "load_mnist_small",
+    "load_wine",
+    "make_env",
+]

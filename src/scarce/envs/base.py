@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from scarce.core.random import SeedLike, as_generator
+from scarce.core.validation import check_actions
 
 
 class Environment:
@@ -43,9 +44,15 @@ class Environment:
         return self._contexts(int(n), self._gen(rng))
 
     def outcomes(self, X: np.ndarray, actions: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
-        """``(n,)`` realised rewards of ``actions`` on contexts ``X``."""
+        """``(n,)`` realised rewards of ``actions`` on contexts ``X``.
+
+        ``actions`` are ``(n,)`` integer ids in ``[0, n_actions)``. The outcomes of all actions
+        are drawn (so the random stream does not depend on the actions taken) and the chosen
+        ones returned.
+        """
         full = self.full_outcomes(X, rng)
-        return full[np.arange(full.shape[0]), np.asarray(actions)]
+        acts = check_actions(actions, full.shape[0], self.n_actions)
+        return full[np.arange(full.shape[0]), acts]
 
     def full_outcomes(self, X: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
         """``(n, K)`` realised rewards of every action (for full-information feedback)."""

@@ -16,6 +16,7 @@ import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
+_CHUNK_BYTES = 4 << 20
 _GH_NODES, _GH_WEIGHTS = hermegauss(48)
 _GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2.0 * np.pi)  # expectations under N(0, 1)
 
@@ -30,11 +31,20 @@ def predict_mean(X: np.ndarray, theta: np.ndarray) -> np.ndarray:
 def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     """``(n, K)`` quadratic forms ``x^T cov x`` (squared confidence widths, unscaled)."""
     if X.ndim == 2:
+        K, d, _ = cov.shape
         if X.shape[0] == 1:
             x = X[0]
             return ((cov @ x) @ x)[None, :]
-        Z = np.matmul(X[None, :, :], cov)  # (K, n, d)
-        return np.einsum("knd,nd->nk", Z, X)
+        # one GEMM against all K covariances side by side, in cache-sized chunks
+        stacked = cov.transpose(1, 0, 2).reshape(d, K * d)
+        out = np.empty((X.shape[0], K))
+        step = max(1, _CHUNK_BYTES // (8 * K * d))
+        for start in range(0, X.shape[0], step):
+            Xc = X[start : start + step]
+            Z = (Xc @ stacked).reshape(Xc.shape[0], K, d)
+            Z *= Xc[:, None, :]
+            out[start : start + step] = Z.sum(axis=2)
+        return out
     Z = X @ cov[0]  # (n, K, d)
     return np.einsum("nkd,nkd->nk", Z, X)
 

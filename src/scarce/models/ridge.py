@@ -111,18 +111,24 @@ class RidgeRegression:
 
     def _add(self, m: int, X: np.ndarray, y: np.ndarray, sign: float) -> None:
         """Add (sign=+1) or remove (sign=-1) rows from model ``m``."""
-        self.A[m] += sign * (X.T @ X)
-        self.b[m] += sign * (X.T @ y)
-        self.n_obs[m] += sign * X.shape[0]
-        self._since_resync[m] += X.shape[0]
-        if X.shape[0] > _REFACTOR_ROWS or self._since_resync[m] >= self.resync_every:
+        n = X.shape[0]
+        self.n_obs[m] += sign * n
+        self._since_resync[m] += n
+        if n > _REFACTOR_ROWS or self._since_resync[m] >= self.resync_every:
+            self.A[m] += sign * (X.T @ X)
+            self.b[m] += sign * (X.T @ y)
             self._refactor(m)
             return
-        Ai = self.A_inv[m]
-        for x in X:
+        Ai, theta = self.A_inv[m], self.theta[m]
+        for x, yi in zip(X, y):
+            # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
+            # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
             u = Ai @ x
-            Ai -= np.outer(u, u) * (sign / (1.0 + sign * (x @ u)))
-        self.theta[m] = Ai @ self.b[m]
+            gain = u * (sign / (1.0 + sign * (x @ u)))
+            theta += gain * (yi - x @ theta)
+            Ai -= np.multiply.outer(gain, u)
+            self.A[m] += sign * np.multiply.outer(x, x)
+        self.b[m] += sign * (X.T @ y)
 
     def _refactor(self, m: int) -> None:
         c = cho_factor(self.A[m], lower=True, check_finite=False)

@@ -94,16 +94,27 @@ class ThompsonPolicy(ModelPolicy):
         theta, cov = self._posterior()
         sampled = masked(linear.sample_scores(X, theta, cov, float(self.v), self.rng_), eligible)
         actions = np.argmax(sampled, axis=1)
+        # the posterior is copied only when the model updates in place (ridge rank-1 updates)
+        theta, cov = theta.copy(), cov.copy()
         if self.context_mode_ == SHARED_CONTEXT:
-            mean, var = linear.predict(X, theta, cov)
-            probs = linear.gaussian_argmax_probability_of(mean, self.v * np.sqrt(var), actions, eligible)
-        else:
-            probs = self._mc_probabilities(X, theta, cov, eligible)[np.arange(X.shape[0]), actions]
-        return Decision(actions, probs, self._link(sampled))
 
-    def _mc_probabilities(self, X, theta, cov, eligible):
+            def probabilities():
+                mean, var = linear.predict(X, theta, cov)
+                return linear.gaussian_argmax_probability_of(mean, self.v * np.sqrt(var), actions, eligible)
+
+        else:
+            n_updates = self.n_updates_
+
+            def probabilities():
+                mc = self._mc_probabilities(X, theta, cov, eligible, n_updates)
+                return mc[np.arange(X.shape[0]), actions]
+
+        return Decision(actions, None, self._link(sampled), probability_fn=probabilities)
+
+    def _mc_probabilities(self, X, theta, cov, eligible, n_updates=None):
         # separate deterministic stream so asking for probabilities never moves self.rng_
-        rng = np.random.default_rng([int(self.n_updates_), X.shape[0], 7919])
+        n_updates = self.n_updates_ if n_updates is None else n_updates
+        rng = np.random.default_rng([int(n_updates), X.shape[0], 7919])
         return linear.monte_carlo_argmax_probabilities(
             X, theta, cov, float(self.v), rng, int(self.propensity_samples), eligible
         )

