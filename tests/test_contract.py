@@ -39,7 +39,7 @@ layouts = pytest.mark.parametrize("layout", LAYOUTS)
 def test_same_seed_same_run(cls, layout):
     a = play(make(cls, seed=11), np.random.default_rng(0), layout)
     b = play(make(cls, seed=11), np.random.default_rng(0), layout)
-    for da, db in zip(a, b):
+    for da, db in zip(a, b, strict=True):
         np.testing.assert_array_equal(da.actions, db.actions)
         np.testing.assert_array_equal(da.probabilities, db.probabilities)
         np.testing.assert_array_equal(da.scores, db.scores)

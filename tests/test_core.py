@@ -7,9 +7,15 @@ import pytest
 
 import scarce
 from scarce.core import persist
-from scarce.core.random import as_generator, generator_from_state, generator_state, spawn, spawn_seeds
+from scarce.core.random import (
+    as_generator,
+    generator_from_state,
+    generator_state,
+    spawn,
+    spawn_seeds,
+)
 from scarce.core.validation import check_actions, check_contexts, check_eligible, check_vector
-from scarce.policies import LinUCB, LinTS
+from scarce.policies import LinTS, LinUCB
 
 
 def test_check_contexts_shapes_and_messages():

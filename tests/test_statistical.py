@@ -1,6 +1,5 @@
 """Seeded learning-behaviour tests: the policies learn on problems with known optimum."""
 
-import numpy as np
 import pytest
 
 from scarce.envs import LinearGaussianEnv, LogisticEnv

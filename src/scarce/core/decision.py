@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -24,7 +24,7 @@ class Decision:
         reward, estimated mean, ...). Ineligible actions carry ``-inf``.
     """
 
-    __slots__ = ("actions", "scores", "_probabilities", "_probability_fn")
+    __slots__ = ("_probabilities", "_probability_fn", "actions", "scores")
 
     def __init__(
         self,

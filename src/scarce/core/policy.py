@@ -127,7 +127,7 @@ class Policy:
         *,
         full_rewards: Any = None,
         **extra: Any,
-    ) -> "Policy":
+    ) -> Policy:
         """Learn from outcomes.
 
         Parameters

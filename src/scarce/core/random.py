@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
-SeedLike = Union[int, np.integer, np.random.Generator, np.random.SeedSequence, None]
+SeedLike = int | np.integer | np.random.Generator | np.random.SeedSequence | None
 
 
 def as_generator(seed: SeedLike) -> np.random.Generator:

@@ -120,7 +120,7 @@ class RidgeRegression:
             self._refactor(m)
             return
         Ai, theta = self.A_inv[m], self.theta[m]
-        for x, yi in zip(X, y):
+        for x, yi in zip(X, y, strict=True):
             # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
             # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
             u = Ai @ x
@@ -158,7 +158,7 @@ class RidgeRegression:
     def _push_window(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray) -> None:
         W = self.window
         assert W is not None
-        for x, yi, m in zip(X, y, model_ids):
+        for x, yi, m in zip(X, y, model_ids, strict=True):
             if self._buf_len == W:  # evict the oldest observation
                 old = self._buf_pos
                 self._remove(int(self._buf_m[old]), self._buf_X[old : old + 1], self._buf_y[old : old + 1])

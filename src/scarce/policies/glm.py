@@ -9,7 +9,6 @@ from scipy.special import expit
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int
 from scarce.models.glm import LogisticRegression
-from scarce.policies.base import greedy_decision, one_hot
 from scarce.policies.linear import LinUCB, ThompsonPolicy
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from scarce.core.decision import Decision
+from scarce.core.policy import Policy
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_scalar
 from scarce.models.ridge import RidgeRegression
@@ -16,7 +17,6 @@ from scarce.policies.base import (
     uniform_choice,
     uniform_probabilities,
 )
-from scarce.core.policy import Policy
 
 
 class Random(Policy):
