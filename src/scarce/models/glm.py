@@ -36,7 +36,8 @@ class LogisticRegression:
         L2 penalty (Gaussian prior precision), > 0; it also makes the estimate exist before
         the data separate, which replaces Li et al.'s random initial exploration phase.
     max_iter, tol:
-        Newton iterations per refit and the stopping tolerance on the step's max-norm.
+        Newton iterations per refit and the stopping tolerance on the step's max-norm. Steps
+        are damped (halved until the objective decreases enough: Armijo backtracking).
     """
 
     def __init__(
@@ -104,17 +105,31 @@ class LogisticRegression:
         rows = self._m[: self._n] == m
         return self._X[: self._n][rows], self._y[: self._n][rows]
 
+    def _objective(self, X: np.ndarray, y: np.ndarray, theta: np.ndarray) -> float:
+        z = X @ theta
+        return float(np.sum(np.logaddexp(0.0, z) - y * z) + 0.5 * self.lam * theta @ theta)
+
     def _refit(self, m: int) -> None:
+        """Damped Newton from the previous estimate: the step is halved until the penalised
+        negative log-likelihood decreases (plain Newton can diverge on separable data)."""
         X, y = self.history(m)
         theta = self.theta[m].copy()
         eye = np.eye(self.n_features)
+        f = self._objective(X, y, theta)
         for _ in range(self.max_iter):
             p = expit(X @ theta)
             grad = X.T @ (p - y) + self.lam * theta
             H = (X * (p * (1.0 - p))[:, None]).T @ X + self.lam * eye
             step = np.linalg.solve(H, grad)
-            theta -= step
-            if np.max(np.abs(step)) < self.tol:
+            t = 1.0
+            for _ in range(30):
+                candidate = theta - t * step
+                f_new = self._objective(X, y, candidate)
+                if f_new <= f + 1e-4 * t * (grad @ -step):
+                    break
+                t *= 0.5
+            theta, f = candidate, f_new
+            if np.max(np.abs(t * step)) < self.tol:
                 break
         p = expit(X @ theta)
         H = (X * (p * (1.0 - p))[:, None]).T @ X + self.lam * eye

@@ -63,7 +63,7 @@ def plot_regret(
     colors = {p: f"C{i % 10}" for i, p in enumerate(policies)}
     n_seeds = int(df.groupby(["env", "policy"])["seed"].nunique().max()) if len(df) else 0
 
-    for ax, env in zip(axes, envs):
+    for ax, env in zip(axes[: len(envs)], envs, strict=True):
         sub = df[df["env"] == env]
         for policy, g in sub.groupby("policy", sort=False):
             stats = g.groupby("step")[metric].agg(["mean", "std", "count"])

@@ -17,7 +17,7 @@ problem) comes from the seed the environment was built with, not from :func:`run
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -89,7 +89,6 @@ class Trace:
     batch_size: int = 1
     feedback: str = "bandit"
     has_oracle: bool = True
-    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def horizon(self) -> int:
@@ -199,6 +198,13 @@ def run(
     batch_size = _check_int(batch_size, "batch_size")
     if feedback not in ("bandit", "full"):
         raise ValueError(f"feedback must be 'bandit' or 'full'; got {feedback!r}")
+    for attr in ("n_actions", "n_features"):
+        p, e = getattr(policy, attr, None), getattr(env, attr, None)
+        if p is not None and e is not None and p != e:
+            raise ValueError(
+                f"policy.{attr} must equal env.{attr}; got {p} for {type(policy).__name__} and "
+                f"{e} for {getattr(env, 'name', type(env).__name__)}"
+            )
     context_rng, outcome_rng = spawn(seed, 2)
     oracle = bool(getattr(env, "has_oracle", False))
 
@@ -210,6 +216,7 @@ def run(
     round_ = np.empty(horizon, dtype=np.int64)
 
     full_info = feedback == "full"
+    all_rows = np.arange(batch_size)
     start, r = 0, 0
     while start < horizon:
         b = min(batch_size, horizon - start)
@@ -217,7 +224,7 @@ def run(
         X = env.contexts(b, rng=context_rng)
         decision = policy.decide(X)
         acts = decision.actions
-        rows = np.arange(b)
+        rows = all_rows[:b]
         if full_info:
             full = np.asarray(env.full_outcomes(X, rng=outcome_rng), dtype=np.float64)
             rew = full[rows, acts]
@@ -236,7 +243,11 @@ def run(
         start, r = stop, r + 1
 
     regret = best_expected - chosen_expected
-    optimal = (regret <= 1e-12 * np.maximum(1.0, np.abs(best_expected))) if oracle else np.zeros(horizon, bool)
+    optimal = (
+        (regret <= 1e-12 * np.maximum(1.0, np.abs(best_expected)))
+        if oracle
+        else np.zeros(horizon, bool)
+    )
     return Trace(
         step=np.arange(1, horizon + 1, dtype=np.int64),
         round=round_,

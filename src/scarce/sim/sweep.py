@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -117,8 +117,8 @@ class EnvSpec:
         return self.factory(seed=seed, **kwargs)
 
 
-PolicyLike = Union[PolicySpec, tuple[Any, Mapping[str, Any]], type, str]
-EnvLike = Union[EnvSpec, tuple[Any, Mapping[str, Any]], str, Callable[..., Environment]]
+PolicyLike = PolicySpec | tuple[Any, Mapping[str, Any]] | type | str
+EnvLike = EnvSpec | tuple[Any, Mapping[str, Any]] | str | Callable[..., Environment]
 
 
 def as_policy_spec(spec: PolicyLike) -> PolicySpec:
@@ -167,11 +167,15 @@ def run_seeds(seeds: int | Sequence[int], base_seed: int = 0) -> tuple[list[int]
     """``(labels, roots)`` for ``seeds`` (see the module docstring)."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
-            raise ValueError(f"seeds must be >= 1 (a number of seeds) or a list of ints; got {seeds}")
+            raise ValueError(
+                f"seeds must be >= 1 (a number of seeds) or a list of ints; got {seeds}"
+            )
         return list(range(int(seeds))), spawn_seeds(int(base_seed), int(seeds))
     values = [int(s) for s in seeds]
     if not values or len(set(values)) != len(values) or min(values) < 0:
-        raise ValueError(f"seeds must be a non-empty list of distinct non-negative ints; got {seeds!r}")
+        raise ValueError(
+            f"seeds must be a non-empty list of distinct non-negative ints; got {seeds!r}"
+        )
     return values, values
 
 
@@ -295,6 +299,14 @@ def sweep(
     especs = {str(k): as_env_spec(v) for k, v in envs.items()}
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1; got {horizon!r}")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    if feedback not in ("bandit", "full"):
+        raise ValueError(f"feedback must be 'bandit' or 'full'; got {feedback!r}")
     labels, roots = run_seeds(seeds, base_seed)
     steps = checkpoints(int(horizon), n_checkpoints)
 
@@ -313,7 +325,7 @@ def sweep(
             steps=steps,
         )
         for i, (e, p, (label, root)) in enumerate(
-            (e, p, s) for e in especs for p in pspecs for s in zip(labels, roots)
+            (e, p, s) for e in especs for p in pspecs for s in zip(labels, roots, strict=True)
         )
     ]
     total = len(tasks)

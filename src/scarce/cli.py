@@ -1,0 +1,173 @@
+"""``scarce`` command line: thin, it parses, calls the library and prints.
+
+* ``scarce run NAME|CONFIG.toml [--horizon INT] [--seeds INT] [--out DIR] [--jobs INT]``
+* ``scarce list``
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+app = typer.Typer(
+    name="scarce",
+    help="Contextual bandits for scarce resources: run experiments, list what is available.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+console = Console()
+err_console = Console(stderr=True)
+
+#: exit code for bad names and settings (like a usage error)
+USAGE_ERROR = 2
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]Error:[/] {message}", highlight=False)
+    raise typer.Exit(code=USAGE_ERROR)
+
+
+def _pm(mean: float, sd: float) -> str:
+    if math.isnan(mean):
+        return "n/a"
+    return f"{mean:.1f}" if math.isnan(sd) else f"{mean:.1f} ± {sd:.1f}"
+
+
+@app.command("run")
+def run_command(
+    experiment: Annotated[
+        str, typer.Argument(help="Registered experiment name or path of a .toml config.")
+    ],
+    horizon: Annotated[
+        int | None, typer.Option(help="Cases decided per run (default: the experiment's).")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Number of seeds (default: the experiment's).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: results/NAME).")] = None,
+    jobs: Annotated[
+        int | None, typer.Option(help="Worker processes (default: min(2, CPUs)).")
+    ] = None,
+) -> None:
+    """Run an experiment; write summary.csv, traces.parquet and regret.png."""
+    from scarce.sim.experiments import ExperimentError, aggregate, get_experiment, run_experiment
+
+    try:
+        exp = get_experiment(experiment, horizon=horizon, seeds=seeds)
+    except ExperimentError as exc:
+        _fail(str(exc))
+        return
+    out_dir = out if out is not None else Path("results") / exp.name
+    bar = Progress(
+        TextColumn(f"[bold]{escape(exp.name)}[/] runs"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    )
+    task = bar.add_task("runs", total=None)
+
+    def progress(done: int, total: int) -> None:
+        # started on the first report, so that errors found before the runs show no bar
+        if not bar.live.is_started:
+            bar.start()
+        bar.update(task, completed=done, total=total)
+
+    try:
+        summary, paths = run_experiment(exp, out=out_dir, n_jobs=jobs, progress=progress)
+    except ExperimentError as exc:
+        _fail(str(exc))
+        return
+    finally:
+        bar.stop()
+
+    table = Table(title=f"{exp.name}: mean ± sd over seeds")
+    for col in ("env", "policy", "seeds", "cumulative reward", "cumulative regret"):
+        table.add_column(col, justify="left" if col in ("env", "policy") else "right")
+    for row in aggregate(summary).itertuples(index=False):
+        table.add_row(
+            str(row.env),
+            str(row.policy),
+            str(row.n_seeds),
+            _pm(row.cumulative_reward_mean, row.cumulative_reward_sd),
+            _pm(row.cumulative_regret_mean, row.cumulative_regret_sd),
+        )
+    console.print(table)
+    for kind, path in paths.items():
+        console.print(f"{kind:>8}: {path}", highlight=False)
+
+
+@app.command("list")
+def list_command() -> None:
+    """List experiments, policies, environments and data sets."""
+    from scarce.envs import DATASETS, ENVIRONMENTS
+    from scarce.policies import POLICIES
+    from scarce.sim.experiments import EXPERIMENTS
+
+    t = Table(title="Experiments (scarce run NAME)")
+    t.add_column("name")
+    t.add_column("horizon", justify="right")
+    t.add_column("seeds", justify="right")
+    t.add_column("description")
+    for name, exp in EXPERIMENTS.items():
+        t.add_row(name, str(exp.horizon), str(exp.seeds), exp.description)
+    console.print(t)
+
+    t = Table(title=escape("Policies ([[policies]] name = ...)"))
+    t.add_column("name")
+    t.add_column("parameters (defaults)")
+    t.add_column("summary")
+    for name, cls in POLICIES.items():
+        params = [
+            f"{p.name}={p.default!r}"
+            for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name not in ("self", "n_actions", "n_features", "seed")
+        ]
+        doc = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
+        t.add_row(name, ", ".join(params), doc)
+    console.print(t)
+
+    t = Table(title=escape("Environments ([[envs]] name = ...)"))
+    t.add_column("name")
+    t.add_column("description")
+    for name, desc in ENVIRONMENTS.items():
+        t.add_row(name, str(desc))
+    console.print(t)
+
+    t = Table(title="Data sets")
+    t.add_column("name")
+    t.add_column("n", justify="right")
+    t.add_column("d", justify="right")
+    t.add_column("K", justify="right")
+    t.add_column("needs")
+    t.add_column("licence")
+    for name, info in DATASETS.items():
+        extra = info.get("needs_extra")
+        t.add_row(
+            name,
+            str(info.get("n", "")),
+            str(info.get("d", "")),
+            str(info.get("K", "")),
+            f"scarce[{extra}]" if extra else "-",
+            str(info.get("licence", "")),
+        )
+    console.print(t)
+
+
+def main() -> None:
+    """Entry point for ``python -m scarce``."""
+    app(prog_name="scarce")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
