@@ -119,16 +119,16 @@ class RidgeRegression:
             self.b[m] += sign * (X.T @ y)
             self._refactor(m)
             return
-        Ai, theta = self.A_inv[m], self.theta[m]
+        Ai, theta, A, b = self.A_inv[m], self.theta[m], self.A[m], self.b[m]
         for x, yi in zip(X, y, strict=True):
             # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
             # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
-            u = Ai @ x
-            gain = u * (sign / (1.0 + sign * (x @ u)))
-            theta += gain * (yi - x @ theta)
+            u = Ai.dot(x)
+            gain = u * (sign / (1.0 + sign * x.dot(u)))
+            theta += gain * (yi - x.dot(theta))
             Ai -= np.multiply.outer(gain, u)
-            self.A[m] += sign * np.multiply.outer(x, x)
-        self.b[m] += sign * (X.T @ y)
+            A += np.multiply.outer(sign * x, x)
+            b += (sign * yi) * x
 
     def _refactor(self, m: int) -> None:
         c = cho_factor(self.A[m], lower=True, check_finite=False)
