@@ -1,0 +1,711 @@
+"""Core speed and regret benchmark: scarce's LinUCB and LinTS against Vowpal Wabbit and MABWiser.
+
+Run ``python benchmarks/bench_core.py [--quick]``. It prints one table and writes it as CSV to
+``benchmarks/results/core.csv``. See ``benchmarks/README.md`` for what each column means.
+
+Every library is driven through the same small runner interface (:class:`Runner`) on the same
+synthetic linear-Gaussian problems (same seeds, same contexts, same reward noise), so the
+online timings and regrets are measured by one loop (:func:`run_online`) for all of them.
+Peers that cannot be imported are reported as "not installed".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib
+import importlib.metadata
+import os
+import platform
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+NOISE_SD = 0.1
+ALGORITHMS = ("LinUCB", "LinTS")
+WARMUP_ROUNDS = 100  # rounds at the start of every online run left out of the timings
+RESULTS_CSV = Path(__file__).resolve().parent / "results" / "core.csv"
+
+
+# ---------------------------------------------------------------------------------- settings
+@dataclass(frozen=True)
+class Settings:
+    """Exploration and ridge settings, shared by every library that has them.
+
+    ``alpha`` is LinUCB's width multiplier (MABWiser ``LinUCB(alpha=...)``), ``v`` LinTS's
+    posterior scale (MABWiser ``LinTS(alpha=...)``), ``lam`` the ridge penalty of both
+    (MABWiser ``l2_lambda``). ``alpha`` and ``lam`` are both libraries' defaults; ``v`` is the
+    reward noise sd, which makes ``N(theta_hat, v^2 A^-1)`` the exact Bayesian posterior (both
+    libraries default to 1.0, ten times the noise, which explores almost uniformly here).
+    ``lam`` = 1 also sidesteps MABWiser initialising ``A^-1`` to ``lam * I`` rather than
+    ``I / lam`` before an arm's first update.
+    """
+
+    alpha: float = 1.0
+    v: float = NOISE_SD
+    lam: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    """One problem size and how long to run it."""
+
+    d: int
+    K: int
+    rounds: int  # online rounds per seed (the regret horizon, the same for every library)
+    batch: int  # contexts in one batched ``decide`` call
+
+
+FULL_CONFIGS = (
+    Config(d=20, K=10, rounds=2000, batch=100_000),
+    Config(d=50, K=100, rounds=1000, batch=10_000),
+)
+QUICK_CONFIGS = (
+    Config(d=20, K=10, rounds=500, batch=20_000),
+    Config(d=50, K=100, rounds=200, batch=2_000),
+)
+
+
+# ---------------------------------------------------------------------------------- problem
+@dataclass(frozen=True)
+class Problem:
+    """A synthetic linear-Gaussian bandit, fully drawn up front (common random numbers).
+
+    Action ``k`` has mean reward ``theta[k] @ x``; rows of ``theta`` have unit norm, contexts
+    are ``N(0, I) / sqrt(d)`` and every (round, action) pair has its own ``N(0, 0.1^2)``
+    noise, so a library's reward for an action does not depend on which library asks.
+    """
+
+    theta: np.ndarray  # (K, d)
+    contexts: np.ndarray  # (T, d)
+    means: np.ndarray  # (T, K) expected rewards
+    rewards: np.ndarray  # (T, K) realised rewards
+
+    @classmethod
+    def generate(cls, d: int, K: int, rounds: int, seed: int) -> Problem:
+        rng = np.random.default_rng(seed)
+        theta = rng.standard_normal((K, d))
+        theta /= np.linalg.norm(theta, axis=1, keepdims=True)
+        contexts = rng.standard_normal((rounds, d)) / np.sqrt(d)
+        means = contexts @ theta.T
+        rewards = means + NOISE_SD * rng.standard_normal((rounds, K))
+        return cls(theta, contexts, means, rewards)
+
+    def random_policy_regret(self) -> float:
+        """Expected cumulative regret of choosing uniformly at random (a reference point)."""
+        return float(np.sum(self.means.max(axis=1) - self.means.mean(axis=1)))
+
+
+def batch_contexts(d: int, n: int, seed: int) -> np.ndarray:
+    """``n`` fresh contexts from the problem's context distribution."""
+    return np.random.default_rng([seed, 1]).standard_normal((n, d)) / np.sqrt(d)
+
+
+# ---------------------------------------------------------------------------------- runners
+class Runner(ABC):
+    """One library playing one algorithm on one problem size.
+
+    ``decide`` and ``update`` take a single context as a ``(1, d)`` row; ``decide_batch``
+    takes ``(n, d)``. ``reset(seed)`` starts a fresh, untrained learner seeded with ``seed``.
+    """
+
+    #: short library name used in the table
+    label: ClassVar[str]
+    #: importable module that must be present for this runner to work
+    module: ClassVar[str]
+    #: distribution name for the version footnote
+    distribution: ClassVar[str]
+    #: at most this many contexts go to ``decide_batch`` (None: the whole batch)
+    batch_limit: ClassVar[int | None] = None
+
+    def __init__(self, algorithm: str, d: int, K: int, settings: Settings) -> None:
+        self.algorithm = algorithm
+        self.d = d
+        self.K = K
+        self.settings = settings
+
+    @classmethod
+    def available(cls) -> bool:
+        """Whether the library can be imported."""
+        try:
+            importlib.import_module(cls.module)
+        except Exception:  # noqa: BLE001 - ImportError, or a broken install raising anything
+            return False
+        return True
+
+    @classmethod
+    def version(cls) -> str:
+        """The installed distribution's version, or "?"."""
+        try:
+            return importlib.metadata.version(cls.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return "?"
+
+    def description(self) -> str:
+        """The exact configuration, for the table footnote."""
+        return ""
+
+    @abstractmethod
+    def reset(self, seed: int) -> None: ...
+
+    @abstractmethod
+    def decide(self, x: np.ndarray) -> int: ...
+
+    @abstractmethod
+    def update(self, x: np.ndarray, action: int, reward: float) -> None: ...
+
+    @abstractmethod
+    def decide_batch(self, X: np.ndarray) -> np.ndarray: ...
+
+
+class ScarceRunner(Runner):
+    """scarce's ``LinUCB`` / ``LinTS`` through the public ``decide`` / ``update`` API."""
+
+    label = "scarce"
+    module = "scarce"
+    distribution = "scarce"
+
+    def _make(self, seed: int) -> Any:
+        from scarce.policies import LinTS, LinUCB
+
+        s = self.settings
+        if self.algorithm == "LinUCB":
+            return LinUCB(n_actions=self.K, n_features=self.d, alpha=s.alpha, lam=s.lam, seed=seed)
+        return LinTS(n_actions=self.K, n_features=self.d, v=s.v, lam=s.lam, seed=seed)
+
+    def description(self) -> str:
+        return repr(self._make(0))
+
+    def reset(self, seed: int) -> None:
+        self.policy = self._make(seed)
+
+    def decide(self, x: np.ndarray) -> int:
+        return int(self.policy.decide(x).actions[0])
+
+    def update(self, x: np.ndarray, action: int, reward: float) -> None:
+        self.policy.update(x, [action], [reward])
+
+    def decide_batch(self, X: np.ndarray) -> np.ndarray:
+        return self.policy.decide(X).actions
+
+
+class MABWiserRunner(Runner):
+    """MABWiser's ``LearningPolicy.LinUCB`` / ``LinTS`` (``predict`` + ``partial_fit``).
+
+    The model is initialised with an empty ``fit`` so the first rounds go through the same
+    ``predict`` / ``partial_fit`` path as all the others.
+    """
+
+    label = "MABWiser"
+    module = "mabwiser"
+    distribution = "mabwiser"
+
+    def _learning_policy(self) -> Any:
+        from mabwiser.mab import LearningPolicy
+
+        s = self.settings
+        if self.algorithm == "LinUCB":
+            return LearningPolicy.LinUCB(alpha=s.alpha, l2_lambda=s.lam)
+        return LearningPolicy.LinTS(alpha=s.v, l2_lambda=s.lam)
+
+    def description(self) -> str:
+        return f"MAB(arms, {self._learning_policy()!r}, seed=seed)"
+
+    def reset(self, seed: int) -> None:
+        from mabwiser.mab import MAB
+
+        self.mab = MAB(list(range(self.K)), self._learning_policy(), seed=seed)
+        self.mab.fit(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, self.d)))
+
+    def decide(self, x: np.ndarray) -> int:
+        return int(self.mab.predict(x))
+
+    def update(self, x: np.ndarray, action: int, reward: float) -> None:
+        self.mab.partial_fit([action], [reward], x)
+
+    def decide_batch(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.mab.predict(X))
+
+
+class VWRunner(Runner):
+    """Vowpal Wabbit ``--cb_explore_adf`` through its Python text interface.
+
+    Each round is one multi-line example: a ``shared`` line with the context in namespace
+    ``s`` and one line per action carrying only its id in namespace ``a``; ``-q sa`` crosses
+    them, giving every action its own linear model, as in disjoint LinUCB / LinTS. VW returns a
+    probability mass function; the action is drawn from it with the runner's own generator
+    and learnt with cost ``-reward`` and that probability. Building the text is part of the
+    cost of using VW from Python and is inside the timings. VW has no batch API, so
+    ``decide_batch`` is a loop of ``predict`` calls (on at most ``batch_limit`` contexts).
+    """
+
+    label = "VW"
+    module = "vowpalwabbit"
+    distribution = "vowpalwabbit"
+    batch_limit = 2_000
+
+    #: exploration per algorithm row: VW has neither LinUCB nor LinTS. RegCB-opt (optimistic
+    #: regression confidence bounds) is its closest UCB analogue; SquareCB (inverse-gap
+    #: weighting) stands in for the randomised one. RegCB clips its cost bounds to
+    #: [cb_min_cost, cb_max_cost], by default [0, 1]; the costs here are -reward, nominally in
+    #: [-1, 1] (unit-norm theta, E|x|^2 = 1), and with the default range RegCB-opt does no
+    #: better than choosing at random. SquareCB uses the range only with --elim.
+    EXPLORATION: ClassVar[dict[str, str]] = {
+        "LinUCB": "--regcbopt --cb_min_cost -1 --cb_max_cost 1",
+        "LinTS": "--squarecb",
+    }
+
+    def arguments(self, seed: int) -> str:
+        explore = self.EXPLORATION[self.algorithm]
+        return f"--cb_explore_adf --cb_type mtr {explore} -q sa --quiet --random_seed {seed}"
+
+    def description(self) -> str:
+        return self.arguments(0).replace("--random_seed 0", "--random_seed SEED")
+
+    def reset(self, seed: int) -> None:
+        from vowpalwabbit import Workspace
+
+        if getattr(self, "vw", None) is not None:
+            self.vw.finish()
+        self.vw = Workspace(self.arguments(seed))
+        self.rng = np.random.default_rng(seed)
+        self.action_lines = [f"|a a{k}" for k in range(self.K)]
+        self.shared_format = "shared |s " + " ".join(f"{i}:%.6g" for i in range(self.d))
+        self._last: tuple[np.ndarray, str, np.ndarray] | None = None
+
+    def _shared_line(self, x: np.ndarray) -> str:
+        return self.shared_format % tuple(x[0].tolist())
+
+    def _sample(self, pmf: np.ndarray) -> int:
+        cdf = np.cumsum(pmf)
+        return min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right")), self.K - 1)
+
+    def decide(self, x: np.ndarray) -> int:
+        shared = self._shared_line(x)
+        pmf = np.asarray(self.vw.predict([shared, *self.action_lines]), dtype=float)
+        self._last = (x, shared, pmf)
+        return self._sample(pmf)
+
+    def update(self, x: np.ndarray, action: int, reward: float) -> None:
+        if self._last is not None and self._last[0] is x:  # reuse the text built by decide
+            _, shared, pmf = self._last
+        else:
+            shared = self._shared_line(x)
+            pmf = np.asarray(self.vw.predict([shared, *self.action_lines]), dtype=float)
+        lines = [shared, *self.action_lines]
+        lines[1 + action] = f"0:{-reward:.6g}:{pmf[action]:.6g} {self.action_lines[action]}"
+        self.vw.learn(lines)
+
+    def decide_batch(self, X: np.ndarray) -> np.ndarray:
+        return np.array([self.decide(X[i : i + 1]) for i in range(X.shape[0])])
+
+
+RUNNERS: tuple[type[Runner], ...] = (ScarceRunner, VWRunner, MABWiserRunner)
+
+
+# ---------------------------------------------------------------------------------- measuring
+@dataclass
+class OnlineRun:
+    """One seed's online run: cumulative expected regret and timings of the timed rounds."""
+
+    regret: float
+    decide_s: float
+    update_s: float
+    timed_rounds: int
+
+
+def run_online(
+    runner: Runner, problem: Problem, seed: int, warmup: int = WARMUP_ROUNDS
+) -> OnlineRun:
+    """Play ``problem`` one case at a time: decide, observe the reward, update.
+
+    Regret is the expected regret ``sum_t max_k mu_tk - mu_t,a_t`` over all rounds; the
+    ``decide`` and ``update`` calls are timed with ``time.perf_counter`` after ``warmup`` rounds.
+    """
+    runner.reset(seed)
+    contexts, rewards = problem.contexts, problem.rewards
+    regrets = problem.means.max(axis=1)[:, None] - problem.means
+    clock = time.perf_counter
+    regret = decide_s = update_s = 0.0
+    for t in range(contexts.shape[0]):
+        x = contexts[t : t + 1]
+        t0 = clock()
+        a = runner.decide(x)
+        t1 = clock()
+        r = float(rewards[t, a])
+        t2 = clock()
+        runner.update(x, a, r)
+        t3 = clock()
+        if t >= warmup:
+            decide_s += t1 - t0
+            update_s += t3 - t2
+        regret += regrets[t, a]
+    return OnlineRun(float(regret), decide_s, update_s, max(contexts.shape[0] - warmup, 0))
+
+
+def time_batch(runner: Runner, X: np.ndarray, repeats: int = 5, budget_s: float = 3.0) -> float:
+    """Decisions per second of ``decide_batch`` on ``X`` (best of up to ``repeats`` calls)."""
+    if runner.batch_limit is not None:
+        X = X[: runner.batch_limit]
+    best = float("inf")
+    spent = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        actions = runner.decide_batch(X)
+        elapsed = time.perf_counter() - t0
+        if len(actions) != X.shape[0]:
+            raise RuntimeError(
+                f"decide_batch returned {len(actions)} actions for {X.shape[0]} cases"
+            )
+        best, spent = min(best, elapsed), spent + elapsed
+        if spent > budget_s:
+            break
+    return X.shape[0] / best
+
+
+@dataclass
+class Result:
+    """What one library measured for one algorithm and problem size."""
+
+    library: str
+    status: str = "ok"  # "ok", "not installed" or "failed: ..."
+    us_per_round: float = float("nan")
+    decide_us: float = float("nan")
+    update_us: float = float("nan")
+    decisions_per_s: float = float("nan")
+    batch_size: int = 0
+    regrets: list[float] = field(default_factory=list)
+
+    @property
+    def regret(self) -> float:
+        return float(np.mean(self.regrets)) if self.regrets else float("nan")
+
+    @property
+    def regret_sd(self) -> float:
+        return float(np.std(self.regrets, ddof=1)) if len(self.regrets) > 1 else float("nan")
+
+
+def measure(runner: Runner, config: Config, seeds: list[int]) -> Result:
+    """Online runs over every seed, then one batched decision timing on the last model."""
+    result = Result(runner.label)
+    decide_s = update_s = 0.0
+    timed = 0
+    for seed in seeds:
+        run = run_online(runner, Problem.generate(config.d, config.K, config.rounds, seed), seed)
+        result.regrets.append(run.regret)
+        decide_s, update_s, timed = (
+            decide_s + run.decide_s,
+            update_s + run.update_s,
+            timed + run.timed_rounds,
+        )
+    if timed:
+        result.decide_us = 1e6 * decide_s / timed
+        result.update_us = 1e6 * update_s / timed
+        result.us_per_round = result.decide_us + result.update_us
+    X = batch_contexts(config.d, config.batch, seeds[-1])
+    result.batch_size = min(config.batch, runner.batch_limit or config.batch)
+    result.decisions_per_s = time_batch(runner, X)
+    return result
+
+
+# ---------------------------------------------------------------------------------- reporting
+@dataclass
+class Row:
+    """One table row: an algorithm at one problem size, with every library's result."""
+
+    algorithm: str
+    config: Config
+    results: dict[str, Result]
+
+    def ratio(self) -> float:
+        """scarce's mean regret over MABWiser's (same algorithm, same settings)."""
+        ours, peer = self.results.get("scarce"), self.results.get("MABWiser")
+        if ours is None or peer is None or ours.status != "ok" or peer.status != "ok":
+            return float("nan")
+        return ours.regret / peer.regret
+
+
+def _fmt(value: float, kind: str) -> str:
+    if not np.isfinite(value):
+        return "-"
+    if kind == "us":
+        return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+    if kind == "rate":
+        return f"{value:,.0f}"
+    if kind == "ratio":
+        return f"{value:.3f}"
+    return f"{value:,.1f}"
+
+
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    # (library, metric, header)
+    ("scarce", "us", "scarce\nµs/round"),
+    ("VW", "us", "VW\nµs/round"),
+    ("MABWiser", "us", "MABWiser\nµs/round"),
+    ("scarce", "rate", "scarce\ndecisions/s"),
+    ("VW", "rate", "VW\ndecisions/s"),
+    ("MABWiser", "rate", "MABWiser\ndecisions/s"),
+    ("scarce", "regret", "scarce\nregret"),
+    ("VW", "regret", "VW\nregret"),
+    ("MABWiser", "regret", "MABWiser\nregret"),
+)
+
+
+def _cell(result: Result | None, metric: str) -> str:
+    if result is None:
+        return "-"
+    if result.status != "ok":
+        return result.status if result.status == "not installed" else "failed"
+    if metric == "us":
+        return _fmt(result.us_per_round, "us")
+    if metric == "rate":
+        return _fmt(result.decisions_per_s, "rate")
+    sd = f" ± {result.regret_sd:.1f}" if np.isfinite(result.regret_sd) else ""
+    return _fmt(result.regret, "regret") + sd
+
+
+def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
+    """Header and text cells of the printed table."""
+    header = [
+        "algorithm",
+        "d",
+        "K",
+        "rounds × seeds",
+        *(h for _, _, h in COLUMNS),
+        "regret\nscarce/MABWiser",
+    ]
+    body = []
+    for row in rows:
+        any_result = next(iter(row.results.values()))
+        seeds = len(any_result.regrets) if any_result.regrets else 0
+        cells = [
+            row.algorithm,
+            str(row.config.d),
+            str(row.config.K),
+            f"{row.config.rounds} × {seeds}",
+        ]
+        cells += [_cell(row.results.get(lib), metric) for lib, metric, _ in COLUMNS]
+        cells.append(_fmt(row.ratio(), "ratio"))
+        body.append(cells)
+    return header, body
+
+
+def footnote(
+    rows: list[Row],
+    runners: dict[str, type[Runner]],
+    settings: Settings,
+    seeds: list[int],
+    load_start: tuple[float, float, float],
+) -> str:
+    """Settings, exact peer configurations, versions and machine, under the table."""
+    s = settings
+    lines = [
+        (
+            f"Problem: theta (K, d) unit-norm rows, contexts N(0, I)/sqrt(d), reward noise sd "
+            f"{NOISE_SD}; seeds {seeds} (problem and learner seed alike). µs/round: decide + "
+            f"update of one (1, d) context, mean over all rounds after the first {WARMUP_ROUNDS} "
+            "of every seed's run. Regret: cumulative expected regret (known means), mean ± sd "
+            "over seeds. decisions/s: one batched decide after the last seed's run, best of up "
+            "to 5 calls within 3 s."
+        ),
+        (
+            f"Settings: LinUCB alpha={s.alpha}, lam={s.lam} (MABWiser LinUCB(alpha={s.alpha}, "
+            f"l2_lambda={s.lam})); LinTS v={s.v}, lam={s.lam} (MABWiser LinTS(alpha={s.v}, "
+            f"l2_lambda={s.lam}))."
+        ),
+    ]
+    for config in sorted({r.config for r in rows}, key=lambda c: (c.d, c.K)):
+        ref = np.mean(
+            [
+                Problem.generate(config.d, config.K, config.rounds, s).random_policy_regret()
+                for s in seeds
+            ]
+        )
+        batch_vw = min(config.batch, VWRunner.batch_limit or config.batch)
+        lines.append(
+            f"d={config.d}, K={config.K}: uniform-random regret {ref:,.1f}; batch of "
+            f"{config.batch:,} contexts (VW: loop of predict over {batch_vw:,})."
+        )
+    if VWRunner.label in runners and VWRunner.available():
+        for algorithm in ALGORITHMS:
+            vw = VWRunner(algorithm, 1, 1, settings)
+            lines.append(f"VW for {algorithm}: vw {vw.description()}")
+    versions = ", ".join(
+        f"{label} {cls.version() if cls.available() else 'not installed'}"
+        for label, cls in runners.items()
+    )
+    lines.append(
+        f"Versions: {versions}, numpy {np.__version__}, Python {platform.python_version()}; "
+        f"{os.cpu_count()} CPUs, {platform.machine()}; 1-min load average {load_start[0]:.1f} "
+        f"at the start, {os.getloadavg()[0]:.1f} at the end (timings are wall-clock: other "
+        "load inflates them)."
+    )
+    return "\n".join(lines)
+
+
+def print_table(rows: list[Row], note: str) -> None:
+    header, body = table_rows(rows)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        flat = [h.replace("\n", " ") for h in header]
+        widths = [max(len(c) for c in col) for col in zip(flat, *body, strict=True)]
+
+        def line(cells: list[str]) -> str:
+            first, *rest = zip(cells, widths, strict=True)
+            return "  ".join([first[0].ljust(first[1]), *(c.rjust(w) for c, w in rest)])
+
+        print(line(flat))
+        print(line(["-" * w for w in widths]))
+        for cells in body:
+            print(line(cells))
+        print(note)
+        return
+    table = Table(title="scarce core benchmark", caption=note, caption_justify="left")
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for cells in body:
+        table.add_row(*cells)
+    Console(width=max(200, Console().width)).print(table)
+
+
+def write_csv(rows: list[Row], path: Path, settings: Settings) -> None:
+    """The table's numbers, unrounded, one line per (algorithm, size, library)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fields = [
+        "algorithm",
+        "d",
+        "K",
+        "rounds",
+        "seeds",
+        "library",
+        "status",
+        "us_per_round",
+        "decide_us",
+        "update_us",
+        "decisions_per_s",
+        "batch_size",
+        "regret_mean",
+        "regret_sd",
+        "regrets",
+        "regret_ratio_scarce_over_mabwiser",
+        "alpha",
+        "v",
+        "lam",
+        "config",
+    ]
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        for row in rows:
+            for lib, res in row.results.items():
+                writer.writerow(
+                    {
+                        "algorithm": row.algorithm,
+                        "d": row.config.d,
+                        "K": row.config.K,
+                        "rounds": row.config.rounds,
+                        "seeds": len(res.regrets),
+                        "library": lib,
+                        "status": res.status,
+                        "us_per_round": res.us_per_round,
+                        "decide_us": res.decide_us,
+                        "update_us": res.update_us,
+                        "decisions_per_s": res.decisions_per_s,
+                        "batch_size": res.batch_size,
+                        "regret_mean": res.regret,
+                        "regret_sd": res.regret_sd,
+                        "regrets": ";".join(f"{r:.6g}" for r in res.regrets),
+                        "regret_ratio_scarce_over_mabwiser": row.ratio(),
+                        "alpha": settings.alpha,
+                        "v": settings.v,
+                        "lam": settings.lam,
+                        "config": _description(lib, row.algorithm, row.config, settings),
+                    }
+                )
+
+
+def _description(label: str, algorithm: str, config: Config, settings: Settings) -> str:
+    cls = next(c for c in RUNNERS if c.label == label)
+    if not cls.available():
+        return ""
+    return cls(algorithm, config.d, config.K, settings).description()
+
+
+# ---------------------------------------------------------------------------------- main
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument(
+        "--quick", action="store_true", help="short runs (a smoke test; figures are noisier)"
+    )
+    p.add_argument(
+        "--seeds", type=int, default=None, help="number of seeds (default 3, 1 with --quick)"
+    )
+    p.add_argument(
+        "--libraries",
+        default="scarce,VW,MABWiser",
+        help="comma-separated subset of scarce,VW,MABWiser",
+    )
+    p.add_argument("--alpha", type=float, default=Settings.alpha, help="LinUCB width multiplier")
+    p.add_argument("--v", type=float, default=Settings.v, help="LinTS posterior scale")
+    p.add_argument("--lam", type=float, default=Settings.lam, help="ridge penalty")
+    p.add_argument(
+        "--csv", type=Path, default=RESULTS_CSV, help=f"CSV output (default {RESULTS_CSV})"
+    )
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    args = parse_args(argv)
+    settings = Settings(alpha=args.alpha, v=args.v, lam=args.lam)
+    configs = QUICK_CONFIGS if args.quick else FULL_CONFIGS
+    seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))
+    wanted = {name.strip().lower() for name in args.libraries.split(",")}
+    runners = {cls.label: cls for cls in RUNNERS if cls.label.lower() in wanted}
+    installed = {label: cls.available() for label, cls in runners.items()}
+    for label, ok in installed.items():
+        if not ok:
+            print(f"{label}: not installed, skipped", file=sys.stderr)
+
+    rows = []
+    load_start = os.getloadavg()
+    started = time.perf_counter()
+    for config in configs:
+        for algorithm in ALGORITHMS:
+            results = {}
+            for label, cls in runners.items():
+                if not installed[label]:
+                    results[label] = Result(label, status="not installed")
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    results[label] = measure(
+                        cls(algorithm, config.d, config.K, settings), config, seeds
+                    )
+                except Exception as exc:  # noqa: BLE001 - a failing peer must not stop the run
+                    results[label] = Result(label, status=f"failed: {type(exc).__name__}: {exc}")
+                    print(
+                        f"{label} {algorithm} d={config.d} K={config.K} failed: {exc!r}",
+                        file=sys.stderr,
+                    )
+                print(
+                    f"  {algorithm:6s} d={config.d:<3d} K={config.K:<4d} {label:9s} "
+                    f"{time.perf_counter() - t0:6.1f} s",
+                    file=sys.stderr,
+                )
+            rows.append(Row(algorithm, config, results))
+    print(f"total {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    print_table(rows, footnote(rows, runners, settings, seeds, load_start))
+    write_csv(rows, args.csv, settings)
+    print(f"wrote {args.csv}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
