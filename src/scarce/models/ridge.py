@@ -8,6 +8,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from scarce.core.validation import check_positive_int, check_scalar
+from scarce.models import linear
 
 # Above this many new rows for one model in one call, refactorise instead of rank-1 updates.
 _REFACTOR_ROWS = 8
@@ -84,9 +85,7 @@ class RidgeRegression:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and unit-noise variance of ``x^T theta``, ``(n, K)`` each (see ``models.linear``)."""
-        from scarce.models.linear import predict
-
-        return predict(X, self.theta, self.A_inv)
+        return linear.predict(X, self.theta, self.A_inv)
 
     # ----------------------------------------------------------------- learning
     def partial_fit(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None) -> None:
