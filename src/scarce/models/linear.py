@@ -38,12 +38,14 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
         # one GEMM against all K covariances side by side, in cache-sized chunks
         stacked = cov.transpose(1, 0, 2).reshape(d, K * d)
         out = np.empty((X.shape[0], K))
+        ones = np.ones(d)
         step = max(1, _CHUNK_BYTES // (8 * K * d))
         for start in range(0, X.shape[0], step):
             Xc = X[start : start + step]
             Z = (Xc @ stacked).reshape(Xc.shape[0], K, d)
             Z *= Xc[:, None, :]
-            out[start : start + step] = Z.sum(axis=2)
+            # the reduction over d as a GEMV: about twice as fast as Z.sum(axis=2) here
+            out[start : start + step] = (Z.reshape(-1, d) @ ones).reshape(-1, K)
         return out
     Z = X @ cov[0]  # (n, K, d)
     return np.einsum("nkd,nkd->nk", Z, X)

@@ -96,7 +96,3 @@ class Greedy(EpsilonGreedy):
 
     def __init__(self, *, n_actions: int, n_features: int, lam: float = 1.0, seed: SeedLike = None) -> None:
         super().__init__(n_actions=n_actions, n_features=n_features, epsilon=0.0, lam=lam, seed=seed)
-
-    def get_params(self):
-        params = super().get_params()
-        return params
