@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from scarce.pareto import Cone, PreferenceMetric, gap_to_set, gaps, pareto_mask, strictly_dominates
 
 C3 = Cone.from_generators([[1.0, 0.6], [0.6, 1.0]])
-FOUR_FACET = Cone.from_generators([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [0.7, 0.7, 0.7]])
+NARROW3 = Cone.from_generators([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [0.7, 0.7, 0.7]])  # 3 facets: the last ray is inside
 
 
 def means_strategy(k_max=6, m=2):
@@ -21,7 +21,7 @@ def means_strategy(k_max=6, m=2):
 
 def test_cone_conversions_round_trip_membership():
     rng = np.random.default_rng(0)
-    for cone in (Cone.orthant(3), C3, FOUR_FACET):
+    for cone in (Cone.orthant(3), C3, NARROW3):
         back = Cone.from_generators(cone.generators)
         x = rng.normal(size=(2000, cone.dim))
         np.testing.assert_array_equal(cone.contains(x), back.contains(x))
@@ -63,6 +63,12 @@ def test_gap_nonnegative_scale_free_and_zero_iff_not_strictly_dominated(mu, c):
         g = gaps(mu, cone)
         assert np.all(g >= 0)
         np.testing.assert_allclose(gaps(c * mu, cone), g, atol=1e-6)
+        # the MILP solves to ~1e-7: pairs within 1e-5 of the cone's boundary are numerically
+        # ambiguous (a true gap of ~1e-6 reads as 0), so the "exactly 0" claim is checked away from it
+        margins = np.min((mu[:, None, :] - mu[None, :, :]) @ cone.W.T, axis=2)
+        off_diagonal = ~np.eye(len(mu), dtype=bool)
+        if np.any(np.abs(margins[off_diagonal]) < 1e-5):
+            continue
         strictly = strictly_dominates(mu[:, None, :], mu[None, :, :], cone).any(axis=0)
         np.testing.assert_array_equal(g == 0, ~strictly)
 
@@ -97,13 +103,13 @@ def test_milp_matches_brute_force_grid_for_a_narrow_cone():
             assert brute <= exact[k] + 0.0026
 
 
-def test_gap_under_four_facet_cone_is_consistent():
+def test_gap_under_a_narrow_3d_cone_is_consistent():
     rng = np.random.default_rng(4)
     mu = rng.uniform(0.1, 1.0, size=(12, 3))
-    g = gaps(mu, FOUR_FACET)
+    g = gaps(mu, NARROW3)
     assert np.all(g >= 0) and np.any(g > 0)
     # inflating an arm by exactly its gap (best per-coordinate choice) cannot be beaten by less
-    np.testing.assert_allclose(gap_to_set(mu * 2.0, mu * 2.0, FOUR_FACET), g, atol=1e-6)
+    np.testing.assert_allclose(gap_to_set(mu * 2.0, mu * 2.0, NARROW3), g, atol=1e-6)
 
 
 @settings(max_examples=40, deadline=None)

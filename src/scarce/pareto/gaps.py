@@ -122,7 +122,9 @@ def gap_to_set(points: Any, reference: Any, cone: Cone, *, method: str = "auto")
     """``(P,)`` gaps of each row of ``points`` (``(P, m)``) relative to ``reference`` (``(R, m)``).
 
     ``method``: ``"auto"`` (closed form for the orthant, MILP otherwise), ``"closed_form"``
-    (orthant only) or ``"milp"`` (any polyhedral cone; exact, via ``scipy.optimize.milp``).
+    (orthant only) or ``"milp"`` (any polyhedral cone; exact, via ``scipy.optimize.milp``, up
+    to the solver's tolerance of about 1e-7 in the inflation factor, so a point within that of
+    the cone's boundary can read a gap of 0).
     """
     P = _check_means(points, cone, "points")
     S = _check_means(reference, cone, "reference")
