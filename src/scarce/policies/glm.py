@@ -3,16 +3,15 @@ Laplace posterior."""
 
 from __future__ import annotations
 
-import numpy as np
 from scipy.special import expit
 
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int
 from scarce.models.glm import LogisticRegression
-from scarce.policies.linear import LinUCB, ThompsonPolicy
+from scarce.policies.linear import ThompsonPolicy, UCBPolicy
 
 
-class GLMUCB(LinUCB):
+class GLMUCB(UCBPolicy):
     """UCB-GLM (Li, Lu, Zhou 2017): pick the largest ``x^T theta_mle + alpha * ||x||_{V^{-1}}``
     with ``V = lam I + sum x x^T`` and ``theta_mle`` the (L2-regularised) logistic MLE.
 
@@ -32,9 +31,10 @@ class GLMUCB(LinUCB):
         max_iter: int = 25,
         seed: SeedLike = None,
     ) -> None:
-        super().__init__(n_actions=n_actions, n_features=n_features, alpha=alpha, lam=lam, seed=seed)
+        super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
+        self.alpha = alpha
+        self.lam = lam
         self.max_iter = max_iter
-        del self.forgetting, self.window
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -43,11 +43,8 @@ class GLMUCB(LinUCB):
     def _make_model(self, n_models):
         return LogisticRegression(n_models, self.n_features, lam=self.lam, max_iter=self.max_iter)
 
-    def _ucb(self, X):
-        from scarce.models import linear
-
-        mean, var = linear.predict(X, self.model_.theta, self.model_.design_cov)
-        return mean + self.alpha * np.sqrt(var)
+    def _confidence(self):
+        return self.model_.theta, self.model_.design_cov
 
 
 class GLMTS(ThompsonPolicy):

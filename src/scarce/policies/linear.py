@@ -13,7 +13,32 @@ from scarce.models.ridge import RidgeRegression
 from scarce.policies.base import ModelPolicy, greedy_decision, masked, one_hot
 
 
-class LinUCB(ModelPolicy):
+class UCBPolicy(ModelPolicy):
+    """Upper-confidence-bound rule on a linear-in-parameters model: pick the largest
+    ``x^T theta + alpha * sqrt(x^T S x)``, where :meth:`_confidence` gives ``(theta, S)``."""
+
+    deterministic = True
+
+    def _confidence(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimate ``(M, d)`` and the matrix ``(M, d, d)`` whose norm is the confidence width."""
+        raise NotImplementedError
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_scalar(self.alpha, "alpha", low=0.0)
+
+    def _ucb(self, X):
+        mean, var = linear.predict(X, *self._confidence())
+        return mean + self.alpha * np.sqrt(var)
+
+    def _decide(self, X, eligible):
+        return greedy_decision(self._ucb(X), eligible)
+
+    def _action_probabilities(self, X, eligible):
+        return one_hot(greedy_decision(self._ucb(X), eligible).actions, self.n_actions)
+
+
+class LinUCB(UCBPolicy):
     """LinUCB (Li, Chu, Langford, Schapire 2010): pick the largest
     ``x^T theta_hat + alpha * sqrt(x^T A^{-1} x)``; disjoint per-action models on shared contexts,
     one shared model on per-action features (the "hybrid-free" variants of the paper).
@@ -29,8 +54,6 @@ class LinUCB(ModelPolicy):
     window:
         sliding window length in observations for drifting problems (None = all).
     """
-
-    deterministic = True
 
     def __init__(
         self,
@@ -49,24 +72,13 @@ class LinUCB(ModelPolicy):
         self.forgetting = forgetting
         self.window = window
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_scalar(self.alpha, "alpha", low=0.0)
-
     def _make_model(self, n_models):
         return RidgeRegression(
             n_models, self.n_features, lam=self.lam, forgetting=self.forgetting, window=self.window
         )
 
-    def _ucb(self, X):
-        mean, var = self.model_.predict(X)
-        return mean + self.alpha * np.sqrt(var)
-
-    def _decide(self, X, eligible):
-        return greedy_decision(self._ucb(X), eligible)
-
-    def _action_probabilities(self, X, eligible):
-        return one_hot(greedy_decision(self._ucb(X), eligible).actions, self.n_actions)
+    def _confidence(self):
+        return self.model_.theta, self.model_.A_inv
 
 
 class ThompsonPolicy(ModelPolicy):
