@@ -40,7 +40,8 @@ def _fail(message: str) -> None:
 def _pm(mean: float, sd: float) -> str:
     if math.isnan(mean):
         return "n/a"
-    return f"{mean:.1f}" if math.isnan(sd) else f"{mean:.1f} ± {sd:.1f}"
+    digits = 1 if abs(mean) >= 10 else 3
+    return f"{mean:.{digits}f}" if math.isnan(sd) else f"{mean:.{digits}f} ± {sd:.{digits}f}"
 
 
 @app.command("run")
@@ -91,16 +92,16 @@ def run_command(
     finally:
         bar.stop()
 
+    metrics = getattr(exp, "table_metrics", ("cumulative_reward", "cumulative_regret"))
     table = Table(title=f"{exp.name}: mean ± sd over seeds")
-    for col in ("env", "policy", "seeds", "cumulative reward", "cumulative regret"):
+    for col in ("env", "policy", "seeds", *(m.replace("_", " ") for m in metrics)):
         table.add_column(col, justify="left" if col in ("env", "policy") else "right")
-    for row in aggregate(summary).itertuples(index=False):
+    for row in aggregate(summary, tuple(metrics)).to_dict("records"):
         table.add_row(
-            str(row.env),
-            str(row.policy),
-            str(row.n_seeds),
-            _pm(row.cumulative_reward_mean, row.cumulative_reward_sd),
-            _pm(row.cumulative_regret_mean, row.cumulative_regret_sd),
+            str(row["env"]),
+            str(row["policy"]),
+            str(row["n_seeds"]),
+            *(_pm(row[f"{m}_mean"], row[f"{m}_sd"]) for m in metrics),
         )
     console.print(table)
     for kind, path in paths.items():
@@ -112,14 +113,14 @@ def list_command() -> None:
     """List experiments, policies, environments and data sets."""
     from scarce.envs import DATASETS, ENVIRONMENTS
     from scarce.policies import POLICIES
-    from scarce.sim.experiments import EXPERIMENTS
+    from scarce.sim.experiments import load_capability_experiments
 
     t = Table(title="Experiments (scarce run NAME)")
     t.add_column("name")
     t.add_column("horizon", justify="right")
     t.add_column("seeds", justify="right")
     t.add_column("description")
-    for name, exp in EXPERIMENTS.items():
+    for name, exp in load_capability_experiments().items():
         t.add_row(name, str(exp.horizon), str(exp.seeds), exp.description)
     console.print(t)
 
@@ -162,6 +163,29 @@ def list_command() -> None:
             str(info.get("licence", "")),
         )
     console.print(t)
+
+
+#: modules that add sub-commands: each defines ``register(app: typer.Typer) -> None`` and
+#: imports its heavy dependencies inside the commands, so ``scarce --help`` stays fast. A module
+#: that is not there (capability not built) is skipped.
+COMMAND_MODULES: tuple[str, ...] = (
+    "scarce.ope.commands",
+    "scarce.serve.commands",
+)
+
+
+def _register_commands() -> None:
+    import importlib
+
+    for module in COMMAND_MODULES:
+        try:
+            importlib.import_module(module).register(app)
+        except ModuleNotFoundError as exc:
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -159,14 +159,78 @@ class Experiment:
         return {**DEFAULT_METRICS, **self.metrics}
 
 
-#: registered experiments by name
-EXPERIMENTS: dict[str, Experiment] = {}
+#: what a :class:`CustomExperiment` runs: ``run(out=Path, horizon=int, seeds=int | tuple,
+#: n_jobs=int | None, progress=callable | None) -> (summary, paths)``
+CustomRun = Callable[..., tuple[pd.DataFrame, dict[str, Path]]]
 
 
-def register(experiment: Experiment) -> Experiment:
+@dataclass(frozen=True)
+class CustomExperiment:
+    """An experiment whose runs are not a plain policies x environments sweep (budgets,
+    structured priors, vector rewards, delayed outcomes...): it brings its own ``run``.
+
+    ``run(out=..., horizon=..., seeds=..., n_jobs=..., progress=...)`` must write
+    ``out/summary.csv`` with exactly the columns :data:`SUMMARY_COLUMNS` (checked after the run)
+    plus whatever traces and plots it makes, and return ``(summary, paths)`` like
+    :func:`run_experiment`. ``horizon`` and ``seeds`` are the experiment's defaults unless the
+    user overrides them; an experiment with several horizons (a regret-vs-T grid) treats
+    ``horizon`` as the largest.
+
+    Attributes
+    ----------
+    name, description, horizon, seeds:
+        as in :class:`Experiment`.
+    run:
+        the function above.
+    table_metrics:
+        metrics the CLI prints (mean ± sd over seeds per env and policy).
+    """
+
+    name: str
+    description: str
+    run: CustomRun
+    horizon: int = 2000
+    seeds: int | tuple[int, ...] = 3
+    table_metrics: tuple[str, ...] = ("cumulative_reward",)
+    base_seed: int = 0
+
+
+#: registered experiments by name (call :func:`load_capability_experiments` first to see the
+#: ones defined next to each capability)
+EXPERIMENTS: dict[str, Experiment | CustomExperiment] = {}
+
+#: modules that register experiments when imported; a module that is not there (a capability
+#: not yet built) is skipped, any other import error is raised
+CAPABILITY_EXPERIMENT_MODULES: tuple[str, ...] = (
+    "scarce.budget.experiments",
+    "scarce.structured.experiments",
+    "scarce.fair.experiments",
+    "scarce.pareto.experiments",
+    "scarce.ope.experiments",
+    "scarce.drift.experiments",
+    "scarce.combinatorial.experiments",
+)
+
+
+def register(experiment: Experiment | CustomExperiment) -> Experiment | CustomExperiment:
     """Add ``experiment`` to :data:`EXPERIMENTS` (replacing one of the same name)."""
     EXPERIMENTS[experiment.name] = experiment
     return experiment
+
+
+def load_capability_experiments() -> dict[str, Experiment | CustomExperiment]:
+    """Import every module of :data:`CAPABILITY_EXPERIMENT_MODULES` (each registers its
+    experiments) and return :data:`EXPERIMENTS`."""
+    import importlib
+
+    for module in CAPABILITY_EXPERIMENT_MODULES:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            # only "this capability is absent" is skipped, never a missing dependency inside it
+            if exc.name is None or not module.startswith(exc.name):
+                raise
+    return EXPERIMENTS
 
 
 # ---------------------------------------------------------------------------- quickstart
@@ -386,11 +450,11 @@ def _env_keys(name: str) -> list[str] | None:
 
 # ---------------------------------------------------------------------------- running
 def get_experiment(
-    name_or_path: str | os.PathLike[str] | Experiment,
+    name_or_path: str | os.PathLike[str] | Experiment | CustomExperiment,
     *,
     horizon: int | None = None,
     seeds: int | list[int] | None = None,
-) -> Experiment:
+) -> Experiment | CustomExperiment:
     """A registered experiment by name, or one read from a ``.toml`` file, with ``horizon`` and
     ``seeds`` overridden where given; its settings are validated.
 
@@ -399,9 +463,10 @@ def get_experiment(
     ExperimentError
         unknown name (the message lists the registered ones), bad config or settings.
     """
-    if isinstance(name_or_path, Experiment):
+    if isinstance(name_or_path, Experiment | CustomExperiment):
         experiment = name_or_path
     else:
+        load_capability_experiments()
         text = os.fspath(name_or_path)
         if text.endswith(".toml") or os.path.sep in text:
             experiment = load_config(text)
@@ -426,9 +491,15 @@ def get_experiment(
     return experiment
 
 
-def _check_settings(experiment: Experiment, horizon: Any, seeds: Any) -> None:
+def _check_settings(experiment: Experiment | CustomExperiment, horizon: Any, seeds: Any) -> None:
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ExperimentError(f"horizon must be an int >= 1; got {horizon!r}")
+    if isinstance(experiment, CustomExperiment):
+        try:
+            run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, experiment.base_seed)
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(str(exc)) from None
+        return
     b = experiment.batch_size
     if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
         raise ExperimentError(f"batch_size must be an int >= 1; got {b!r}")
@@ -529,7 +600,7 @@ def aggregate(
 
 
 def run_experiment(
-    name_or_path: str | os.PathLike[str] | Experiment,
+    name_or_path: str | os.PathLike[str] | Experiment | CustomExperiment,
     *,
     out: str | os.PathLike[str],
     horizon: int | None = None,
@@ -567,6 +638,8 @@ def run_experiment(
         isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
     ):
         raise ExperimentError(f"jobs must be an int >= 1; got {n_jobs!r}")
+    if isinstance(experiment, CustomExperiment):
+        return _run_custom(experiment, Path(out), n_jobs, progress)
     policies, envs = experiment.build()
     _dry_run(policies, envs)
 
@@ -602,4 +675,29 @@ def run_experiment(
         f"{n_seeds} seed{'s' if n_seeds != 1 else ''})",
         logx=experiment.logx,
     )
+    return summary, paths
+
+
+def _run_custom(
+    experiment: CustomExperiment,
+    out: Path,
+    n_jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    out.mkdir(parents=True, exist_ok=True)
+    summary, paths = experiment.run(
+        out=out,
+        horizon=experiment.horizon,
+        seeds=experiment.seeds,
+        n_jobs=n_jobs,
+        progress=progress,
+    )
+    if tuple(summary.columns) != SUMMARY_COLUMNS:
+        raise RuntimeError(
+            f"experiment {experiment.name!r} returned summary columns {list(summary.columns)}; "
+            f"the contract is {list(SUMMARY_COLUMNS)}"
+        )
+    written = pd.read_csv(out / "summary.csv")
+    if tuple(written.columns) != SUMMARY_COLUMNS or len(written) != len(summary):
+        raise RuntimeError(f"experiment {experiment.name!r} did not write {out / 'summary.csv'}")
     return summary, paths

@@ -243,6 +243,64 @@ def default_n_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def parallel_map(
+    fn: Callable[[Any], Any],
+    items: Sequence[Any],
+    *,
+    n_jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Any]:
+    """``[fn(item) for item in items]`` on local worker processes, in the order of ``items``.
+
+    The building block of every sweep: ``fn`` must be a module-level (picklable) pure function
+    of its item, with explicit seeds inside the item, so results do not depend on ``n_jobs``
+    or on the order in which workers finish. BLAS runs single-threaded in each call.
+
+    Parameters
+    ----------
+    fn:
+        module-level function of one item.
+    items:
+        picklable task descriptions.
+    n_jobs:
+        worker processes; default ``min(2, cpu count)``. ``1`` runs in this process.
+    progress:
+        called as ``progress(completed, total)`` after each item (and once with 0).
+    """
+    items = list(items)
+    total = len(items)
+    n_jobs = default_n_jobs() if n_jobs is None else n_jobs
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be an int >= 1 or None; got {n_jobs!r}")
+    results: list[Any] = [None] * total
+    if progress is not None:
+        progress(0, total)
+    if n_jobs == 1 or total <= 1:
+        for done, item in enumerate(items, start=1):
+            with _single_threaded_blas():
+                results[done - 1] = fn(item)
+            if progress is not None:
+                progress(done, total)
+        return results
+    with ProcessPoolExecutor(max_workers=min(int(n_jobs), total)) as pool:
+        futures = {pool.submit(_call_single_threaded, fn, item): i for i, item in enumerate(items)}
+        try:
+            for done, fut in enumerate(as_completed(futures), start=1):
+                results[futures[fut]] = fut.result()
+                if progress is not None:
+                    progress(done, total)
+        except BaseException:
+            for fut in futures:
+                fut.cancel()
+            raise
+    return results
+
+
+def _call_single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
+    with _single_threaded_blas():
+        return fn(item)
+
+
 def sweep(
     policies: Mapping[str, PolicyLike],
     envs: Mapping[str, EnvLike],
@@ -329,30 +387,10 @@ def sweep(
         )
     ]
     total = len(tasks)
-    n_jobs = default_n_jobs() if n_jobs is None else int(n_jobs)
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1 or None; got {n_jobs}")
+    indexed = parallel_map(_execute, tasks, n_jobs=n_jobs, progress=progress)
     results: list[dict[str, np.ndarray] | None] = [None] * total
-    if progress is not None:
-        progress(0, total)
-    if n_jobs == 1 or total == 1:
-        for done, task in enumerate(tasks, start=1):
-            _, results[task.index] = _execute(task)
-            if progress is not None:
-                progress(done, total)
-    else:
-        with ProcessPoolExecutor(max_workers=min(n_jobs, total)) as pool:
-            futures = [pool.submit(_execute, task) for task in tasks]
-            try:
-                for done, fut in enumerate(as_completed(futures), start=1):
-                    index, arrays = fut.result()
-                    results[index] = arrays
-                    if progress is not None:
-                        progress(done, total)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+    for index, arrays in indexed:
+        results[index] = arrays
 
     frame = _assemble(tasks, results, steps)
     if out is not None:
