@@ -26,6 +26,7 @@ import pandas as pd
 from scarce.core.policy import Policy
 from scarce.core.random import SeedLike, spawn
 from scarce.envs.base import Environment
+from scarce.feedback.delay import DelayModel
 
 Feedback = Literal["bandit", "full"]
 
@@ -164,6 +165,7 @@ def run(
     batch_size: int = 1,
     seed: SeedLike = None,
     feedback: Feedback = "bandit",
+    delay: DelayModel | None = None,
 ) -> Trace:
     """Run ``policy`` on ``env`` until exactly ``horizon`` cases have been decided.
 
@@ -188,6 +190,15 @@ def run(
     feedback:
         ``"bandit"``: the policy learns only the chosen actions' rewards; ``"full"``: it is
         also given every action's realised reward (``update(..., full_rewards=...)``).
+    delay:
+        None (the policy learns each batch right after deciding it) or a
+        :class:`scarce.feedback.DelayModel`: each outcome reaches the policy in pieces
+        ``delay.release(...)[j, tau] * reward`` ``tau`` rounds (batches) after its decision; a
+        :class:`scarce.feedback.PendingBuffer` joins the pieces and the policy is updated with
+        the decisions completed in each round, in decision order. The trace still records the
+        realised reward at decision time; outcomes still pending at the horizon are never
+        learned. Delay draws come from a third child generator of ``seed``, so contexts and
+        outcome noise are the same as without delay. ``FixedDelay(0)`` reproduces ``None``.
 
     Returns
     -------
@@ -205,7 +216,19 @@ def run(
                 f"policy.{attr} must equal env.{attr}; got {p} for {type(policy).__name__} and "
                 f"{e} for {getattr(env, 'name', type(env).__name__)}"
             )
-    context_rng, outcome_rng = spawn(seed, 2)
+    if delay is not None and not isinstance(delay, DelayModel):
+        raise TypeError(
+            f"delay must be None or a scarce.feedback.DelayModel; got {type(delay).__name__}"
+        )
+    if delay is None:
+        context_rng, outcome_rng = spawn(seed, 2)
+    else:
+        # the first two children are the same as without delay (SeedSequence spawn keys)
+        context_rng, outcome_rng, delay_rng = spawn(seed, 3)
+        from scarce.feedback.buffer import PendingBuffer
+
+        buffer = PendingBuffer()
+        scheduled: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
     oracle = bool(getattr(env, "has_oracle", False))
 
     action = np.empty(horizon, dtype=np.int64)
@@ -228,10 +251,22 @@ def run(
         if full_info:
             full = np.asarray(env.full_outcomes(X, rng=outcome_rng), dtype=np.float64)
             rew = full[rows, acts]
-            policy.update(X, acts, rew, full_rewards=full)
+            if delay is None:
+                policy.update(X, acts, rew, full_rewards=full)
         else:
             rew = np.asarray(env.outcomes(X, acts, rng=outcome_rng), dtype=np.float64)
-            policy.update(X, acts, rew)
+            if delay is None:
+                policy.update(X, acts, rew)
+        if delay is not None:
+            W = delay.release(acts, delay_rng)
+            extra = {"full_rewards": full} if full_info else {}
+            ids = buffer.register(X, acts, round=r, expected_pieces=(W > 0).sum(axis=1), **extra)
+            for lag in np.flatnonzero(W.any(axis=0)):
+                has = W[:, lag] > 0
+                scheduled.setdefault(r + int(lag), []).append((ids[has], W[has, lag] * rew[has]))
+            for piece_ids, values in scheduled.pop(r, []):
+                buffer.add(piece_ids, values)
+            buffer.feed(policy, r)
         if oracle:
             expected = env.expected_rewards(X)
             chosen_expected[start:stop] = expected[rows, acts]

@@ -1,0 +1,192 @@
+"""Decision ids and the pending-decision buffer.
+
+Every decision gets an integer id. Its outcome may arrive later, out of order and in pieces;
+:class:`PendingBuffer` sums the pieces per id and hands a decision to the learner once it is
+*due*: when all its expected pieces have arrived, when a piece marked final arrives, or when its
+deadline round is reached (with whatever arrived by then). :meth:`PendingBuffer.feed` calls any
+policy's ``update`` with the due decisions in id order, so a delayed-feedback learner is the
+policy plus this buffer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scarce.core.validation import check_positive_int
+
+
+@dataclass
+class Ready:
+    """Decisions handed over by :meth:`PendingBuffer.pop_due`, in id order.
+
+    Attributes
+    ----------
+    ids: ``(n,)`` int64 decision ids.
+    X: ``(n, ...)`` the contexts they were decided on.
+    actions: ``(n,)`` int64.
+    rewards: ``(n,)`` float64, the sum of the pieces received.
+    rounds: ``(n,)`` int64, decision rounds.
+    complete: ``(n,)`` bool, False for decisions released by their deadline with pieces missing.
+    extra: keyword -> ``(n, ...)`` per-decision arrays given at registration.
+    """
+
+    ids: np.ndarray
+    X: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    rounds: np.ndarray
+    complete: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.ids.shape[0])
+
+
+class PendingBuffer:
+    """Joins late, out-of-order, piecewise outcomes to their decisions.
+
+    Parameters
+    ----------
+    late:
+        what to do with a piece for an id already handed over (or never registered):
+        ``"raise"`` (ValueError) or ``"drop"`` (counted in ``n_dropped``).
+    """
+
+    def __init__(self, late: str = "raise") -> None:
+        if late not in ("raise", "drop"):
+            raise ValueError(f"late must be 'raise' or 'drop'; got {late!r}")
+        self.late = late
+        self.next_id = 0
+        self.n_dropped = 0
+        self._pending: dict[int, dict[str, Any]] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def pending_ids(self) -> np.ndarray:
+        return np.array(sorted(self._pending), dtype=np.int64)
+
+    def register(
+        self,
+        X: np.ndarray,
+        actions: np.ndarray,
+        *,
+        round: int,
+        expected_pieces: int | np.ndarray | None = 1,
+        deadline: int | np.ndarray | None = None,
+        **extra: np.ndarray,
+    ) -> np.ndarray:
+        """Record ``n`` decisions and return their new ids ``(n,)``.
+
+        Parameters
+        ----------
+        X: ``(n, ...)`` contexts; actions: ``(n,)`` ints.
+        round: the decision round.
+        expected_pieces: pieces after which a decision is complete (int or ``(n,)``, >= 1),
+            or None (complete only through a final piece or the deadline).
+        deadline: round at which a decision is handed over even if incomplete (int or ``(n,)``),
+            or None (no deadline).
+        extra: per-decision arrays ``(n, ...)`` passed on as ``update`` keywords.
+        """
+        X = np.asarray(X)
+        actions = np.asarray(actions, dtype=np.int64).reshape(-1)
+        n = actions.shape[0]
+        if X.shape[0] != n:
+            raise ValueError(f"X must have {n} rows (one per action); got shape {X.shape}")
+        pieces = np.broadcast_to(
+            np.asarray(-1 if expected_pieces is None else expected_pieces, dtype=np.int64), (n,)
+        )
+        if expected_pieces is not None and np.any(pieces < 1):
+            raise ValueError("expected_pieces must be >= 1")
+        dl = np.broadcast_to(
+            np.asarray(np.iinfo(np.int64).max if deadline is None else deadline, dtype=np.int64),
+            (n,),
+        )
+        extras = {}
+        for k, v in extra.items():
+            v = np.asarray(v)
+            if v.shape[0] != n:
+                raise ValueError(f"extra keyword {k!r} must have {n} rows; got shape {v.shape}")
+            extras[k] = v
+        ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
+        self.next_id += n
+        for j, i in enumerate(ids):
+            self._pending[int(i)] = {
+                "X": X[j],
+                "action": int(actions[j]),
+                "round": int(round),
+                "sum": 0.0,
+                "got": 0,
+                "need": int(pieces[j]),
+                "deadline": int(dl[j]),
+                "final": False,
+                "extra": {k: v[j] for k, v in extras.items()},
+            }
+        return ids
+
+    def add(self, ids: Any, values: Any, *, final: Any = False) -> None:
+        """Add outcome pieces: ``values[j]`` for decision ``ids[j]`` (ids may repeat and come in
+        any order). ``final`` (bool or ``(n,)``) marks a decision's last piece."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        values = np.asarray(values, dtype=np.float64).reshape(-1)
+        if values.shape != ids.shape:
+            raise ValueError(f"values must have shape {ids.shape}; got {values.shape}")
+        if not np.all(np.isfinite(values)):
+            raise ValueError("values must be finite")
+        fin = np.broadcast_to(np.asarray(final, dtype=bool), ids.shape)
+        for i, v, f in zip(ids.tolist(), values.tolist(), fin.tolist(), strict=True):
+            rec = self._pending.get(i)
+            if rec is None:
+                if self.late == "raise":
+                    known = 0 <= i < self.next_id
+                    why = "was already handed over" if known else "was never registered"
+                    raise ValueError(f"outcome piece for decision id {i}, which {why}")
+                self.n_dropped += 1
+                continue
+            rec["sum"] += v
+            rec["got"] += 1
+            rec["final"] = rec["final"] or f
+
+    def pop_due(self, round: int) -> Ready:
+        """Remove and return the decisions that are due at ``round``, in id order."""
+        due = []
+        for i, rec in self._pending.items():
+            complete = rec["final"] or (rec["need"] > 0 and rec["got"] >= rec["need"])
+            if complete or round >= rec["deadline"]:
+                due.append((i, complete))
+        due.sort()
+        recs = [self._pending.pop(i) for i, _ in due]
+        if not recs:
+            return Ready(
+                ids=np.zeros(0, np.int64),
+                X=np.zeros((0,)),
+                actions=np.zeros(0, np.int64),
+                rewards=np.zeros(0),
+                rounds=np.zeros(0, np.int64),
+                complete=np.zeros(0, bool),
+            )
+        extra_keys = recs[0]["extra"].keys()
+        return Ready(
+            ids=np.array([i for i, _ in due], dtype=np.int64),
+            X=np.stack([r["X"] for r in recs]),
+            actions=np.array([r["action"] for r in recs], dtype=np.int64),
+            rewards=np.array([r["sum"] for r in recs], dtype=np.float64),
+            rounds=np.array([r["round"] for r in recs], dtype=np.int64),
+            complete=np.array([c for _, c in due], dtype=bool),
+            extra={k: np.stack([r["extra"][k] for r in recs]) for k in extra_keys},
+        )
+
+    def feed(self, policy: Any, round: int) -> int:
+        """``policy.update`` with the decisions due at ``round`` (one batch); returns how many."""
+        ready = self.pop_due(round)
+        if len(ready):
+            policy.update(ready.X, ready.actions, ready.rewards, **ready.extra)
+        return len(ready)
+
+
+def check_round(value: Any, name: str = "round") -> int:
+    return check_positive_int(value, name, minimum=0)
