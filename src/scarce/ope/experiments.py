@@ -1,0 +1,222 @@
+"""``scarce run ope-obd``: the Open Bandit Dataset protocol (Saito et al. 2021).
+
+The dataset holds logs of two policies run on the same traffic in the same week: uniform
+random and Bernoulli Thompson sampling (BTS). Each one's on-policy value (its click rate on its
+own logs) is the ground truth for evaluating it *off*-policy from the *other* one's logs:
+
+* target **bts**, evaluated from the **random** logs: BTS is context-free, so its policy is its
+  per-position action distribution, learned from the BTS logs as the empirical frequency of
+  each item at each position (the week's average of the changing BTS policy);
+* target **random**, evaluated from the **bts** logs: the uniform distribution ``1 / K``.
+
+For each campaign (``all``, ``men``, ``women``), target and seed, the evaluation logs are a
+bootstrap resample of ``horizon`` rows (at most 10,000) of the other policy's logs (so seeds
+show the estimators' spread), and every estimator but replay (the targets are stochastic)
+is run with 95% normal intervals; the reward model of DM/DR/switch-DR is a per-item ridge
+regression, cross-fitted on 2 folds.
+
+Outputs: ``summary.csv`` (metrics ``truth``, ``truth_se`` and per estimator ``<e>_estimate``,
+``<e>_ci_low``, ``<e>_ci_high``, ``<e>_relative_error`` = ``|estimate - truth| / truth``,
+``<e>_covered``), ``estimates.parquet`` (one row per campaign, target, seed, estimator) and
+``estimate_vs_truth.png``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
+from scarce.sim.sweep import parallel_map, run_seeds
+
+EXPERIMENT = "ope-obd"
+CAMPAIGNS = ("all", "men", "women")
+#: target policy -> the behaviour policy whose logs evaluate it
+DIRECTIONS = {"bts": "random", "random": "bts"}
+OBD_ESTIMATORS = ("ips", "snips", "clipped_ips", "dm", "dr", "switch_dr")
+
+
+def policy_distribution(behavior: str, campaign: str) -> tuple[np.ndarray, float, float]:
+    """``(K, 3)`` per-position action distribution of a behaviour policy, its on-policy click
+    rate and that rate's standard error.
+
+    ``random`` is exactly uniform; ``bts`` is the empirical frequency of each item at each
+    position in its own logs.
+    """
+    from scarce.ope.obd import load_obd
+
+    logs = load_obd(behavior, campaign, affinity=False)
+    K, P = logs.n_actions, 3
+    if behavior == "random":
+        dist = np.full((K, P), 1.0 / K)
+    else:
+        counts = np.zeros((K, P))
+        np.add.at(counts, (logs.actions, logs.positions), 1.0)
+        dist = counts / counts.sum(axis=0, keepdims=True)
+    r = logs.rewards
+    return dist, float(r.mean()), float(r.std(ddof=1) / np.sqrt(r.size))
+
+
+@dataclass(frozen=True)
+class _Task:
+    campaign: str
+    target: str
+    seed: int
+    root_seed: int
+    n_rows: int
+
+
+def _evaluate(task: _Task) -> list[dict[str, Any]]:
+    from scarce.ope.estimators import evaluate
+    from scarce.ope.obd import load_obd
+
+    logger = DIRECTIONS[task.target]
+    dist, truth, truth_se = policy_distribution(task.target, task.campaign)
+    logs = load_obd(logger, task.campaign)
+    rng = np.random.default_rng(task.root_seed)
+    logs = logs.subset(rng.integers(0, logs.n, size=task.n_rows))
+    # (n, K, positions): the context-free target's distribution at every position
+    target = np.broadcast_to(dist[None, :, :], (logs.n, *dist.shape))
+    estimates = evaluate(logs, target, list(OBD_ESTIMATORS), seed=int(rng.integers(2**31)))
+    rows = []
+    for name, est in estimates.items():
+        rows.append(
+            {
+                "campaign": task.campaign,
+                "target": task.target,
+                "logs": logger,
+                "seed": task.seed,
+                "estimator": name,
+                "estimate": est.value,
+                "ci_low": est.ci[0],
+                "ci_high": est.ci[1],
+                "se": est.se,
+                "truth": truth,
+                "truth_se": truth_se,
+                "n": est.n,
+                "effective_sample_size": est.details.get("effective_sample_size", np.nan),
+            }
+        )
+    return rows
+
+
+def _summary(table: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for (campaign, target, seed), g in table.groupby(["campaign", "target", "seed"], sort=False):
+        env, policy = f"obd-{campaign}", f"{target} (from {DIRECTIONS[target]} logs)"
+        truth = float(g["truth"].iloc[0])
+        rows.append((EXPERIMENT, env, policy, int(seed), "truth", truth))
+        rows.append((EXPERIMENT, env, policy, int(seed), "truth_se", float(g["truth_se"].iloc[0])))
+        for r in g.itertuples():
+            e = r.estimator
+            covered = float(r.ci_low <= truth <= r.ci_high)
+            for metric, value in (
+                ("estimate", r.estimate),
+                ("ci_low", r.ci_low),
+                ("ci_high", r.ci_high),
+                ("relative_error", abs(r.estimate - truth) / truth),
+                ("covered", covered),
+            ):
+                rows.append((EXPERIMENT, env, policy, int(seed), f"{e}_{metric}", float(value)))
+    return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
+
+
+def plot_estimates(table: pd.DataFrame, path: Path) -> Path:
+    """One panel per (target, campaign): each estimator's estimates (mean over seeds, with the
+    mean 95% interval) against the on-policy truth (line, with its 95% band)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    targets = list(dict.fromkeys(table["target"]))
+    campaigns = list(dict.fromkeys(table["campaign"]))
+    fig, axes = plt.subplots(
+        len(targets), len(campaigns), figsize=(4.2 * len(campaigns), 3.4 * len(targets)),
+        squeeze=False, sharey=False,
+    )  # fmt: skip
+    for i, target in enumerate(targets):
+        for j, campaign in enumerate(campaigns):
+            ax = axes[i][j]
+            g = table[(table["target"] == target) & (table["campaign"] == campaign)]
+            if g.empty:
+                ax.set_visible(False)
+                continue
+            agg = g.groupby("estimator", sort=False)[["estimate", "ci_low", "ci_high"]].mean()
+            x = np.arange(len(agg))
+            ax.errorbar(
+                x, agg["estimate"],
+                yerr=[agg["estimate"] - agg["ci_low"], agg["ci_high"] - agg["estimate"]],
+                fmt="o", capsize=3, label="estimate (mean 95% CI)",
+            )  # fmt: skip
+            for _seed, sg in g.groupby("seed"):
+                ax.scatter(x, sg.set_index("estimator").loc[agg.index, "estimate"], s=6,
+                           color="grey", alpha=0.5)  # fmt: skip
+            truth, tse = float(g["truth"].iloc[0]), float(g["truth_se"].iloc[0])
+            ax.axhline(truth, color="k", lw=1, label="on-policy truth")
+            ax.axhspan(truth - 1.96 * tse, truth + 1.96 * tse, color="k", alpha=0.1)
+            ax.set_xticks(x, list(agg.index), rotation=35, ha="right", fontsize=8)
+            ax.set_title(f"{target} from {DIRECTIONS[target]} logs, {campaign}", fontsize=9)
+            ax.set_ylabel("click rate")
+            if i == 0 and j == 0:
+                ax.legend(fontsize=7)
+    fig.suptitle("Open Bandit Dataset: off-policy estimate vs on-policy truth")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_ope_obd(
+    *,
+    out: Path,
+    horizon: int,
+    seeds: int | tuple[int, ...],
+    n_jobs: int | None = None,
+    progress: Any = None,
+    campaigns: tuple[str, ...] = CAMPAIGNS,
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    """Run the protocol (module docstring); ``horizon`` = evaluation rows per run (<= 10000)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_rows = int(min(horizon, 10_000))
+    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, 0)
+    tasks = [
+        _Task(c, t, s, root, n_rows)
+        for c in campaigns
+        for t in DIRECTIONS
+        for s, root in zip(labels, roots, strict=True)
+    ]
+    results = parallel_map(_evaluate, tasks, n_jobs=n_jobs, progress=progress)
+    table = pd.DataFrame([row for rows in results for row in rows])
+    summary = _summary(table)
+    paths = {
+        "summary": out / "summary.csv",
+        "traces": out / "estimates.parquet",
+        "plot": out / "estimate_vs_truth.png",
+    }
+    summary.to_csv(paths["summary"], index=False)
+    table.insert(0, "experiment", EXPERIMENT)
+    table.to_parquet(paths["traces"], index=False)
+    plot_estimates(table, paths["plot"])
+    return summary, paths
+
+
+register(
+    CustomExperiment(
+        name=EXPERIMENT,
+        description=(
+            "Open Bandit Dataset (real logs): BTS evaluated from uniform-random logs and "
+            "uniform-random from BTS logs with IPS, SNIPS, clipped IPS, DM, DR and switch-DR, "
+            "against each policy's on-policy click rate"
+        ),
+        run=run_ope_obd,
+        horizon=10_000,
+        seeds=5,
+        table_metrics=("truth", "ips_estimate", "snips_estimate", "dr_estimate"),
+    )
+)
