@@ -1,0 +1,373 @@
+"""The HTTP API (FastAPI). The OpenAPI schema is served at ``/openapi.json``.
+
+Every endpoint except ``GET /v1/health`` needs an ``X-API-Key`` header. Bodies are JSON only,
+validated strictly (unknown fields, NaN/inf, wrong types and shapes are rejected) and capped at
+``max_body_bytes``. Errors are ``{"detail": "<field>: <message>", "errors": [{"field", "message"}]}``.
+Nothing received is executed or unpickled: requests are JSON, snapshots are JSON + npz loaded
+with ``allow_pickle=False``.
+"""
+
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, ConfigDict, Field
+
+from scarce.serve.auth import KeyVerifier
+from scarce.serve.service import (
+    BudgetExhaustedError,
+    DecisionService,
+    EventConflictError,
+    RequestError,
+    UnknownEventError,
+)
+
+ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]{1,128}$"
+GROUP_PATTERN = r"^[A-Za-z0-9._:@/+= -]{1,100}$"
+_MAX_VECTOR = 4096
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
+Probability = Annotated[float, Field(ge=0.0, le=1.0)]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class DecisionRequest(_Strict):
+    """One case to decide."""
+
+    context: list[Finite] | None = Field(
+        None, max_length=_MAX_VECTOR, description="the case's features, (d,) numbers"
+    )
+    action_features: list[list[Finite]] | None = Field(
+        None,
+        max_length=_MAX_VECTOR,
+        description="per-action features (K, d), for per_action policies",
+    )
+    eligible: list[int] | None = Field(
+        None, min_length=1, max_length=_MAX_VECTOR, description="action ids that may be chosen"
+    )
+    group: str | None = Field(None, pattern=GROUP_PATTERN, description="the case's group (quotas)")
+    event_id: str | None = Field(
+        None, pattern=ID_PATTERN, description="caller's id; retries with the same id are safe"
+    )
+
+
+class DecisionResponse(BaseModel):
+    event_id: str
+    action: int = Field(ge=0)
+    probability: Probability
+    probabilities: list[Probability]
+    model_version: int = Field(ge=0)
+
+
+class RewardRequest(_Strict):
+    """An outcome for a logged decision."""
+
+    event_id: str = Field(pattern=ID_PATTERN)
+    value: Finite | list[Finite] = Field(description="reward, scalar or (reward_dim,) vector")
+    cost: NonNegative | list[NonNegative] | None = Field(None, description="realised cost, >= 0")
+
+
+class RewardResponse(BaseModel):
+    event_id: str
+    status: Literal["accepted", "duplicate", "ignored", "late"]
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    policy: str
+    model_version: int
+    store: str
+
+
+class SnapshotResponse(BaseModel):
+    version: int
+    model_version: int
+    checksum: str
+
+
+class ErrorItem(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    errors: list[ErrorItem] = []
+
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "missing or invalid X-API-Key"},
+    413: {"model": ErrorResponse, "description": "request body too large"},
+    422: {"model": ErrorResponse, "description": "invalid request (the message names the field)"},
+}
+
+
+def _field_name(loc: tuple[Any, ...]) -> str:
+    # drop "body" and pydantic's union-member tags ("constrained-float", "list[float]", ...)
+    parts = [p for p in loc if p != "body" and not (isinstance(p, str) and _is_union_tag(p))]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out or "body"
+
+
+def _is_union_tag(part: str) -> bool:
+    return "[" in part or "-" in part or part in ("float", "int", "str", "bool")
+
+
+def _validation_items(errors: Sequence[Any]) -> list[tuple[str, str]]:
+    """One message per field; for union fields (scalar or list) keep the informative branch."""
+    by_field: dict[str, list[str]] = {}
+    for e in errors:
+        by_field.setdefault(_field_name(tuple(e.get("loc", ()))), []).append(
+            str(e.get("msg", "invalid"))
+        )
+    items = []
+    for field, msgs in by_field.items():
+        useful = [m for m in msgs if "valid list" not in m] or msgs
+        items.append((field, "; ".join(dict.fromkeys(useful))))
+    return items
+
+
+def _error(status_code: int, items: list[tuple[str, str]]) -> JSONResponse:
+    detail = "; ".join(f"{f}: {m}" for f, m in items)
+    return JSONResponse(
+        status_code=status_code,
+        content={"detail": detail, "errors": [{"field": f, "message": m} for f, m in items]},
+    )
+
+
+class BodyLimitMiddleware:
+    """Reject request bodies over ``max_bytes`` with 413 (declared or streamed length)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                try:
+                    too_big = int(value) > self.max_bytes
+                except ValueError:
+                    too_big = False
+                if too_big:
+                    await self._reject(scope, receive, send)
+                    return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_bytes:
+                await self._reject(scope, receive, send)
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        sent = False
+
+        async def replay() -> Message:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = _error(413, [("body", f"request body larger than {self.max_bytes} bytes")])
+        await response(scope, receive, send)
+
+
+def create_app(
+    service: DecisionService,
+    *,
+    keys: KeyVerifier | None = None,
+    no_auth: bool = False,
+    background_sync: bool = False,
+) -> FastAPI:
+    """The FastAPI application for ``service``.
+
+    Parameters
+    ----------
+    service:
+        the decision service (policy + event store).
+    keys:
+        allowed API keys; required unless ``no_auth=True``.
+    no_auth:
+        serve without API keys (explicit opt-out, for local experiments).
+    background_sync:
+        run the joiner/learner every ``config.sync_interval`` seconds while the app runs.
+    """
+    if keys is None and not no_auth:
+        raise ValueError("create_app needs API keys (keys=KeyVerifier(...)) or no_auth=True")
+    cfg = service.config
+    stop = threading.Event()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        thread = None
+        if background_sync and cfg.sync_interval > 0:
+            thread = threading.Thread(target=_sync_loop, name="scarce-joiner", daemon=True)
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join(timeout=10)
+
+    def _sync_loop() -> None:
+        import logging
+
+        log = logging.getLogger("scarce.serve")
+        while not stop.wait(cfg.sync_interval):
+            try:
+                service.sync()
+            except Exception:  # noqa: BLE001 - keep the joiner alive; the error is logged
+                log.exception("joiner run failed")
+
+    app = FastAPI(
+        title="scarce decision service",
+        version="1",
+        description=__doc__,
+        lifespan=lifespan,
+        responses=_ERRORS,
+    )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
+    header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
+
+    def require_key(key: Annotated[str | None, Security(header)]) -> None:
+        if keys is not None and not keys.verify(key):
+            raise HTTPException(
+                status_code=status.HTTP_401_UNAUTHORIZED,
+                detail="X-API-Key: missing or invalid API key",
+                headers={"WWW-Authenticate": "APIKey"},
+            )
+
+    auth = [Depends(require_key)]
+
+    class DecisionBatchRequest(_Strict):
+        requests: list[DecisionRequest] = Field(min_length=1, max_length=cfg.max_batch)
+
+    class DecisionBatchResponse(BaseModel):
+        decisions: list[DecisionResponse]
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = _validation_items(exc.errors())
+        return _error(422, items or [("body", "invalid request")])
+
+    @app.exception_handler(RequestError)
+    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
+        return _error(422, [(exc.field, exc.message)])
+
+    @app.exception_handler(UnknownEventError)
+    async def _unknown(request: Request, exc: UnknownEventError) -> JSONResponse:
+        return _error(404, [("event_id", f"no decision was logged under {exc.args[0]!r}")])
+
+    @app.exception_handler(BudgetExhaustedError)
+    async def _budget(request: Request, exc: BudgetExhaustedError) -> JSONResponse:
+        return _error(409, [("budget", str(exc))])
+
+    @app.exception_handler(EventConflictError)
+    async def _conflict(request: Request, exc: EventConflictError) -> JSONResponse:
+        return _error(409, [("event_id", str(exc))])
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        detail = str(exc.detail)
+        field, _, message = detail.partition(": ")
+        response = _error(exc.status_code, [(field, message)] if message else [("request", detail)])
+        for k, v in (exc.headers or {}).items():
+            response.headers[k] = v
+        return response
+
+    def _decide(req: DecisionRequest) -> DecisionResponse:
+        r = service.decide(
+            req.context,
+            action_features=req.action_features,
+            eligible=req.eligible,
+            group=req.group,
+            event_id=req.event_id,
+        )
+        return DecisionResponse(**r.to_dict())
+
+    conflict = {409: {"model": ErrorResponse, "description": "budget exhausted or event id reused"}}
+
+    @app.post("/v1/decisions", dependencies=auth, responses=conflict)
+    def post_decision(req: DecisionRequest) -> DecisionResponse:
+        """Choose an action for one case; log it and charge its budgets atomically."""
+        return _decide(req)
+
+    @app.post("/v1/decisions/batch", dependencies=auth, responses=conflict)
+    def post_decisions(req: DecisionBatchRequest) -> DecisionBatchResponse:
+        """Several cases at once (at most ``max_batch``); each is decided and logged as above."""
+        return DecisionBatchResponse(decisions=[_decide(r) for r in req.requests])
+
+    @app.post(
+        "/v1/rewards",
+        dependencies=auth,
+        responses={404: {"model": ErrorResponse, "description": "unknown event id"}},
+    )
+    def post_reward(req: RewardRequest) -> RewardResponse:
+        """Record an outcome. Idempotent: an identical repeat is a no-op (status "duplicate")."""
+        st = service.reward(req.event_id, req.value, req.cost)
+        return RewardResponse(event_id=req.event_id, status=st)  # type: ignore[arg-type]
+
+    @app.get("/v1/health", response_model=HealthResponse)
+    def health() -> HealthResponse:
+        """Liveness and the model version (no key needed; reveals nothing else)."""
+        service.store.query("SELECT 1")
+        return HealthResponse(
+            status="ok",
+            policy=cfg.name,
+            model_version=service.watermark,
+            store=service.store.dialect,
+        )
+
+    @app.get(
+        "/v1/policies/{name}",
+        dependencies=auth,
+        responses={404: {"model": ErrorResponse, "description": "unknown policy"}},
+    )
+    def get_policy(name: Annotated[str, PathParam(max_length=100)]) -> dict[str, Any]:
+        """Config, model and snapshot versions, event counts and remaining budgets."""
+        if name != cfg.name:
+            raise HTTPException(status_code=404, detail=f"name: no policy named {name!r}")
+        return service.describe()
+
+    @app.post("/v1/snapshots", dependencies=auth, status_code=201)
+    def post_snapshot() -> SnapshotResponse:
+        """Join and learn what is pending, then publish the model as a snapshot."""
+        service.sync()
+        return SnapshotResponse(**service.publish_snapshot())
+
+    return app

@@ -1,0 +1,191 @@
+"""``scarce serve``, ``scarce export-logs``, ``scarce replay`` and ``scarce api-key``.
+
+FastAPI and uvicorn are imported inside the commands so that ``scarce --help`` stays fast and
+works without the ``serve`` extra.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+DEFAULT_DB = "./scarce.db"
+
+DbOption = Annotated[
+    str,
+    typer.Option("--db", help="sqlite:///PATH, a file path (SQLite, WAL) or postgresql://... URL."),
+]
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--policy",
+        help='Policy config TOML (type = "LinUCB", n_actions, n_features, ...; '
+        "[service], [budgets.*], [quotas.*]). Default: LinUCB, 3 actions, 4 features, seed 0.",
+    ),
+]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"Error: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def _load(db: str, policy: Path | None, *, sqlite_sync: str = "FULL"):  # type: ignore[no-untyped-def]
+    from scarce.serve.config import ConfigError, load_config
+    from scarce.serve.store import EventStore, StoreError
+
+    try:
+        config = load_config(policy)
+        store = EventStore(db, sqlite_synchronous=sqlite_sync)
+    except (ConfigError, StoreError, OSError, ValueError) as exc:
+        _fail(str(exc))
+        raise  # unreachable; for type checkers
+    return config, store
+
+
+def serve_command(
+    db: DbOption = DEFAULT_DB,
+    policy: PolicyOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    key_file: Annotated[
+        Path | None, typer.Option(help="File of hashed API keys (sha256:<hex> per line).")
+    ] = None,
+    no_auth: Annotated[
+        bool, typer.Option("--no-auth", help="Serve without API keys (local use only).")
+    ] = False,
+    sqlite_sync: Annotated[
+        str, typer.Option(help="SQLite synchronous mode: FULL (fsync per commit) or NORMAL.")
+    ] = "FULL",
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the decision service (HTTP API, event store, joiner) until interrupted.
+
+    API keys come from SCARCE_API_KEYS (comma-separated) and/or --key-file; without any the
+    service refuses to start unless --no-auth is given.
+    """
+    import uvicorn
+
+    from scarce.serve.app import create_app
+    from scarce.serve.auth import KeyVerifier, load_key_hashes
+    from scarce.serve.service import DecisionService
+    from scarce.serve.snapshot import SnapshotError
+    from scarce.serve.store import StoreError
+
+    try:
+        hashes = load_key_hashes(key_file)
+    except (OSError, ValueError) as exc:
+        _fail(str(exc))
+        return
+    if not hashes and not no_auth:
+        _fail(
+            "no API keys: set SCARCE_API_KEYS or pass --key-file (make one with "
+            "`scarce api-key`), or pass --no-auth to serve without keys"
+        )
+        return
+    config, store = _load(db, policy, sqlite_sync=sqlite_sync)
+    try:
+        service = DecisionService(config, store)
+    except (StoreError, SnapshotError) as exc:
+        _fail(str(exc))
+        return
+    app = create_app(
+        service,
+        keys=KeyVerifier(hashes) if hashes else None,
+        no_auth=not hashes,
+        background_sync=True,
+    )
+    typer.echo(
+        f"scarce serve: policy {config.name!r} ({config.policy_type}) on {store.dialect} "
+        f"{db}, model_version {service.watermark}, http://{host}:{port}",
+        err=True,
+    )
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+
+
+def export_logs_command(
+    out: Annotated[Path, typer.Option("--out", help="Parquet file to write.")],
+    db: DbOption = DEFAULT_DB,
+    policy: PolicyOption = None,
+) -> None:
+    """Write joined decisions with rewards as logged bandit data (Parquet) for OPE."""
+    from scarce.serve.export import export_logs
+
+    config, store = _load(db, policy)
+    try:
+        store.initialize(config.policy_fingerprint(), [])
+        path, n = export_logs(store, config, out)
+    except Exception as exc:  # noqa: BLE001 - report store errors as a usage error
+        _fail(str(exc))
+        return
+    finally:
+        store.close()
+    typer.echo(f"{n} events -> {path}")
+
+
+def replay_command(
+    db: DbOption = DEFAULT_DB,
+    policy: PolicyOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Save the rebuilt model to this directory.")
+    ] = None,
+) -> None:
+    """Rebuild the model from the log and check it against the latest snapshot."""
+    from scarce.serve import snapshot as snap
+    from scarce.serve.service import models_equal, replay
+
+    config, store = _load(db, policy)
+    try:
+        store.initialize(config.policy_fingerprint(), [])
+        model = replay(config, store)
+        n = store.counts()["joined"]
+        typer.echo(f"replayed {n} joined events into a fresh {config.policy_type}")
+        latest = store.latest_snapshot()
+        if latest is not None:
+            saved = snap.decode(
+                latest.state_json, latest.arrays_npz, latest.checksum, config.policy_type
+            )
+            same = models_equal(replay(config, store, until=latest.watermark), saved)
+            typer.echo(
+                f"snapshot v{latest.version} (model_version {latest.watermark}): "
+                + ("reproduced exactly" if same else "DIFFERS from the replayed model")
+            )
+            if not same:
+                raise typer.Exit(code=1)
+        if out is not None:
+            model.save(out)
+            typer.echo(f"model -> {out}")
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        _fail(str(exc))
+    finally:
+        store.close()
+
+
+def api_key_command(
+    key_file: Annotated[
+        Path | None, typer.Option(help="Append the new key's hash to this file.")
+    ] = None,
+) -> None:
+    """Make a new API key: print it once, and its hash (the only form a key file stores)."""
+    from scarce.serve.auth import hash_key, new_key
+
+    key = new_key()
+    hashed = hash_key(key)
+    if key_file is not None:
+        key_file.parent.mkdir(parents=True, exist_ok=True)
+        with key_file.open("a") as fh:
+            fh.write(hashed + "\n")
+    typer.echo(f"key:  {key}")
+    typer.echo(f"hash: {hashed}" + (f"  (appended to {key_file})" if key_file else ""))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``scarce`` CLI."""
+    app.command("serve")(serve_command)
+    app.command("export-logs")(export_logs_command)
+    app.command("replay")(replay_command)
+    app.command("api-key")(api_key_command)

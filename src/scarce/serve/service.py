@@ -1,0 +1,504 @@
+"""The decision service without HTTP: decide, take rewards, join, learn, snapshot, replay.
+
+Determinism: the random stream of a decision is derived from ``(policy seed, event id)``
+(the policy's own generator is swapped out for the call), so the same event id at the same
+model version and budget state gets the same decision, and the learner's state depends only on
+the joined events, in join order. Retries of a logged event id return the logged decision.
+
+Replicas: every process holds a learner and catches up by applying joined events in join order
+(after loading the latest snapshot when it is ahead), so all replicas at the same
+``model_version`` (= number of joined events applied) hold bit-identical models.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scarce.core.policy import Policy
+from scarce.serve import snapshot as snap
+from scarce.serve.config import ServiceConfig
+from scarce.serve.store import DecisionRecord, EventStore, UnknownEventError
+
+_MAX_BUDGET_RETRIES = 20
+
+
+class RequestError(ValueError):
+    """Bad request content; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class BudgetExhaustedError(RuntimeError):
+    """No eligible action is affordable under the remaining budgets and quotas."""
+
+
+class EventConflictError(RuntimeError):
+    """An event id was reused for a different request."""
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """What ``POST /v1/decisions`` returns."""
+
+    event_id: str
+    action: int
+    probability: float
+    probabilities: list[float]
+    model_version: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "event_id": self.event_id,
+            "action": self.action,
+            "probability": self.probability,
+            "probabilities": self.probabilities,
+            "model_version": self.model_version,
+        }
+
+
+def event_generator(seed: int, event_id: str) -> np.random.Generator:
+    """The random stream of one decision: a function of the policy seed and the event id."""
+    digest = hashlib.sha256(event_id.encode("utf-8")).digest()
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4)]
+    return np.random.default_rng([int(seed), *words])
+
+
+def _fingerprint(context: Any, eligible: Any, group: str | None) -> str:
+    doc = json.dumps({"c": context, "e": eligible, "g": group}, sort_keys=True)
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+class DecisionService:
+    """Serve one policy over an :class:`EventStore`.
+
+    Parameters
+    ----------
+    config:
+        the policy and the service rules.
+    store:
+        the event store (created and tied to ``config`` on construction).
+    clock:
+        returns the current time in seconds since the epoch (tests inject a fake clock).
+    """
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        store: EventStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        rows: list[tuple[str, str, float]] = []
+        for b in config.budgets:
+            rows.append((b.resource, "", b.total))
+            rows.extend((b.resource, g, q) for g, q in b.quotas.items())
+        store.initialize(config.policy_fingerprint(), rows)
+        self._policy_lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self.policy: Policy = config.make_policy()
+        self.watermark = 0  # joined events applied to self.policy
+        self.n_learned = 0
+        self.snapshot_version: int | None = None
+        self._since_snapshot = 0
+        self._costs = {b.resource: np.asarray(b.costs, dtype=float) for b in config.budgets}
+        self._quota_groups = {b.resource: set(b.quotas) for b in config.budgets}
+        self.load_latest_snapshot()
+        self.catch_up()
+
+    # ------------------------------------------------------------------ validation
+    def _model_input(self, context: Any, action_features: Any) -> tuple[np.ndarray, Any]:
+        """``(X, stored_context)``: the policy input ``(1, d)`` or ``(1, K, d)`` and what is logged."""
+        cfg = self.config
+        d, K = cfg.n_features, cfg.n_actions
+        if cfg.features == "shared":
+            if action_features is not None:
+                raise RequestError(
+                    "action_features", "not accepted: this policy uses a shared context"
+                )
+            if context is None:
+                raise RequestError("context", f"required: a list of {d} numbers")
+            X = self._float_array(context, "context", (d,))
+            return X[None, :], [float(v) for v in X]
+        if action_features is None:
+            raise RequestError("action_features", f"required: {K} lists of {d} numbers")
+        X = self._float_array(action_features, "action_features", (K, d))
+        return X[None, :, :], X.tolist()
+
+    @staticmethod
+    def _float_array(value: Any, field: str, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise RequestError(field, f"must be numbers with shape {list(shape)}") from None
+        if arr.shape != shape:
+            raise RequestError(field, f"must have shape {list(shape)}; got {list(arr.shape)}")
+        if not np.isfinite(arr).all():
+            raise RequestError(field, "must be finite (no NaN or infinity)")
+        return arr
+
+    def _eligible_mask(self, eligible: Sequence[int] | None) -> np.ndarray:
+        K = self.config.n_actions
+        mask = np.ones(K, dtype=bool)
+        if eligible is None:
+            return mask
+        if len(eligible) == 0:
+            raise RequestError("eligible", "must list at least one action id")
+        ids = list(eligible)
+        for a in ids:
+            if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < K:
+                raise RequestError("eligible", f"action ids must be ints in [0, {K}); got {a!r}")
+        if len(set(ids)) != len(ids):
+            raise RequestError("eligible", "action ids must not repeat")
+        mask[:] = False
+        mask[ids] = True
+        return mask
+
+    def check_reward(self, value: Any, cost: Any) -> tuple[list[float], list[float] | None]:
+        """Validate a reward ``value`` (scalar or ``(reward_dim,)``) and optional ``cost``."""
+        dim = self.config.reward_dim
+        vals = value if isinstance(value, (list, tuple)) else [value]
+        if len(vals) != dim:
+            raise RequestError("value", f"must have {dim} component(s); got {len(vals)}")
+        out = []
+        for v in vals:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RequestError("value", f"must be finite numbers; got {v!r}")
+            out.append(float(v))
+        bounds = self.policy.reward_bounds
+        if bounds is not None:
+            r = float(np.dot(self.config.reward_weights, out))
+            if not bounds[0] <= r <= bounds[1]:
+                raise RequestError(
+                    "value",
+                    f"{self.config.policy_type} learns rewards in [{bounds[0]}, {bounds[1]}]; got {r}",
+                )
+        costs = None
+        if cost is not None:
+            cs = cost if isinstance(cost, (list, tuple)) else [cost]
+            if len(cs) == 0:
+                raise RequestError("cost", "must not be empty")
+            costs = []
+            for c in cs:
+                if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+                    raise RequestError("cost", f"must be finite numbers; got {c!r}")
+                if c < 0:
+                    raise RequestError("cost", f"must be >= 0; got {c!r}")
+                costs.append(float(c))
+        return out, costs
+
+    # ------------------------------------------------------------------ decisions
+    def _affordable(self, group: str | None) -> np.ndarray:
+        mask = np.ones(self.config.n_actions, dtype=bool)
+        if not self._costs:
+            return mask
+        remaining = self.store.remaining_budgets()
+        for resource, costs in self._costs.items():
+            mask &= costs <= remaining[(resource, "")] + 1e-9
+            if group is not None and group in self._quota_groups[resource]:
+                mask &= costs <= remaining[(resource, group)] + 1e-9
+        return mask
+
+    def _charges(self, action: int, group: str | None) -> list[tuple[str, str, float]]:
+        out = []
+        for resource, costs in self._costs.items():
+            c = float(costs[action])
+            if c > 0:
+                out.append((resource, "", c))
+                if group is not None and group in self._quota_groups[resource]:
+                    out.append((resource, group, c))
+        return out
+
+    def decide(
+        self,
+        context: Any = None,
+        *,
+        action_features: Any = None,
+        eligible: Sequence[int] | None = None,
+        group: str | None = None,
+        event_id: str | None = None,
+    ) -> DecisionResult:
+        """Choose, log and charge a decision.
+
+        Parameters
+        ----------
+        context:
+            ``(d,)`` numbers (shared-context policies).
+        action_features:
+            ``(K, d)`` numbers (``features = "per_action"`` policies).
+        eligible:
+            action ids that may be chosen (default: all).
+        group:
+            the case's group (quotas apply per group; exported with the logs).
+        event_id:
+            caller's id for the case; a new one is generated when absent. A retry with the
+            same id and request returns the logged decision.
+
+        Raises
+        ------
+        RequestError, BudgetExhaustedError, EventConflictError
+        """
+        X, stored_context = self._model_input(context, action_features)
+        mask = self._eligible_mask(eligible)
+        if group is not None and (not isinstance(group, str) or not group):
+            raise RequestError("group", "must be a non-empty string")
+        if event_id is None:
+            event_id = uuid.uuid4().hex
+        elif not isinstance(event_id, str) or not event_id:
+            raise RequestError("event_id", "must be a non-empty string")
+        fp = _fingerprint(stored_context, None if eligible is None else list(eligible), group)
+        for _ in range(_MAX_BUDGET_RETRIES):
+            allowed = mask & self._affordable(group)
+            if not allowed.any():
+                prior = self._logged(event_id, fp)
+                if prior is not None:
+                    return prior
+                raise BudgetExhaustedError(
+                    "no eligible action is affordable under the remaining budgets"
+                    + (f" and the quotas of group {group!r}" if group is not None else "")
+                )
+            action, probs, version = self._choose(X, allowed, event_id)
+            rec = DecisionRecord(
+                event_id=event_id,
+                fingerprint=fp,
+                context=json.dumps(stored_context),
+                eligible=None if eligible is None else json.dumps([int(a) for a in eligible]),
+                group=group,
+                action=action,
+                probability=float(probs[action]),
+                probabilities=json.dumps(probs),
+                model_version=version,
+                charges=None,
+                ts=float(self.clock()),
+            )
+            charges = self._charges(action, group)
+            if charges:
+                rec = DecisionRecord(**{**rec.__dict__, "charges": json.dumps(charges)})
+            result = self.store.insert_decision(rec, charges)
+            if result == "inserted":
+                return DecisionResult(event_id, action, float(probs[action]), probs, version)
+            if result == "exists":
+                prior = self._logged(event_id, fp)
+                assert prior is not None
+                return prior
+            # "budget": another request spent it first; look again
+        raise BudgetExhaustedError("budgets changed under contention; retry the request")
+
+    def _logged(self, event_id: str, fingerprint: str) -> DecisionResult | None:
+        rec = self.store.get_decision(event_id)
+        if rec is None:
+            return None
+        if rec.fingerprint != fingerprint:
+            raise EventConflictError(
+                f"event_id {event_id!r} was already used for a different request"
+            )
+        return DecisionResult(
+            rec.event_id,
+            rec.action,
+            rec.probability,
+            json.loads(rec.probabilities),
+            rec.model_version,
+        )
+
+    def _choose(
+        self, X: np.ndarray, allowed: np.ndarray, event_id: str
+    ) -> tuple[int, list[float], int]:
+        with self._policy_lock:
+            policy = self.policy
+            # full choice distribution first: it also initialises the policy without using its rng
+            probs = policy.action_probabilities(X, eligible=allowed)[0]
+            saved = policy.rng_
+            policy.rng_ = event_generator(self.config.seed, event_id)
+            try:
+                action = int(policy.decide(X, eligible=allowed).actions[0])
+            finally:
+                policy.rng_ = saved
+            version = self.watermark
+        probs = np.where(allowed, probs, 0.0)
+        return action, [float(p) for p in probs], version
+
+    # ------------------------------------------------------------------ rewards
+    def reward(self, event_id: str, value: Any, cost: Any = None) -> str:
+        """Record a reward for ``event_id``; returns its status (see :meth:`EventStore.add_reward`).
+
+        Raises
+        ------
+        RequestError
+            bad value or cost.
+        UnknownEventError
+            no decision was logged under ``event_id``.
+        """
+        vals, costs = self.check_reward(value, cost)
+        return self.store.add_reward(
+            event_id,
+            vals,
+            costs,
+            now=float(self.clock()),
+            window=self.config.reward_window,
+            aggregation=self.config.aggregation,
+        )
+
+    # ------------------------------------------------------------------ joiner and learner
+    def sync(self) -> int:
+        """Run the joiner, apply new joined events to the learner, publish a snapshot when
+        ``snapshot_every`` events have been applied since the last. Returns events applied."""
+        cfg = self.config
+        with self._sync_lock:
+            self.store.join(
+                now=float(self.clock()),
+                window=cfg.reward_window,
+                aggregation=cfg.aggregation,
+                default_reward=cfg.default_reward,
+                weights=cfg.reward_weights or (1.0,),
+            )
+            self.load_latest_snapshot()
+            applied = self.catch_up()
+            if cfg.snapshot_every and self._since_snapshot >= cfg.snapshot_every:
+                self.publish_snapshot()
+            return applied
+
+    def catch_up(self) -> int:
+        """Apply joined events after the current watermark, in join order, one at a time
+        (so that live learning and replay give bit-identical models)."""
+        applied = 0
+        while True:
+            batch = self.store.joined_since(self.watermark)
+            if not batch:
+                return applied
+            with self._policy_lock:
+                for ev in batch:
+                    if ev.reward is not None:
+                        X = self._event_input(ev.context)
+                        self.policy.update(X, np.array([ev.action]), np.array([ev.reward]))
+                        self.n_learned += 1
+                    self.watermark = ev.seq
+                    self._since_snapshot += 1
+                    applied += 1
+
+    def _event_input(self, context_json: str) -> np.ndarray:
+        return np.asarray(json.loads(context_json), dtype=np.float64)[None, ...]
+
+    def load_latest_snapshot(self) -> bool:
+        """Load the latest published snapshot if it is ahead of this learner (checksum verified)."""
+        head = self.store.latest_snapshot(with_data=False)
+        if head is None or head.watermark <= self.watermark:
+            return False
+        s = self.store.latest_snapshot()
+        assert s is not None
+        policy = snap.decode(s.state_json, s.arrays_npz, s.checksum, self.config.policy_type)
+        with self._policy_lock:
+            self.policy = policy
+            self.watermark = s.watermark
+            self.n_learned = int(getattr(policy, "n_updates_", 0))
+            self.snapshot_version = s.version
+            self._since_snapshot = 0
+        return True
+
+    def publish_snapshot(self) -> dict[str, Any]:
+        """Store the current learner as a snapshot; returns its version, checksum, watermark."""
+        with self._policy_lock:
+            state_json, arrays_npz, checksum = snap.encode(self.policy)
+            watermark = self.watermark
+        created = float(self.clock())
+        version = self.store.publish_snapshot(
+            watermark=watermark,
+            created_at=created,
+            checksum=checksum,
+            state_json=state_json,
+            arrays_npz=arrays_npz,
+        )
+        self.snapshot_version = version
+        self._since_snapshot = 0
+        return {"version": version, "model_version": watermark, "checksum": checksum}
+
+    # ------------------------------------------------------------------ reporting
+    def describe(self) -> dict[str, Any]:
+        """Config, versions, counts and budgets (``GET /v1/policies/{name}``)."""
+        budgets: dict[str, Any] = {}
+        for resource, group, initial, remaining in self.store.budget_rows():
+            entry = budgets.setdefault(resource, {"initial": None, "remaining": None, "quotas": {}})
+            if group == "":
+                entry["initial"], entry["remaining"] = initial, remaining
+            else:
+                entry["quotas"][group] = {"initial": initial, "remaining": remaining}
+        return {
+            "name": self.config.name,
+            "config": self.config.to_dict(),
+            "model_version": self.watermark,
+            "snapshot_version": self.snapshot_version,
+            "counts": self.store.counts(),
+            "budgets": budgets,
+        }
+
+
+def replay(config: ServiceConfig, store: EventStore, *, until: int | None = None) -> Policy:
+    """Rebuild the model from the log: a fresh policy fed every joined event in join order
+    (up to join sequence number ``until`` when given)."""
+    policy = config.make_policy()
+    after = 0
+    while True:
+        batch = store.joined_since(after)
+        for ev in batch:
+            if until is not None and ev.seq > until:
+                return policy
+            if ev.reward is not None:
+                X = np.asarray(json.loads(ev.context), dtype=np.float64)[None, ...]
+                policy.update(X, np.array([ev.action]), np.array([ev.reward]))
+            after = ev.seq
+        if not batch:
+            return policy
+
+
+def states_equal(a: Any, b: Any) -> bool:
+    """Whether two saved-state trees (``policy._get_state()``) are identical, arrays bitwise."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (
+            isinstance(a, np.ndarray)
+            and isinstance(b, np.ndarray)
+            and a.shape == b.shape
+            and a.dtype == b.dtype
+            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
+        )
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+def models_equal(p: Policy, q: Policy) -> bool:
+    """Whether two policies have the same class, parameters and bit-identical learned state."""
+    return (
+        type(p) is type(q)
+        and p.get_params() == q.get_params()
+        and states_equal(p._get_state(), q._get_state())
+    )
+
+
+__all__ = [
+    "BudgetExhaustedError",
+    "DecisionResult",
+    "DecisionService",
+    "EventConflictError",
+    "RequestError",
+    "UnknownEventError",
+    "event_generator",
+    "models_equal",
+    "replay",
+    "states_equal",
+]

@@ -1,0 +1,74 @@
+"""Model snapshots as bytes: the ``scarce.core.persist`` directory (``scarce.json`` +
+``arrays.npz``) packed into two byte strings and a SHA-256 checksum. Never pickle: loading goes
+through ``persist.load`` (``allow_pickle=False``, only ``scarce`` classes)."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scarce.core import persist
+
+
+class SnapshotError(ValueError):
+    """A snapshot failed its checksum or does not hold the expected policy."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A published model: ``state_json`` and ``arrays_npz`` bytes as ``persist`` writes them.
+
+    ``watermark`` is the number of joined events (in join order) the model has learned from.
+    """
+
+    version: int
+    watermark: int
+    created_at: float
+    checksum: str
+    state_json: bytes
+    arrays_npz: bytes
+
+
+def checksum(state_json: bytes, arrays_npz: bytes) -> str:
+    """SHA-256 over both parts, length-prefixed so the split point is part of the hash."""
+    h = hashlib.sha256()
+    for part in (state_json, arrays_npz):
+        h.update(len(part).to_bytes(8, "big"))
+        h.update(part)
+    return h.hexdigest()
+
+
+def encode(policy: Any) -> tuple[bytes, bytes, str]:
+    """``(state_json, arrays_npz, checksum)`` of a policy, via ``persist.save``."""
+    with tempfile.TemporaryDirectory(prefix="scarce-snap-") as tmp:
+        path = persist.save(policy, Path(tmp) / "model")
+        state_json = (path / "scarce.json").read_bytes()
+        arrays_npz = (path / "arrays.npz").read_bytes()
+    return state_json, arrays_npz, checksum(state_json, arrays_npz)
+
+
+def decode(state_json: bytes, arrays_npz: bytes, expected_checksum: str, policy_class: str) -> Any:
+    """Verify the checksum, then load through ``persist.load``; the class must be ``policy_class``.
+
+    Raises
+    ------
+    SnapshotError
+        on a checksum mismatch or a different class.
+    """
+    actual = checksum(state_json, arrays_npz)
+    if actual != expected_checksum:
+        raise SnapshotError(
+            f"snapshot checksum mismatch: stored {expected_checksum[:16]}..., computed {actual[:16]}..."
+        )
+    with tempfile.TemporaryDirectory(prefix="scarce-snap-") as tmp:
+        path = Path(tmp) / "model"
+        path.mkdir()
+        (path / "scarce.json").write_bytes(state_json)
+        (path / "arrays.npz").write_bytes(arrays_npz)
+        obj = persist.load(path)
+    if type(obj).__name__ != policy_class:
+        raise SnapshotError(f"snapshot holds a {type(obj).__name__}, expected {policy_class}")
+    return obj
