@@ -1,4 +1,4 @@
-"""Grids of runs (environments x policies x seeds) on local processes, as one tidy table.
+"""Grids of runs (environments x policies x seeds) on local processes or Ray, as one tidy table.
 
 Seeding
 -------
@@ -20,16 +20,43 @@ Storing every case of every run makes large files, so by default cumulative quan
 recorded at about ``n_checkpoints=200`` steps: half log-spaced (dense early, where the curves
 bend) and half evenly spaced, always including steps 1, ``horizon // 2`` and ``horizon``
 (see :func:`checkpoints`). ``n_checkpoints=None`` records every step.
+
+Backends
+--------
+:func:`parallel_map` (used by :func:`sweep` and by every capability experiment) runs its
+tasks on ``"local"`` worker processes (the default) or as ``"ray"`` remote tasks (extra
+``scale``), on the cluster at ``address`` or on a local one it starts. Tasks are pure
+functions of explicitly seeded items, so results are identical on every backend and a retried
+task gives the same answer. Code that calls :func:`parallel_map` without a ``backend``
+argument (e.g. a :class:`~scarce.sim.CustomExperiment`, which is only given ``n_jobs``) picks
+up the backend of the enclosing :func:`backend` context::
+
+    with scarce.sim.sweep.backend("ray", address="auto"):
+        run_experiment("budget-quickstart", out="results/b")
+
+Streaming and resuming
+----------------------
+With ``out=PATH``, :func:`sweep` writes each run to ``PATH.parts/<key>.parquet`` as soon as it
+finishes (atomically: a temporary file, then a rename), then the whole table to ``PATH``. The
+key is a hash of everything that determines the run (labels, seed, root seed, specs, horizon,
+batch size, feedback, recorded steps). ``resume=True`` loads the parts already there and
+runs only the missing ones, so an interrupted sweep loses at most the runs in flight; a
+changed setting changes the key, so stale parts are never reused. The parts folder is kept
+(it is small, and it makes a repeated ``resume=True`` free).
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import hashlib
+import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -243,18 +270,70 @@ def default_n_jobs() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+Backend = Literal["local", "ray"]
+BACKENDS: tuple[str, ...] = ("local", "ray")
+
+#: the backend of the enclosing :func:`backend` context: ``(name, address)`` or None (local)
+_BACKEND: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.ContextVar(
+    "scarce_sweep_backend", default=None
+)
+
+
+def _check_backend(name: Any, address: Any) -> tuple[str, str | None]:
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {name!r}")
+    if address is not None and not isinstance(address, str):
+        raise TypeError(
+            f"address must be a str (e.g. 'auto' or 'ray://host:10001') or None; got {address!r}"
+        )
+    if name == "local" and address is not None:
+        raise ValueError(
+            f"address is only used with backend='ray'; got address={address!r} with 'local'"
+        )
+    return str(name), address
+
+
+@contextlib.contextmanager
+def backend(name: Backend = "local", address: str | None = None) -> Iterator[None]:
+    """Within this context, :func:`parallel_map` calls without their own ``backend`` argument
+    (and so every sweep and experiment inside) use ``name`` and ``address``.
+
+    Parameters
+    ----------
+    name:
+        ``"local"`` (worker processes) or ``"ray"``.
+    address:
+        Ray cluster address (``"auto"``, ``"ray://host:10001"``, ...); None starts a local
+        Ray cluster on first use (or uses the one this process already joined).
+    """
+    token = _BACKEND.set(_check_backend(name, address))
+    try:
+        yield
+    finally:
+        _BACKEND.reset(token)
+
+
+def current_backend() -> tuple[str, str | None]:
+    """``(name, address)`` that :func:`parallel_map` uses when given no ``backend``."""
+    return _BACKEND.get() or ("local", None)
+
+
 def parallel_map(
     fn: Callable[[Any], Any],
     items: Sequence[Any],
     *,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: Backend | None = None,
+    address: str | None = None,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
-    """``[fn(item) for item in items]`` on local worker processes, in the order of ``items``.
+    """``[fn(item) for item in items]`` on local worker processes or Ray, in the order of ``items``.
 
     The building block of every sweep: ``fn`` must be a module-level (picklable) pure function
-    of its item, with explicit seeds inside the item, so results do not depend on ``n_jobs``
-    or on the order in which workers finish. BLAS runs single-threaded in each call.
+    of its item, with explicit seeds inside the item, so results do not depend on ``n_jobs``,
+    on the backend or on the order in which workers finish. BLAS runs single-threaded in each
+    call.
 
     Parameters
     ----------
@@ -263,32 +342,62 @@ def parallel_map(
     items:
         picklable task descriptions.
     n_jobs:
-        worker processes; default ``min(2, cpu count)``. ``1`` runs in this process.
+        local worker processes; default ``min(2, cpu count)``. ``1`` runs in this process.
+        With Ray it is the CPU count of the local cluster started when none is running
+        (default: all CPUs); an existing cluster schedules as it likes.
     progress:
-        called as ``progress(completed, total)`` after each item (and once with 0).
+        called as ``progress(completed, total)`` after each item (and once with 0). An
+        exception raised here stops the map (queued items are cancelled).
+    backend:
+        ``"local"`` or ``"ray"``; None uses the enclosing :func:`backend` context (default
+        local).
+    address:
+        Ray cluster address (with ``backend="ray"``); None: the context's, else a local
+        cluster.
+    on_result:
+        called as ``on_result(index, result)`` in this process as soon as each item finishes
+        (before ``progress``), e.g. to stream results to disk.
     """
     items = list(items)
     total = len(items)
-    n_jobs = default_n_jobs() if n_jobs is None else n_jobs
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1:
+    if backend is None:
+        name, ctx_address = current_backend()
+        address = ctx_address if address is None else address
+    else:
+        name = backend
+    name, address = _check_backend(name, address)
+    if n_jobs is not None and (
+        isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1
+    ):
         raise ValueError(f"n_jobs must be an int >= 1 or None; got {n_jobs!r}")
     results: list[Any] = [None] * total
+
+    def finished(index: int, result: Any, done: int) -> None:
+        results[index] = result
+        if on_result is not None:
+            on_result(index, result)
+        if progress is not None:
+            progress(done, total)
+
     if progress is not None:
         progress(0, total)
+    if total == 0:
+        return results
+    if name == "ray":
+        _ray_map(fn, items, n_jobs, address, finished)
+        return results
+    n_jobs = default_n_jobs() if n_jobs is None else int(n_jobs)
     if n_jobs == 1 or total <= 1:
         for done, item in enumerate(items, start=1):
             with _single_threaded_blas():
-                results[done - 1] = fn(item)
-            if progress is not None:
-                progress(done, total)
+                result = fn(item)
+            finished(done - 1, result, done)
         return results
-    with ProcessPoolExecutor(max_workers=min(int(n_jobs), total)) as pool:
+    with ProcessPoolExecutor(max_workers=min(n_jobs, total)) as pool:
         futures = {pool.submit(_call_single_threaded, fn, item): i for i, item in enumerate(items)}
         try:
             for done, fut in enumerate(as_completed(futures), start=1):
-                results[futures[fut]] = fut.result()
-                if progress is not None:
-                    progress(done, total)
+                finished(futures[fut], fut.result(), done)
         except BaseException:
             for fut in futures:
                 fut.cancel()
@@ -296,9 +405,108 @@ def parallel_map(
     return results
 
 
+def _ray_map(
+    fn: Callable[[Any], Any],
+    items: list[Any],
+    n_jobs: int | None,
+    address: str | None,
+    finished: Callable[[int, Any, int], None],
+) -> None:
+    try:
+        import ray
+    except ImportError:  # pragma: no cover - depends on the installed extras
+        raise ImportError(
+            "backend='ray' needs Ray: pip install 'scarce[scale]' (or pip install ray)"
+        ) from None
+    if not ray.is_initialized():
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
+        if address is None and n_jobs is not None:
+            kwargs["num_cpus"] = int(n_jobs)
+        ray.init(address=address, **kwargs)
+    remote = ray.remote(num_cpus=1, max_retries=3)(_call_single_threaded)
+    fn_ref = ray.put(fn)
+    refs = [remote.remote(fn_ref, item) for item in items]
+    index = {ref: i for i, ref in enumerate(refs)}
+    pending = list(refs)
+    done = 0
+    try:
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            for ref in ready:
+                done += 1
+                finished(index[ref], ray.get(ref), done)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref)
+        raise
+
+
 def _call_single_threaded(fn: Callable[[Any], Any], item: Any) -> Any:
     with _single_threaded_blas():
         return fn(item)
+
+
+def _describe(obj: Any) -> Any:
+    """A stable, JSON-able description of a spec component (no memory addresses)."""
+    if isinstance(obj, str | int | float | bool) or obj is None:
+        return obj
+    if isinstance(obj, np.integer | np.floating | np.bool_):
+        return obj.item()
+    if isinstance(obj, Mapping):
+        return {str(k): _describe(v) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(obj, list | tuple):
+        return [_describe(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return {"array": hashlib.sha256(np.ascontiguousarray(obj).tobytes()).hexdigest()}
+    if isinstance(obj, type) or callable(obj):
+        return f"{getattr(obj, '__module__', '?')}.{getattr(obj, '__qualname__', repr(obj))}"
+    return repr(obj)
+
+
+def run_key(task: _Task) -> str:
+    """Hex key of everything that determines a sweep run (its part file's name)."""
+    desc = {
+        "env": task.env,
+        "policy": task.policy,
+        "seed": task.seed,
+        "root_seed": task.root_seed,
+        "env_spec": [_describe(task.env_spec.factory), _describe(task.env_spec.params)],
+        "policy_spec": [_describe(task.policy_spec.policy), _describe(task.policy_spec.params)],
+        "horizon": task.horizon,
+        "batch_size": task.batch_size,
+        "feedback": task.feedback,
+        "steps": _describe(np.asarray(task.steps, dtype=np.int64)),
+    }
+    return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def _write_part(parts: Path, task: _Task, arrays: dict[str, np.ndarray]) -> None:
+    frame = pd.DataFrame({"step": task.steps, **arrays})
+    final = parts / f"{run_key(task)}.parquet"
+    tmp = parts / f".{final.name}.{os.getpid()}.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, final)
+
+
+def _read_part(parts: Path, task: _Task) -> dict[str, np.ndarray] | None:
+    path = parts / f"{run_key(task)}.parquet"
+    if not path.is_file():
+        return None
+    try:
+        frame = pd.read_parquet(path)
+    except Exception:  # noqa: BLE001 - an unreadable part is simply redone
+        return None
+    if list(frame.columns) != ["step", *SWEEP_COLUMNS[4:]] or not np.array_equal(
+        frame["step"].to_numpy(), task.steps
+    ):
+        return None
+    return {name: frame[name].to_numpy() for name in SWEEP_COLUMNS[4:]}
+
+
+def parts_dir(out: str | os.PathLike[str]) -> Path:
+    """The folder where :func:`sweep` streams the runs of a sweep written to ``out``."""
+    path = Path(out)
+    return path.with_name(path.name + ".parts")
 
 
 def sweep(
@@ -314,6 +522,9 @@ def sweep(
     n_jobs: int | None = None,
     out: str | os.PathLike[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    resume: bool = False,
+    backend: Backend | None = None,
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Run every policy on every environment for every seed.
 
@@ -337,9 +548,16 @@ def sweep(
     n_jobs:
         worker processes; default ``min(2, cpu count)``. ``1`` runs in this process.
     out:
-        if given, the table is also written there as Parquet.
+        if given, the table is also written there as Parquet, and each run is streamed to
+        ``out.parts/`` as it finishes (see "Streaming and resuming" in the module docstring).
     progress:
-        called as ``progress(completed_runs, total_runs)`` after each run (and once with 0).
+        called as ``progress(completed_runs, total_runs)`` after each run (and once with the
+        number of runs already done: 0, or those resumed).
+    resume:
+        with ``out``, reuse the runs already streamed to ``out.parts/`` and run only the rest.
+    backend, address:
+        where the runs execute (see :func:`parallel_map`); None: the enclosing
+        :func:`backend` context, by default local processes.
 
     Returns
     -------
@@ -386,17 +604,48 @@ def sweep(
             (e, p, s) for e in especs for p in pspecs for s in zip(labels, roots, strict=True)
         )
     ]
+    if not isinstance(resume, bool | np.bool_):
+        raise TypeError(f"resume must be a bool; got {resume!r}")
+    if resume and out is None:
+        raise ValueError("resume=True needs out=PATH (where the finished runs were streamed)")
     total = len(tasks)
-    indexed = parallel_map(_execute, tasks, n_jobs=n_jobs, progress=progress)
     results: list[dict[str, np.ndarray] | None] = [None] * total
-    for index, arrays in indexed:
+    parts = None
+    if out is not None:
+        parts = parts_dir(out)
+        parts.mkdir(parents=True, exist_ok=True)
+        if resume:
+            for task in tasks:
+                results[task.index] = _read_part(parts, task)
+    todo = [task for task in tasks if results[task.index] is None]
+    n_before = total - len(todo)
+
+    def on_result(_: int, result: tuple[int, dict[str, np.ndarray]]) -> None:
+        index, arrays = result
         results[index] = arrays
+        if parts is not None:
+            _write_part(parts, tasks[index], arrays)
+
+    def shifted(done: int, _: int) -> None:
+        if progress is not None:
+            progress(n_before + done, total)
+
+    parallel_map(
+        _execute,
+        todo,
+        n_jobs=n_jobs,
+        progress=shifted,
+        backend=backend,
+        address=address,
+        on_result=on_result,
+    )
 
     frame = _assemble(tasks, results, steps)
     if out is not None:
         path = Path(out)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_parquet(path, index=False)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
     return frame
 
 
