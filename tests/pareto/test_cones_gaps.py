@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 from scarce.pareto import Cone, PreferenceMetric, gap_to_set, gaps, pareto_mask, strictly_dominates
 
 C3 = Cone.from_generators([[1.0, 0.6], [0.6, 1.0]])
-NARROW3 = Cone.from_generators([[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [0.7, 0.7, 0.7]])  # 3 facets: the last ray is inside
+NARROW3 = Cone.from_generators(
+    [[1.0, 0.2, 0.2], [0.2, 1.0, 0.2], [0.2, 0.2, 1.0], [0.7, 0.7, 0.7]]
+)  # 3 facets: the last ray is inside
 
 
 def means_strategy(k_max=6, m=2):
@@ -77,7 +79,9 @@ def test_gap_nonnegative_scale_free_and_zero_iff_not_strictly_dominated(mu, c):
 @given(means_strategy(k_max=5, m=3))
 def test_orthant_closed_form_equals_milp(mu):
     cone = Cone.orthant(3)
-    np.testing.assert_allclose(gaps(mu, cone, method="closed_form"), gaps(mu, cone, method="milp"), atol=1e-6)
+    np.testing.assert_allclose(
+        gaps(mu, cone, method="closed_form"), gaps(mu, cone, method="milp"), atol=1e-6
+    )
 
 
 @settings(max_examples=30, deadline=None)

@@ -84,7 +84,9 @@ class Cone:
         if np.any(norms == 0):
             raise ValueError("R has an all-zero ray")
         if np.linalg.matrix_rank(R) < m:
-            raise ValueError(f"the cone must be full-dimensional: the rays in R span fewer than m = {m} dimensions")
+            raise ValueError(
+                f"the cone must be full-dimensional: the rays in R span fewer than m = {m} dimensions"
+            )
         G = R / norms[:, None]
         if m == 1:
             if np.all(G > 0) or np.all(G < 0):

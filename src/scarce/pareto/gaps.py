@@ -153,7 +153,9 @@ class PreferenceMetric:
     distance with the base metric ``||log p - log q||_inf`` (a true metric).
     """
 
-    def __init__(self, kind: Literal["set_gap", "log_hausdorff"] = "set_gap", cone: Cone | None = None) -> None:
+    def __init__(
+        self, kind: Literal["set_gap", "log_hausdorff"] = "set_gap", cone: Cone | None = None
+    ) -> None:
         if kind not in ("set_gap", "log_hausdorff"):
             raise ValueError(f"kind must be 'set_gap' or 'log_hausdorff'; got {kind!r}")
         self.kind = kind
