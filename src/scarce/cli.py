@@ -1,6 +1,7 @@
 """``scarce`` command line: thin, it parses, calls the library and prints.
 
-* ``scarce run NAME|CONFIG.toml [--horizon INT] [--seeds INT] [--out DIR] [--jobs INT]``
+* ``scarce run NAME|CONFIG.toml [--horizon INT] [--seeds INT] [--out DIR] [--jobs INT]
+  [--backend local|ray] [--address ADDR]``
 * ``scarce list``
 """
 
@@ -59,6 +60,16 @@ def run_command(
     jobs: Annotated[
         int | None, typer.Option(help="Worker processes (default: min(2, CPUs)).")
     ] = None,
+    backend: Annotated[
+        str,
+        typer.Option(help="Where runs execute: 'local' processes or 'ray' (pip install ray)."),
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address ('auto', 'ray://host:10001'); default: a local Ray cluster."
+        ),
+    ] = None,
 ) -> None:
     """Run an experiment; write summary.csv, traces.parquet and regret.png."""
     from scarce.sim.experiments import ExperimentError, aggregate, get_experiment, run_experiment
@@ -85,7 +96,9 @@ def run_command(
         bar.update(task, completed=done, total=total)
 
     try:
-        summary, paths = run_experiment(exp, out=out_dir, n_jobs=jobs, progress=progress)
+        summary, paths = run_experiment(
+            exp, out=out_dir, n_jobs=jobs, progress=progress, backend=backend, address=address
+        )
     except ExperimentError as exc:
         _fail(str(exc))
         return

@@ -1,13 +1,15 @@
 """The simulation loop and what is built on it: :func:`run` one policy on one environment and
-get a :class:`Trace`; :func:`sweep` grids of runs on local processes into one tidy table;
+get a :class:`Trace`; :func:`sweep` grids of runs on local processes or Ray (:func:`backend`)
+into one tidy table, streamed to Parquet and resumable; :func:`run_replicated` and
+:func:`sweep_replicated` many seeds of LinUCB/LinTS as one vectorised computation;
 :func:`plot_regret`; named and TOML-configured experiments (:func:`run_experiment`)."""
 
 from scarce.sim.experiments import (
     CAPABILITY_EXPERIMENT_MODULES,
     DEFAULT_METRICS,
     EXPERIMENTS,
-    CustomExperiment,
     SUMMARY_COLUMNS,
+    CustomExperiment,
     Experiment,
     ExperimentError,
     aggregate,
@@ -19,8 +21,18 @@ from scarce.sim.experiments import (
     summarize,
 )
 from scarce.sim.plot import plot_regret
+from scarce.sim.replicated import run_replicated, sweep_replicated
 from scarce.sim.run import TRACE_COLUMNS, Trace, run
-from scarce.sim.sweep import SWEEP_COLUMNS, EnvSpec, PolicySpec, checkpoints, final_rows, sweep
+from scarce.sim.sweep import (
+    SWEEP_COLUMNS,
+    EnvSpec,
+    PolicySpec,
+    backend,
+    checkpoints,
+    final_rows,
+    parallel_map,
+    sweep,
+)
 
 __all__ = [
     "CAPABILITY_EXPERIMENT_MODULES",
@@ -37,14 +49,18 @@ __all__ = [
     "PolicySpec",
     "Trace",
     "aggregate",
+    "backend",
     "checkpoints",
     "final_rows",
     "get_experiment",
     "load_config",
+    "parallel_map",
     "plot_regret",
     "register",
     "run",
     "run_experiment",
+    "run_replicated",
     "summarize",
     "sweep",
+    "sweep_replicated",
 ]

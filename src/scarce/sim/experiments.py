@@ -63,6 +63,8 @@ from scarce.sim.sweep import (
     run_seeds,
     sweep,
 )
+from scarce.sim.sweep import _check_backend as check_backend
+from scarce.sim.sweep import backend as backend_context
 
 #: the columns of ``summary.csv``, in order (a contract shared by every experiment)
 SUMMARY_COLUMNS = ("experiment", "env", "policy", "seed", "metric", "value")
@@ -607,6 +609,8 @@ def run_experiment(
     seeds: int | list[int] | None = None,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    backend: str | None = None,
+    address: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Run an experiment and write ``summary.csv``, ``traces.parquet`` and ``regret.png``.
 
@@ -622,6 +626,11 @@ def run_experiment(
         worker processes (default ``min(2, cpu count)``).
     progress:
         ``progress(completed_runs, total_runs)``.
+    backend, address:
+        where the runs execute: ``"local"`` processes or ``"ray"`` (at ``address``, or a local
+        Ray cluster); None keeps the enclosing :func:`scarce.sim.sweep.backend` context
+        (default local). Custom experiments get it through that context, so every
+        :func:`~scarce.sim.sweep.parallel_map` inside them uses it.
 
     Returns
     -------
@@ -638,6 +647,15 @@ def run_experiment(
         isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1
     ):
         raise ExperimentError(f"jobs must be an int >= 1; got {n_jobs!r}")
+    if backend is not None or address is not None:
+        try:
+            name, address = check_backend(backend or "local", address)
+        except (TypeError, ValueError) as exc:
+            raise ExperimentError(str(exc)) from None
+        with backend_context(name, address):  # type: ignore[arg-type]
+            return run_experiment(
+                experiment, out=out, n_jobs=n_jobs, progress=progress, backend=None
+            )
     if isinstance(experiment, CustomExperiment):
         return _run_custom(experiment, Path(out), n_jobs, progress)
     policies, envs = experiment.build()

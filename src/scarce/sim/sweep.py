@@ -29,10 +29,13 @@ tasks on ``"local"`` worker processes (the default) or as ``"ray"`` remote tasks
 functions of explicitly seeded items, so results are identical on every backend and a retried
 task gives the same answer. Code that calls :func:`parallel_map` without a ``backend``
 argument (e.g. a :class:`~scarce.sim.CustomExperiment`, which is only given ``n_jobs``) picks
-up the backend of the enclosing :func:`backend` context::
+up the backend of the enclosing :func:`backend` context (also exported as
+``scarce.sim.backend``; note that ``scarce.sim.sweep`` as an attribute is the function)::
 
-    with scarce.sim.sweep.backend("ray", address="auto"):
-        run_experiment("budget-quickstart", out="results/b")
+    from scarce.sim import backend, run_experiment
+
+    with backend("ray", address="auto"):
+        run_experiment("quickstart", out="results/q")
 
 Streaming and resuming
 ----------------------
