@@ -15,7 +15,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 from scarce.pareto.cones import _TOL as _STRICT_TOL
-from scarce.pareto.cones import Cone, _check_means
+from scarce.pareto.cones import Cone, _check_means, pareto_mask
 
 
 def _check_positive(arr: np.ndarray, name: str) -> None:
@@ -137,6 +137,10 @@ def gap_to_set(points: Any, reference: Any, cone: Cone, *, method: str = "auto")
         raise ValueError("method='closed_form' is exact only for the orthant cone")
     if method == "closed_form" or (method == "auto" and orthant):
         return _orthant_gap(P, S)
+    # a point escapes strict domination by S iff it escapes it by S's Pareto set (whatever
+    # dominates q strictly dominates every point q strictly dominates), so the MILP needs
+    # binaries only for the non-dominated reference points
+    S = S[pareto_mask(S, cone)]
     return np.array([_milp_gap(p, S, cone.W) for p in P])
 
 

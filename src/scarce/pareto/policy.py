@@ -29,7 +29,8 @@ from scarce.core.validation import (
     check_positive_int,
     check_scalar,
 )
-from scarce.pareto.cones import Cone, dominates
+from scarce.pareto.cones import _TOL, Cone
+from scarce.pareto.gaps import _is_orthant
 
 
 def _cone_matrix(cone: Any, m: int) -> Cone:
@@ -159,18 +160,21 @@ def _decision_from_support(
     rng: np.random.Generator, support: np.ndarray, eligible: np.ndarray | None
 ) -> Decision:
     """Uniform draw on each row's support (restricted to eligible actions; when that is
-    empty, uniform over the eligible actions)."""
+    empty, uniform over the eligible actions): the ``floor(u * size)``-th arm of the set."""
     if eligible is not None:
         s = support & eligible
         empty = ~s.any(axis=1)
         s[empty] = eligible[empty]
         support = s
-    probs = support / support.sum(axis=1, keepdims=True)
-    cum = np.cumsum(support, axis=1)
-    k = np.floor(rng.random(support.shape[0]) * cum[:, -1])
-    actions = np.argmax(cum > k[:, None], axis=1)
     n = support.shape[0]
-    return Decision(actions, probs[np.arange(n), actions], probs)
+    size = support.sum(axis=1)
+    probs = support / size[:, None]
+    k = np.floor(rng.random(n) * size).astype(np.int64)
+    if n == 1:  # the hot path of one case per round
+        actions = np.flatnonzero(support[0])[k]
+    else:
+        actions = np.argmax(np.cumsum(support, axis=1) > k[:, None], axis=1)
+    return Decision(actions, 1.0 / size, probs)
 
 
 class _TreeParetoPolicy(VectorPolicy):
@@ -266,6 +270,9 @@ class _TreeParetoPolicy(VectorPolicy):
     def _init_state(self) -> None:
         K, m, D = self.n_actions, self.n_objectives, self.n_features
         self._log_term = math.log(K * m / self.delta)
+        self._n_warm = self.n_warmup_
+        self._orthant = _is_orthant(self.cone_)
+        self._WT = self.cone_.W.T.copy()
         self._L = self.max_depth_
         self._n_nodes = 0
         cap = 64
@@ -349,31 +356,37 @@ class _TreeParetoPolicy(VectorPolicy):
     def _bias(self, node: int) -> float:
         return float(self.c_beta * 2.0 ** (-self.beta * int(self._level[node])))
 
+    def _cone_values(self, diff: np.ndarray) -> np.ndarray:
+        """``W d`` for the differences ``diff`` (``(..., m)``); the orthant skips the product."""
+        return diff if self._orthant else diff @ self._WT
+
     def _refresh(self, node: int) -> None:
         """Eliminate arms in ``node`` and recompute its play set (the cached support)."""
         cnt, active = self._count[node], self._active[node]
-        W = self.cone_.W
-        seen = active & (cnt >= 1)
-        mu = np.zeros((self.n_actions, self.n_objectives))
-        mu[seen] = self._sum[node][seen] / cnt[seen, None]
-        rad = self._radius(cnt)[:, None]
-        if self._eliminate:
-            ok = np.flatnonzero(active & (cnt >= self.n_min))
-            if ok.size > 1:
-                width = rad[ok] + (0.0 if self.pairwise else self._bias(node))
-                lcb, ucb = mu[ok] - width, mu[ok] + width
-                # out[j, k]: LCB of j strictly dominates UCB of k under the cone
-                diff = (lcb[:, None, :] - ucb[None, :, :]) @ W.T
-                out = np.all(diff > 0.0, axis=2).any(axis=0)
-                if out.any():
-                    active[ok[out]] = False
-                    seen = active & (cnt >= 1)
-        idx = np.flatnonzero(seen)
         play = active & (cnt == 0)
+        idx = np.flatnonzero(active & (cnt > 0))
         if idx.size:
-            pts = mu[idx] + rad[idx] if self._ucb_front else mu[idx]
-            dom = dominates(pts[:, None, :], pts[None, :, :], self.cone_).any(axis=0)
-            play[idx[~dom]] = True
+            c = cnt[idx]
+            mu = self._sum[node, idx] / c[:, None]
+            rad = self._radius(c)
+            if self._eliminate:
+                ok = np.flatnonzero(c >= self.n_min)
+                if ok.size > 1:
+                    width = (rad[ok] + (0.0 if self.pairwise else self._bias(node)))[:, None]
+                    lcb, ucb = mu[ok] - width, mu[ok] + width
+                    # out[j, k]: the LCB of j strictly dominates the UCB of k under the cone
+                    diff = self._cone_values(lcb[:, None, :] - ucb[None, :, :])
+                    out = (diff > 0.0).all(axis=2).any(axis=0)
+                    if out.any():
+                        active[idx[ok[out]]] = False
+                        keep = np.ones(idx.size, dtype=bool)
+                        keep[ok[out]] = False
+                        idx, mu, rad = idx[keep], mu[keep], rad[keep]
+            pts = mu + rad[:, None] if self._ucb_front else mu
+            # the same test as cones.dominates: weakly dominates (W d >= -tol) and differs
+            diff = pts[:, None, :] - pts[None, :, :]
+            dom = (self._cone_values(diff) >= -_TOL).all(axis=2) & (diff != 0.0).any(axis=2)
+            play[idx[~dom.any(axis=0)]] = True
         self._play[node] = play
 
     def _should_split(self, node: int) -> bool:
@@ -430,7 +443,7 @@ class _TreeParetoPolicy(VectorPolicy):
         t0 = self.n_updates_
         leaves = self._leaves(X)
         for i, leaf in enumerate(leaves):
-            if t0 + i < self.n_warmup_:
+            if t0 + i < self._n_warm:
                 out[i, (t0 + i) % K] = True
             else:
                 out[i] = self._play[leaf]
@@ -465,7 +478,7 @@ class _TreeParetoPolicy(VectorPolicy):
             self._count[leaf, k] += 1
             self._sum[leaf, k] += rewards[i]
             self._refresh(leaf)
-            if self.n_updates_ + i + 1 > self.n_warmup_ and self._should_split(leaf):
+            if self.n_updates_ + i + 1 > self._n_warm and self._should_split(leaf):
                 self._split(leaf)
 
     # ------------------------------------------------------------------ inspection
