@@ -11,3 +11,8 @@ POLICIES = {
 }
 
 __all__ = ["GLMTS", "GLMUCB", "POLICIES", "EpsilonGreedy", "Greedy", "LinTS", "LinUCB", "Random"]
+
+# a wrapper around the policies above (imported last: it looks them up in POLICIES)
+from scarce.drift.detect import ChangeDetecting  # noqa: E402
+
+POLICIES[ChangeDetecting.__name__] = ChangeDetecting
