@@ -1,0 +1,149 @@
+"""Per-target estimators for the budgeted learners: a bank of ``M`` independent models of one
+link (identity: ridge; logistic: L2 logistic regression; neural: one
+:class:`~scarce.models.neural.NeuralLinear` per model), each giving optimistic (upper) or
+pessimistic (lower) confidence bounds ``mu(x^T theta_hat +- beta ||x||_{V^{-1}})``
+(spec A.3, exact for a monotone link). The models themselves are the shared ones of
+:mod:`scarce.models`; this module only adds the bound and the GLM radius.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, logit
+
+from scarce.models.glm import LogisticRegression
+from scarce.models.linear import predict_mean, predict_variance
+from scarce.models.ridge import RidgeRegression
+
+LINKS = ("identity", "logistic")
+
+
+def glm_radius(t: int, dim: int, *, sigma: float, kappa: float, delta: float) -> float:
+    """Li, Lu and Zhou (2017) confidence radius
+    ``beta_t = sigma / kappa * sqrt(dim / 2 * log(1 + 2 t / dim) + log(1 / delta))``."""
+    return (
+        sigma
+        / kappa
+        * float(np.sqrt(0.5 * dim * np.log1p(2.0 * max(t, 1) / dim) + np.log(1.0 / delta)))
+    )
+
+
+class LinearBank:
+    """``M`` independent GLMs on the raw features ``(n, d)``.
+
+    Parameters
+    ----------
+    n_models, n_features:
+        ``M`` and ``d``.
+    link:
+        ``"identity"`` (ridge, ``lam`` the ridge) or ``"logistic"`` (Newton/IRLS warm-started,
+        ``lam`` the L2 penalty; the width uses the design matrix ``lam I + sum x x^T``).
+    lam:
+        ridge / L2 penalty.
+    """
+
+    def __init__(self, n_models: int, n_features: int, link: str, lam: float) -> None:
+        self.link = link
+        self.dim = n_features
+        if link == "identity":
+            self.model = RidgeRegression(n_models, n_features, lam=lam)
+        else:
+            self.model = LogisticRegression(n_models, n_features, lam=lam)
+
+    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
+        """``(n, M)`` ``mu(x^T theta +- beta ||x||_{V^-1})`` (+ if ``upper``)."""
+        if self.link == "identity":
+            mean, var = self.model.predict(X)
+        else:
+            mean = predict_mean(X, self.model.theta)
+            var = predict_variance(X, self.model.design_cov)
+        width = beta * np.sqrt(np.maximum(var, 0.0))
+        z = mean + width if upper else mean - width
+        return z if self.link == "identity" else expit(z)
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
+        if X.shape[0]:
+            self.model.partial_fit(X, y, ids)
+
+    def get_state(self) -> dict[str, Any]:
+        return self.model.get_state()
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.model.set_state(state)
+
+
+class NeuralBank:
+    """``M`` independent neural-linear models (spec A.6): model ``k`` has its own MLP trained
+    only on its own observations, its own embedding and its own linear/logistic head.
+
+    Parameters
+    ----------
+    n_models, n_features, link, lam:
+        as in :class:`LinearBank` (``lam`` is the ridge of the linear head).
+    seeds:
+        ``(n_models,)`` ints, the seed of each network.
+    net_params:
+        keywords of :class:`~scarce.models.neural.NeuralLinear` (``hidden``,
+        ``retrain_every``, ``min_train``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``).
+    """
+
+    def __init__(
+        self,
+        n_models: int,
+        n_features: int,
+        link: str,
+        lam: float,
+        seeds: Sequence[int],
+        net_params: dict[str, Any],
+    ) -> None:
+        from scarce.models.neural import NeuralLinear
+
+        self.link = link
+        self.models = [
+            NeuralLinear(n_features, link=link, lam=lam, seed=int(s), **net_params) for s in seeds
+        ]
+        self.dim = self.models[0].net.embedding_dim
+
+    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
+        out = np.empty((X.shape[0], len(self.models)))
+        for k, model in enumerate(self.models):
+            mean, var = model.predict(X)
+            width = beta * np.sqrt(np.maximum(var, 0.0))
+            if self.link == "identity":
+                out[:, k] = mean + width if upper else mean - width
+            else:
+                z = logit(np.clip(mean, 1e-12, 1 - 1e-12))
+                out[:, k] = expit(z + width if upper else z - width)
+        return out
+
+    def partial_fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
+        for k in np.unique(ids):
+            rows = ids == k
+            self.models[int(k)].partial_fit(X[rows], y[rows])
+
+    def get_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {}
+        for k, m in enumerate(self.models):
+            state[f"m{k}"] = {
+                "net": m.net.get_state(),
+                "linear": m.linear.get_state(),
+                "X": m._X,
+                "y": m._y,
+                "since_train": m._since_train,
+                "n_retrains": m.n_retrains,
+            }
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        for k, m in enumerate(self.models):
+            s = state[f"m{k}"]
+            m.net.set_state(s["net"])
+            m.linear = m._linear_cls(1, m.net.embedding_dim, lam=m.lam)
+            m.linear.set_state(s["linear"])
+            m._X = np.array(s["X"], dtype=float).reshape(-1, m.n_features)
+            m._y = np.array(s["y"], dtype=float).reshape(-1)
+            m._since_train = int(s["since_train"])
+            m.n_retrains = int(s["n_retrains"])

@@ -1,0 +1,519 @@
+"""Contextual bandits with knapsacks (Agrawal and Devanur, 2016, "LinCBwK"), generalised to
+GLM rewards and costs, with a hard budget guarantee.
+
+Each round the learner scores every action by its optimistic reward minus the priced
+pessimistic consumption, ``UCB_r(a) - Z * <theta_t, LCB_c(a)>``, and plays the best
+*affordable* action. The dual weights ``theta_t`` (one per resource plus a slack coordinate)
+are updated by multiplicative weights on the gains ``c(a_t) - B/T``, so the price of a
+resource rises while it is spent faster than its budget allows. ``Z`` trades reward against
+consumption (``fixed``, ``oracle`` = ``OPT/B`` from the truth, or ``warmup_estimate``: a
+uniformly random warm-up of ``T0 = ceil(d sqrt(T))`` rounds and the empirical LP on it).
+
+Budget guarantee
+----------------
+An action is affordable only if, for every resource, its consumption bound ``cost_bound``
+fits in what is left after the spending reported so far **and** the bounds reserved for
+decisions not yet reported (several decisions in one batch, or a delayed update). Realised
+consumptions above ``cost_bound`` are rejected in :meth:`update`, so the total realised
+consumption of the decisions this policy makes can never exceed the budget. The free action
+(A&D's no-op; the model in the deferral problem) consumes nothing and is always affordable;
+once nothing else is, the policy plays it (A&D's stopping rule; the episode continues).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from scarce.budget.estimators import LINKS, LinearBank, glm_radius
+from scarce.budget.opt import static_opt_deferral, static_opt_lp
+from scarce.core.decision import Decision
+from scarce.core.policy import SHARED_CONTEXT, Policy
+from scarce.core.random import SeedLike
+from scarce.core.validation import check_positive_int, check_scalar
+
+Z_METHODS = ("fixed", "warmup_estimate", "oracle")
+
+
+class KnapsackBandit(Policy):
+    """LinCBwK with GLM links, multiplicative-weights dual prices and a hard budget.
+
+    Parameters
+    ----------
+    n_actions:
+        ``K``, number of actions, including the free one.
+    n_features:
+        context dimension ``d``; contexts are ``(n, d)`` with disjoint per-action parameters.
+    budget:
+        total budget ``B`` per resource, a float or ``(n_resources,)`` floats, > 0.
+    horizon:
+        ``T``, the known number of rounds.
+    n_resources:
+        ``m``, number of resources.
+    free_action:
+        the action that consumes nothing (A&D's no-op, or the model in deferral); its reward
+        is learned like any other.
+    cost_bound:
+        maximal consumption of one round: a float, ``(m,)`` or ``(K, m)`` (the free action's
+        row is forced to 0). Budget checks and clipping of cost estimates use it.
+    reward_link, cost_link:
+        ``"identity"`` or ``"logistic"``; ``reward_link`` may be a list of ``K`` links (one
+        per action), ``cost_link`` one of ``m`` (one per resource).
+    lam:
+        ridge of the identity-link models (spec default 1.0).
+    lam_logistic:
+        L2 penalty of the logistic-link models (spec default 1e-3).
+    beta_scale, delta, sigma, kappa:
+        confidence radius ``beta_scale * sigma / kappa * sqrt(dim/2 log(1 + 2t/dim) +
+        log(1/delta))`` (Li et al., 2017). ``kappa=None`` uses 1 for the identity link and
+        0.25 for the logistic one (as the meTS code does).
+    reward_range:
+        ``(low, high)``: optimistic rewards are clipped to it.
+    z_method:
+        ``"warmup_estimate"`` (default), ``"fixed"`` (needs ``Z``) or ``"oracle"`` (needs
+        ``Z = OPT / B`` computed from the truth, e.g. by :func:`scarce.budget.opt.oracle_z`;
+        an ablation).
+    Z:
+        the trade-off constant for ``fixed`` / ``oracle``.
+    warmup_rounds:
+        ``T0`` for ``warmup_estimate``; None gives ``ceil(d sqrt(T))``.
+    c_z, z_gamma:
+        ``Z = c_z (OPT_hat + 2 gamma) / B`` where ``OPT_hat`` is the optimistic empirical LP
+        on the warm-up contexts scaled to ``T`` with budget ``B + 2 gamma``; ``z_gamma=None``
+        gives ``gamma = sqrt(d) T^(3/4)`` (spec A.4; constants unverified).
+    eta:
+        multiplicative-weights step; None gives ``sqrt(log(m + 1) / T)``.
+    dual_uses_estimate:
+        the dual gain uses the pessimistic cost estimate of the chosen action (A&D, default)
+        or, if False, the realised consumption.
+    seed:
+        seed or generator (warm-up draws).
+
+    Budgets of several resources are normalised to the smallest per-round rate
+    ``rho = min_j B_j / T``: consumption of resource ``j`` is scaled by ``rho / rho_j`` in
+    the scores and the dual gains, so one ``Z`` prices all resources.
+    """
+
+    deterministic = False
+
+    def __init__(
+        self,
+        *,
+        n_actions: int,
+        n_features: int,
+        budget: float | Sequence[float],
+        horizon: int,
+        n_resources: int = 1,
+        free_action: int = 0,
+        cost_bound: float | Sequence[float] | np.ndarray = 1.0,
+        reward_link: str | Sequence[str] = "identity",
+        cost_link: str | Sequence[str] = "identity",
+        lam: float = 1.0,
+        lam_logistic: float = 1e-3,
+        beta_scale: float = 1.0,
+        delta: float = 0.05,
+        sigma: float = 0.5,
+        kappa: float | None = None,
+        reward_range: tuple[float, float] = (0.0, 1.0),
+        z_method: str = "warmup_estimate",
+        Z: float | None = None,
+        warmup_rounds: int | None = None,
+        c_z: float = 1.0,
+        z_gamma: float | None = None,
+        eta: float | None = None,
+        dual_uses_estimate: bool = True,
+        seed: SeedLike = None,
+    ) -> None:
+        super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
+        self.budget = budget
+        self.horizon = horizon
+        self.n_resources = n_resources
+        self.free_action = free_action
+        self.cost_bound = cost_bound
+        self.reward_link = reward_link
+        self.cost_link = cost_link
+        self.lam = lam
+        self.lam_logistic = lam_logistic
+        self.beta_scale = beta_scale
+        self.delta = delta
+        self.sigma = sigma
+        self.kappa = kappa
+        self.reward_range = reward_range
+        self.z_method = z_method
+        self.Z = Z
+        self.warmup_rounds = warmup_rounds
+        self.c_z = c_z
+        self.z_gamma = z_gamma
+        self.eta = eta
+        self.dual_uses_estimate = dual_uses_estimate
+
+    # ------------------------------------------------------------------ parameters
+    def get_params(self) -> dict[str, Any]:
+        params = super().get_params()
+        if "reward_range" in params:  # a JSON round trip gives a list
+            params["reward_range"] = tuple(float(v) for v in params["reward_range"])
+        return params
+
+    def _links(self, value: str | Sequence[str], n: int, name: str) -> list[str]:
+        links = [value] * n if isinstance(value, str) else list(value)
+        if len(links) != n or any(v not in LINKS for v in links):
+            raise ValueError(
+                f"{name} must be one of {LINKS} or a list of {n} of them; got {value!r}"
+            )
+        return links
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        K = self.n_actions
+        m = check_positive_int(self.n_resources, "n_resources")
+        T = check_positive_int(self.horizon, "horizon")
+        if K < 2:
+            raise ValueError(f"n_actions must be >= 2 (a free action and a costly one); got {K}")
+        if isinstance(self.free_action, bool) or not isinstance(
+            self.free_action, (int, np.integer)
+        ):
+            raise ValueError(f"free_action must be an int in [0, {K}); got {self.free_action!r}")
+        if not 0 <= self.free_action < K:
+            raise ValueError(f"free_action must be an int in [0, {K}); got {self.free_action!r}")
+        B = (
+            np.broadcast_to(np.asarray(self.budget, dtype=np.float64), (m,))
+            if np.ndim(self.budget) <= 1
+            else None
+        )
+        if B is None or B.shape != (m,) or not np.all(np.isfinite(B)) or np.any(B <= 0):
+            raise ValueError(
+                f"budget must be a positive finite float or ({m},) of them; got {self.budget!r}"
+            )
+        cb = np.asarray(self.cost_bound, dtype=np.float64)
+        try:
+            cb = np.broadcast_to(cb, (K, m)).copy()
+        except ValueError:
+            raise ValueError(
+                f"cost_bound must be a float, ({m},) or ({K}, {m}); got shape {cb.shape}"
+            ) from None
+        if not np.all(np.isfinite(cb)) or np.any(cb < 0):
+            raise ValueError("cost_bound must be finite and >= 0")
+        cb[self.free_action] = 0.0
+        self._links(self.reward_link, K, "reward_link")
+        self._links(self.cost_link, m, "cost_link")
+        check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
+        check_scalar(self.lam_logistic, "lam_logistic", low=0.0, low_inclusive=False)
+        check_scalar(self.beta_scale, "beta_scale", low=0.0)
+        check_scalar(
+            self.delta, "delta", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
+        )
+        check_scalar(self.sigma, "sigma", low=0.0)
+        if self.kappa is not None:
+            check_scalar(self.kappa, "kappa", low=0.0, low_inclusive=False)
+        lo, hi = self.reward_range
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError(
+                f"reward_range must be (low, high) with low < high; got {self.reward_range!r}"
+            )
+        if self.z_method not in Z_METHODS:
+            raise ValueError(f"z_method must be one of {Z_METHODS}; got {self.z_method!r}")
+        if self.z_method in ("fixed", "oracle"):
+            if self.Z is None:
+                raise ValueError(f"z_method={self.z_method!r} needs Z (a float >= 0)")
+            check_scalar(self.Z, "Z", low=0.0)
+        if self.warmup_rounds is not None:
+            check_positive_int(self.warmup_rounds, "warmup_rounds", minimum=0)
+        check_scalar(self.c_z, "c_z", low=0.0, low_inclusive=False)
+        if self.z_gamma is not None:
+            check_scalar(self.z_gamma, "z_gamma", low=0.0)
+        if self.eta is not None:
+            check_scalar(self.eta, "eta", low=0.0, low_inclusive=False)
+        self._budget = B.copy()
+        self._cost_bound = cb
+        self._T = T
+
+    # ------------------------------------------------------------------ state
+    def _make_bank(self, n_models: int, link: str, seeds: np.ndarray) -> Any:
+        lam = self.lam if link == "identity" else self.lam_logistic
+        return LinearBank(n_models, self.n_features, link, lam)
+
+    def _init_state(self) -> None:
+        if self.context_mode_ != SHARED_CONTEXT:
+            raise ValueError(
+                f"{type(self).__name__} needs shared contexts X of shape (n, {self.n_features}); "
+                "per-action features are not supported"
+            )
+        K, m = self.n_actions, self.n_resources
+        self._costly = np.array([a for a in range(K) if a != self.free_action], dtype=np.int64)
+        self._costly_rank = np.full(K, -1, dtype=np.int64)
+        self._costly_rank[self._costly] = np.arange(self._costly.size)
+        rlinks = self._links(self.reward_link, K, "reward_link")
+        clinks = self._links(self.cost_link, m, "cost_link")
+        seeds = np.random.SeedSequence(int(self.rng_.integers(2**32))).generate_state(K + m * K)
+        # models grouped by link: (link, actions (or resources), bank)
+        self._reward_groups = []
+        for link in LINKS:
+            acts = np.array([a for a in range(K) if rlinks[a] == link], dtype=np.int64)
+            if acts.size:
+                self._reward_groups.append(
+                    (link, acts, self._make_bank(acts.size, link, seeds[acts]))
+                )
+        self._cost_groups = []
+        nc = self._costly.size
+        for link in LINKS:
+            res = np.array([j for j in range(m) if clinks[j] == link], dtype=np.int64)
+            if res.size:
+                bank = self._make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)])
+                self._cost_groups.append((link, res, bank))
+        self.rates_ = self._budget / self._T
+        self._scale = self.rates_.min() / self.rates_  # consumption normalisation per resource
+        self.spent_ = np.zeros(m)
+        self.reserved_ = np.zeros(m)
+        self.dual_ = np.full(m + 1, 1.0 / (m + 1))
+        self.n_decided_ = 0
+        if self.z_method == "warmup_estimate":
+            T0 = self.warmup_rounds
+            if T0 is None:
+                T0 = math.ceil(self.n_features * math.sqrt(self._T))
+            self.warmup_rounds_ = min(int(T0), self._T)
+            self.Z_: float | None = None
+        else:
+            self.warmup_rounds_ = 0
+            self.Z_ = float(self.Z)  # type: ignore[arg-type]
+        self._warm_X = np.zeros((self.warmup_rounds_, self.n_features))
+        self._n_warm = 0
+        self.eta_ = self.eta if self.eta is not None else math.sqrt(math.log(m + 1) / self._T)
+
+    def _beta(self, link: str, dim: int) -> float:
+        kappa = self.kappa if self.kappa is not None else (1.0 if link == "identity" else 0.25)
+        t = max(self.n_updates_, 1)
+        return self.beta_scale * glm_radius(t, dim, sigma=self.sigma, kappa=kappa, delta=self.delta)
+
+    # ------------------------------------------------------------------ estimates
+    def reward_ucb(self, X: np.ndarray) -> np.ndarray:
+        """``(n, K)`` optimistic rewards, clipped to ``reward_range``."""
+        out = np.empty((X.shape[0], self.n_actions))
+        for link, acts, bank in self._reward_groups:
+            out[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
+        lo, hi = self.reward_range
+        return np.clip(out, lo, hi)
+
+    def cost_lcb(self, X: np.ndarray) -> np.ndarray:
+        """``(n, K, m)`` pessimistic (low) consumptions in [0, cost_bound]; 0 for the free action."""
+        n, nc = X.shape[0], self._costly.size
+        out = np.zeros((n, self.n_actions, self.n_resources))
+        for link, res, bank in self._cost_groups:
+            b = bank.bounds(X, self._beta(link, bank.dim), upper=False)  # (n, nc * |res|)
+            out[:, self._costly[:, None], res[None, :]] = b.reshape(n, nc, res.size)
+        return np.clip(out, 0.0, self._cost_bound[None])
+
+    def scores(self, X: np.ndarray) -> np.ndarray:
+        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (normalised units)."""
+        r = self.reward_ucb(X)
+        if self.Z_ is None:
+            return r
+        price = self.Z_ * self.dual_[:-1] * self._scale
+        return r - self.cost_lcb(X) @ price
+
+    @property
+    def remaining_(self) -> np.ndarray:
+        """``(m,)`` budget left after reported spending and outstanding reservations."""
+        return self._budget - self.spent_ - self.reserved_
+
+    def _affordable(self) -> np.ndarray:
+        # tiny tolerance so that round-off in the running sums cannot block an exact fit
+        ok = np.all(self._cost_bound <= self.remaining_[None, :] + 1e-9, axis=1)
+        ok[self.free_action] = True  # even if updates for undecided actions overspent
+        return ok
+
+    # ------------------------------------------------------------------ decisions
+    def _maybe_estimate_z(self) -> None:
+        if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
+            self.Z_ = self._estimate_z()
+
+    def _estimate_z(self) -> float:
+        """``c_z (OPT_hat + 2 gamma) / B`` from the warm-up contexts (spec A.4)."""
+        T, d = self._T, self.n_features
+        Xw = self._warm_X[: self._n_warm]
+        if Xw.shape[0] == 0:
+            return 0.0
+        gamma = self.z_gamma if self.z_gamma is not None else math.sqrt(d) * T**0.75
+        B = self.rates_.min() * T
+        rate = (B + 2.0 * gamma) / T
+        r = self.reward_ucb(Xw)
+        c = self.cost_lcb(Xw) * self._scale
+        if self.n_actions == 2 and self.n_resources == 1:
+            a = int(self._costly[0])
+            value = static_opt_deferral(r[:, a], r[:, self.free_action], c[:, a, 0], rate).value
+        else:
+            value, _ = static_opt_lp(r, c, rate)
+        return float(self.c_z * (T * value + 2.0 * gamma) / B)
+
+    def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
+        n = X.shape[0]
+        self._maybe_estimate_z()
+        scores = self.scores(X)
+        actions = np.empty(n, dtype=np.int64)
+        probs = np.ones(n)
+        for i in range(n):
+            ok = self._affordable()
+            if eligible is not None:
+                ok &= eligible[i]
+            if not ok.any():
+                raise ValueError(
+                    f"case {i}: no eligible action is affordable (remaining budget {self.remaining_}); "
+                    f"make the free action {self.free_action} eligible"
+                )
+            if self.Z_ is None:  # warm-up: uniformly random affordable action
+                choices = np.flatnonzero(ok)
+                a = int(choices[self.rng_.integers(choices.size)])
+                probs[i] = 1.0 / choices.size
+                if self._n_warm < self.warmup_rounds_:
+                    self._warm_X[self._n_warm] = X[i]
+                    self._n_warm += 1
+            else:
+                s = np.where(ok, scores[i], -np.inf)
+                a = int(np.argmax(s))
+                if ok[self.free_action] and s[self.free_action] >= s[a]:
+                    a = self.free_action  # ties go to the free action
+            actions[i] = a
+            self.reserved_ += self._cost_bound[a]
+            self.n_decided_ += 1
+            if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
+                self._maybe_estimate_z()
+                scores = self.scores(X)
+        shown = scores if eligible is None else np.where(eligible, scores, -np.inf)
+        return Decision(actions=actions, probabilities=probs, scores=shown)
+
+    def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
+        """Probabilities under the current state, for each case on its own (reservations made
+        within a batch by :meth:`decide` are not simulated)."""
+        n, K = X.shape[0], self.n_actions
+        ok = np.broadcast_to(self._affordable(), (n, K)).copy()
+        if eligible is not None:
+            ok &= eligible
+        if self.Z_ is None and self.n_decided_ < self.warmup_rounds_:
+            return ok / ok.sum(axis=1, keepdims=True)
+        if self.Z_ is None:
+            # the warm-up is over but Z is estimated on the next decide; estimate it without
+            # keeping it so that this call leaves the state unchanged
+            z = self._estimate_z()
+            self.Z_ = z
+            s = self.scores(X)
+            self.Z_ = None
+        else:
+            s = self.scores(X)
+        s = np.where(ok, s, -np.inf)
+        best = np.argmax(s, axis=1)
+        rows = np.arange(n)
+        free_wins = ok[:, self.free_action] & (s[:, self.free_action] >= s[rows, best])
+        best = np.where(free_wins, self.free_action, best)
+        out = np.zeros((n, K))
+        out[rows, best] = 1.0
+        return out
+
+    # ------------------------------------------------------------------ learning
+    def _extra_keywords(self) -> tuple[str, ...]:
+        return ("costs",)
+
+    def _check_costs(self, costs: Any, actions: np.ndarray) -> np.ndarray:
+        n, m = actions.shape[0], self.n_resources
+        costly = actions != self.free_action
+        if costs is None:
+            if costly.any():
+                raise ValueError(
+                    "update needs costs=(n,) or (n, n_resources) when a costly action was played"
+                )
+            return np.zeros((n, m))
+        C = np.asarray(costs, dtype=np.float64)
+        if C.ndim == 1 and m == 1:
+            C = C[:, None]
+        if C.shape != (n, m):
+            raise ValueError(f"costs must have shape ({n},) or ({n}, {m}); got {C.shape}")
+        if not np.all(np.isfinite(C)) or np.any(C < 0):
+            raise ValueError("costs must be finite and >= 0")
+        if np.any(C[~costly] != 0):
+            raise ValueError(f"costs of the free action {self.free_action} must be 0")
+        over = C > self._cost_bound[actions] + 1e-12
+        if over.any():
+            i, j = np.argwhere(over)[0]
+            raise ValueError(
+                f"costs[{i}, {j}] = {C[i, j]} exceeds cost_bound {self._cost_bound[actions[i], j]} "
+                "(the budget guarantee relies on it)"
+            )
+        return C
+
+    def _reward_rows(
+        self,
+        X: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray | None,
+        full_rewards: np.ndarray | None,
+        extra: dict[str, Any],
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows ``(features, targets, action ids)`` that teach the reward models."""
+        n, K = X.shape[0], self.n_actions
+        if full_rewards is not None:
+            return np.repeat(X, K, axis=0), full_rewards.reshape(-1), np.tile(np.arange(K), n)
+        assert rewards is not None
+        return X, rewards, actions
+
+    def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
+        if actions is None:
+            raise ValueError(
+                f"{type(self).__name__}.update needs actions (and costs) to track the budget"
+            )
+        C = self._check_costs(extra.get("costs"), actions)
+        costly = actions != self.free_action
+        # release the reservations of these decisions and book what they really consumed
+        self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
+        self.spent_ += C.sum(axis=0)
+        # dual step (after the warm-up), with the cost estimate of the decision-time state
+        if self.Z_ is not None:
+            if self.dual_uses_estimate:
+                est = self.cost_lcb(X)[np.arange(X.shape[0]), actions]
+            else:
+                est = C
+            gains = est * self._scale - self.rates_.min()
+            for g in gains:
+                w = self.dual_ * np.exp(self.eta_ * np.append(g, 0.0))
+                self.dual_ = w / w.sum()
+        feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
+        for _, acts, bank in self._reward_groups:
+            local = np.full(self.n_actions, -1, dtype=np.int64)
+            local[acts] = np.arange(acts.size)
+            keep = local[ids] >= 0
+            bank.partial_fit(feats[keep], y[keep], local[ids[keep]])
+        if costly.any():
+            Xc, Cc, rank = X[costly], C[costly], self._costly_rank[actions[costly]]
+            for _, res, bank in self._cost_groups:
+                q = res.size
+                feats_c = np.repeat(Xc, q, axis=0)
+                targets = Cc[:, res].reshape(-1)
+                mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
+                bank.partial_fit(feats_c, targets, mids)
+
+    # ------------------------------------------------------------------ persistence
+    def _get_learned_state(self) -> dict[str, Any]:
+        return {
+            "reward": {link: bank.get_state() for link, _, bank in self._reward_groups},
+            "cost": {link: bank.get_state() for link, _, bank in self._cost_groups},
+            "spent": self.spent_,
+            "reserved": self.reserved_,
+            "dual": self.dual_,
+            "n_decided": self.n_decided_,
+            "Z": self.Z_,
+            "warm_X": self._warm_X[: self._n_warm],
+        }
+
+    def _set_learned_state(self, state: dict[str, Any]) -> None:
+        for link, _, bank in self._reward_groups:
+            bank.set_state(state["reward"][link])
+        for link, _, bank in self._cost_groups:
+            bank.set_state(state["cost"][link])
+        self.spent_ = np.array(state["spent"], dtype=float)
+        self.reserved_ = np.array(state["reserved"], dtype=float)
+        self.dual_ = np.array(state["dual"], dtype=float)
+        self.n_decided_ = int(state["n_decided"])
+        self.Z_ = None if state["Z"] is None else float(state["Z"])
+        warm = np.array(state["warm_X"], dtype=float).reshape(-1, self.n_features)
+        self._n_warm = warm.shape[0]
+        self._warm_X[: self._n_warm] = warm
