@@ -17,10 +17,12 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from scarce.serve.auth import KeyVerifier
+from scarce.serve.config import ServiceConfig
 from scarce.serve.service import (
+    MAX_ABS,
     BudgetExhaustedError,
     DecisionService,
     EventConflictError,
@@ -32,8 +34,8 @@ ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]{1,128}$"
 GROUP_PATTERN = r"^[A-Za-z0-9._:@/+= -]{1,100}$"
 _MAX_VECTOR = 4096
 
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0)]
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS)]
+NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=MAX_ABS)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 Scope = MutableMapping[str, Any]
@@ -46,40 +48,12 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class DecisionRequest(_Strict):
-    """One case to decide."""
-
-    context: list[Finite] | None = Field(
-        None, max_length=_MAX_VECTOR, description="the case's features, (d,) numbers"
-    )
-    action_features: list[list[Finite]] | None = Field(
-        None,
-        max_length=_MAX_VECTOR,
-        description="per-action features (K, d), for per_action policies",
-    )
-    eligible: list[int] | None = Field(
-        None, min_length=1, max_length=_MAX_VECTOR, description="action ids that may be chosen"
-    )
-    group: str | None = Field(None, pattern=GROUP_PATTERN, description="the case's group (quotas)")
-    event_id: str | None = Field(
-        None, pattern=ID_PATTERN, description="caller's id; retries with the same id are safe"
-    )
-
-
 class DecisionResponse(BaseModel):
     event_id: str
     action: int = Field(ge=0)
     probability: Probability
     probabilities: list[Probability]
     model_version: int = Field(ge=0)
-
-
-class RewardRequest(_Strict):
-    """An outcome for a logged decision."""
-
-    event_id: str = Field(pattern=ID_PATTERN)
-    value: Finite | list[Finite] = Field(description="reward, scalar or (reward_dim,) vector")
-    cost: NonNegative | list[NonNegative] | None = Field(None, description="realised cost, >= 0")
 
 
 class RewardResponse(BaseModel):
@@ -136,7 +110,20 @@ def _is_union_tag(part: str) -> bool:
 def _validation_items(errors: Sequence[Any]) -> list[tuple[str, str]]:
     """One message per field; for union fields (scalar or list) keep the informative branch."""
     by_field: dict[str, list[str]] = {}
+    if len(errors) > 1:
+        # a list sent to a "number or list" field also fails the number branch: drop that noise
+        errors = [
+            e
+            for e in errors
+            if not (str(e.get("type", "")).endswith("_type") and isinstance(e.get("input"), list))
+        ] or list(errors)
     for e in errors:
+        if e.get("type") == "json_invalid":
+            loc = tuple(e.get("loc", ()))
+            where = f" at character {loc[-1]}" if loc and isinstance(loc[-1], int) else ""
+            reason = (e.get("ctx") or {}).get("error", "")
+            by_field.setdefault("body", []).append(f"invalid JSON{where}: {reason}".rstrip(": "))
+            continue
         by_field.setdefault(_field_name(tuple(e.get("loc", ()))), []).append(
             str(e.get("msg", "invalid"))
         )
@@ -204,6 +191,85 @@ class BodyLimitMiddleware:
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = _error(413, [("body", f"request body larger than {self.max_bytes} bytes")])
         await response(scope, receive, send)
+
+
+def _integral(value: Any) -> Any:
+    # JSON Schema's "integer" includes 2.0; bools are not numbers here
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def request_models(cfg: ServiceConfig) -> tuple[type[BaseModel], type[BaseModel]]:
+    """``(DecisionRequest, RewardRequest)`` for this service: the OpenAPI schema states the exact
+    shapes (``d`` features, ``K`` actions, ``reward_dim``), so clients and fuzzers see them."""
+    d, K, dim = cfg.n_features, cfg.n_actions, cfg.reward_dim
+    ActionId = Annotated[int, Field(ge=0, lt=K), BeforeValidator(_integral)]
+    common: dict[str, Any] = {
+        "eligible": (
+            list[ActionId] | None,
+            Field(
+                None,
+                min_length=1,
+                max_length=K,
+                description="ids of the actions that may be chosen (default: all), no repeats",
+                json_schema_extra={"uniqueItems": True},
+            ),
+        ),
+        "group": (
+            str | None,
+            Field(None, pattern=GROUP_PATTERN, description="the case's group (quotas, export)"),
+        ),
+        "event_id": (
+            str | None,
+            Field(
+                None,
+                pattern=ID_PATTERN,
+                description="caller's id of the case; a retry with the same id is safe",
+            ),
+        ),
+    }
+    if cfg.features == "shared":
+        features: dict[str, Any] = {
+            "context": (
+                list[Finite],
+                Field(min_length=d, max_length=d, description=f"the case's {d} features"),
+            )
+        }
+    else:
+        Row = Annotated[list[Finite], Field(min_length=d, max_length=d)]
+        features = {
+            "action_features": (
+                list[Row],
+                Field(min_length=K, max_length=K, description=f"({K}, {d}) features per action"),
+            )
+        }
+    decision = create_model(
+        "DecisionRequest", __base__=_Strict, __doc__="One case to decide.", **features, **common
+    )
+    lo, hi = (None, None)
+    if dim == 1 and cfg.make_policy().reward_bounds is not None:
+        lo, hi = cfg.make_policy().reward_bounds  # type: ignore[misc]
+    lo = -MAX_ABS if lo is None else lo
+    hi = MAX_ABS if hi is None else hi
+    Value = Annotated[float, Field(allow_inf_nan=False, ge=lo, le=hi)]
+    value_type: Any = Value | Annotated[list[Value], Field(min_length=1, max_length=1)]
+    if dim > 1:
+        value_type = Annotated[list[Finite], Field(min_length=dim, max_length=dim)]
+    reward = create_model(
+        "RewardRequest",
+        __base__=_Strict,
+        __doc__="An outcome for a logged decision.",
+        event_id=(str, Field(pattern=ID_PATTERN, description="the decision's event id")),
+        value=(value_type, Field(description=f"reward: a number or {dim} numbers")),
+        cost=(
+            NonNegative
+            | Annotated[list[NonNegative], Field(min_length=1, max_length=_MAX_VECTOR)]
+            | None,
+            Field(None, description="realised cost, >= 0"),
+        ),
+    )
+    return decision, reward
 
 
 def create_app(
@@ -274,8 +340,12 @@ def create_app(
 
     auth = [Depends(require_key)]
 
+    DecisionRequest, RewardRequest = request_models(cfg)
+
     class DecisionBatchRequest(_Strict):
-        requests: list[DecisionRequest] = Field(min_length=1, max_length=cfg.max_batch)
+        requests: list[DecisionRequest] = Field(  # type: ignore[valid-type]
+            min_length=1, max_length=cfg.max_batch
+        )
 
     class DecisionBatchResponse(BaseModel):
         decisions: list[DecisionResponse]
@@ -310,11 +380,12 @@ def create_app(
             response.headers[k] = v
         return response
 
-    def _decide(req: DecisionRequest) -> DecisionResponse:
+    def _decide(req: Any) -> DecisionResponse:
+        eligible = getattr(req, "eligible", None)
         r = service.decide(
-            req.context,
-            action_features=req.action_features,
-            eligible=req.eligible,
+            getattr(req, "context", None),
+            action_features=getattr(req, "action_features", None),
+            eligible=eligible,
             group=req.group,
             event_id=req.event_id,
         )
@@ -323,7 +394,7 @@ def create_app(
     conflict = {409: {"model": ErrorResponse, "description": "budget exhausted or event id reused"}}
 
     @app.post("/v1/decisions", dependencies=auth, responses=conflict)
-    def post_decision(req: DecisionRequest) -> DecisionResponse:
+    def post_decision(req: DecisionRequest) -> DecisionResponse:  # type: ignore[valid-type]
         """Choose an action for one case; log it and charge its budgets atomically."""
         return _decide(req)
 
@@ -337,7 +408,7 @@ def create_app(
         dependencies=auth,
         responses={404: {"model": ErrorResponse, "description": "unknown event id"}},
     )
-    def post_reward(req: RewardRequest) -> RewardResponse:
+    def post_reward(req: RewardRequest) -> RewardResponse:  # type: ignore[valid-type]
         """Record an outcome. Idempotent: an identical repeat is a no-op (status "duplicate")."""
         st = service.reward(req.event_id, req.value, req.cost)
         return RewardResponse(event_id=req.event_id, status=st)  # type: ignore[arg-type]

@@ -30,6 +30,8 @@ from scarce.serve.config import ServiceConfig
 from scarce.serve.store import DecisionRecord, EventStore, UnknownEventError
 
 _MAX_BUDGET_RETRIES = 20
+#: largest accepted magnitude of a feature, reward or cost (beyond it squares overflow soon)
+MAX_ABS = 1e12
 
 
 class RequestError(ValueError):
@@ -150,6 +152,8 @@ class DecisionService:
             raise RequestError(field, f"must have shape {list(shape)}; got {list(arr.shape)}")
         if not np.isfinite(arr).all():
             raise RequestError(field, "must be finite (no NaN or infinity)")
+        if np.abs(arr).max() > MAX_ABS:
+            raise RequestError(field, f"values must be within +-{MAX_ABS:g}; rescale the features")
         return arr
 
     def _eligible_mask(self, eligible: Sequence[int] | None) -> np.ndarray:
@@ -179,6 +183,8 @@ class DecisionService:
         for v in vals:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise RequestError("value", f"must be finite numbers; got {v!r}")
+            if abs(v) > MAX_ABS:
+                raise RequestError("value", f"must be within +-{MAX_ABS:g}; got {v!r}")
             out.append(float(v))
         bounds = self.policy.reward_bounds
         if bounds is not None:
@@ -197,8 +203,8 @@ class DecisionService:
             for c in cs:
                 if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
                     raise RequestError("cost", f"must be finite numbers; got {c!r}")
-                if c < 0:
-                    raise RequestError("cost", f"must be >= 0; got {c!r}")
+                if c < 0 or c > MAX_ABS:
+                    raise RequestError("cost", f"must be in [0, {MAX_ABS:g}]; got {c!r}")
                 costs.append(float(c))
         return out, costs
 
@@ -320,16 +326,21 @@ class DecisionService:
     ) -> tuple[int, list[float], int]:
         with self._policy_lock:
             policy = self.policy
-            # full choice distribution first: it also initialises the policy without using its rng
-            probs = policy.action_probabilities(X, eligible=allowed)[0]
-            saved = policy.rng_
-            policy.rng_ = event_generator(self.config.seed, event_id)
-            try:
-                action = int(policy.decide(X, eligible=allowed).actions[0])
-            finally:
-                policy.rng_ = saved
+            with np.errstate(all="ignore"):
+                # the full distribution first: it also initialises the policy without its rng
+                probs = policy.action_probabilities(X, eligible=allowed)[0]
+                saved = policy.rng_
+                policy.rng_ = event_generator(self.config.seed, event_id)
+                try:
+                    action = int(policy.decide(X, eligible=allowed).actions[0])
+                finally:
+                    policy.rng_ = saved
             version = self.watermark
         probs = np.where(allowed, probs, 0.0)
+        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6 or probs[action] <= 0:
+            raise RequestError(
+                "context", "the model cannot score this context (numerical overflow)"
+            )
         return action, [float(p) for p in probs], version
 
     # ------------------------------------------------------------------ rewards

@@ -1,0 +1,339 @@
+"""The HTTP API in-process (FastAPI TestClient): every endpoint, auth, validation messages,
+size limits, and schemathesis fuzzing of the published OpenAPI schema (no 5xx)."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from servetools import FakeClock, make_config
+
+from scarce.serve import DecisionService, EventStore
+from scarce.serve import auth as auth_mod
+from scarce.serve.app import create_app
+from scarce.serve.auth import KeyVerifier, hash_key, load_key_hashes, read_key_file
+
+KEY = "test-key-1"
+H = {"X-API-Key": KEY}
+
+
+def _client(tmp_path: Path, clock: FakeClock, **overrides) -> tuple[TestClient, DecisionService]:
+    svc = DecisionService(make_config(**overrides), EventStore(tmp_path / "api.db"), clock=clock)
+    app = create_app(svc, keys=KeyVerifier([hash_key(KEY), hash_key("other-key")]))
+    return TestClient(app), svc
+
+
+@pytest.fixture
+def client(tmp_path: Path, clock: FakeClock) -> Iterator[tuple[TestClient, DecisionService]]:
+    c, svc = _client(
+        tmp_path,
+        clock,
+        type="LinTS",
+        service={"reward_window": 60.0, "max_batch": 4, "max_body_bytes": 4096},
+        budgets={"beds": {"total": 3.0, "costs": [0.0, 1.0, 1.0]}},
+        quotas={"beds": {"north": 1.0}},
+    )
+    yield c, svc
+    svc.store.close()
+
+
+# ---------------------------------------------------------------------- endpoints
+def test_openapi_published_with_exact_field_names(client):
+    c, _ = client
+    doc = c.get("/openapi.json").json()
+    for path in (
+        "/v1/decisions",
+        "/v1/decisions/batch",
+        "/v1/rewards",
+        "/v1/health",
+        "/v1/policies/{name}",
+        "/v1/snapshots",
+    ):
+        assert path in doc["paths"]
+    schemas = doc["components"]["schemas"]
+    request = schemas["DecisionRequest"]
+    assert set(request["properties"]) == {"context", "eligible", "group", "event_id"}
+    assert request["required"] == ["context"]
+    assert request["properties"]["context"]["minItems"] == 2  # the schema states d and K
+    assert request["properties"]["context"]["maxItems"] == 2
+    assert set(schemas["DecisionResponse"]["properties"]) == {
+        "event_id",
+        "action",
+        "probability",
+        "probabilities",
+        "model_version",
+    }
+    assert set(schemas["RewardRequest"]["properties"]) == {"event_id", "value", "cost"}
+    assert doc["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
+
+
+def test_decision_reward_snapshot_policy_health(client, clock):
+    c, svc = client
+    r = c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e1"}, headers=H)
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"event_id", "action", "probability", "probabilities", "model_version"}
+    assert body["event_id"] == "e1" and body["model_version"] == 0
+    assert abs(sum(body["probabilities"]) - 1) < 1e-9
+    assert body["probability"] == body["probabilities"][body["action"]]
+    # retry: same answer, logged once
+    assert (
+        c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e1"}, headers=H).json()
+        == body
+    )
+    # no event id: one is generated
+    gen = c.post("/v1/decisions", json={"context": [0.1, 0.1]}, headers=H).json()
+    assert len(gen["event_id"]) == 32
+
+    rw = c.post("/v1/rewards", json={"event_id": "e1", "value": 1}, headers=H)
+    assert rw.status_code == 200 and rw.json() == {"event_id": "e1", "status": "accepted"}
+    again = c.post("/v1/rewards", json={"event_id": "e1", "value": 1}, headers=H)
+    assert again.json()["status"] == "duplicate"
+    other = c.post("/v1/rewards", json={"event_id": "e1", "value": 0.5, "cost": [0.1]}, headers=H)
+    assert other.json()["status"] == "ignored"
+    unknown = c.post("/v1/rewards", json={"event_id": "zz", "value": 1}, headers=H)
+    assert unknown.status_code == 404 and "event_id" in unknown.json()["detail"]
+
+    snap = c.post("/v1/snapshots", headers=H)
+    assert snap.status_code == 201
+    assert snap.json()["version"] == 1 and snap.json()["model_version"] == 1
+
+    pol = c.get("/v1/policies/default", headers=H)
+    assert pol.status_code == 200
+    info = pol.json()
+    assert info["config"]["type"] == "LinTS" and info["model_version"] == 1
+    assert info["snapshot_version"] == 1
+    assert info["counts"]["decisions"] == 2 and info["counts"]["rewards"] == 2
+    assert info["budgets"]["beds"]["quotas"]["north"]["initial"] == 1.0
+    assert c.get("/v1/policies/nope", headers=H).status_code == 404
+
+    h = c.get("/v1/health")
+    assert h.status_code == 200 and h.json() == {
+        "status": "ok",
+        "policy": "default",
+        "model_version": 1,
+        "store": "sqlite",
+    }
+    after = c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e2"}, headers=H)
+    assert after.json()["model_version"] == 1
+
+
+def test_late_reward_over_http(client, clock):
+    c, svc = client
+    c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e1"}, headers=H)
+    clock.advance(61)
+    r = c.post("/v1/rewards", json={"event_id": "e1", "value": 1.0}, headers=H)
+    assert r.json()["status"] == "late"
+    c.post("/v1/snapshots", headers=H)
+    assert svc.n_learned == 0
+
+
+def test_batch_decisions_and_limit(client):
+    c, _ = client
+    reqs = [{"context": [float(i), 1.0], "event_id": f"b{i}"} for i in range(4)]
+    r = c.post("/v1/decisions/batch", json={"requests": reqs}, headers=H)
+    assert r.status_code == 200 and [d["event_id"] for d in r.json()["decisions"]] == [
+        "b0",
+        "b1",
+        "b2",
+        "b3",
+    ]
+    too_many = c.post("/v1/decisions/batch", json={"requests": reqs + reqs[:1]}, headers=H)
+    assert too_many.status_code == 422 and too_many.json()["errors"][0]["field"] == "requests"
+
+
+def test_budget_exhaustion_is_409_and_quota_applies(tmp_path, clock):
+    c, svc = _client(
+        tmp_path,
+        clock,
+        type="Random",
+        budgets={"beds": {"total": 2.0, "costs": [1.0, 1.0, 1.0]}},
+        quotas={"beds": {"north": 1.0}},
+    )
+    ok = c.post("/v1/decisions", json={"context": [1.0, 0.0], "group": "north"}, headers=H)
+    assert ok.status_code == 200
+    no = c.post("/v1/decisions", json={"context": [1.0, 0.0], "group": "north"}, headers=H)
+    assert no.status_code == 409 and "north" in no.json()["detail"]
+    assert c.post("/v1/decisions", json={"context": [1.0, 0.0]}, headers=H).status_code == 200
+    last = c.post("/v1/decisions", json={"context": [1.0, 0.0]}, headers=H)
+    assert last.status_code == 409 and last.json()["errors"][0]["field"] == "budget"
+    svc.store.close()
+
+
+# ---------------------------------------------------------------------- auth
+@pytest.mark.parametrize(
+    "headers", [{}, {"X-API-Key": ""}, {"X-API-Key": "wrong"}, {"X-Api-Key": KEY + "x"}]
+)
+def test_auth_required_on_every_endpoint(client, headers):
+    c, _ = client
+    calls = [
+        ("post", "/v1/decisions", {"context": [1.0, 0.0]}),
+        ("post", "/v1/decisions/batch", {"requests": [{"context": [1.0, 0.0]}]}),
+        ("post", "/v1/rewards", {"event_id": "e", "value": 1.0}),
+        ("get", "/v1/policies/default", None),
+        ("post", "/v1/snapshots", None),
+    ]
+    for method, path, body in calls:
+        r = getattr(c, method)(path, headers=headers, **({"json": body} if body else {}))
+        assert r.status_code == 401, path
+        assert "X-API-Key" in r.json()["detail"]
+    assert c.get("/v1/health", headers=headers).status_code == 200  # liveness stays open
+
+
+def test_second_key_works(client):
+    c, _ = client
+    r = c.post("/v1/decisions", json={"context": [1.0, 0.0]}, headers={"X-API-Key": "other-key"})
+    assert r.status_code == 200
+
+
+def test_key_check_is_constant_time(monkeypatch):
+    """Every stored hash is compared with hmac.compare_digest, matched or not (no early exit)."""
+    calls: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(auth_mod.hmac, "compare_digest", spy)
+    v = KeyVerifier([hash_key(k) for k in ("k1", "k2", "k3")])
+    for key, ok in (("k1", True), ("k3", True), ("nope", False), ("", False), (None, False)):
+        calls.clear()
+        assert v.verify(key) is ok
+        assert len(calls) == 3  # all hashes compared, whichever matched
+        assert all(len(a) == len(b) == 32 for a, b in calls)  # fixed-length digests
+
+
+def test_keys_hashed_at_rest(tmp_path):
+    f = tmp_path / "keys"
+    f.write_text(f"# service keys\n{hash_key('alpha')}\n\n")
+    assert read_key_file(f) == [hash_key("alpha")]
+    assert KEY not in f.read_text()
+    hashes = load_key_hashes(f, environ={"SCARCE_API_KEYS": "beta, gamma"})
+    assert hashes == [hash_key("beta"), hash_key("gamma"), hash_key("alpha")]
+    assert all(h.startswith("sha256:") and "beta" not in h for h in hashes)
+    f.write_text("plain-key\n")
+    with pytest.raises(ValueError, match="not plain keys"):
+        read_key_file(f)
+    with pytest.raises(ValueError, match="sha256"):
+        KeyVerifier(["md5:abc"])
+
+
+def test_app_refuses_to_start_without_keys(tmp_path, clock):
+    svc = DecisionService(make_config(), EventStore(tmp_path / "k.db"), clock=clock)
+    with pytest.raises(ValueError, match="API keys"):
+        create_app(svc)
+    c = TestClient(create_app(svc, no_auth=True))
+    assert c.post("/v1/decisions", json={"context": [1.0, 0.0]}).status_code == 200
+    svc.store.close()
+
+
+# ---------------------------------------------------------------------- validation
+BAD_DECISIONS = [
+    (b'{"context": [1.0]}', "context"),
+    (b'{"context": [1.0, 2.0, 3.0]}', "context"),
+    (b'{"context": [1.0, NaN]}', "context[1]"),
+    (b'{"context": [1.0, Infinity]}', "context[1]"),
+    (b'{"context": [1.0, "2"]}', "context[1]"),
+    (b'{"context": [1.0, true]}', "context[1]"),
+    (b'{"context": "1,2"}', "context"),
+    (b'{"context": [1.0, 2.0], "eligible": [7]}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": [-1]}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": []}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": [0.5]}', "eligible[0]"),
+    (b'{"context": [1.0, 2.0], "event_id": ""}', "event_id"),
+    (b'{"context": [1.0, 2.0], "event_id": "a b"}', "event_id"),
+    (b'{"context": [1.0, 2.0], "group": ""}', "group"),
+    (b'{"context": [1.0, 2.0], "colour": "red"}', "colour"),
+    (b'{"action_features": [[1.0, 2.0]]}', "action_features"),
+    (b'{"context": [1.0, 2.0]', "body"),
+    (b"[]", "body"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_DECISIONS)
+def test_bad_decisions_are_4xx_naming_the_field(client, body, field):
+    c, svc = client
+    r = c.post("/v1/decisions", content=body, headers={**H, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    out = r.json()
+    assert any(e["field"].startswith(field) for e in out["errors"]), out
+    assert field in out["detail"]
+    assert svc.store.counts()["decisions"] == 0
+
+
+BAD_REWARDS = [
+    (b'{"event_id": "e", "value": NaN}', "value"),
+    (b'{"event_id": "e", "value": [1.0, 2.0]}', "value"),
+    (b'{"event_id": "e", "value": "1"}', "value"),
+    (b'{"event_id": "e", "value": 1.0, "cost": -0.5}', "cost"),
+    (b'{"event_id": "e", "value": 1.0, "cost": [0.5, -1]}', "cost[1]"),
+    (b'{"event_id": "e", "value": 1.0, "cost": Infinity}', "cost"),
+    (b'{"value": 1.0}', "event_id"),
+    (b'{"event_id": "e"}', "value"),
+]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_REWARDS)
+def test_bad_rewards_are_4xx_naming_the_field(client, body, field):
+    c, _ = client
+    c.post("/v1/decisions", json={"context": [1.0, 2.0], "event_id": "e"}, headers=H)
+    r = c.post("/v1/rewards", content=body, headers={**H, "Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["errors"][0]["field"].startswith(field), r.json()
+
+
+def test_request_size_limit(client):
+    c, _ = client
+    big = json.dumps({"context": [1.0, 2.0], "event_id": "x", "group": "g" * 5000}).encode()
+    r = c.post("/v1/decisions", content=big, headers={**H, "Content-Type": "application/json"})
+    assert r.status_code == 413 and "body" in r.json()["detail"]
+
+    def chunks():  # no Content-Length: the streamed size is counted
+        for _ in range(10):
+            yield b" " * 1000
+
+    r = c.post("/v1/decisions", content=chunks(), headers={**H, "Content-Type": "application/json"})
+    assert r.status_code == 413
+
+
+# ---------------------------------------------------------------------- fuzzing
+schemathesis = pytest.importorskip("schemathesis")
+
+
+def test_schemathesis_finds_no_server_errors(tmp_path, clock):
+    """Fuzz every operation of the published schema; no response may be a 5xx, and responses
+    must match their declared schemas."""
+    c, svc = _client(
+        tmp_path,
+        clock,
+        type="LinTS",
+        budgets={"beds": {"total": 5.0, "costs": [0.0, 1.0, 1.0]}},
+        quotas={"beds": {"north": 1.0}},
+    )
+    schema = schemathesis.openapi.from_asgi("/openapi.json", c.app)
+    failures: list[tuple[str, object, str]] = []
+    for operation in schema.get_all_operations():
+        _fuzz(operation.ok(), failures)
+    svc.store.close()
+    assert failures == []
+
+
+def _fuzz(op, failures: list) -> None:
+    @settings(
+        max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(case=op.as_strategy())
+    def check(case):
+        case.headers = {**(case.headers or {}), **H}
+        try:
+            case.call_and_validate()
+        except Exception as exc:  # noqa: BLE001 - collect every failing case
+            failures.append((op.label, case.body, str(exc)[:2000]))
+
+    check()
