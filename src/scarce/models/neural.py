@@ -116,16 +116,19 @@ class MLPEmbedding:
         nn = torch.nn
         layers: list[Any] = []
         width = self.n_features
-        for h in self.hidden:
-            lin = nn.Linear(width, h)
-            self._init_linear(lin)
-            layers += [lin, nn.ReLU()]
-            if self.dropout > 0:
-                layers.append(nn.Dropout(self.dropout))
-            width = h
-        self.body = nn.Sequential(*layers).double()
-        self.out = nn.Linear(width, 2 if self.head == "gaussian" else 1)
-        self._init_linear(self.out)
+        # nn.Linear's own initialisation draws from torch's global RNG (then overwritten):
+        # fork it so that building a network leaves the global stream alone
+        with torch.random.fork_rng(devices=[]):
+            for h in self.hidden:
+                lin = nn.Linear(width, h)
+                self._init_linear(lin)
+                layers += [lin, nn.ReLU()]
+                if self.dropout > 0:
+                    layers.append(nn.Dropout(self.dropout))
+                width = h
+            self.body = nn.Sequential(*layers).double()
+            self.out = nn.Linear(width, 2 if self.head == "gaussian" else 1)
+            self._init_linear(self.out)
         self.out = self.out.double()
 
     def _init_linear(self, lin: Any) -> None:
@@ -162,14 +165,19 @@ class MLPEmbedding:
         Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
         n = X.shape[0]
         self.body.train()
-        for _ in range(self.epochs):
-            order = torch.randperm(n, generator=self._gen)
-            for start in range(0, n, self.batch_size):
-                idx = order[start : start + self.batch_size]
-                loss = self._loss(self._forward(Xt[idx]), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        # dropout masks come from torch's global RNG: fork it, seeded from our generator, so
+        # training is reproducible and the global stream is left alone
+        with torch.random.fork_rng(devices=[], enabled=self.dropout > 0):
+            if self.dropout > 0:
+                torch.manual_seed(int(torch.randint(2**62, (1,), generator=self._gen)))
+            for _ in range(self.epochs):
+                order = torch.randperm(n, generator=self._gen)
+                for start in range(0, n, self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    loss = self._loss(self._forward(Xt[idx]), yt[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
         self.body.eval()
         return self
 

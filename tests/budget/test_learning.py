@@ -1,0 +1,86 @@
+"""Seeded learning tests of the issue's acceptance section.
+
+The experiment settings (``beta_scale=0.2``, a ``sqrt(T)`` warm-up) were chosen while looking
+at env seeds 1-3 and 11; these tests use other seeds (20-22) so they check them out of sample.
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from scarce.budget import (
+    Deferral,
+    DigitsDeferral,
+    SyntheticDeferral,
+    arbitrary_human,
+    best_reject,
+    model_only,
+    run_learner,
+)
+from scarce.budget.experiments import learner_settings
+
+pytestmark = pytest.mark.statistical
+SEEDS = (20, 21, 22)
+
+
+def _ratios(T, frac, regime, seed, **kw):
+    env = SyntheticDeferral(regime, seed=seed)
+    opt = T * env.static_opt(frac)
+    s = env.sample(T, seed + 1000)
+    B = frac * T
+    pol = Deferral(n_features=20, budget=B, horizon=T, seed=seed, **{**learner_settings(T), **kw})
+    out = {
+        "Deferral": run_learner(pol, s),
+        "BestReject": best_reject(s, B, 1.0)[0],
+        "ArbitraryHuman": arbitrary_human(s, B, 1.0, seed),
+        "ModelOnly": model_only(s),
+    }
+    assert out["Deferral"].spent <= B
+    return {k: o.expected_reward / opt for k, o in out.items()}, opt
+
+
+def test_human_better_ratio_to_opt_and_baselines():
+    ratios = [_ratios(10_000, 0.25, "human_better", s)[0] for s in SEEDS]
+    mean = {k: float(np.mean([r[k] for r in ratios])) for k in ratios[0]}
+    for r in ratios:
+        assert r["Deferral"] >= 0.90
+        assert r["Deferral"] > r["ArbitraryHuman"] + 0.01
+        assert r["Deferral"] > r["ModelOnly"] + 0.2
+    # BestReject knows mu_M exactly and gets its threshold picked in sample: the margin is
+    # small here, so the comparison is on the mean over the three seeds
+    assert mean["Deferral"] > mean["BestReject"], mean
+
+
+def test_regret_grows_sublinearly():
+    Ts = (1000, 3000, 10_000, 30_000)
+    regrets = []
+    for T in Ts:
+        per_seed = []
+        for seed in SEEDS[:1]:
+            r, opt = _ratios(T, 0.25, "human_better", seed)
+            per_seed.append(opt * (1.0 - r["Deferral"]))
+        regrets.append(np.mean(per_seed))
+    assert all(r > 0 for r in regrets)
+    slope = np.polyfit(np.log(Ts), np.log(regrets), 1)[0]
+    assert slope < 0.85, (slope, regrets)
+
+
+def test_bandit_feedback_learns_too():
+    r, _ = _ratios(5000, 0.25, "complementary", 20, feedback="bandit")
+    assert r["Deferral"] > r["ArbitraryHuman"] + 0.01
+    assert r["Deferral"] >= 0.9
+
+
+def test_digits_deferral_beats_model_only_and_arbitrary():
+    env = DigitsDeferral(seed=5)
+    T, frac = 1500, 0.1
+    B = frac * T
+    s = env.sample(T, 6)
+    kw = {**learner_settings(T), "z_gamma": 0.0}  # as in the deferral-real experiment
+    pol = Deferral(n_features=env.n_features, budget=B, horizon=T, seed=0, **kw)
+    out = run_learner(pol, s)
+    assert out.spent <= B
+    assert out.expected_reward > model_only(s).expected_reward + 0.01 * T
+    assert out.expected_reward > arbitrary_human(s, B, 1.0, 0).expected_reward + 0.01 * T
+    assert math.isfinite(env.static_opt(frac))
