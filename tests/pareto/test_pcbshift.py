@@ -205,12 +205,20 @@ def test_elimination_play_set_and_split_follow_the_rules_step_by_step(cone):
     st.sampled_from(["PCBShift", "ParetoUCB", "StaticGridPCB"]),
     st.integers(1, 2),
     st.floats(0.05, 3.0),
+    st.sampled_from(["redistribute", "copy_parent"]),
 )
-def test_tree_invariants(seed, name, D, c_beta):
+def test_tree_invariants(seed, name, D, c_beta, child_init):
     cls = {"PCBShift": PCBShift, "ParetoUCB": ParetoUCB, "StaticGridPCB": StaticGridPCB}[name]
     env = PeaksShiftEnv(n_actions=4, n_features=D, change_points=(40,), noise=0.1)
     p = cls(
-        n_actions=4, n_features=D, c_beta=c_beta, sigma=0.1, warmup="short", max_depth=4, seed=seed
+        n_actions=4,
+        n_features=D,
+        c_beta=c_beta,
+        sigma=0.1,
+        warmup="short",
+        max_depth=4,
+        child_init=child_init,
+        seed=seed,
     )
     _feed(p, env, 150, seed)
     N = p._n_nodes
@@ -223,6 +231,8 @@ def test_tree_invariants(seed, name, D, c_beta):
             for c in kids:
                 assert np.all(active[c] <= active[node])
                 assert p._level[c] == p._level[node] + 1
+                if child_init == "copy_parent":  # each child starts from the parent's statistics
+                    assert np.all(count[c] >= count[node])
             # samples are redistributed: the children hold the parent's data (and later data)
             assert np.all(count[list(kids)].sum(axis=0) >= count[node])
         else:

@@ -201,6 +201,7 @@ class _TreeParetoPolicy(VectorPolicy):
         max_depth: int | None = None,
         pairwise: bool = False,
         n_min: int = 2,
+        child_init: str = "redistribute",
         seed: SeedLike = None,
     ) -> None:
         super().__init__(
@@ -219,6 +220,7 @@ class _TreeParetoPolicy(VectorPolicy):
         self.max_depth = max_depth
         self.pairwise = pairwise
         self.n_min = n_min
+        self.child_init = child_init
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
@@ -239,6 +241,10 @@ class _TreeParetoPolicy(VectorPolicy):
         if not isinstance(self.pairwise, bool):
             raise ValueError(f"pairwise must be a bool; got {self.pairwise!r}")
         check_positive_int(self.n_min, "n_min")
+        if self.child_init not in ("redistribute", "copy_parent"):
+            raise ValueError(
+                f"child_init must be 'redistribute' or 'copy_parent'; got {self.child_init!r}"
+            )
         if isinstance(self.warmup, str):
             if self.warmup not in ("paper", "short"):
                 raise ValueError(
@@ -416,10 +422,13 @@ class _TreeParetoPolicy(VectorPolicy):
             for c in range(first, first + 2**D):
                 sel = ids[child == c]
                 self._samples[c] = sel.tolist()
-                if sel.size:
+                if sel.size and self.child_init == "redistribute":
                     k = self._sk[sel]
                     self._count[c] = np.bincount(k, minlength=self.n_actions)
                     np.add.at(self._sum[c], k, self._sy[sel])
+        if self.child_init == "copy_parent":
+            self._count[first : first + 2**D] = self._count[node]
+            self._sum[first : first + 2**D] = self._sum[node]
         for c in range(first, first + 2**D):
             self._refresh(c)
         self._n_splits += 1
@@ -591,6 +600,11 @@ _TREE_DOC = """
         drop the common bias term when comparing arms of the same bin for elimination.
     n_min:
         samples an arm needs in a bin before it may eliminate or be eliminated.
+    child_init:
+        ``"redistribute"``: a new child's statistics are those of the parent's samples that
+        fall in its cell (exact regressograms; arms without samples there are explored
+        again); ``"copy_parent"``: every child starts with the parent's counts and sums
+        (smoother early play, inflated counts).
     seed:
         int, Generator or None.
 """
