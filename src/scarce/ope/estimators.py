@@ -218,12 +218,11 @@ def _ratio_estimate(
         rng = as_generator(seed)
         stats = np.empty(B)
         chunk = max(1, min(B, 2_000_000 // max(n, 1)))
-        p = np.full(n, 1.0 / n)
         for start in range(0, B, chunk):
             b = min(chunk, B - start)
-            counts = rng.multinomial(n, p, size=b).astype(np.float64)
-            top = counts @ num
-            bottom = np.full(b, float(n)) if ones else counts @ den_
+            idx = rng.integers(0, n, size=(b, n))  # rows of each resample
+            top = num[idx].sum(axis=1)
+            bottom = np.full(b, float(n)) if ones else den_[idx].sum(axis=1)
             with np.errstate(invalid="ignore", divide="ignore"):
                 stats[start : start + b] = np.where(bottom > 0, top / bottom, np.nan)
         finite = stats[np.isfinite(stats)]
