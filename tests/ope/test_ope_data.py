@@ -118,3 +118,35 @@ def test_parquet_written_by_another_tool(tmp_path):
     pq.write_table(table.drop_columns(["propensity"]), tmp_path / "np.parquet")
     with pytest.raises(ValueError, match="propensity"):
         LoggedData.from_parquet(tmp_path / "np.parquet")
+
+
+def test_reads_the_decision_service_export_schema(tmp_path):
+    """The schema and metadata ``scarce.serve.export`` writes (shared contexts: shape "d")."""
+    export = pytest.importorskip("scarce.serve.export")
+    schema = export.LOGGED_SCHEMA.with_metadata(
+        {"scarce.n_actions": "4", "scarce.context_shape": "2", "scarce.policy": "LinUCB"}
+    )
+    cols = {
+        "event_id": ["a", "b", "c"],
+        "context": [[0.1, 0.2], [0.3, 0.4], [0.5, 0.6]],
+        "action": [0, 3, 1],
+        "reward": [1.0, 0.0, 0.5],
+        "propensity": [1.0, 0.25, 0.5],
+        "timestamp": [1.0, 2.0, 3.0],
+        "group": ["g1", None, "g2"],
+    }
+    pq.write_table(pa.Table.from_pydict(cols, schema=schema), tmp_path / "svc.parquet")
+    d = LoggedData.from_parquet(tmp_path / "svc.parquet")
+    assert d.n_actions == 4 and d.contexts.shape == (3, 2)
+    assert list(d.groups) == ["g1", None, "g2"]
+    np.testing.assert_allclose(d.timestamps, [1.0, 2.0, 3.0])
+    back = LoggedData.from_parquet(d.to_parquet(tmp_path / "again.parquet"))
+    assert list(back.groups) == ["g1", None, "g2"]
+    # per-action features: "K,d"
+    feats = export.LOGGED_SCHEMA.with_metadata(
+        {"scarce.n_actions": "2", "scarce.context_shape": "2,2"}
+    )
+    cols["context"] = [[0.0, 1.0, 2.0, 3.0]] * 3
+    cols["action"] = [0, 1, 1]
+    pq.write_table(pa.Table.from_pydict(cols, schema=feats), tmp_path / "f.parquet")
+    assert LoggedData.from_parquet(tmp_path / "f.parquet").contexts.shape == (3, 2, 2)

@@ -65,7 +65,7 @@ class LoggedData:
     timestamps:
         optional ``(n,)`` float seconds (e.g. since the Unix epoch).
     groups:
-        optional ``(n,)`` group labels (strings).
+        optional ``(n,)`` group labels (strings; None where a label is missing).
     event_ids:
         optional ``(n,)`` string identifiers.
 
@@ -156,7 +156,11 @@ class LoggedData:
                 raise ValueError(f"timestamps must have shape ({n},); got {timestamps.shape}")
         groups = self.groups
         if groups is not None:
-            groups = np.asarray(groups, dtype=object).astype(str)
+            # labels as str; a missing label (None, e.g. a null in Parquet) stays None
+            groups = np.array(
+                [None if g is None else str(g) for g in np.asarray(groups, dtype=object)],
+                dtype=object,
+            )
             if groups.shape != (n,):
                 raise ValueError(f"groups must have shape ({n},); got {groups.shape}")
         event_ids = self.event_ids
@@ -267,7 +271,7 @@ class LoggedData:
         if self.timestamps is not None:
             arrays["timestamp"] = pa.array(self.timestamps, pa.float64())
         if self.groups is not None:
-            arrays["group"] = pa.array(self.groups.tolist(), pa.string())
+            arrays["group"] = pa.array(list(self.groups), pa.string())
         meta = {N_ACTIONS_KEY: str(self.n_actions).encode()}
         if self.contexts.ndim == 3:
             meta[CONTEXT_SHAPE_KEY] = f"{self.contexts.shape[1]},{self.contexts.shape[2]}".encode()
@@ -311,14 +315,23 @@ class LoggedData:
         values = ctx.flatten().to_numpy(zero_copy_only=False).astype(np.float64)
         X = values.reshape(n, -1)
         if CONTEXT_SHAPE_KEY in meta:
-            k, d = (int(v) for v in meta[CONTEXT_SHAPE_KEY].decode().split(","))
-            X = X.reshape(n, k, d)
+            # "d" (shared contexts) or "K,d" (per-action features)
+            shape = tuple(int(v) for v in meta[CONTEXT_SHAPE_KEY].decode().split(","))
+            if int(np.prod(shape)) != X.shape[1]:
+                raise ValueError(
+                    f"context lists have {X.shape[1]} values but the file metadata "
+                    f"scarce.context_shape says {shape}"
+                )
+            X = X.reshape(n, *shape)
 
         def col(name: str) -> np.ndarray | None:
             if name not in names:
                 return None
             return table.column(name).to_numpy(zero_copy_only=False)
 
+        groups = col("group")
+        if groups is not None and all(g is None for g in groups):
+            groups = None
         ts = None
         if "timestamp" in names:
             tcol = table.column("timestamp")
@@ -336,6 +349,6 @@ class LoggedData:
             n_actions=n_actions,
             positions=col("position"),
             timestamps=ts,
-            groups=col("group"),
+            groups=groups,
             event_ids=col("event_id"),
         )
