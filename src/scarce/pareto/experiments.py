@@ -222,7 +222,7 @@ def _plots(
             ax.errorbar(
                 mean.index,
                 mean.values,
-                yerr=sd.values,
+                yerr=np.vstack([np.minimum(sd.values, mean.values), sd.values]),
                 marker="o",
                 ms=3,
                 capsize=2,
@@ -231,6 +231,7 @@ def _plots(
             )
         ax.set_xscale("log")
         ax.set_yscale("symlog", linthresh=1.0)
+        ax.set_ylim(bottom=0.0)
         ax.set_title(env)
         ax.set_xlabel("horizon T (change point at T/2)")
     axes[0][0].set_ylabel("target-phase preference regret")
@@ -251,8 +252,10 @@ def _plots(
                 g = sub[(sub["env"] == env) & (sub["policy"] == pol)].groupby("since_shift")[metric]
                 mean, sd = g.mean(), g.std().fillna(0.0)
                 ax.plot(mean.index, mean.values, label=pol, color=colors[pol])
-                ax.fill_between(mean.index, mean - sd, mean + sd, alpha=0.15, color=colors[pol])
+                lower = np.maximum(mean - sd, 0.0)
+                ax.fill_between(mean.index, lower, mean + sd, alpha=0.15, color=colors[pol])
             ax.set_yscale("symlog", linthresh=1.0)
+            ax.set_ylim(bottom=0.0)
             ax.set_title(f"{env}, T={T_max}")
             ax.set_xlabel("rounds since the (last) change point")
             ax.set_ylabel(f"cumulative {metric.replace('_', ' ')}")
