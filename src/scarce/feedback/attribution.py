@@ -104,6 +104,13 @@ class ObservationLog:
         return self.unit is None
 
 
+_BIG = np.int64(2**32)
+
+
+def _codes(unit: np.ndarray, rnd: np.ndarray) -> np.ndarray:
+    return (unit.astype(np.int64) + 1) * _BIG + rnd.astype(np.int64)
+
+
 def _kernel_table(kernels: Sequence[DelayKernel]) -> np.ndarray:
     D = max(k.support for k in kernels)
     table = np.zeros((len(kernels), D))
@@ -113,7 +120,11 @@ def _kernel_table(kernels: Sequence[DelayKernel]) -> np.ndarray:
 
 
 def _window_matrix(
-    alloc: AllocationLog, kernels: Sequence[DelayKernel], now: int, aggregate: bool
+    alloc: AllocationLog,
+    kernels: Sequence[DelayKernel],
+    now: int,
+    aggregate: bool,
+    since: int | None = None,
 ) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
     """Sparse ``S`` (keys x allocations) with ``S[key, a] = K^{r_a}(t - u_a)`` over the keys
     ``(unit, t)`` (or ``t`` when ``aggregate``) with ``t <= now``; returns ``S`` and the keys'
@@ -130,19 +141,13 @@ def _window_matrix(
     t = alloc.round[a_idx] + lag
     weight = table[alloc.resource[a_idx], lag]
     keep = (weight > 0) & (t <= now)
+    if since is not None:
+        keep &= t > since
     a_idx, t, weight = a_idx[keep], t[keep], weight[keep]
     unit = np.full(t.shape, -1, dtype=np.int64) if aggregate else alloc.unit[a_idx]
-    keys = np.stack([unit, t], axis=1)
-    uniq, key_idx = np.unique(keys, axis=0, return_inverse=True)
+    uniq, key_idx = np.unique(_codes(unit, t), return_inverse=True)
     S = sparse.csr_matrix((weight, (key_idx.reshape(-1), a_idx)), shape=(uniq.shape[0], len(alloc)))
-    return S, uniq[:, 0], uniq[:, 1]
-
-
-_BIG = np.int64(2**32)
-
-
-def _codes(unit: np.ndarray, rnd: np.ndarray) -> np.ndarray:
-    return (unit.astype(np.int64) + 1) * _BIG + rnd.astype(np.int64)
+    return S, uniq // _BIG - 1, uniq % _BIG
 
 
 def _lookup(obs: ObservationLog, key_unit: np.ndarray, key_round: np.ndarray) -> np.ndarray:
@@ -189,12 +194,16 @@ class DelayAttribution:
 
 
 class KernelConvolvedLS(DelayAttribution):
-    """Kernel-convolved least squares (the default; exact for a known kernel)."""
+    """Kernel-convolved least squares (the default; exact for a known kernel).
+
+    Rows only depend on allocations made up to their round, so they can be accumulated online:
+    ``design(..., since=s)`` returns just the rows of rounds ``s < t <= now`` (pass every
+    allocation made after ``s - D + 1``)."""
 
     name = "kernel_ls"
 
-    def design(self, alloc, obs, kernels, now, predicted=None):  # noqa: D102
-        S, ku, kt = _window_matrix(alloc, kernels, now, obs.aggregate)
+    def design(self, alloc, obs, kernels, now, predicted=None, since=None):  # noqa: D102
+        S, ku, kt = _window_matrix(alloc, kernels, now, obs.aggregate, since)
         Z = np.asarray(S @ alloc.features)
         y = _lookup(_until(obs, now), ku, kt)
         return Z, y, np.ones(y.shape[0])

@@ -1,0 +1,378 @@
+"""Learned outcome models ``f(x, r)`` with uncertainty, fitted from delayed increments
+through a :class:`~scarce.feedback.DelayAttribution`.
+
+* :class:`LinearOutcomeModel`: ``f(x, r) = [1, x]^T theta_r``, one block of coefficients per
+  resource (the spec's resource-specific effect), fitted by weighted ridge on the attribution's
+  design (:func:`scarce.feedback.fit_ridge`); width ``sigma * sqrt(phi^T A^{-1} phi)`` with
+  ``sigma`` the residual standard deviation of the fit.
+* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (:class:`scarce.models.neural.MLPEmbedding`)
+  trained on completed-mass targets, with a pluggable uncertainty: ``"neural_linear"`` (a ridge
+  head on the last hidden layer, fitted by the chosen attribution: for kernel-convolved least
+  squares the head is exact regression through the kernel), ``"mc_dropout"`` (spread of
+  dropout passes) or ``"gaussian_head"`` (the predicted noise sd: aleatoric, it does not shrink
+  with data).
+
+Both expose ``fit(history, now)``, ``predict(X) -> (mean, sd)`` each ``(n, R)`` and
+``sample(X, n_samples, rng) -> (n_samples, n, R)`` (epistemic draws for the meta level's rollouts).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from scarce.core.random import as_generator
+from scarce.core.validation import check_positive_int, check_scalar
+from scarce.feedback.attribution import (
+    AllocationLog,
+    CompletedMass,
+    DelayAttribution,
+    KernelConvolvedLS,
+    ObservationLog,
+    fit_ridge,
+    make_attribution,
+)
+from scarce.feedback.kernels import DelayKernel
+from scarce.models import linear
+from scarce.models.ridge import RidgeRegression
+
+
+class History:
+    """Allocations and observed increments so far (append-only)."""
+
+    def __init__(self) -> None:
+        self._a: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._o: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def add_allocations(self, units: np.ndarray, resources: np.ndarray, t: int) -> None:
+        if len(units):
+            self._a.append((np.asarray(units), np.asarray(resources), np.full(len(units), t)))
+
+    def add_observations(self, units: np.ndarray, t: int, values: np.ndarray) -> None:
+        if len(units):
+            self._o.append((np.asarray(units), np.full(len(units), t), np.asarray(values)))
+
+    def allocations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self._a:
+            z = np.zeros(0, np.int64)
+            return z, z, z
+        self._a = [tuple(np.concatenate(c) for c in zip(*self._a, strict=True))]  # type: ignore[list-item]
+        return self._a[0]
+
+    def observations(self) -> ObservationLog:
+        if not self._o:
+            return ObservationLog(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
+        self._o = [tuple(np.concatenate(c) for c in zip(*self._o, strict=True))]  # type: ignore[list-item]
+        u, t, v = self._o[0]
+        return ObservationLog(u, t, v)
+
+    def __len__(self) -> int:
+        return int(sum(len(a[0]) for a in self._a))
+
+
+def block_features(X: np.ndarray, resources: np.ndarray, n_resources: int) -> np.ndarray:
+    """``(n, R (d + 1))``: ``[1, x]`` in the block of each row's resource, zeros elsewhere."""
+    n, d = X.shape
+    out = np.zeros((n, n_resources * (d + 1)))
+    cols = resources[:, None] * (d + 1) + np.arange(d + 1)[None, :]
+    out[np.arange(n)[:, None], cols] = np.concatenate([np.ones((n, 1)), X], axis=1)
+    return out
+
+
+class LinearOutcomeModel:
+    """Linear effects per resource, fitted through a delay attribution.
+
+    Parameters
+    ----------
+    X: ``(N, d)`` features of the whole population (rows indexed by unit id).
+    kernels: one :class:`~scarce.feedback.DelayKernel` per resource.
+    attribution: ``"kernel_ls"`` (default), ``"completed_mass"``, ``"delay_agnostic"`` or an
+        instance.
+    lam: ridge penalty.
+    sigma0: noise scale used before there is enough data to estimate it.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        kernels: Sequence[DelayKernel],
+        *,
+        attribution: str | DelayAttribution = "kernel_ls",
+        lam: float = 1.0,
+        sigma0: float = 1.0,
+    ) -> None:
+        self.X = np.asarray(X, dtype=np.float64)
+        self.kernels = list(kernels)
+        self.attribution = make_attribution(attribution)
+        self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
+        self.sigma0 = check_scalar(sigma0, "sigma0", low=0.0, low_inclusive=False)
+        self.R = len(self.kernels)
+        self.d = self.X.shape[1]
+        p = self.R * (self.d + 1)
+        self.theta = np.zeros(p)
+        self.A_inv = np.eye(p) / self.lam
+        self.sigma = self.sigma0
+        self.n_rows = 0
+        self._ridge: RidgeRegression | None = None
+        self._last_now = -1
+        self._yy = 0.0
+        self._rows = 0
+
+    def fit(self, history: History, now: int) -> LinearOutcomeModel:
+        """Update the fit with everything observed up to round ``now``.
+
+        Kernel-convolved LS and completed-window ("wait", ``CompletedMass(min_mass=1)``) fits
+        are accumulated online (only rows new since the last call are added; identical to a
+        refit from scratch for kernel LS); other attributions refit from scratch."""
+        u, r, t = history.allocations()
+        if u.size == 0:
+            return self
+        att = self.attribution
+        if isinstance(att, KernelConvolvedLS):
+            self._fit_online(history, u, r, t, now, wait=False)
+        elif isinstance(att, CompletedMass) and att.min_mass >= 1.0:
+            self._fit_online(history, u, r, t, now, wait=True)
+        else:
+            alloc = AllocationLog(u, r, t, block_features(self.X[u], r, self.R))
+            Z, y, w = att.design(
+                alloc,
+                history.observations(),
+                self.kernels,
+                now,
+                predicted=alloc.features @ self.theta,
+            )
+            model = fit_ridge(Z, y, w, lam=self.lam)
+            self._set_fit(model, y, w, float((w * y**2).sum()), Z.shape[0])
+        return self
+
+    def _fit_online(self, history, u, r, t, now, wait: bool) -> None:
+        since = self._last_now
+        if now <= since:
+            return
+        D = max(k.support for k in self.kernels)
+        reach = 2 * D if wait else D
+        sel = t > since - reach
+        alloc = AllocationLog(
+            u[sel], r[sel], t[sel], block_features(self.X[u[sel]], r[sel], self.R)
+        )
+        obs = history.observations()
+        osel = obs.round > since - reach
+        obs = ObservationLog(obs.unit[osel], obs.round[osel], obs.value[osel])
+        if wait:
+            Z, y, w = self.attribution.design(
+                alloc, obs, self.kernels, now, predicted=alloc.features @ self.theta
+            )
+            m_now = np.zeros(len(alloc))
+            m_before = np.zeros(len(alloc))
+            for j, k in enumerate(self.kernels):
+                rows = alloc.resource == j
+                m_now[rows] = k.completed_mass(now - alloc.round[rows])
+                m_before[rows] = k.completed_mass(since - alloc.round[rows])
+            new = (m_before < 1.0)[m_now >= 1.0]
+            Z, y, w = Z[new], y[new], w[new]
+        else:
+            Z, y, w = self.attribution.design(alloc, obs, self.kernels, now, since=since)
+        if self._ridge is None:
+            self._ridge = RidgeRegression(1, Z.shape[1], lam=self.lam)
+        if Z.shape[0]:
+            s = np.sqrt(w)
+            self._ridge.partial_fit(Z * s[:, None], y * s)
+            self._yy += float((w * y**2).sum())
+            self._rows += Z.shape[0]
+        self._last_now = now
+        self._set_fit(self._ridge, None, None, self._yy, self._rows)
+
+    def _set_fit(self, model: RidgeRegression, y, w, yy: float, n_rows: int) -> None:
+        self.theta, self.A_inv = model.theta[0].copy(), model.A_inv[0].copy()
+        self.n_rows = int(n_rows)
+        p = self.theta.shape[0]
+        if self.n_rows > 2 * p:
+            # residual sum of squares from the sufficient statistics: yy - 2 t'b + t'(A - lam I)t
+            A_data = model.A[0] - self.lam * np.eye(p)
+            rss = yy - 2 * self.theta @ model.b[0] + self.theta @ A_data @ self.theta
+            self.sigma = float(max(np.sqrt(max(rss, 0.0) / max(model.n_obs[0], 1.0)), 1e-3))
+
+    def _blocks(self) -> tuple[np.ndarray, np.ndarray]:
+        q = self.d + 1
+        theta = self.theta.reshape(self.R, q)
+        cov = np.stack(
+            [self.A_inv[r * q : (r + 1) * q, r * q : (r + 1) * q] for r in range(self.R)]
+        )
+        return theta, cov
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, sd)``, each ``(n, R)``; ``sd = sigma * sqrt(phi^T A^{-1} phi)``."""
+        Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
+        theta, cov = self._blocks()
+        mean, var = linear.predict(Xt, theta, cov)
+        return mean, self.sigma * np.sqrt(var)
+
+    def sample(self, X: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n_samples, n, R)`` predictions under posterior draws
+        ``theta ~ N(theta_hat, sigma^2 A^{-1})``."""
+        Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
+        L = np.linalg.cholesky(self.A_inv + 1e-12 * np.eye(self.A_inv.shape[0]))
+        draws = (
+            self.theta[None, :] + self.sigma * rng.standard_normal((n_samples, L.shape[0])) @ L.T
+        )
+        q = self.d + 1
+        return np.einsum("nq,brq->bnr", Xt, draws.reshape(n_samples, self.R, q))
+
+
+UNCERTAINTIES = ("neural_linear", "mc_dropout", "gaussian_head")
+
+
+class NeuralOutcomeModel:
+    """MLP outcome model on ``[x, onehot(r)]`` with a pluggable uncertainty.
+
+    Parameters
+    ----------
+    X: ``(N, d)`` population features.
+    kernels: one kernel per resource.
+    uncertainty: ``"neural_linear"`` (default), ``"mc_dropout"`` or ``"gaussian_head"``.
+    attribution: estimator for the neural-linear head (default kernel-convolved LS); the network
+        itself is trained on completed-mass targets (``min_mass`` 0.05).
+    hidden, epochs, lr, dropout: network settings (``dropout`` is used by ``"mc_dropout"``).
+    lam: ridge penalty of the head; mc_samples: dropout passes for the width.
+    max_rows: train the network on at most this many most recent attributed allocations.
+    seed: seed or generator for the network.
+    """
+
+    def __init__(
+        self,
+        X: np.ndarray,
+        kernels: Sequence[DelayKernel],
+        *,
+        uncertainty: str = "neural_linear",
+        attribution: str | DelayAttribution = "kernel_ls",
+        hidden: Sequence[int] = (32, 16),
+        epochs: int = 20,
+        lr: float = 1e-2,
+        dropout: float = 0.2,
+        lam: float = 1.0,
+        mc_samples: int = 20,
+        max_rows: int = 4096,
+        sigma0: float = 1.0,
+        seed: int | np.random.Generator | None = None,
+    ) -> None:
+        from scarce.models.neural import MLPEmbedding
+
+        if uncertainty not in UNCERTAINTIES:
+            raise ValueError(f"uncertainty must be one of {UNCERTAINTIES}; got {uncertainty!r}")
+        self.X = np.asarray(X, dtype=np.float64)
+        self.kernels = list(kernels)
+        self.uncertainty = uncertainty
+        self.attribution = make_attribution(attribution)
+        self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
+        self.mc_samples = check_positive_int(mc_samples, "mc_samples", minimum=2)
+        self.max_rows = check_positive_int(max_rows, "max_rows")
+        self.sigma = self.sigma0 = check_scalar(sigma0, "sigma0", low=0.0, low_inclusive=False)
+        self.R = len(self.kernels)
+        self.net = MLPEmbedding(
+            self.X.shape[1] + self.R,
+            hidden=hidden,
+            head="gaussian" if uncertainty == "gaussian_head" else "mean",
+            dropout=dropout if uncertainty == "mc_dropout" else 0.0,
+            epochs=epochs,
+            lr=lr,
+            batch_size=128,
+            seed=seed,
+        )
+        h = self.net.embedding_dim
+        self.theta = np.zeros(h)
+        self.A_inv = np.eye(h) / self.lam
+        self.trained = False
+
+    def _inputs(self, X: np.ndarray, r: np.ndarray) -> np.ndarray:
+        return np.concatenate([X, np.eye(self.R)[r]], axis=1)
+
+    def fit(self, history: History, now: int) -> NeuralOutcomeModel:
+        u, r, t = history.allocations()
+        if u.size == 0:
+            return self
+        obs = history.observations()
+        inputs = self._inputs(self.X[u], r)
+        alloc = AllocationLog(u, r, t, inputs)
+        pred = self.net.predict(inputs) if self.trained else None
+        Zc, yc, _ = CompletedMass(0.05).design(alloc, obs, self.kernels, now, predicted=pred)
+        if Zc.shape[0] >= 8:
+            Zc, yc = Zc[-self.max_rows :], yc[-self.max_rows :]
+            self.net.fit(Zc, yc)
+            self.trained = True
+        if self.uncertainty == "neural_linear":
+            emb = AllocationLog(u, r, t, self.net.embed(inputs))
+            Z, y, w = self.attribution.design(emb, obs, self.kernels, now)
+            model = fit_ridge(Z, y, w, lam=self.lam)
+            self.theta, self.A_inv = model.theta[0].copy(), model.A_inv[0].copy()
+            if Z.shape[0] > 2 * Z.shape[1]:
+                resid = y - Z @ self.theta
+                self.sigma = float(max(np.sqrt((w * resid**2).sum() / w.sum()), 1e-3))
+        return self
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        n = X.shape[0]
+        mean, sd = np.zeros((n, self.R)), np.zeros((n, self.R))
+        for r in range(self.R):
+            inp = self._inputs(X, np.full(n, r))
+            if self.uncertainty == "neural_linear":
+                phi = self.net.embed(inp)
+                mean[:, r] = phi @ self.theta
+                var = linear.predict_variance(phi, self.A_inv[None])[:, 0]
+                sd[:, r] = self.sigma * np.sqrt(np.maximum(var, 0.0))
+            elif self.uncertainty == "mc_dropout":
+                mean[:, r] = self.net.predict(inp)
+                sd[:, r] = self.net.sample_outputs(inp, self.mc_samples).std(axis=0, ddof=1)
+            else:
+                mean[:, r] = self.net.predict(inp)
+                sd[:, r] = np.sqrt(self.net.predict_variance(inp))
+        return mean, sd
+
+    def sample(self, X: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n_samples, n, R)`` epistemic draws: head posterior draws (neural-linear), dropout
+        masks (MC dropout) or mean + sd * N(0, 1) (Gaussian head)."""
+        n = X.shape[0]
+        out = np.zeros((n_samples, n, self.R))
+        if self.uncertainty == "neural_linear":
+            L = np.linalg.cholesky(self.A_inv + 1e-12 * np.eye(self.A_inv.shape[0]))
+            draws = self.theta + self.sigma * rng.standard_normal((n_samples, L.shape[0])) @ L.T
+            for r in range(self.R):
+                phi = self.net.embed(self._inputs(X, np.full(n, r)))
+                out[:, :, r] = draws @ phi.T
+        elif self.uncertainty == "mc_dropout":
+            for r in range(self.R):
+                out[:, :, r] = self.net.sample_outputs(self._inputs(X, np.full(n, r)), n_samples)
+        else:
+            mean, sd = self.predict(X)
+            out[:] = mean + sd * rng.standard_normal((n_samples, n, self.R))
+        return out
+
+
+def make_outcome_model(
+    kind: str,
+    X: np.ndarray,
+    kernels: Sequence[DelayKernel],
+    *,
+    attribution: str | DelayAttribution = "kernel_ls",
+    seed: int | np.random.Generator | None = None,
+    **kwargs,
+) -> LinearOutcomeModel | NeuralOutcomeModel:
+    """``kind``: ``"linear"`` or one of :data:`UNCERTAINTIES` (a neural model)."""
+    if kind == "linear":
+        return LinearOutcomeModel(X, kernels, attribution=attribution, **kwargs)
+    if kind in UNCERTAINTIES:
+        return NeuralOutcomeModel(
+            X, kernels, uncertainty=kind, attribution=attribution, seed=as_generator(seed), **kwargs
+        )
+    raise ValueError(f"model must be 'linear' or one of {UNCERTAINTIES}; got {kind!r}")
+
+
+__all__ = [
+    "History",
+    "KernelConvolvedLS",
+    "LinearOutcomeModel",
+    "NeuralOutcomeModel",
+    "UNCERTAINTIES",
+    "block_features",
+    "make_outcome_model",
+]

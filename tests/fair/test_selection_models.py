@@ -1,0 +1,164 @@
+"""The base level's selection rule against brute force; outcome models."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scarce.fair import (
+    History,
+    LinearOutcomeModel,
+    NeuralOutcomeModel,
+    RandomAllocator,
+    simulate,
+    synthetic_env,
+)
+from scarce.fair.models import block_features
+from scarce.fair.population import NEVER
+from scarce.fair.selection import quota_round, sort_scores
+from scarce.feedback import AllocationLog, KernelConvolvedLS, fit_ridge
+
+
+def brute_round(scores, groups, quotas, last, t, cooldowns, order):
+    n, R = scores.shape
+    take = np.zeros((n, R), dtype=bool)
+    served = np.zeros(n, dtype=bool)
+    for r in order:
+        for k in range(quotas.shape[0]):
+            members = [
+                i
+                for i in range(n)
+                if groups[i] == k and not served[i] and t - last[i, r] > cooldowns[r]
+            ]
+            members.sort(key=lambda i: -scores[i, r])
+            for i in members[: quotas[k, r]]:
+                take[i, r] = True
+                served[i] = True
+                last[i, r] = t
+    return take
+
+
+@settings(max_examples=60)
+@given(st.integers(0, 100_000), st.integers(1, 4), st.integers(1, 3), st.integers(1, 30))
+def test_quota_round_matches_brute_force(seed, K, R, n):
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(n, R))  # continuous: no ties
+    groups = rng.integers(K, size=n)
+    cooldowns = rng.integers(0, 3, R)
+    last = np.where(rng.random((n, R)) < 0.3, 5 - rng.integers(1, 4, (n, R)), NEVER)
+    C = 3
+    quotas = rng.integers(0, 6, (C, K, R))
+    order = np.argsort(-rng.integers(1, 10, R), kind="stable")
+    ss = sort_scores(scores, groups, rng)
+    lasts = np.repeat(last[None], C, axis=0)
+    got = quota_round(ss, quotas, lasts, 5, cooldowns, order)
+    for c in range(C):
+        lb = last.copy()
+        want = brute_round(scores, groups, quotas[c], lb, 5, cooldowns, order)
+        np.testing.assert_array_equal(got[c], want)
+        np.testing.assert_array_equal(lasts[c], lb)
+
+
+class Recorder(RandomAllocator):
+    def reset(self, problem, rng):
+        super().reset(problem, rng)
+        self.history = History()
+
+    def allocate(self, t, cohort, eligible):
+        units, r = super().allocate(t, cohort, eligible)
+        self.history.add_allocations(units, r, t)
+        return units, r
+
+    def observe(self, t, units, increments):
+        self.history.add_observations(units, t, increments)
+
+
+@pytest.fixture(scope="module")
+def logged():
+    env = synthetic_env(400, kernel="type2", n_cohorts=2, noise_sd=0.0, seed=0)
+    rec = Recorder()
+    simulate(rec, env, 48, seed=0)
+    return env, rec.history
+
+
+def test_online_kernel_ls_equals_batch_refit(logged):
+    env, history = logged
+    K = env.resources.kernels
+    model = LinearOutcomeModel(env.population.X, K)
+    for now in (7, 8, 20, 33, 47):
+        model.fit(history, now)
+    u, r, t = history.allocations()
+    alloc = AllocationLog(u, r, t, block_features(env.population.X[u], r, 2))
+    Z, y, w = KernelConvolvedLS().design(alloc, history.observations(), K, 47)
+    batch = fit_ridge(Z, y, w, lam=1.0)
+    np.testing.assert_allclose(model.theta, batch.theta[0], atol=1e-10)
+    np.testing.assert_allclose(model.A_inv, batch.A_inv[0], atol=1e-10)
+
+
+def test_linear_model_recovers_true_effects_from_noiseless_delayed_increments(logged):
+    env, history = logged
+    model = LinearOutcomeModel(env.population.X, env.resources.kernels, lam=1e-6)
+    model.fit(history, 47)
+    mean, sd = model.predict(env.population.X)
+    np.testing.assert_allclose(mean, env.effects, atol=1e-4)
+    assert np.all(sd >= 0)
+    draws = model.sample(env.population.X[:5], 200, np.random.default_rng(0))
+    assert draws.shape == (200, 5, 2)
+
+
+def test_linear_model_widths_shrink_with_data(logged):
+    env, history = logged
+    model = LinearOutcomeModel(env.population.X, env.resources.kernels)
+    model.fit(history, 10)
+    _, sd_early = model.predict(env.population.X)
+    model.fit(history, 47)
+    _, sd_late = model.predict(env.population.X)
+    assert (
+        np.all(sd_late <= sd_early * (model.sigma / 1.0) + 1e-12)
+        or sd_late.mean() < sd_early.mean()
+    )
+
+
+@pytest.mark.parametrize("uncertainty", ["neural_linear", "mc_dropout", "gaussian_head"])
+def test_neural_models_fit_predict_sample(logged, uncertainty):
+    env, history = logged
+    model = NeuralOutcomeModel(
+        env.population.X,
+        env.resources.kernels,
+        uncertainty=uncertainty,
+        hidden=(16, 8),
+        epochs=15,
+        seed=0,
+    )
+    X = env.population.X[:50]
+    model.fit(history, 47)
+    mean, sd = model.predict(X)
+    assert mean.shape == sd.shape == (50, 2)
+    assert np.all(sd >= 0) and sd.mean() > 0
+    # the network learned something: predictions correlate with the true effects
+    corr = np.corrcoef(mean.ravel(), env.effects[:50].ravel())[0, 1]
+    assert corr > 0.5
+    s = model.sample(X, 4, np.random.default_rng(0))
+    assert s.shape == (4, 50, 2) and np.all(np.isfinite(s))
+    assert np.std(s, axis=0).mean() > 0
+
+
+def test_neural_linear_width_shrinks_with_more_data(logged):
+    env, history = logged
+    X = env.population.X[:100]
+    m = NeuralOutcomeModel(
+        env.population.X, env.resources.kernels, hidden=(16, 8), epochs=10, seed=0
+    )
+    m.fit(history, 12)
+    _, early = m.predict(X)
+    m.fit(history, 47)
+    _, late = m.predict(X)
+    assert late.mean() < early.mean()
+
+
+def test_model_validation():
+    env = synthetic_env(50, seed=0)
+    with pytest.raises(ValueError, match="uncertainty must be one of"):
+        NeuralOutcomeModel(env.population.X, env.resources.kernels, uncertainty="ensemble")
+    with pytest.raises(ValueError, match="attribution must be one of"):
+        LinearOutcomeModel(env.population.X, env.resources.kernels, attribution="magic")
