@@ -112,3 +112,24 @@ def test_experiment_writes_contract_outputs(tmp_path):
     viol = written[(written["metric"] == "cap_violations") & ~written["policy"].isin(
         ["fixed-256", "fixed-400"])]  # fmt: skip
     assert (viol["value"] == 0).all()
+
+
+def test_save_load_gives_the_same_next_allocations(tmp_path):
+    import scarce
+
+    env = QueryAwareAllocationEnv(n_items=4, n_features=3, costs=COSTS, seed=0)
+    rng = np.random.default_rng(0)
+    pol = AllocationPolicy(
+        n_items=4, n_features=env.context_dim, costs=COSTS, budget=4 * 128, method="ts", seed=3
+    )
+    for _ in range(5):
+        X = env.contexts(6, rng)
+        alloc = pol.decide(X)
+        pol.update(X, alloc.levels, env.outcomes(X, alloc.levels, rng))
+    pol.save(tmp_path / "alloc")
+    loaded = scarce.load(tmp_path / "alloc")
+    assert type(loaded) is AllocationPolicy and loaded.get_params() == pol.get_params()
+    X = env.contexts(5, rng)
+    a, b = pol.decide(X), loaded.decide(X)
+    np.testing.assert_array_equal(a.levels, b.levels)
+    np.testing.assert_array_equal(a.scores, b.scores)

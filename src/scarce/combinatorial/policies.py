@@ -21,14 +21,17 @@ Per case the policy scores every (item, level) and allocates exactly with
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scarce.combinatorial.envs import check_levels
 from scarce.combinatorial.knapsack import check_costs, greedy_mckp, solve_mckp
-from scarce.core.random import SeedLike, as_generator
+from scarce.core import persist
+from scarce.core.random import SeedLike, as_generator, generator_from_state, generator_state
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.ridge import RidgeRegression
@@ -229,6 +232,40 @@ class AllocationPolicy(_AllocationBase):
         self.model_.partial_fit(feats, y)
         self.n_updates_ += n
         return self
+
+    # ------------------------------------------------------------------ persistence
+    def get_params(self) -> dict[str, Any]:
+        """Constructor arguments (``costs`` as a list; a Generator ``seed`` as None)."""
+        params = super().get_params()
+        if isinstance(params.get("seed"), np.random.Generator):
+            params["seed"] = None
+        if isinstance(params.get("costs"), (np.ndarray, tuple)):
+            params["costs"] = np.asarray(params["costs"]).tolist()  # JSON-able, as saved
+        return params
+
+    def _get_state(self) -> dict[str, Any]:
+        if not self._initialized:
+            return {"initialized": False}
+        return {
+            "initialized": True,
+            "model": self.model_.get_state(),
+            "rng": generator_state(self.rng_),
+            "n_updates": int(self.n_updates_),
+        }
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self._initialized = False
+        if not state.get("initialized"):
+            return
+        self._init()
+        self.model_.set_state(state["model"])
+        self.rng_ = generator_from_state(state["rng"])
+        self.n_updates_ = int(state["n_updates"])
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Save parameters, learned state and RNG state to the directory ``path`` (JSON + npz;
+        load with ``scarce.load``)."""
+        return persist.save(self, path)
 
 
 class FixedLevelPolicy(_AllocationBase):
