@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from scarce.serve import config_from_dict
@@ -33,3 +40,61 @@ def make_config(**overrides: Any) -> Any:
     if quotas:
         doc["quotas"] = quotas
     return config_from_dict(doc)
+
+
+class ServerProcess:
+    """``scarce serve`` in a subprocess on a loopback port (the real HTTP stack)."""
+
+    def __init__(self, db_url: str, policy: Path, key: str, *extra: str) -> None:
+        self.db_url, self.policy, self.key, self.extra = db_url, policy, key, extra
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ServerProcess:
+        import httpx
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        env = {**os.environ, "SCARCE_API_KEYS": self.key, "OMP_NUM_THREADS": "1"}
+        cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", self.db_url]
+        cmd += ["--policy", str(self.policy), "--port", str(self.port), *self.extra]
+        self.proc = subprocess.Popen(
+            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"scarce serve exited with {self.proc.returncode}: {err}")
+            try:
+                if httpx.get(self.url + "/v1/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        self.kill()
+        raise RuntimeError("scarce serve did not become healthy")
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown handlers run."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def write_policy(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path

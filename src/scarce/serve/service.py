@@ -426,7 +426,7 @@ class DecisionService:
             state_json, arrays_npz, checksum = snap.encode(self.policy)
             watermark = self.watermark
         created = float(self.clock())
-        version = self.store.publish_snapshot(
+        version, checksum = self.store.publish_snapshot(
             watermark=watermark,
             created_at=created,
             checksum=checksum,

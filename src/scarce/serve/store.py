@@ -523,19 +523,22 @@ class EventStore:
         checksum: str,
         state_json: bytes,
         arrays_npz: bytes,
-    ) -> int:
-        """Store a snapshot; returns its version (the existing one if this watermark has one)."""
+    ) -> tuple[int, str]:
+        """Store a snapshot; returns ``(version, checksum)`` (of the existing snapshot if this
+        watermark has one: replicas at the same watermark hold the same model)."""
         with self.transaction(lock="exclusive") as tx:
-            row = tx.one("SELECT version FROM snapshots WHERE watermark = ?", (watermark,))
+            row = tx.one(
+                "SELECT version, checksum FROM snapshots WHERE watermark = ?", (watermark,)
+            )
             if row is not None:
-                return int(row[0])
+                return int(row[0]), str(row[1])
             version = int(tx.one("SELECT COALESCE(MAX(version), 0) FROM snapshots")[0]) + 1
             tx.execute(
                 "INSERT INTO snapshots (version, watermark, created_at, checksum, state_json, arrays_npz) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 (version, watermark, created_at, checksum, state_json, arrays_npz),
             )
-            return version
+            return version, checksum
 
     def latest_snapshot(self, *, with_data: bool = True) -> Snapshot | None:
         """The snapshot with the highest watermark, or None."""
