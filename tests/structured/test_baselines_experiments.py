@@ -1,0 +1,95 @@
+"""The paper's baselines on the library's policies, and the two registered experiments."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scarce.sim.experiments import SUMMARY_COLUMNS, load_capability_experiments
+from scarce.structured.baselines import PriorLinTS, PriorLinUCB, linucb_width, ucb_glm_width
+from scarce.structured.experiments import (
+    LINEAR_POLICIES,
+    LOGISTIC_POLICIES,
+    MOVIELENS_LINEAR,
+    hier_prior,
+    run_movielens,
+    run_synthetic,
+)
+
+
+def test_prior_lints_is_the_exact_gaussian_posterior():
+    rng = np.random.default_rng(0)
+    K, d, noise = 3, 2, 0.7
+    mean = rng.standard_normal((K, d))
+    cov = np.stack([np.eye(d) * (1 + k) for k in range(K)])
+    pol = PriorLinTS(n_actions=K, n_features=d, prior_mean=mean, prior_cov=cov, noise_std=noise)
+    X, a, y = rng.standard_normal((15, d)), rng.integers(K, size=15), rng.standard_normal(15)
+    for t in range(15):
+        pol.update(X[t : t + 1], a[t : t + 1], y[t : t + 1])
+    for k in range(K):
+        Xk, yk = X[a == k], y[a == k]
+        prec = np.linalg.inv(cov[k]) + Xk.T @ Xk / noise**2
+        post_cov = np.linalg.inv(prec)
+        post_mean = post_cov @ (np.linalg.inv(cov[k]) @ mean[k] + Xk.T @ yk / noise**2)
+        np.testing.assert_allclose(pol.model_.theta[k], post_mean, atol=1e-10)
+        np.testing.assert_allclose(noise**2 * pol.model_.A_inv[k], post_cov, atol=1e-10)
+    ucb = PriorLinUCB(n_actions=K, n_features=d, alpha=0.0, prior_mean=mean, prior_cov=cov)
+    np.testing.assert_allclose(ucb.decide(X[:4]).scores, X[:4] @ mean.T)
+    with pytest.raises(ValueError, match="needs shared contexts"):
+        PriorLinTS(n_actions=K, n_features=d).decide(np.zeros((1, K, d)))
+    with pytest.raises(ValueError, match=r"prior_cov must have shape"):
+        PriorLinTS(n_actions=K, n_features=d, prior_cov=np.eye(3)).decide(np.zeros((1, d)))
+
+
+def test_widths_follow_the_papers_code():
+    n, d = 5000, 2
+    expected = 1.0 * np.sqrt(d) + 1.0 * np.sqrt(d * np.log((1 + n * 2 / 1.0) * n))
+    assert linucb_width(n, d, np.sqrt(2), 1.0, 1.0) == pytest.approx(expected)
+    assert ucb_glm_width(n, d) == pytest.approx(2.0 * np.sqrt(np.log(1 + n) + np.log(n)))
+
+
+def test_hier_prior_is_the_codes_average():
+    d = 2
+    prior = {
+        "effect_mean": np.arange(6.0),
+        "effect_cov": 3 * np.eye(6),
+        "action_cov": np.eye(2),
+    }
+    h = hier_prior(prior, d)
+    np.testing.assert_allclose(h["effect_mean"], [2.0, 3.0])
+    np.testing.assert_allclose(h["effect_cov"], np.eye(2))  # (1/L^2) sum of 3 I = I for L = 3
+
+
+def _check_outputs(summary, paths, policies_by_env):
+    assert tuple(summary.columns) == SUMMARY_COLUMNS
+    written = pd.read_csv(paths["summary"])
+    assert tuple(written.columns) == SUMMARY_COLUMNS and len(written) == len(summary)
+    for env, policies in policies_by_env.items():
+        got = set(written.loc[written["env"] == env, "policy"])
+        assert got == set(policies), (env, got)
+    traces = pd.read_parquet(paths["traces"])
+    assert {"env", "policy", "seed", "step", "cumulative_regret"} <= set(traces.columns)
+    assert paths["plot"].stat().st_size > 0
+    regret = written[written["metric"] == "cumulative_regret"]["value"]
+    assert np.all(regret >= -1e-9)
+
+
+def test_synthetic_experiment_writes_the_contract(tmp_path):
+    summary, paths = run_synthetic(out=tmp_path, horizon=25, seeds=(3,), n_jobs=1, n_actions=8)
+    _check_outputs(
+        summary,
+        paths,
+        {"synthetic-linear": LINEAR_POLICIES, "synthetic-logistic": LOGISTIC_POLICIES},
+    )
+
+
+@pytest.mark.data
+def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
+    summary, paths = run_movielens(
+        out=tmp_path, horizon=20, seeds=(1,), n_jobs=1, n_actions=10, likelihoods=("linear",)
+    )
+    _check_outputs(summary, paths, {"movielens-linear": MOVIELENS_LINEAR})
+
+
+def test_experiments_are_registered():
+    experiments = load_capability_experiments()
+    assert {"mets-synthetic", "mets-movielens"} <= set(experiments)
