@@ -22,11 +22,13 @@ import numpy as np
 from scarce.budget.estimators import NeuralBank
 from scarce.budget.knapsack import KnapsackBandit
 from scarce.core.random import SeedLike
-from scarce.core.validation import check_positive_int, check_scalar, check_vector
+from scarce.core.validation import check_positive_int, check_scalar
 
 MODEL = 0
 HUMAN = 1
 FEEDBACKS = ("full", "bandit")
+_BOTH = np.array([MODEL, HUMAN])
+_MODEL_ONLY = np.array([MODEL])
 
 
 class Deferral(KnapsackBandit):
@@ -130,14 +132,23 @@ class Deferral(KnapsackBandit):
             raise ValueError(
                 "feedback='full' needs update(..., model_rewards=(n,)), the model's reward on every case"
             )
+        n = X.shape[0]
+        mr = np.asarray(mr, dtype=np.float64).reshape(-1)
+        if mr.shape[0] != n:
+            raise ValueError(f"model_rewards must have shape ({n},); got {mr.shape}")
         lo, hi = self.reward_range
-        mr = check_vector(mr, X.shape[0], "model_rewards", low=lo, high=hi)
+        if not np.all((mr >= lo) & (mr <= hi)):  # NaN fails too
+            raise ValueError(f"model_rewards must be finite and in [{lo}, {hi}]")
         deferred = actions == HUMAN
-        if rewards is not None and np.any(mr[~deferred] != rewards[~deferred]):
+        if rewards is not None and np.any((mr != rewards) & ~deferred):
             raise ValueError("model_rewards must equal rewards where the model was used")
+        if n == 1:  # the common online case, without the general concatenations
+            if deferred[0]:
+                return np.concatenate([X, X]), np.array([mr[0], rewards[0]]), _BOTH
+            return X, mr, _MODEL_ONLY
         feats = np.concatenate([X, X[deferred]])
         y = np.concatenate([mr, rewards[deferred]])
-        ids = np.concatenate([np.full(X.shape[0], MODEL), np.full(int(deferred.sum()), HUMAN)])
+        ids = np.concatenate([np.full(n, MODEL), np.full(int(deferred.sum()), HUMAN)])
         return feats, y, ids
 
 

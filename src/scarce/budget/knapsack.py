@@ -264,7 +264,8 @@ class KnapsackBandit(Policy):
                 bank = self._make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)])
                 self._cost_groups.append((link, res, bank))
         self.rates_ = self._budget / self._T
-        self._scale = self.rates_.min() / self.rates_  # consumption normalisation per resource
+        self._rate_min = float(self.rates_.min())
+        self._scale = self._rate_min / self.rates_  # consumption normalisation per resource
         self.spent_ = np.zeros(m)
         self.reserved_ = np.zeros(m)
         self.dual_ = np.full(m + 1, 1.0 / (m + 1))
@@ -280,38 +281,67 @@ class KnapsackBandit(Policy):
             self.Z_ = float(self.Z)  # type: ignore[arg-type]
         self._warm_X = np.zeros((self.warmup_rounds_, self.n_features))
         self._n_warm = 0
+        self._beta_cache: dict[tuple[int, str, int], float] = {}
+        self._last: tuple[np.ndarray, np.ndarray] | None = None
         self.eta_ = self.eta if self.eta is not None else math.sqrt(math.log(m + 1) / self._T)
 
     def _beta(self, link: str, dim: int) -> float:
-        kappa = self.kappa if self.kappa is not None else (1.0 if link == "identity" else 0.25)
         t = max(self.n_updates_, 1)
-        return self.beta_scale * glm_radius(t, dim, sigma=self.sigma, kappa=kappa, delta=self.delta)
+        key = (t, link, dim)
+        cached = self._beta_cache.get(key)
+        if cached is None:
+            kappa = self.kappa if self.kappa is not None else (1.0 if link == "identity" else 0.25)
+            cached = self.beta_scale * glm_radius(
+                t, dim, sigma=self.sigma, kappa=kappa, delta=self.delta
+            )
+            if len(self._beta_cache) > 16:
+                self._beta_cache.clear()
+            self._beta_cache[key] = cached
+        return cached
 
     # ------------------------------------------------------------------ estimates
     def reward_ucb(self, X: np.ndarray) -> np.ndarray:
         """``(n, K)`` optimistic rewards, clipped to ``reward_range``."""
-        out = np.empty((X.shape[0], self.n_actions))
-        for link, acts, bank in self._reward_groups:
-            out[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
         lo, hi = self.reward_range
-        return np.clip(out, lo, hi)
+        if len(self._reward_groups) == 1:  # one link for every action: no scatter needed
+            link, _, bank = self._reward_groups[0]
+            out = bank.bounds(X, self._beta(link, bank.dim), upper=True)
+        else:
+            out = np.empty((X.shape[0], self.n_actions))
+            for link, acts, bank in self._reward_groups:
+                out[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
+        np.minimum(out, hi, out=out)
+        np.maximum(out, lo, out=out)
+        return out
 
     def cost_lcb(self, X: np.ndarray) -> np.ndarray:
         """``(n, K, m)`` pessimistic (low) consumptions in [0, cost_bound]; 0 for the free action."""
-        n, nc = X.shape[0], self._costly.size
-        out = np.zeros((n, self.n_actions, self.n_resources))
-        for link, res, bank in self._cost_groups:
-            b = bank.bounds(X, self._beta(link, bank.dim), upper=False)  # (n, nc * |res|)
-            out[:, self._costly[:, None], res[None, :]] = b.reshape(n, nc, res.size)
-        return np.clip(out, 0.0, self._cost_bound[None])
+        n, nc, m = X.shape[0], self._costly.size, self.n_resources
+        out = np.zeros((n, self.n_actions, m))
+        if len(self._cost_groups) == 1:
+            link, _, bank = self._cost_groups[0]
+            b = bank.bounds(X, self._beta(link, bank.dim), upper=False)
+            out[:, self._costly, :] = b.reshape(n, nc, m)
+        else:
+            for link, res, bank in self._cost_groups:
+                b = bank.bounds(X, self._beta(link, bank.dim), upper=False)  # (n, nc * |res|)
+                out[:, self._costly[:, None], res[None, :]] = b.reshape(n, nc, res.size)
+        np.maximum(out, 0.0, out=out)
+        np.minimum(out, self._cost_bound, out=out)
+        return out
+
+    def _estimates(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores and (after the warm-up) the cost LCBs they used."""
+        r = self.reward_ucb(X)
+        if self.Z_ is None:
+            return r, None
+        c = self.cost_lcb(X)
+        price = self.Z_ * self.dual_[:-1] * self._scale
+        return r - c @ price, c
 
     def scores(self, X: np.ndarray) -> np.ndarray:
         """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (normalised units)."""
-        r = self.reward_ucb(X)
-        if self.Z_ is None:
-            return r
-        price = self.Z_ * self.dual_[:-1] * self._scale
-        return r - self.cost_lcb(X) @ price
+        return self._estimates(X)[0]
 
     @property
     def remaining_(self) -> np.ndarray:
@@ -350,7 +380,7 @@ class KnapsackBandit(Policy):
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
         n = X.shape[0]
         self._maybe_estimate_z()
-        scores = self.scores(X)
+        scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)
         probs = np.ones(n)
         for i in range(n):
@@ -379,7 +409,9 @@ class KnapsackBandit(Policy):
             self.n_decided_ += 1
             if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
                 self._maybe_estimate_z()
-                scores = self.scores(X)
+                scores, est = self._estimates(X)
+        # the dual step of the matching update uses these estimates (same state)
+        self._last = (X.copy(), est) if est is not None else None
         shown = scores if eligible is None else np.where(eligible, scores, -np.inf)
         return Decision(actions=actions, probabilities=probs, scores=shown)
 
@@ -428,15 +460,16 @@ class KnapsackBandit(Policy):
             C = C[:, None]
         if C.shape != (n, m):
             raise ValueError(f"costs must have shape ({n},) or ({n}, {m}); got {C.shape}")
-        if not np.all(np.isfinite(C)) or np.any(C < 0):
-            raise ValueError("costs must be finite and >= 0")
-        if np.any(C[~costly] != 0):
-            raise ValueError(f"costs of the free action {self.free_action} must be 0")
-        over = C > self._cost_bound[actions] + 1e-12
-        if over.any():
-            i, j = np.argwhere(over)[0]
+        bound = self._cost_bound[actions]
+        # one pass for the three checks (NaN fails ``C >= 0``); diagnose only on failure
+        if not np.all((C >= 0) & (C <= bound + 1e-12)):
+            if not np.all(np.isfinite(C)) or np.any(C < 0):
+                raise ValueError("costs must be finite and >= 0")
+            if np.any(C[~costly] != 0):
+                raise ValueError(f"costs of the free action {self.free_action} must be 0")
+            i, j = np.argwhere(C > bound + 1e-12)[0]
             raise ValueError(
-                f"costs[{i}, {j}] = {C[i, j]} exceeds cost_bound {self._cost_bound[actions[i], j]} "
+                f"costs[{i}, {j}] = {C[i, j]} exceeds cost_bound {bound[i, j]} "
                 "(the budget guarantee relies on it)"
             )
         return C
@@ -464,25 +497,38 @@ class KnapsackBandit(Policy):
         C = self._check_costs(extra.get("costs"), actions)
         costly = actions != self.free_action
         # release the reservations of these decisions and book what they really consumed
-        self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
-        self.spent_ += C.sum(axis=0)
+        if actions.shape[0] == 1:
+            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions[0]], 0.0)
+            self.spent_ += C[0]
+        else:
+            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
+            self.spent_ += C.sum(axis=0)
         # dual step (after the warm-up), with the cost estimate of the decision-time state
         if self.Z_ is not None:
             if self.dual_uses_estimate:
-                est = self.cost_lcb(X)[np.arange(X.shape[0]), actions]
+                last = self._last
+                if last is not None and last[0].shape == X.shape and np.array_equal(last[0], X):
+                    c_all = last[1]
+                else:
+                    c_all = self.cost_lcb(X)
+                est = c_all[np.arange(X.shape[0]), actions]
             else:
                 est = C
-            gains = est * self._scale - self.rates_.min()
-            for g in gains:
-                w = self.dual_ * np.exp(self.eta_ * np.append(g, 0.0))
+            gains = np.zeros((est.shape[0], self.n_resources + 1))
+            gains[:, :-1] = est * self._scale - self._rate_min
+            for g in np.exp(self.eta_ * gains):
+                w = self.dual_ * g
                 self.dual_ = w / w.sum()
+        self._last = None
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
-        for _, acts, bank in self._reward_groups:
+        if len(self._reward_groups) == 1:
+            self._reward_groups[0][2].partial_fit(feats, y, ids)
+        for _, acts, bank in self._reward_groups if len(self._reward_groups) > 1 else ():
             local = np.full(self.n_actions, -1, dtype=np.int64)
             local[acts] = np.arange(acts.size)
             keep = local[ids] >= 0
             bank.partial_fit(feats[keep], y[keep], local[ids[keep]])
-        if costly.any():
+        if costly.any() if costly.shape[0] > 1 else costly[0]:
             Xc, Cc, rank = X[costly], C[costly], self._costly_rank[actions[costly]]
             for _, res, bank in self._cost_groups:
                 q = res.size

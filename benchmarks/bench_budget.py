@@ -1,0 +1,97 @@
+"""Per-round cost of the budgeted learners next to plain LinUCB (same loop, same machine).
+
+Run ``python benchmarks/bench_budget.py [--rounds N] [--repeats R]``. One round is
+``decide`` on one context plus ``update`` with its outcome (and cost). Rows:
+
+* ``LinUCB K=2`` and ``LinUCB K=10`` (d = 20): the foundation's policy, the reference;
+* ``Deferral`` (linear, d = 20, full feedback): two reward models and one cost model;
+* ``KnapsackBandit`` (K = 10, 3 resources, d = 20): 10 reward and 27 cost models.
+
+The first ``--skip`` rounds (the Z warm-up and model start-up) are left out of the timings;
+the budget is large enough never to bind. The median over ``--repeats`` runs is reported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from scarce.budget import Deferral, KnapsackBandit
+from scarce.policies import LinUCB
+
+D = 20
+
+
+def _time_rounds(
+    make: Callable[[], object], K: int, m: int, rounds: int, skip: int, seed: int
+) -> float:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(0, 1, (rounds, D)) / D
+    R = rng.uniform(0, 1, (rounds, K))
+    C = rng.uniform(0, 1, (rounds, m))
+    pol = make()
+    deferral = isinstance(pol, Deferral)
+    costed = isinstance(pol, KnapsackBandit)
+    start = 0.0
+    for t in range(rounds):
+        if t == skip:
+            start = time.perf_counter()
+        x = X[t : t + 1]
+        a = pol.decide(x).actions
+        r = R[t, a]
+        if deferral:
+            c = C[t, :1] if a[0] == 1 else np.zeros(1)
+            pol.update(x, a, r, costs=c, model_rewards=R[t, :1])
+        elif costed:
+            c = C[t][None, :] if a[0] != 0 else np.zeros((1, m))
+            pol.update(x, a, r, costs=c)
+        else:
+            pol.update(x, a, r)
+    return (time.perf_counter() - start) / (rounds - skip) * 1e6
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3000)
+    parser.add_argument("--skip", type=int, default=500)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    T = args.rounds
+    big = 10.0 * T
+    cases = {
+        "LinUCB K=2": (lambda: LinUCB(n_actions=2, n_features=D, seed=0), 2, 1),
+        "LinUCB K=10": (lambda: LinUCB(n_actions=10, n_features=D, seed=0), 10, 1),
+        "Deferral (linear)": (
+            lambda: Deferral(n_features=D, budget=big, horizon=T, warmup_rounds=100, seed=0),
+            2,
+            1,
+        ),
+        "KnapsackBandit K=10 m=3": (
+            lambda: KnapsackBandit(
+                n_actions=10,
+                n_features=D,
+                budget=[big] * 3,
+                horizon=T,
+                n_resources=3,
+                warmup_rounds=100,
+                seed=0,
+            ),
+            10,
+            3,
+        ),
+    }
+    results = {}
+    for name, (make, K, m) in cases.items():
+        times = [_time_rounds(make, K, m, T, args.skip, s) for s in range(args.repeats)]
+        results[name] = float(np.median(times))
+    print(f"{'policy':<26} {'us/round':>10} {'x LinUCB (same K)':>18}")
+    for name, us in results.items():
+        ref = results["LinUCB K=10"] if "K=10" in name else results["LinUCB K=2"]
+        print(f"{name:<26} {us:>10.1f} {us / ref:>18.2f}")
+
+
+if __name__ == "__main__":
+    main()
