@@ -89,7 +89,7 @@ def test_serve_refuses_to_start_without_keys(tmp_path: Path):
 
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     out = subprocess.run(
-        [sys.executable, "-m", "scarce", "serve", "--db", str(tmp_path / "x.db")],
+        [sys.executable, "-m", "scarce.serve", "serve", "--db", str(tmp_path / "x.db")],
         env=env,
         capture_output=True,
         text=True,

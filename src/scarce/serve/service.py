@@ -78,9 +78,11 @@ def event_generator(seed: int, event_id: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), *words])
 
 
-def _fingerprint(context: Any, eligible: Any, group: str | None) -> str:
-    doc = json.dumps({"c": context, "e": eligible, "g": group}, sort_keys=True)
-    return hashlib.sha256(doc.encode()).hexdigest()
+def _fingerprint(X: np.ndarray, eligible: Any, group: str | None) -> str:
+    """Identity of a request (to tell a retry from a reuse of its event id)."""
+    h = hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes())
+    h.update(json.dumps([eligible, group]).encode())
+    return h.hexdigest()
 
 
 class DecisionService:
@@ -267,7 +269,7 @@ class DecisionService:
             event_id = uuid.uuid4().hex
         elif not isinstance(event_id, str) or not event_id:
             raise RequestError("event_id", "must be a non-empty string")
-        fp = _fingerprint(stored_context, None if eligible is None else list(eligible), group)
+        fp = _fingerprint(X, None if eligible is None else [int(a) for a in eligible], group)
         for _ in range(_MAX_BUDGET_RETRIES):
             allowed = mask & self._affordable(group)
             if not allowed.any():
@@ -329,12 +331,16 @@ class DecisionService:
             with np.errstate(all="ignore"):
                 # the full distribution first: it also initialises the policy without its rng
                 probs = policy.action_probabilities(X, eligible=allowed)[0]
-                saved = policy.rng_
-                policy.rng_ = event_generator(self.config.seed, event_id)
-                try:
-                    action = int(policy.decide(X, eligible=allowed).actions[0])
-                finally:
-                    policy.rng_ = saved
+                if policy.deterministic:
+                    # the rule is the argmax its one-hot distribution reports (ties: lowest id)
+                    action = int(np.argmax(np.where(allowed, probs, -1.0)))
+                else:
+                    saved = policy.rng_
+                    policy.rng_ = event_generator(self.config.seed, event_id)
+                    try:
+                        action = int(policy.decide(X, eligible=allowed).actions[0])
+                    finally:
+                        policy.rng_ = saved
             version = self.watermark
         probs = np.where(allowed, probs, 0.0)
         if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6 or probs[action] <= 0:

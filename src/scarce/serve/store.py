@@ -14,9 +14,11 @@ transaction that logs the decision, so concurrent requests can never overspend.
 from __future__ import annotations
 
 import json
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,7 @@ from scarce.serve.snapshot import Snapshot
 #: slack for float budget comparisons (costs are sums of config numbers)
 BUDGET_EPS = 1e-9
 _LOCK_KEY = 0x5CA3CE  # advisory-lock id of the joiner (PostgreSQL)
+_MAX_GROUP = 256  # most decisions committed together
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS scarce_meta (
@@ -173,11 +176,16 @@ class EventStore:
     sqlite_synchronous:
         SQLite ``PRAGMA synchronous``: ``"FULL"`` (default; every commit is fsynced, durable
         across power loss) or ``"NORMAL"`` (durable across process crashes, not power loss).
+    group_commit:
+        commit concurrent decisions together (one commit per batch, each still acknowledged
+        only after its commit); False commits each decision on its own.
 
     Each thread gets its own connection.
     """
 
-    def __init__(self, url: str | Path, *, sqlite_synchronous: str = "FULL") -> None:
+    def __init__(
+        self, url: str | Path, *, sqlite_synchronous: str = "FULL", group_commit: bool = True
+    ) -> None:
         self.dialect, self.target = parse_db_url(url)
         if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
             raise ValueError(
@@ -185,6 +193,10 @@ class EventStore:
             )
         self.sqlite_synchronous = sqlite_synchronous.upper()
         self.url = str(url)
+        self.group_commit = bool(group_commit)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         self._local = threading.local()
         self._conns: list[Any] = []
         self._conns_lock = threading.Lock()
@@ -222,7 +234,12 @@ class EventStore:
         return conn
 
     def close(self) -> None:
-        """Close every connection this store opened (in any thread)."""
+        """Stop the group-commit writer and close every connection this store opened."""
+        with self._writer_lock:
+            if self._writer is not None and self._writer.is_alive():
+                self._queue.put(None)
+                self._writer.join(timeout=30)
+            self._writer = None
         with self._conns_lock:
             for conn in self._conns:
                 try:
@@ -306,44 +323,92 @@ class EventStore:
     def insert_decision(
         self, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
     ) -> str:
-        """Log a decision and charge its costs atomically.
+        """Log a decision and charge its costs atomically; return once it is committed.
 
         Returns ``"inserted"``, ``"exists"`` (the event id is already logged; nothing
         changed) or ``"budget"`` (a charge would overspend; nothing changed).
+
+        With ``group_commit`` (the default), concurrent calls are committed together by one
+        writer thread: each decision runs in its own savepoint (so one that fails changes
+        nothing), and the batch shares one commit, i.e. one fsync.
         """
-        try:
+        if not self.group_commit:
             with self.transaction() as tx:
-                cur = tx.execute(
-                    "INSERT INTO decisions (event_id, fingerprint, context, eligible, grp, action, "
-                    "probability, probabilities, model_version, charges, ts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                    (
-                        rec.event_id,
-                        rec.fingerprint,
-                        rec.context,
-                        rec.eligible,
-                        rec.group,
-                        rec.action,
-                        rec.probability,
-                        rec.probabilities,
-                        rec.model_version,
-                        rec.charges,
-                        rec.ts,
-                    ),
+                return self._insert_one(tx, rec, charges)
+        with self._writer_lock:
+            if self._writer is None or not self._writer.is_alive():
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="scarce-group-commit", daemon=True
                 )
-                if cur.rowcount == 0:
-                    raise _Abort("exists")
-                for resource, group, amount in charges:
-                    cur = tx.execute(
-                        "UPDATE budgets SET remaining = remaining - ? "
-                        "WHERE resource = ? AND grp = ? AND remaining >= ?",
-                        (amount, resource, group, amount - BUDGET_EPS),
-                    )
-                    if cur.rowcount != 1:
-                        raise _Abort("budget")
+                self._writer.start()
+        done: Future[str] = Future()
+        self._queue.put((rec, charges, done))
+        return done.result()
+
+    def _insert_one(
+        self, tx: _Tx, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
+    ) -> str:
+        tx.execute("SAVEPOINT decision")
+        try:
+            cur = tx.execute(
+                "INSERT INTO decisions (event_id, fingerprint, context, eligible, grp, action, "
+                "probability, probabilities, model_version, charges, ts) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
+                (
+                    rec.event_id,
+                    rec.fingerprint,
+                    rec.context,
+                    rec.eligible,
+                    rec.group,
+                    rec.action,
+                    rec.probability,
+                    rec.probabilities,
+                    rec.model_version,
+                    rec.charges,
+                    rec.ts,
+                ),
+            )
+            if cur.rowcount == 0:
+                raise _Abort("exists")
+            for resource, group, amount in charges:
+                cur = tx.execute(
+                    "UPDATE budgets SET remaining = remaining - ? "
+                    "WHERE resource = ? AND grp = ? AND remaining >= ?",
+                    (amount, resource, group, amount - BUDGET_EPS),
+                )
+                if cur.rowcount != 1:
+                    raise _Abort("budget")
         except _Abort as abort:
+            tx.execute("ROLLBACK TO SAVEPOINT decision")
+            tx.execute("RELEASE SAVEPOINT decision")
             return abort.result
+        tx.execute("RELEASE SAVEPOINT decision")
         return "inserted"
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:  # close()
+                return
+            batch = [first]
+            while len(batch) < _MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+            try:
+                with self.transaction() as tx:
+                    results = [self._insert_one(tx, rec, ch) for rec, ch, _ in batch]
+            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
+                for _, _, done in batch:
+                    done.set_exception(exc)
+                continue
+            for (_, _, done), result in zip(batch, results, strict=True):
+                done.set_result(result)
 
     def get_decision(self, event_id: str) -> DecisionRecord | None:
         rows = self.query(
