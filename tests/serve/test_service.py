@@ -475,6 +475,10 @@ def test_export_schema(db_url, make_service, tmp_path):
             {"type": "LinUCB", "n_actions": 2, "n_features": 2, "quotas": {"b": {"g": 1.0}}},
             "budgets.b",
         ),
+        (
+            {"type": "GLMTS", "n_actions": 2, "n_features": 2, "service": {"default_reward": -1.0}},
+            "default_reward",
+        ),
     ],
 )
 def test_config_errors_name_the_key(doc, match):

@@ -155,6 +155,12 @@ class ServiceConfig:
         _check_number(self.reward_window, "service.reward_window", low=0.0)
         if self.default_reward is not None:
             _check_number(self.default_reward, "service.default_reward")
+            bounds = probe.reward_bounds
+            if bounds is not None and not bounds[0] <= self.default_reward <= bounds[1]:
+                raise ConfigError(
+                    f"service.default_reward must be in {list(bounds)} for {self.policy_type}; "
+                    f"got {self.default_reward!r}"
+                )
         for key in ("reward_dim", "max_batch", "max_body_bytes"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
