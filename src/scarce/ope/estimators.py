@@ -403,7 +403,9 @@ def cross_fit_rewards(
         for ``(n, d)`` contexts: one model per action fitted on that action's rows (an action
         with fewer than 2 training rows predicts the training folds' mean reward) if True,
         else one model on ``[x, one_hot(a)]``. For ``(n, K, d)`` per-action features one model
-        on ``x_{i, a_i}`` is always used.
+        on ``x_{i, a_i}`` is always used. With positions (ranking logs, ``(n, d)`` contexts)
+        the one-hot position is appended to ``x``, and ``q_i(a)`` is the prediction for action
+        ``a`` at row ``i``'s position.
     seed:
         seed of the fold assignment.
     """
@@ -420,6 +422,9 @@ def cross_fit_rewards(
         raise TypeError(f"regressor must have fit and predict; got {type(base).__name__}")
     n, K = data.n, data.n_actions
     X, a, r = data.contexts, data.actions, data.rewards
+    if data.positions is not None and X.ndim == 2 and data.n_positions > 1:
+        # rewards of ranking logs depend on the slot: the model sees the row's position
+        X = np.hstack([X, np.eye(data.n_positions)[data.positions]])
     rows = np.arange(n)
     q = np.empty((n, K))
     rs = int(as_generator(seed).integers(2**31 - 1))
