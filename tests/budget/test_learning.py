@@ -84,3 +84,49 @@ def test_digits_deferral_beats_model_only_and_arbitrary():
     assert out.expected_reward > model_only(s).expected_reward + 0.01 * T
     assert out.expected_reward > arbitrary_human(s, B, 1.0, 0).expected_reward + 0.01 * T
     assert math.isfinite(env.static_opt(frac))
+
+
+def test_knapsack_bandit_several_resources_against_the_lp_opt():
+    from scarce.budget import KnapsackBandit, static_opt_lp
+
+    d, K, m, T = 5, 4, 2, 3000
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(0, 1, (K, d))
+    W = rng.uniform(0, 1, (K, m, d))
+    theta[0], W[0] = 0.0, 0.0  # action 0: A&D's no-op
+    rate = np.array([0.15, 0.25])
+
+    def contexts(n, g):
+        x = g.uniform(0, 1, (n, d))
+        return x / x.sum(axis=1, keepdims=True)
+
+    Xs = contexts(3000, np.random.default_rng(1))
+    value, _ = static_opt_lp(Xs @ theta.T, np.einsum("kmd,nd->nkm", W, Xs), rate)
+    opt = T * value
+
+    def run(warmup):
+        g = np.random.default_rng(5)
+        pol = KnapsackBandit(
+            n_actions=K,
+            n_features=d,
+            budget=rate * T,
+            horizon=T,
+            n_resources=m,
+            beta_scale=0.2,
+            warmup_rounds=warmup,
+            seed=0,
+        )
+        total, spent = 0.0, np.zeros(m)
+        for x in contexts(T, g):
+            a = pol.decide(x).actions[0]
+            mu = theta[a] @ x
+            c = (g.random(m) < W[a] @ x).astype(float)
+            pol.update(x[None], [a], [float(g.random() < mu)], costs=c[None])
+            total, spent = total + mu, spent + c
+        assert np.all(spent <= rate * T)
+        return total / opt
+
+    learned = run(math.ceil(math.sqrt(T)))
+    uniform = run(T)  # a warm-up as long as the horizon: uniformly random affordable actions
+    assert learned >= 0.8, learned
+    assert learned > uniform + 0.1, (learned, uniform)
