@@ -32,6 +32,14 @@ import numpy as np
 
 from scarce.core.validation import check_positive_int, check_scalar
 
+_CHUNK_BYTES = 4 << 20
+
+
+def _chunks(X: np.ndarray) -> list[slice]:
+    """Row slices of ``X`` of about ``_CHUNK_BYTES`` each (at least one row)."""
+    step = max(1, _CHUNK_BYTES // max(1, X[:1].nbytes))
+    return [slice(i, i + step) for i in range(0, X.shape[0], step)]
+
 
 @dataclass(frozen=True)
 class LowRankPosterior:
@@ -64,8 +72,13 @@ class LowRankPosterior:
             var = sq - np.einsum("nmr,mr->nm", proj * proj, self.w)
         else:
             mean = X @ self.theta[0]
-            proj = X @ self.V[0]  # (n, K, r)
-            var = np.einsum("nkd,nkd->nk", X, X) - (proj * proj) @ self.w[0]
+            var = np.empty(mean.shape)
+            V, w = self.V[0], self.w[0]
+            for rows in _chunks(X):  # keeps the (rows, K, r) projection cache-sized
+                proj = X[rows] @ V
+                var[rows] = np.einsum("nkd,nkd->nk", X[rows], X[rows]) - np.einsum(
+                    "nkr,nkr,r->nk", proj, proj, w
+                )
         return mean, np.maximum(var, 0.0) / self.lam
 
     def sample_scores(self, X: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
@@ -98,9 +111,10 @@ class DiagonalPosterior:
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Means and unit-noise variances ``(n, K)`` (layouts as in :class:`LowRankPosterior`)."""
+        # three-operand einsum: one pass over X, no (n, K, d) temporary
         if X.ndim == 2:
-            return X @ self.theta.T, (X * X) @ self.inv_diag.T
-        return X @ self.theta[0], (X * X) @ self.inv_diag[0]
+            return X @ self.theta.T, np.einsum("nd,nd,md->nm", X, X, self.inv_diag)
+        return X @ self.theta[0], np.einsum("nkd,nkd,d->nk", X, X, self.inv_diag[0])
 
     def sample_scores(self, X: np.ndarray, scale: float, rng: np.random.Generator) -> np.ndarray:
         """``(n, K)`` Thompson draws (layouts as in :meth:`LowRankPosterior.sample_scores`)."""
