@@ -3,6 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 from scarce.policies import Greedy, LinTS, LinUCB
@@ -116,3 +118,33 @@ def test_rejects_what_it_does_not_cover():
             10,
             [0, 1],
         )
+
+
+@settings(max_examples=12)
+@given(
+    S=st.integers(1, 3),
+    K=st.integers(1, 4),
+    d=st.integers(1, 4),
+    horizon=st.integers(1, 40),
+    thompson=st.booleans(),
+    logistic=st.booleans(),
+    width=st.floats(0.0, 2.0),
+    lam=st.floats(0.1, 5.0),
+    seed=st.integers(0, 2**20),
+)
+def test_property_equal_to_separate_runs(S, K, d, horizon, thompson, logistic, width, lam, seed):
+    cls = LinTS if thompson else LinUCB
+    kw = {"v": width} if thompson else {"alpha": width}
+    env_cls = LogisticEnv if logistic else LinearGaussianEnv
+
+    def make():
+        pols = [cls(n_actions=K, n_features=d, lam=lam, seed=seed + s, **kw) for s in range(S)]
+        envs = [env_cls(n_actions=K, n_features=d, seed=seed + 7 * s) for s in range(S)]
+        return pols, envs
+
+    pr, er = make()
+    traces = run_replicated(pr, er, horizon, [seed + 3 * s for s in range(S)])
+    ps, es = make()
+    for s in range(S):
+        assert traces[s] == run(ps[s], es[s], horizon, seed=seed + 3 * s)
+        _assert_same_state(pr[s], ps[s])
