@@ -16,7 +16,12 @@ from scarce.fair import (
     simulate,
     synthetic_env,
 )
-from scarce.fair.population import AllocationState, Resources, stratified_cohorts
+from scarce.fair.population import (
+    AllocationState,
+    Resources,
+    randomized_counts,
+    stratified_cohorts,
+)
 from scarce.feedback import DelayKernel
 
 
@@ -80,6 +85,21 @@ def test_fill_leftover_spends_the_budget_without_exceeding_it(seed):
     )
 
 
+@given(st.integers(0, 10_000))
+def test_randomized_rounding_is_unbiased_and_within_budget(seed):
+    rng = np.random.default_rng(seed)
+    K, R = int(rng.integers(2, 6)), int(rng.integers(1, 4))
+    sizes = rng.integers(1, 40, K)
+    budgets = rng.integers(1, sizes.sum() + 1, R)
+    shares = rng.dirichlet(np.ones(K), R)
+    want = np.minimum(shares * budgets[:, None], sizes[None, :]).astype(float)
+    draws = randomized_counts(np.broadcast_to(want, (4000, R, K)), rng)
+    assert np.all(draws >= np.floor(want + 1e-9)) and np.all(draws <= np.ceil(want - 1e-9) + 0)
+    assert np.all(draws.sum(axis=2) <= budgets)
+    assert np.all(draws.sum(axis=2) >= np.floor(want.sum(axis=1) + 1e-9))
+    np.testing.assert_allclose(draws.mean(axis=0), want, atol=0.05)
+
+
 def test_stratified_cohorts_partition_and_keep_proportions():
     groups = np.repeat([0, 1, 2], [80, 40, 24])
     cohorts = stratified_cohorts(groups, 8, seed=0)
@@ -99,7 +119,7 @@ ALLOCATORS = {
     "swucb": lambda env: IndexAllocator("swucb", window=5),
     "exp3": lambda env: EXP3Allocator(),
     "metacub": lambda env: MetaCUB(
-        model="linear", n_candidates=5, n_rollouts=4, fill_leftover=True
+        model="linear", n_candidates=5, n_rollouts=4, rounding="randomized"
     ),
 }
 

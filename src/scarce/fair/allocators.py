@@ -31,7 +31,7 @@ import numpy as np
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.fair.env import AllocationProblem, Allocator, FairAllocationEnv
 from scarce.fair.models import History, LinearOutcomeModel
-from scarce.fair.population import NEVER, rates_to_counts
+from scarce.fair.population import NEVER, ROUNDINGS, largest_remainder, randomized_counts
 from scarce.fair.selection import quota_round, sort_scores
 from scarce.feedback.attribution import CompletedMass
 
@@ -99,11 +99,13 @@ class OracleAllocator(Allocator):
     """Top eligible members by the true effect (``fair``: parity quotas per group)."""
 
     def __init__(
-        self, env: FairAllocationEnv, fair: bool = False, fill_leftover: bool = True
+        self, env: FairAllocationEnv, fair: bool = False, rounding: str = "randomized"
     ) -> None:
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
         self.env = env
         self.fair = fair
-        self.fill_leftover = fill_leftover
+        self.rounding = rounding
         self.name = "FairOracle" if fair else "Oracle"
 
     def allocate(self, t, cohort, eligible):
@@ -119,21 +121,32 @@ class OracleAllocator(Allocator):
                 t,
                 self.rng,
                 g,
-                parity_quotas(self.problem, g, fill_leftover=self.fill_leftover),
+                parity_quotas(self.problem, g, rounding=self.rounding, rng=self.rng),
             )
         return cohort[pos], r
 
 
 def parity_quotas(
-    problem: AllocationProblem, cohort_groups: np.ndarray, fill_leftover: bool = False
+    problem: AllocationProblem,
+    cohort_groups: np.ndarray,
+    rounding: str = "floor",
+    rng: np.random.Generator | None = None,
 ) -> np.ndarray:
-    """``(K, R)`` counts ``floor(b_r |I_k| / n)``: every group served at the same rate (with
-    ``fill_leftover`` the floor's losses go out by largest remainder)."""
+    """``(K, R)`` counts for every group served at the same rate ``b_r / n``, rounded as in
+    :class:`~scarce.fair.MetaCUB` (``"floor"``, ``"largest_remainder"``, ``"randomized"``)."""
     sizes = np.bincount(cohort_groups, minlength=problem.n_groups)
     n = sizes.sum()
-    rates = np.minimum(problem.resources.budgets[:, None] / n, 1.0)
-    rates = np.broadcast_to(rates, (problem.n_resources, problem.n_groups))
-    return rates_to_counts(rates, sizes, problem.resources.budgets, fill_leftover=fill_leftover)
+    budgets = problem.resources.budgets
+    rates = np.minimum(budgets[:, None] / n, 1.0)
+    want = np.broadcast_to(rates, (problem.n_resources, problem.n_groups)) * sizes[None, :]
+    if rounding == "randomized":
+        if rng is None:
+            raise ValueError("rounding='randomized' needs rng")
+        return randomized_counts(want, rng).T
+    counts = np.floor(want + 1e-9).astype(np.int64)
+    if rounding == "largest_remainder":
+        counts = largest_remainder(want, counts, budgets, sizes)
+    return counts.T
 
 
 class LinUCBAllocator(_Learner):

@@ -30,7 +30,13 @@ import numpy as np
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.fair.env import AllocationProblem, Allocator
 from scarce.fair.models import History, make_outcome_model
-from scarce.fair.population import NEVER, rates_to_counts
+from scarce.fair.population import (
+    NEVER,
+    ROUNDINGS,
+    check_rates,
+    largest_remainder,
+    randomized_counts,
+)
 from scarce.fair.selection import quota_round, sort_scores
 
 
@@ -68,20 +74,30 @@ class MetaCUB(Allocator):
     fairness_penalty: weight of the soft penalty (1.0).
     n_init, n_candidates, eps_local, n_global: pool start size (3), local perturbations per
         meta round (30), their half-width (0.1), fresh global draws per meta round (5).
-    concentration: global draws are Dirichlet(concentration * parity shares) (50): Dirichlet(1)
-        almost never lands inside a 20 % band for 4 or more groups.
+    concentration: None (default): global draws are multiplicative tilts of the parity shares
+        ``parity (1 + U(-eps_f, eps_f))``; a number: Dirichlet(concentration * parity). The
+        drafts' Dirichlet(1) almost never lands inside a 20 % band for 4 or more groups.
+    perturbation: ``"multiplicative"`` (default: ``s (1 + U(-eps_local, eps_local))``, which
+        keeps most local candidates inside the band) or ``"additive"`` (the drafts'
+        ``s + U(-eps_local, eps_local)``, mostly infeasible when shares are ~0.2).
     n_rollouts: ``B`` (16).
     beta_meta: meta-level UCB weight (2.0), or ``"gp-ucb"`` for ``sqrt(2 log(|C| m^2 pi^2 /
         (6 delta)))``, ``delta = 0.1``.
     pool_cap: largest pool kept (200; lowest UCB dropped).
+    n_reevaluate: old pool members re-evaluated (and eligible to be played) per meta round: the
+        incumbent and the best by their last UCB (15); with the new candidates this bounds the
+        rollouts per meta round (about 50 candidates x B) so a meta round stays fast at N = 5000.
+        A candidate's mean and sd come from this meta round's ``B`` rollouts only: the model is
+        refitted and the cohort changes between meta rounds, so the spec's running sums over
+        all past rollouts would mix stale utilities (and inflate old candidates' sd).
     count_full_effect: utility counts whole effects instead of those released by the cohort's end.
     clip_infeasible: scale infeasible rates down instead of raising (for rates given by hand).
-    fill_leftover: give units lost to the floor ``n_{k,r} = floor(z |I_k|)`` out by largest
-        remainder (default False, as in the paper).
-    stats: ``"current"`` (default): a candidate's mean and sd come from this meta round's
-        rollouts only (every pool member is re-evaluated each meta round under the refitted
-        model); ``"cumulative"``: rollout statistics add up over meta rounds (the spec's
-        pseudo-code; stale early rollouts inflate the sd of old candidates).
+    rounding: how rates become per-round counts ``n_{k,r}``: ``"floor"`` (the paper:
+        ``floor(z |I_k|)``, units lost to the floor stay unused), ``"largest_remainder"`` (the
+        spec's ``fill_leftover``: lost units go to the largest remainders) or ``"randomized"``
+        (dependent randomised rounding each round: expected counts equal ``z |I_k|`` exactly,
+        totals never exceed the budget; realised allocation rates then match the planned ones
+        even for small groups).
     model_kwargs: passed to the outcome model.
     rates: ``(R, K)`` allocation rates for ``meta="fixed"``; rates asking for more than a
         budget raise a ValueError naming the resource and the overshoot (or are scaled down
@@ -103,14 +119,15 @@ class MetaCUB(Allocator):
         n_candidates: int = 30,
         eps_local: float = 0.1,
         n_global: int = 5,
-        concentration: float = 50.0,
+        concentration: float | None = None,
+        perturbation: str = "multiplicative",
         n_rollouts: int = 16,
         beta_meta: float | str = 2.0,
         pool_cap: int = 200,
+        n_reevaluate: int = 15,
         count_full_effect: bool = False,
         clip_infeasible: bool = False,
-        fill_leftover: bool = False,
-        stats: str = "current",
+        rounding: str = "floor",
         model_kwargs: dict | None = None,
         rates: np.ndarray | None = None,
         name: str | None = None,
@@ -135,9 +152,16 @@ class MetaCUB(Allocator):
         self.n_candidates = check_positive_int(n_candidates, "n_candidates", minimum=0)
         self.eps_local = check_scalar(eps_local, "eps_local", low=0.0)
         self.n_global = check_positive_int(n_global, "n_global", minimum=0)
-        self.concentration = check_scalar(
-            concentration, "concentration", low=0.0, low_inclusive=False
+        self.concentration = (
+            None
+            if concentration is None
+            else check_scalar(concentration, "concentration", low=0.0, low_inclusive=False)
         )
+        if perturbation not in ("additive", "multiplicative"):
+            raise ValueError(
+                f"perturbation must be 'additive' or 'multiplicative'; got {perturbation!r}"
+            )
+        self.perturbation = perturbation
         self.n_rollouts = check_positive_int(n_rollouts, "n_rollouts", minimum=2)
         if isinstance(beta_meta, str):
             if beta_meta != "gp-ucb":
@@ -146,12 +170,12 @@ class MetaCUB(Allocator):
             check_scalar(beta_meta, "beta_meta", low=0.0)
         self.beta_meta = beta_meta
         self.pool_cap = check_positive_int(pool_cap, "pool_cap")
+        self.n_reevaluate = check_positive_int(n_reevaluate, "n_reevaluate", minimum=0)
         self.count_full_effect = bool(count_full_effect)
         self.clip_infeasible = bool(clip_infeasible)
-        self.fill_leftover = bool(fill_leftover)
-        if stats not in ("current", "cumulative"):
-            raise ValueError(f"stats must be 'current' or 'cumulative'; got {stats!r}")
-        self.stats_mode = stats
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
+        self.rounding = rounding
         self.model_kwargs = dict(model_kwargs or {})
         self.name = name or {"parity": "EqualSplit", "fixed": "FixedRates"}.get(meta, "MetaCUB")
 
@@ -169,7 +193,8 @@ class MetaCUB(Allocator):
         self.history = History()
         R, K = problem.n_resources, problem.n_groups
         self.pool = np.zeros((0, R, K))
-        self.stats = np.zeros((0, 3))  # sum, sum of squares, count of rollout utilities
+        self.last_ucb = np.zeros(0)
+        self.inc_idx: int | None = None
         self.incumbent: np.ndarray | None = None
         self.n_meta = 0
         self.meta_log: list[dict] = []
@@ -192,19 +217,38 @@ class MetaCUB(Allocator):
             shares = parity.copy() if self.meta == "parity" else self._meta_round(Xc, t, parity)
             rates = shares_to_rates(shares[None], self.sizes, P.resources.budgets)[0]
         self.shares = shares
-        self.quotas = rates_to_counts(
+        rates = check_rates(
             rates,
             self.sizes,
             P.resources.budgets,
             names=P.resources.names,
             clip_infeasible=self.clip_infeasible,
-            fill_leftover=self.fill_leftover,
         )
+        self.want = rates * self.sizes[None, :]  # (R, K)
+
+    def _counts(self, want: np.ndarray) -> np.ndarray:
+        """``(..., K, R)`` per-round counts from ``want`` ``(..., R, K)``."""
+        budgets = self.problem.resources.budgets
+        if self.rounding == "randomized":
+            counts = randomized_counts(want, self.rng)
+        else:
+            counts = np.floor(want + 1e-9).astype(np.int64)
+            if self.rounding == "largest_remainder":
+                flat = want.reshape(-1, *want.shape[-2:])
+                cf = counts.reshape(flat.shape)
+                counts = np.stack(
+                    [
+                        largest_remainder(w, c, budgets, self.sizes)
+                        for w, c in zip(flat, cf, strict=True)
+                    ]
+                ).reshape(counts.shape)
+        return np.swapaxes(counts, -1, -2)
 
     def allocate(self, t, cohort, eligible):
         res = self.problem.resources
         last = np.where(eligible, NEVER, t)[None].astype(np.int64)
-        take = quota_round(self.sorted, self.quotas[None], last, t, res.cooldowns, res.order)[0]
+        quotas = self._counts(self.want)
+        take = quota_round(self.sorted, quotas[None], last, t, res.cooldowns, res.order)[0]
         pos, r = np.nonzero(take)
         units = cohort[pos]
         self.history.add_allocations(units, r, t)
@@ -231,14 +275,22 @@ class MetaCUB(Allocator):
         return np.nan_to_num(np.abs(fr - 1.0), nan=0.0).max(axis=2).sum(axis=1)
 
     def _global(self, n: int, parity: np.ndarray) -> np.ndarray:
+        """Fresh draws around parity: Dirichlet(concentration * parity) per resource, or with
+        ``concentration=None`` multiplicative tilts ``parity (1 + U(-eps_f, eps_f))``."""
+        if self.concentration is None:
+            s = parity[None] * (1.0 + self.rng.uniform(-self.eps_f, self.eps_f, (n, *parity.shape)))
+            return s / s.sum(axis=2, keepdims=True)
         alpha = np.maximum(self.concentration * parity, 1e-3)
-        draws = np.stack([self.rng.dirichlet(a, size=n) for a in alpha], axis=1)
-        return draws
+        return np.stack([self.rng.dirichlet(a, size=n) for a in alpha], axis=1)
 
     def _local(self, n: int) -> np.ndarray:
-        s = self.incumbent[None] + self.rng.uniform(
-            -self.eps_local, self.eps_local, (n, *self.incumbent.shape)
-        )
+        """Perturbations of the incumbent: additive ``U(-eps_local, eps_local)`` (the drafts) or
+        multiplicative ``s (1 + U(-eps_local, eps_local))``; clipped to [0, 1], renormalised."""
+        u = self.rng.uniform(-self.eps_local, self.eps_local, (n, *self.incumbent.shape))
+        if self.perturbation == "additive":
+            s = self.incumbent[None] + u
+        else:
+            s = self.incumbent[None] * (1.0 + u)
         s = np.clip(s, 0.0, 1.0)
         tot = s.sum(axis=2, keepdims=True)
         return np.where(tot > 0, s / np.where(tot > 0, tot, 1.0), 1.0 / s.shape[2])
@@ -264,40 +316,51 @@ class MetaCUB(Allocator):
                     self._draw(lambda m: self._global(m, parity), self.n_global),
                 ]
             )
+        # re-evaluate the incumbent and the best old members by their last UCB, plus the new
+        M = self.pool.shape[0]
+        old = np.argsort(-self.last_ucb, kind="stable")[: self.n_reevaluate]
+        if self.inc_idx is not None and self.inc_idx not in old:
+            old = np.concatenate([old, [self.inc_idx]])
         self.pool = np.concatenate([self.pool, new])
-        self.stats = np.concatenate([self.stats, np.zeros((new.shape[0], 3))])
-        keep = self._feasible(self.pool)  # group sizes changed with the cohort
-        if not keep.any():
-            self.pool, self.stats = parity[None].copy(), np.zeros((1, 3))
-        else:
-            self.pool, self.stats = self.pool[keep], self.stats[keep]
-        U = self._rollouts(Xc, t, self.pool)  # (C, B)
-        if self.stats_mode == "current":
-            self.stats[:] = 0.0
-        self.stats[:, 0] += U.sum(axis=1)
-        self.stats[:, 1] += (U**2).sum(axis=1)
-        self.stats[:, 2] += U.shape[1]
-        s, ss, c = self.stats.T
-        mu = s / c
-        sd = np.sqrt(np.maximum((ss - c * mu**2) / np.maximum(c - 1, 1), 0.0))
+        self.last_ucb = np.concatenate([self.last_ucb, np.full(new.shape[0], np.inf)])
+        cand = np.concatenate([old, M + np.arange(new.shape[0])]).astype(np.int64)
+        cand = cand[self._feasible(self.pool[cand])]  # group sizes change with the cohort
+        if cand.size == 0:
+            self.pool = np.concatenate([self.pool, parity[None]])
+            self.last_ucb = np.concatenate([self.last_ucb, [np.inf]])
+            cand = np.array([self.pool.shape[0] - 1])
+        shares = self.pool[cand]
+        U = self._rollouts(Xc, t, shares)  # (C, B)
+        mu = U.mean(axis=1)
+        sd = U.std(axis=1, ddof=1)
         objective = mu.copy()
         if self.fairness == "soft":
             par = self._rollouts(Xc, t, parity[None]).mean()
-            objective -= self.fairness_penalty * abs(par) * self._penalty(self.pool)
+            objective -= self.fairness_penalty * abs(par) * self._penalty(shares)
         if self.beta_meta == "gp-ucb":
             b = math.sqrt(2 * math.log(len(mu) * self.n_meta**2 * math.pi**2 / (6 * 0.1)))
         else:
             b = float(self.beta_meta)
         ucb = objective + b * sd
+        self.last_ucb[cand] = ucb
         choice = int(np.argmax(ucb))
-        self.incumbent = self.pool[int(np.argmax(objective))].copy()
-        chosen = self.pool[choice].copy()
+        best = int(cand[int(np.argmax(objective))])
+        self.incumbent = self.pool[best].copy()
+        chosen = shares[choice].copy()
         self.meta_log.append(
-            {"round": t, "pool": len(mu), "mu": float(mu[choice]), "sd": float(sd[choice])}
+            {
+                "round": t,
+                "evaluated": int(len(mu)),
+                "pool": int(self.pool.shape[0]),
+                "mu": float(mu[choice]),
+                "sd": float(sd[choice]),
+            }
         )
-        if len(mu) > self.pool_cap:
-            top = np.argsort(-ucb, kind="stable")[: self.pool_cap]
-            self.pool, self.stats = self.pool[top], self.stats[top]
+        # cap the pool by last UCB, always keeping the incumbent
+        rank = np.argsort(-self.last_ucb, kind="stable")
+        keep = np.concatenate([[best], rank[rank != best]])[: self.pool_cap]
+        self.pool, self.last_ucb = self.pool[keep], self.last_ucb[keep]
+        self.inc_idx = 0
         return chosen
 
     def _rollouts(self, Xc: np.ndarray, t0: int, shares: np.ndarray) -> np.ndarray:
@@ -306,18 +369,15 @@ class MetaCUB(Allocator):
         res = P.resources
         C = shares.shape[0]
         rates = shares_to_rates(shares, self.sizes, res.budgets)
-        quotas = np.stack(
-            [
-                rates_to_counts(z, self.sizes, res.budgets, fill_leftover=self.fill_leftover)
-                for z in rates
-            ]
-        )
+        want = rates * self.sizes[None, None, :]  # (C, R, K)
+        fixed = None if self.rounding == "randomized" else self._counts(want)
         n, R = self.scores.shape
         last = np.full((C, n, R), NEVER, dtype=np.int64)
         W = np.zeros((C, n, R))
         L = P.cohort_length
         t_end = t0 + L - 1
         for u in range(t0, t0 + L):
+            quotas = self._counts(want) if fixed is None else fixed
             take = quota_round(self.sorted, quotas, last, u, res.cooldowns, res.order)
             if self.count_full_effect:
                 W += take

@@ -196,6 +196,67 @@ def group_sizes(groups: np.ndarray, n_groups: int) -> np.ndarray:
     return np.bincount(np.asarray(groups, dtype=np.int64), minlength=n_groups)
 
 
+ROUNDINGS = ("floor", "largest_remainder", "randomized")
+
+
+def check_rates(
+    rates: np.ndarray,
+    sizes: np.ndarray,
+    budgets: np.ndarray,
+    *,
+    names: Sequence[str] | None = None,
+    clip_infeasible: bool = False,
+) -> np.ndarray:
+    """Validated ``(R, K)`` allocation rates (scaled down per resource with ``clip_infeasible``).
+
+    Raises
+    ------
+    ValueError
+        wrong shape, rates outside [0, 1], or a resource whose rates ask for more than its budget
+        (the message names the resource and the overshoot), unless ``clip_infeasible``.
+    """
+    rates = np.asarray(rates, dtype=np.float64)
+    sizes = np.asarray(sizes, dtype=np.float64)
+    R, K = budgets.shape[0], sizes.shape[0]
+    if rates.shape != (R, K):
+        raise ValueError(
+            f"rates must have shape ({R}, {K}) (resources x groups); got {rates.shape}"
+        )
+    if np.any(~np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > 1):
+        raise ValueError("rates must lie in [0, 1]")
+    names = list(names) if names is not None else [f"r{r}" for r in range(R)]
+    demand = rates @ sizes
+    for r in range(R):
+        if demand[r] > budgets[r] + 1e-9:
+            if not clip_infeasible:
+                raise ValueError(
+                    f"allocation rates are infeasible for resource {names[r]!r}: they ask for "
+                    f"{demand[r]:.6g} units but the budget is {budgets[r]} (overshoot "
+                    f"{demand[r] - budgets[r]:.6g}); pass clip_infeasible=True to scale them down"
+                )
+            rates = rates.copy()
+            rates[r] *= budgets[r] / demand[r]
+    return rates
+
+
+def randomized_counts(want: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Dependent randomised rounding of ``want`` ``(..., R, K)`` along the groups: each count is
+    ``floor(want)`` or one more, with ``P(one more) = want - floor(want)`` (so expected counts
+    equal ``want``), and per resource the total is ``floor`` or ``ceil`` of ``sum_k want`` (so
+    it never exceeds an integer budget that ``sum_k want`` respects). Systematic sampling: one
+    uniform offset per resource."""
+    want = np.asarray(want, dtype=np.float64)
+    base = np.floor(want + 1e-9)
+    frac = np.clip(want - base, 0.0, 1.0)
+    F = np.cumsum(frac, axis=-1)
+    u = rng.random((*want.shape[:-1], 1))
+    hits = np.floor(F - u + 1e-12)
+    prev = np.concatenate(
+        [np.full_like(hits[..., :1], np.floor(-u[..., :1] + 1e-12)), hits[..., :-1]], axis=-1
+    )
+    return (base + (hits - prev)).astype(np.int64)
+
+
 def rates_to_counts(
     rates: np.ndarray,
     sizes: np.ndarray,
@@ -228,27 +289,8 @@ def rates_to_counts(
         rates outside [0, 1], or a resource whose rates ask for more than its budget (the
         message names the resource and the overshoot), unless ``clip_infeasible``.
     """
-    rates = np.asarray(rates, dtype=np.float64)
     sizes = np.asarray(sizes, dtype=np.float64)
-    R, K = budgets.shape[0], sizes.shape[0]
-    if rates.shape != (R, K):
-        raise ValueError(
-            f"rates must have shape ({R}, {K}) (resources x groups); got {rates.shape}"
-        )
-    if np.any(~np.isfinite(rates)) or np.any(rates < 0) or np.any(rates > 1):
-        raise ValueError("rates must lie in [0, 1]")
-    names = list(names) if names is not None else [f"r{r}" for r in range(R)]
-    demand = rates @ sizes
-    for r in range(R):
-        if demand[r] > budgets[r] + 1e-9:
-            if not clip_infeasible:
-                raise ValueError(
-                    f"allocation rates are infeasible for resource {names[r]!r}: they ask for "
-                    f"{demand[r]:.6g} units but the budget is {budgets[r]} (overshoot "
-                    f"{demand[r] - budgets[r]:.6g}); pass clip_infeasible=True to scale them down"
-                )
-            rates = rates.copy()
-            rates[r] *= budgets[r] / demand[r]
+    rates = check_rates(rates, sizes, budgets, names=names, clip_infeasible=clip_infeasible)
     want = rates * sizes[None, :]
     counts = np.floor(want + 1e-9).astype(np.int64)
     if fill_leftover:
