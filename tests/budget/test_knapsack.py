@@ -206,3 +206,35 @@ def test_action_probabilities_match_decisions_and_keep_state():
     p = pol.action_probabilities(x)
     assert p.sum() == pytest.approx(1.0)
     assert pol.decide(x).actions[0] == int(np.argmax(p))
+
+
+def test_neural_deferral_runs_retrains_and_round_trips(tmp_path):
+    pytest.importorskip("torch")
+    from scarce.budget import NeuralDeferral
+
+    env = SyntheticDeferral("human_better", n_features=4, seed=0)
+    s = env.sample(160, 2)
+    head = type(s)(
+        s.X[:120], s.rewards[:120], s.costs[:120], s.mean_rewards[:120], s.mean_costs[:120]
+    )
+    pol = NeuralDeferral(
+        n_features=4,
+        budget=30.0,
+        horizon=160,
+        hidden=(8,),
+        retrain_every=20,
+        min_train=10,
+        warmup_rounds=10,
+        human_link="logistic",
+        seed=1,
+    )
+    out = run_learner(pol, head)
+    assert out.spent <= 30.0
+    model_net = pol._reward_groups[0][2].models[0]  # identity group: the model arm
+    assert model_net.n_retrains >= 5  # full feedback: 120 observations, retrain every 20
+    assert pol._reward_groups[0][2].dim == 8
+    pol.save(tmp_path / "n")
+    back = load(tmp_path / "n")
+    X = s.X[120:]
+    np.testing.assert_allclose(back.scores(X), pol.scores(X))
+    assert [back.decide(x).actions[0] for x in X] == [pol.decide(x).actions[0] for x in X]

@@ -47,9 +47,12 @@ def test_human_better_ratio_to_opt_and_baselines():
         assert r["Deferral"] >= 0.90
         assert r["Deferral"] > r["ArbitraryHuman"] + 0.01
         assert r["Deferral"] > r["ModelOnly"] + 0.2
-    # BestReject knows mu_M exactly and gets its threshold picked in sample: the margin is
-    # small here, so the comparison is on the mean over the three seeds
-    assert mean["Deferral"] > mean["BestReject"], mean
+    # BestReject knows mu_M exactly and gets its threshold picked in sample, so its gap to
+    # Deferral is small (0.005-0.03 of OPT on these seeds): each seed must be above it, and
+    # the mean by 0.01
+    for r in ratios:
+        assert r["Deferral"] > r["BestReject"], r
+    assert mean["Deferral"] > mean["BestReject"] + 0.01, mean
 
 
 def test_regret_grows_sublinearly():
