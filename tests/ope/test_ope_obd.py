@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 
 import numpy as np
@@ -9,8 +10,7 @@ import pytest
 
 import scarce.ope as ope
 
-pytest.importorskip("pandas")
-if __import__("importlib.util").util.find_spec("obp") is None:  # pragma: no cover
+if importlib.util.find_spec("obp") is None:  # pragma: no cover
     pytest.skip("obp package files not installed", allow_module_level=True)
 
 
