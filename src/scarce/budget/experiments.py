@@ -204,21 +204,37 @@ def _plot_budget(summary: pd.DataFrame, path: Path, prefixes: tuple[str, ...]) -
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    sel = summary[(summary["metric"] == "ratio_to_opt") & ~summary["env"].str.contains("-T")].copy()
-    sel["fraction"] = sel["env"].str.extract(r"-b([0-9.]+)$")[0].astype(float)
-    sel["prefix"] = sel["env"].str.replace(r"-b[0-9.]+$", "", regex=True)
-    fig, axes = plt.subplots(1, len(prefixes), figsize=(5.5 * len(prefixes), 4), squeeze=False)
-    for ax, prefix in zip(axes[0], prefixes, strict=True):
-        part = sel[sel["prefix"] == prefix]
-        for policy, grp in part.groupby("policy"):
-            stats = grp.groupby("fraction")["value"].agg(["mean", "std"]).fillna(0.0)
-            ax.errorbar(
-                stats.index, stats["mean"], yerr=stats["std"], label=policy, marker="o", capsize=2
-            )
-        ax.set_title(prefix)
-        ax.set_xlabel("budget B / T")
-        ax.set_ylabel("reward / OPT")
-        ax.grid(alpha=0.3)
+    base = summary[~summary["env"].str.contains("-T")]
+    budgets = base[base["metric"] == "budget"].groupby("env")["value"].first()
+    fig, axes = plt.subplots(2, len(prefixes), figsize=(5.5 * len(prefixes), 7.5), squeeze=False)
+    # top: mean reward per round (OPT's row holds its expected total); bottom: ratio to OPT
+    panels = (("expected_reward", "mean reward per round"), ("ratio_to_opt", "reward / OPT"))
+    for row, (metric, label) in enumerate(panels):
+        sel = base[base["metric"] == metric].copy()
+        if metric == "expected_reward":
+            opt = base[(base["policy"] == "OPT") & (base["metric"] == "cumulative_reward")].copy()
+            sel = pd.concat([sel, opt])
+            # per round: total / T, with T = budget / fraction
+            frac = sel["env"].str.extract(r"-b([0-9.]+)$")[0].astype(float)
+            sel["value"] = sel["value"] / (sel["env"].map(budgets) / frac)
+        sel["fraction"] = sel["env"].str.extract(r"-b([0-9.]+)$")[0].astype(float)
+        sel["prefix"] = sel["env"].str.replace(r"-b[0-9.]+$", "", regex=True)
+        for ax, prefix in zip(axes[row], prefixes, strict=True):
+            part = sel[sel["prefix"] == prefix]
+            for policy, grp in part.groupby("policy"):
+                stats = grp.groupby("fraction")["value"].agg(["mean", "std"]).fillna(0.0)
+                ax.errorbar(
+                    stats.index,
+                    stats["mean"],
+                    yerr=stats["std"],
+                    label=policy,
+                    marker="o",
+                    capsize=2,
+                )
+            ax.set_title(prefix)
+            ax.set_xlabel("budget B / T")
+            ax.set_ylabel(label)
+            ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
