@@ -164,7 +164,15 @@ def _threads(url: str, path: str, clients: int, seconds: float, headers: dict) -
     return lat
 
 
-def run_loopback(db: str, sync: str, policy: Path, clients: int, seconds: float) -> list[float]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_loopback(
+    db: str, sync: str, policy: Path, clients: int, seconds: float
+) -> tuple[list[float], float]:
     port = _port()
     env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", db, "--policy", str(policy)]
@@ -179,13 +187,17 @@ def run_loopback(db: str, sync: str, policy: Path, clients: int, seconds: float)
             except httpx.HTTPError:
                 time.sleep(0.1)
         _threads(url, "/v1/decisions", clients, min(1.0, seconds), {"X-API-Key": KEY})  # warm-up
-        return _threads(url, "/v1/decisions", clients, seconds, {"X-API-Key": KEY})
+        cpu0 = _cpu_seconds(proc.pid)
+        lat = _threads(url, "/v1/decisions", clients, seconds, {"X-API-Key": KEY})
+        return lat, _cpu_seconds(proc.pid) - cpu0
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
 
 
-def run_inproc(db: str, sync: str, policy: Path, clients: int, seconds: float) -> list[float]:
+def run_inproc(
+    db: str, sync: str, policy: Path, clients: int, seconds: float
+) -> tuple[list[float], float]:
     from scarce.serve import DecisionService, EventStore, load_config
     from scarce.serve.app import create_app
     from scarce.serve.auth import KeyVerifier, hash_key
@@ -214,13 +226,16 @@ def run_inproc(db: str, sync: str, policy: Path, clients: int, seconds: float) -
 
     try:
         asyncio.run(main(min(1.0, seconds)))
-        return asyncio.run(main(seconds))
+        cpu0 = time.process_time()  # includes the in-process client's share
+        lat = asyncio.run(main(seconds))
+        return lat, time.process_time() - cpu0
     finally:
         store.close()
 
 
 class _Plain(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else headers and body go out in two delayed segments
     payload = json.dumps({"event_id": "x", "action": 0, "probability": 1.0}).encode()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
@@ -235,7 +250,7 @@ class _Plain(BaseHTTPRequestHandler):
         pass
 
 
-def run_plain_http(clients: int, seconds: float) -> list[float]:
+def run_plain_http(clients: int, seconds: float) -> tuple[list[float], float]:
     """Peer: stdlib http.server in a subprocess (its own process, like the service)."""
     port = _port()
     here = str(Path(__file__).parent)
@@ -253,7 +268,9 @@ def run_plain_http(clients: int, seconds: float) -> list[float]:
                 break
             except httpx.HTTPError:
                 time.sleep(0.05)
-        return _threads(url, "/", clients, seconds, {})
+        cpu0 = _cpu_seconds(proc.pid)
+        lat = _threads(url, "/", clients, seconds, {})
+        return lat, _cpu_seconds(proc.pid) - cpu0
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -291,33 +308,53 @@ def main() -> None:
                     n += 1
                     db, sync = _fresh_db(store, tmp, pg, n)
                     run = run_inproc if mode == "inproc" else run_loopback
-                    lat = np.array(run(db, sync, policy, k, seconds))
-                    rows.append((mode, store, k, len(lat) / seconds, lat))
+                    lat, cpu = run(db, sync, policy, k, seconds)
+                    rows.append((mode, store, k, len(lat) / seconds, np.array(lat), cpu / len(lat)))
                     print(
                         f"  {mode:8} {store:13} {k:3} clients: {len(lat) / seconds:8.0f}/s",
                         file=sys.stderr,
                     )
         if not args.no_peer:
             for k in clients:
-                lat = np.array(run_plain_http(k, seconds))
-                rows.append(("loopback", "peer:http.server", k, len(lat) / seconds, lat))
+                lat, cpu = run_plain_http(k, seconds)
+                rows.append(
+                    (
+                        "loopback",
+                        "peer:http.server",
+                        k,
+                        len(lat) / seconds,
+                        np.array(lat),
+                        cpu / len(lat),
+                    )
+                )
     header = (
         f"{'mode':9} {'store':17} {'clients':>7} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'server CPU ms/req':>18}"
     )
     print(header)
     print("-" * len(header))
     out = []
-    for mode, store, k, rate, lat in rows:
+    for mode, store, k, rate, lat, cpu in rows:
         p50, p99 = np.percentile(lat, 50) * 1e3, np.percentile(lat, 99) * 1e3
-        print(f"{mode:9} {store:17} {k:7d} {rate:12.0f} {p50:8.2f} {p99:8.2f}")
+        print(f"{mode:9} {store:17} {k:7d} {rate:12.0f} {p50:8.2f} {p99:8.2f} {cpu * 1e3:18.2f}")
         out.append(
-            {"mode": mode, "store": store, "clients": k, "rate": rate, "p50_ms": p50, "p99_ms": p99}
+            {
+                "mode": mode,
+                "store": store,
+                "clients": k,
+                "rate": rate,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "server_cpu_ms_per_request": cpu * 1e3,
+            }
         )
     load = os.getloadavg()
     print(
         f"\n{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
         f"{seconds:g} s per cell; policy LinUCB K=5 d=8 with a budget (every decision charged "
-        "and logged in one transaction)"
+        "and logged in one transaction).\nserver CPU ms/req: CPU time the server process spent "
+        "per request (in-process mode: the whole process, client included); 1000 / it is the "
+        "rate one free core would sustain."
     )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
