@@ -43,18 +43,21 @@ CASES = [
 ]
 
 
+@pytest.mark.parametrize("batch_size", [1, 7, 40])
 @pytest.mark.parametrize(("policy_cls", "env_cls", "policy_kw", "env_kw"), CASES)
-def test_equals_separate_runs_bit_for_bit(policy_cls, env_cls, policy_kw, env_kw):
+def test_equals_separate_runs_bit_for_bit(policy_cls, env_cls, policy_kw, env_kw, batch_size):
+    """Batches of 7 use the rank-1 path per row and the chunked variance; batches of 40 put
+    more than 8 rows in a model (refactorisation); 300 cases leave a truncated last batch."""
     S, T = 4, 300
 
     def seeds():  # a SeedSequence is consumed by spawning, so each side gets its own
         return [7, 8, np.random.SeedSequence(9), np.random.default_rng(10)]
 
     pr, er = _replicas(policy_cls, env_cls, S, policy_kw, env_kw, resync_every=40)
-    traces = run_replicated(pr, er, T, seeds())
+    traces = run_replicated(pr, er, T, seeds(), batch_size=batch_size)
     ps, es = _replicas(policy_cls, env_cls, S, policy_kw, env_kw, resync_every=40)
     for s, seed in enumerate(seeds()):
-        separate = run(ps[s], es[s], T, seed=seed)
+        separate = run(ps[s], es[s], T, seed=seed, batch_size=batch_size)
         assert traces[s] == separate  # every array bitwise equal, names and settings too
         _assert_same_state(pr[s], ps[s])
 
@@ -86,9 +89,9 @@ def test_without_probabilities():
         np.testing.assert_array_equal(traces[s].reward, separate.reward)
 
 
-@pytest.mark.parametrize("n_jobs", [1, 2])
-def test_sweep_replicated_equals_sweep(n_jobs):
-    kw = dict(seeds=5, horizon=120, n_checkpoints=15)
+@pytest.mark.parametrize(("n_jobs", "batch_size"), [(1, 1), (2, 3)])
+def test_sweep_replicated_equals_sweep(n_jobs, batch_size):
+    kw = dict(seeds=5, horizon=120, n_checkpoints=15, batch_size=batch_size)
     spec = (LinTS, {"v": 0.4})
     env = ("logistic", {"n_actions": K, "n_features": D})
     expected = sweep({"TS": spec}, {"log": env}, n_jobs=1, **kw)
@@ -111,6 +114,8 @@ def test_rejects_what_it_does_not_cover():
         run_replicated([LinTS(n_actions=K, n_features=D)], feats, 10, [0])
     with pytest.raises(ValueError, match="horizon"):
         run_replicated([LinTS(n_actions=K, n_features=D)], envs, 0, [0])
+    with pytest.raises(ValueError, match="batch_size"):
+        run_replicated([LinTS(n_actions=K, n_features=D)], envs, 5, [0], batch_size=0)
     with pytest.raises(ValueError, match="must all be LinTS"):
         run_replicated(
             [LinTS(n_actions=K, n_features=D), LinUCB(n_actions=K, n_features=D)],
@@ -126,13 +131,16 @@ def test_rejects_what_it_does_not_cover():
     K=st.integers(1, 4),
     d=st.integers(1, 4),
     horizon=st.integers(1, 40),
+    batch_size=st.integers(1, 12),
     thompson=st.booleans(),
     logistic=st.booleans(),
     width=st.floats(0.0, 2.0),
     lam=st.floats(0.1, 5.0),
     seed=st.integers(0, 2**20),
 )
-def test_property_equal_to_separate_runs(S, K, d, horizon, thompson, logistic, width, lam, seed):
+def test_property_equal_to_separate_runs(
+    S, K, d, horizon, batch_size, thompson, logistic, width, lam, seed
+):
     cls = LinTS if thompson else LinUCB
     kw = {"v": width} if thompson else {"alpha": width}
     env_cls = LogisticEnv if logistic else LinearGaussianEnv
@@ -143,8 +151,10 @@ def test_property_equal_to_separate_runs(S, K, d, horizon, thompson, logistic, w
         return pols, envs
 
     pr, er = make()
-    traces = run_replicated(pr, er, horizon, [seed + 3 * s for s in range(S)])
+    traces = run_replicated(
+        pr, er, horizon, [seed + 3 * s for s in range(S)], batch_size=batch_size
+    )
     ps, es = make()
     for s in range(S):
-        assert traces[s] == run(ps[s], es[s], horizon, seed=seed + 3 * s)
+        assert traces[s] == run(ps[s], es[s], horizon, seed=seed + 3 * s, batch_size=batch_size)
         _assert_same_state(pr[s], ps[s])

@@ -18,13 +18,16 @@ generators in blocks of rounds; NumPy's generators give the same numbers in one 
 operation, in the same order. Reductions that go through BLAS (``x^T theta``, ``A^{-1} x``,
 ``x^T u``) are done with NumPy's stacked ``matmul``, which calls the same BLAS routine on each
 replica's slice with the same shapes and memory layout as the separate run does, so even the
-summation order is the same. Elementwise steps are exact by construction. The occasional
-Cholesky resynchronisation of a model (every ``resync_every`` updates) is done per replica with
-the same SciPy calls as :class:`scarce.models.RidgeRegression`.
+summation order is the same (both of :func:`scarce.models.linear.predict_variance`'s paths:
+one case, and chunked GEMMs for a batch). Elementwise steps are exact by construction. Model
+updates follow :meth:`scarce.models.RidgeRegression.partial_fit`: rank-1 steps row by row in
+each model's order, vectorised over replicas; the refactorisations (more than 8 rows for a
+model in one batch, or every ``resync_every`` updates) are done per replica and model with the
+same NumPy and SciPy calls.
 
 Scope
 -----
-Disjoint models on shared contexts (``(n, d)``) with ``batch_size=1`` and bandit feedback,
+Disjoint models on shared contexts (``(n, d)``), any ``batch_size``, bandit feedback,
 without forgetting or windows, on :class:`~scarce.envs.LinearGaussianEnv` and
 :class:`~scarce.envs.LogisticEnv` without per-action features. Everything else raises a
 ``ValueError`` naming what is not supported (use :func:`scarce.sim.run`). Hyperparameters
@@ -35,6 +38,7 @@ without forgetting or windows, on :class:`~scarce.envs.LinearGaussianEnv` and
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -46,6 +50,7 @@ from scarce.core.policy import SHARED_CONTEXT
 from scarce.core.random import SeedLike, spawn, spawn_seeds
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 from scarce.models import linear
+from scarce.models.ridge import _REFACTOR_ROWS
 from scarce.policies.linear import LinTS, LinUCB
 from scarce.sim.run import Trace
 from scarce.sim.sweep import (
@@ -117,12 +122,146 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
     return S
 
 
+@dataclass
+class _State:
+    """The ridge models of every replica, ``(S, K, ...)``, updated as
+    :meth:`scarce.models.RidgeRegression.partial_fit` would update each (sign +1, no
+    forgetting or window)."""
+
+    A: np.ndarray
+    A_inv: np.ndarray
+    b: np.ndarray
+    theta: np.ndarray
+    n_obs: np.ndarray
+    since: np.ndarray
+    resync_every: np.ndarray
+
+    def _rank_one(
+        self, sel: np.ndarray, acts: np.ndarray, x: np.ndarray, y: np.ndarray, u: np.ndarray
+    ) -> None:
+        """One row ``x`` ``(m, d)`` with target ``y`` ``(m,)`` for model ``acts`` of replicas
+        ``sel``; ``u = A_inv x`` ``(m, d)``. Sherman-Morrison and the recursive-least-squares
+        step of ``RidgeRegression._add``, operation by operation."""
+        S, K, d, _ = self.A.shape
+        flat = sel * K + acts
+        A_f, A_inv_f = self.A.reshape(S * K, d, d), self.A_inv.reshape(S * K, d, d)
+        b_f, theta_f = self.b.reshape(S * K, d), self.theta.reshape(S * K, d)
+        xr = x[:, None, :]
+        xu = (xr @ u[:, :, None])[:, 0, 0]
+        gain = u * (1.0 / (1.0 + xu))[:, None]
+        th = theta_f.take(flat, axis=0)
+        xt = (xr @ th[:, :, None])[:, 0, 0]
+        th += gain * (y - xt)[:, None]
+        theta_f[flat] = th
+        Ai = A_inv_f.take(flat, axis=0)
+        Ai -= gain[:, :, None] * u[:, None, :]
+        A_inv_f[flat] = Ai
+        Ak = A_f.take(flat, axis=0)
+        Ak += x[:, :, None] * x[:, None, :]
+        A_f[flat] = Ak
+        bk = b_f.take(flat, axis=0)
+        bk += y[:, None] * x
+        b_f[flat] = bk
+
+    def _refactor(self, s: int, m: int, X: np.ndarray, y: np.ndarray) -> None:
+        """``RidgeRegression._add``'s refactorisation branch for rows ``X`` of model ``m``."""
+        self.A[s, m] += 1.0 * (X.T @ X)
+        self.b[s, m] += 1.0 * (X.T @ y)
+        c = cho_factor(self.A[s, m], lower=True, check_finite=False)
+        self.A_inv[s, m] = cho_solve(c, np.eye(self.A.shape[2]), check_finite=False)
+        self.theta[s, m] = cho_solve(c, self.b[s, m], check_finite=False)
+        self.since[s, m] = 0
+
+    def learn_one(self, x: np.ndarray, acts: np.ndarray, y: np.ndarray, Z: np.ndarray) -> None:
+        """One case per replica: ``x`` ``(S, d)``, ``acts``, ``y`` ``(S,)``; ``Z`` ``(S, K, d)``
+        holds ``A_inv[s, k] x[s]``."""
+        S = x.shape[0]
+        reps = np.arange(S)
+        self.n_obs[reps, acts] += 1.0
+        self.since[reps, acts] += 1
+        resync = self.since[reps, acts] >= self.resync_every
+        if resync.any():
+            sel = np.flatnonzero(~resync)
+            self._rank_one(sel, acts[sel], x[sel], y[sel], Z[sel, acts[sel]])
+            for s in np.flatnonzero(resync):
+                self._refactor(int(s), int(acts[s]), x[s : s + 1], y[s : s + 1])
+        else:
+            self._rank_one(reps, acts, x, y, Z[reps, acts])
+
+    def learn_batch(self, X: np.ndarray, acts: np.ndarray, y: np.ndarray) -> None:
+        """A batch per replica: ``X`` ``(S, n, d)``, ``acts``, ``y`` ``(S, n)``. Each model takes
+        its rows in order, by rank-1 steps or, for more than ``_REFACTOR_ROWS`` rows or at a
+        resync, one refactorisation; models are independent, so the order across models
+        does not matter."""
+        S, n, _ = X.shape
+        K = self.A.shape[1]
+        counts = np.zeros((S, K), dtype=np.int64)
+        np.add.at(counts, (np.repeat(np.arange(S), n), acts.reshape(-1)), 1)
+        self.n_obs += 1.0 * counts
+        self.since += counts
+        refactor = (counts > 0) & (
+            (counts > _REFACTOR_ROWS) | (self.since >= self.resync_every[:, None])
+        )
+        for j in range(n):
+            a = acts[:, j]
+            sel = np.flatnonzero(~refactor[np.arange(S), a])
+            if sel.size:
+                x = X[sel, j]  # (m, d), contiguous rows like the separate run's
+                Ai = self.A_inv[sel, a[sel]]
+                u = (Ai @ x[:, :, None])[..., 0]
+                self._rank_one(sel, a[sel], x, y[sel, j], u)
+        for s, m in zip(*np.nonzero(refactor), strict=True):
+            rows = acts[s] == m
+            self._refactor(int(s), int(m), X[s][rows], y[s][rows])
+
+
+def _variance(X: np.ndarray, A_inv: np.ndarray) -> np.ndarray:
+    """:func:`scarce.models.linear.predict_variance` for ``n > 1`` cases per replica:
+    ``X`` ``(S, n, d)``, ``A_inv`` ``(S, K, d, d)`` -> ``(S, n, K)``; the same GEMM and GEMV
+    calls on each replica's slice, in the same chunks."""
+    S, n, d = X.shape
+    K = A_inv.shape[1]
+    stacked = A_inv.transpose(0, 2, 1, 3).reshape(S, d, K * d)
+    out = np.empty((S, n, K))
+    ones = np.ones(d)
+    step = max(1, linear._CHUNK_BYTES // (8 * K * d))
+    for start in range(0, n, step):
+        Xc = X[:, start : start + step]
+        c = Xc.shape[1]
+        Z = (Xc @ stacked).reshape(S, c, K, d)
+        Z *= Xc[:, :, None, :]
+        out[:, start : start + c] = (Z.reshape(S, c * K, d) @ ones).reshape(S, c, K)
+    return out
+
+
+def _probability_of(mean: np.ndarray, std: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """:func:`scarce.models.linear.gaussian_argmax_probability_of` per replica: ``mean``,
+    ``std`` ``(S, n, K)``, ``actions`` ``(S, n)`` -> ``(S, n)``. Same elementwise steps; the
+    final quadrature sum is a stacked ``matmul`` so that each replica gets the BLAS call a
+    separate run makes (one GEMV over all replicas may sum in another order)."""
+    S, n, K = mean.shape
+    std = np.maximum(std, 1e-12)
+    idx = actions[:, :, None]
+    nodes = linear._GH_NODES
+    vals = (
+        np.take_along_axis(mean, idx, axis=2) + np.take_along_axis(std, idx, axis=2) * nodes
+    )  # (S, n, q)
+    zz = (vals[:, :, None, :] - mean[..., None]) / std[..., None]  # (S, n, K, q)
+    logcdf = np.log(np.maximum(ndtr(zz), 1e-300))
+    keep = np.ones((S, n, K), dtype=bool)
+    np.put_along_axis(keep, idx, False, axis=2)
+    logcdf = np.where(keep[..., None], logcdf, 0.0)
+    dens = np.exp(logcdf.sum(axis=2))  # (S, n, q)
+    return np.clip(dens @ linear._GH_WEIGHTS, 0.0, 1.0)
+
+
 def run_replicated(
     policies: Sequence[LinUCB | LinTS],
     envs: Sequence[LinearGaussianEnv | LogisticEnv],
     horizon: int,
     seeds: Sequence[SeedLike],
     *,
+    batch_size: int = 1,
     probabilities: bool = True,
 ) -> list[Trace]:
     """Run ``policies[s]`` on ``envs[s]`` with run seed ``seeds[s]`` for every replica ``s``,
@@ -138,9 +277,11 @@ def run_replicated(
         :class:`~scarce.envs.LogisticEnv`, shared contexts), with the same ``n_actions`` and
         ``n_features`` as the policies.
     horizon:
-        cases decided per replica, >= 1 (one case per round).
+        cases decided per replica, >= 1.
     seeds:
         ``S`` run seeds (int, ``SeedSequence`` or ``Generator``), as ``run(..., seed=...)``.
+    batch_size:
+        cases decided per round before the policies learn, as ``run(..., batch_size=...)``.
     probabilities:
         record LinTS's choice probabilities (exact Gauss-Hermite quadrature, as
         :func:`scarce.sim.run` does; about as costly as the rest of a round). False leaves
@@ -154,6 +295,13 @@ def run_replicated(
     if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon < 1:
         raise ValueError(f"horizon must be an int >= 1; got {horizon!r}")
     horizon = int(horizon)
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int | np.integer)
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be an int >= 1; got {batch_size!r}")
+    batch_size = int(batch_size)
     policies, envs, seeds = list(policies), list(envs), list(seeds)
     S = _check_replicas(policies, envs, seeds)
     K, d = envs[0].n_actions, envs[0].n_features
@@ -164,17 +312,21 @@ def run_replicated(
     for p in policies:
         p._ensure_initialized(X0)  # validates parameters and seeds rng_, like a first decide
     models = [p.model_ for p in policies]
-    A = np.stack([m.A for m in models])  # (S, K, d, d)
-    A_inv = np.stack([m.A_inv for m in models])
-    b = np.stack([m.b for m in models])  # (S, K, d)
-    theta = np.stack([m.theta for m in models])
-    n_obs = np.stack([m.n_obs for m in models])  # (S, K)
-    since = np.stack([m._since_resync for m in models])
-    resync_every = np.array([m.resync_every for m in models])
-    width = np.array([float(p.v if thompson else p.alpha) for p in policies])[:, None]
+    state = _State(
+        A=np.stack([m.A for m in models]),  # (S, K, d, d)
+        A_inv=np.stack([m.A_inv for m in models]),
+        b=np.stack([m.b for m in models]),  # (S, K, d)
+        theta=np.stack([m.theta for m in models]),
+        n_obs=np.stack([m.n_obs for m in models]),  # (S, K)
+        since=np.stack([m._since_resync for m in models]),
+        resync_every=np.array([m.resync_every for m in models]),
+    )
+    A_inv, theta = state.A_inv, state.theta
+    width = np.array([float(p.v if thompson else p.alpha) for p in policies])[:, None, None]
 
     true_theta_T = np.stack([e.theta for e in envs]).swapaxes(1, 2)  # (S, d, K) like theta.T
-    noise_std = np.array([0.0 if logistic else e.noise_std for e in envs])[:, None]
+    noise_std = np.array([0.0 if logistic else e.noise_std for e in envs])[:, None, None]
+    noiseless = bool(np.all(noise_std == 0.0))
     streams = [spawn(seed, 2) for seed in seeds]
 
     action = np.empty((S, horizon), dtype=np.int64)
@@ -183,92 +335,69 @@ def run_replicated(
     best_expected = np.empty((S, horizon))
     probability = np.full((S, horizon), np.nan if thompson and not probabilities else 1.0)
 
-    reps = np.arange(S)
-    flat_base = reps * K  # flat index of (replica, action) is s * K + a
-    A_f, A_inv_f = A.reshape(S * K, d, d), A_inv.reshape(S * K, d, d)
-    b_f, theta_f = b.reshape(S * K, d), theta.reshape(S * K, d)
-    n_obs_f, since_f = n_obs.reshape(S * K), since.reshape(S * K)
-    block = max(1, _BLOCK_VALUES // (S * (d + 2 * K)))
-    for start in range(0, horizon, block):
-        B = min(block, horizon - start)
-        ctx = np.stack([e.contexts(B, rng=c) for e, (c, _) in zip(envs, streams, strict=True)])
+    # whole batches per block of pre-drawn streams
+    per_block = max(1, _BLOCK_VALUES // (S * (d + 2 * K)) // batch_size) * batch_size
+    for block_start in range(0, horizon, per_block):
+        C = min(per_block, horizon - block_start)
+        ctx = np.stack([e.contexts(C, rng=c) for e, (c, _) in zip(envs, streams, strict=True)])
         if logistic:
-            noise = np.stack([o.random((B, K)) for _, o in streams])
+            noise = np.stack([o.random((C, K)) for _, o in streams])
         else:
             noise = np.stack(
                 [
-                    o.standard_normal((B, K)) if e.noise_std != 0.0 else np.zeros((B, K))
+                    o.standard_normal((C, K)) if e.noise_std != 0.0 else np.zeros((C, K))
                     for e, (_, o) in zip(envs, streams, strict=True)
                 ]
             )
         if thompson:
-            z = np.stack([p.rng_.standard_normal((B, K)) for p in policies])
-        for i in range(B):
-            t = start + i
-            x = np.ascontiguousarray(ctx[:, i])  # (S, d)
-            xr, xc = x[:, None, :], x[:, :, None]  # (S, 1, d) row and (S, d, 1) column views
-            # --- decide: linear.predict on one case (see models.linear.predict_variance, n == 1)
-            mean = (xr @ theta.swapaxes(1, 2))[:, 0]  # (S, K)
-            Z = (A_inv @ xc[:, None])[..., 0]  # (S, K, d): A_inv[k] x for every action
-            var = (Z @ xc)[..., 0]
+            z = np.stack([p.rng_.standard_normal((C, K)) for p in policies])
+        for off in range(0, C, batch_size):
+            n = min(batch_size, C - off)
+            t = slice(block_start + off, block_start + off + n)
+            X = np.ascontiguousarray(ctx[:, off : off + n])  # (S, n, d)
+            # --- decide: models.linear.predict (its n == 1 and chunked n > 1 paths)
+            mean = X @ theta.swapaxes(1, 2)  # (S, n, K)
+            if n == 1:
+                xc = X[:, 0, :, None]  # (S, d, 1)
+                Z = (A_inv @ xc[:, None])[..., 0]  # (S, K, d): A_inv[k] x for every action
+                var = (Z @ xc)[..., 0][:, None, :]
+            else:
+                var = _variance(X, A_inv)
             var = np.maximum(var, 0.0)
             if thompson:
                 std = width * np.sqrt(var)
-                scores = mean + width * np.sqrt(var) * z[:, i]
+                scores = mean + width * np.sqrt(var) * z[:, off : off + n]
             else:
                 scores = mean + width * np.sqrt(var)
-            acts = np.argmax(scores, axis=1)
+            acts = np.argmax(scores, axis=2)  # (S, n)
             if thompson and probabilities:
                 probability[:, t] = _probability_of(mean, std, acts)
             # --- outcomes and truth (envs.synthetic)
-            expected = (xr @ true_theta_T)[:, 0]
+            expected = X @ true_theta_T
             if logistic:
-                p_true = expit(expected)
-                rew = (noise[reps, i, acts] < p_true[reps, acts]).astype(np.float64)
-                expected = p_true
-            elif np.all(noise_std == 0.0):
-                rew = expected[reps, acts]
+                expected = expit(expected)
+                full = (noise[:, off : off + n] < expected).astype(np.float64)
+            elif noiseless:
+                full = expected
             else:
-                rew = np.where(
-                    noise_std[:, 0] == 0.0,
-                    expected[reps, acts],
-                    (expected + noise_std * noise[:, i])[reps, acts],
+                full = np.where(
+                    noise_std == 0.0, expected, expected + noise_std * noise[:, off : off + n]
                 )
+            rew = np.take_along_axis(full, acts[:, :, None], axis=2)[..., 0]  # (S, n)
             action[:, t] = acts
             reward[:, t] = rew
-            chosen_expected[:, t] = expected[reps, acts]
-            best_expected[:, t] = expected.max(axis=1)
-            # --- learn: RidgeRegression._add with one row, sign +1. u = A_inv[a] x is the
-            # column the variance step computed (same GEMV call), so it is reused.
-            flat = flat_base + acts
-            n_obs_f[flat] += 1.0
-            since_f[flat] += 1
-            u = Z.reshape(S * K, d).take(flat, axis=0)
-            xu = (xr @ u[:, :, None])[:, 0, 0]
-            gain = u * (1.0 / (1.0 + xu))[:, None]
-            th = theta_f.take(flat, axis=0)
-            xt = (xr @ th[:, :, None])[:, 0, 0]
-            th += gain * (rew - xt)[:, None]
-            theta_f[flat] = th
-            Ai = A_inv_f.take(flat, axis=0)
-            Ai -= gain[:, :, None] * u[:, None, :]
-            A_inv_f[flat] = Ai
-            Ak = A_f.take(flat, axis=0)
-            Ak += x[:, :, None] * x[:, None, :]
-            A_f[flat] = Ak
-            bk = b_f.take(flat, axis=0)
-            bk += rew[:, None] * x
-            b_f[flat] = bk
-            for s in np.flatnonzero(since_f[flat] >= resync_every):
-                m = acts[s]
-                c = cho_factor(A[s, m], lower=True, check_finite=False)
-                A_inv[s, m] = cho_solve(c, np.eye(d), check_finite=False)
-                theta[s, m] = cho_solve(c, b[s, m], check_finite=False)
-                since[s, m] = 0
+            chosen_expected[:, t] = np.take_along_axis(expected, acts[:, :, None], axis=2)[..., 0]
+            best_expected[:, t] = expected.max(axis=2)
+            # --- learn: RidgeRegression.partial_fit
+            if n == 1:  # A_inv[a] x is a column the variance step computed (same GEMV call)
+                state.learn_one(X[:, 0], acts[:, 0], rew[:, 0], Z)
+            else:
+                state.learn_batch(X, acts, rew)
 
     for s, (p, m) in enumerate(zip(policies, models, strict=True)):
-        m.A, m.A_inv, m.b, m.theta = A[s].copy(), A_inv[s].copy(), b[s].copy(), theta[s].copy()
-        m.n_obs, m._since_resync = n_obs[s].copy(), since[s].copy()
+        m.A, m.A_inv, m.b = state.A[s].copy(), state.A_inv[s].copy(), state.b[s].copy()
+        m.theta, m.n_obs = state.theta[s].copy(), state.n_obs[s].copy()
+        m._since_resync = state.since[s].copy()
         p.n_updates_ += horizon
 
     regret = best_expected - chosen_expected
@@ -277,7 +406,7 @@ def run_replicated(
     return [
         Trace(
             step=steps.copy(),
-            round=steps - 1,
+            round=(steps - 1) // batch_size,
             action=action[s],
             reward=reward[s],
             expected_reward=chosen_expected[s],
@@ -287,31 +416,12 @@ def run_replicated(
             probability=probability[s],
             policy=type(policies[s]).__name__,
             env=str(envs[s].name),
-            batch_size=1,
+            batch_size=batch_size,
             feedback="bandit",
             has_oracle=True,
         )
         for s in range(S)
     ]
-
-
-def _probability_of(mean: np.ndarray, std: np.ndarray, actions: np.ndarray) -> np.ndarray:
-    """:func:`scarce.models.linear.gaussian_argmax_probability_of` for one case per replica:
-    ``mean``, ``std`` ``(S, K)``, ``actions`` ``(S,)``. Same elementwise steps; the final
-    quadrature sum is a stacked ``matmul`` so that each replica gets the BLAS dot product a
-    separate run computes (a single GEMV over all replicas may sum in another order)."""
-    S, K = mean.shape
-    rows = np.arange(S)
-    std = np.maximum(std, 1e-12)
-    nodes = linear._GH_NODES
-    vals = mean[rows, actions][:, None] + std[rows, actions][:, None] * nodes[None, :]
-    zz = (vals[:, None, :] - mean[:, :, None]) / std[:, :, None]  # (S, K, q)
-    logcdf = np.log(np.maximum(ndtr(zz), 1e-300))
-    keep = np.ones((S, K), dtype=bool)
-    keep[rows, actions] = False
-    logcdf = np.where(keep[:, :, None], logcdf, 0.0)
-    dens = np.exp(logcdf.sum(axis=1))[:, None, :]  # (S, 1, q)
-    return np.clip((dens @ linear._GH_WEIGHTS)[:, 0], 0.0, 1.0)
 
 
 def _run_group(tasks: list[_Task]) -> list[dict[str, np.ndarray]]:
@@ -324,7 +434,14 @@ def _run_group(tasks: list[_Task]) -> list[dict[str, np.ndarray]]:
         envs.append(e)
         pols.append(task.policy_spec.build(e.n_actions, e.n_features, policy_seed))
         streams.append(stream_seed)
-    traces = run_replicated(pols, envs, tasks[0].horizon, streams, probabilities=False)
+    traces = run_replicated(
+        pols,
+        envs,
+        tasks[0].horizon,
+        streams,
+        batch_size=tasks[0].batch_size,
+        probabilities=False,
+    )
     idx = tasks[0].steps - 1
     return [
         {
@@ -344,6 +461,7 @@ def sweep_replicated(
     seeds: int | Sequence[int],
     horizon: int,
     *,
+    batch_size: int = 1,
     base_seed: int = 0,
     n_checkpoints: int | None = 200,
     policy_label: str = "policy",
@@ -353,7 +471,7 @@ def sweep_replicated(
     address: str | None = None,
 ) -> pd.DataFrame:
     """:func:`scarce.sim.sweep` of one policy on one environment over ``seeds``, computed as
-    replicated simulations; the same table, bit for bit (``batch_size=1``, bandit feedback).
+    replicated simulations; the same table, bit for bit (bandit feedback).
 
     Parameters
     ----------
@@ -363,7 +481,7 @@ def sweep_replicated(
     env:
         ``"linear"`` or ``"logistic"`` (or a factory of those environments), as in
         :func:`scarce.sim.sweep`.
-    seeds, horizon, base_seed, n_checkpoints:
+    seeds, horizon, batch_size, base_seed, n_checkpoints:
         as in :func:`scarce.sim.sweep`.
     policy_label, env_label:
         values of the ``policy`` and ``env`` columns.
@@ -392,7 +510,7 @@ def sweep_replicated(
             env_spec=espec,
             policy_spec=pspec,
             horizon=int(horizon),
-            batch_size=1,
+            batch_size=int(batch_size),
             feedback="bandit",
             steps=steps,
         )
