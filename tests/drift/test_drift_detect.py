@@ -38,6 +38,33 @@ def test_detects_every_change_quickly_and_beats_stationary(base):
 
 
 @pytest.mark.statistical
+def test_glr_detects_every_change_without_false_alarms():
+    for seed in range(2):
+        env = PiecewiseLinearEnv(change_every=1000, n_segments=3, seed=100 + seed)
+        pol = ChangeDetecting(
+            n_actions=5, n_features=5, base_params={"alpha": 0.5}, detector="glr", seed=seed
+        )
+        run(pol, env, 3000, seed=seed)
+        delays = np.asarray(pol.alarms_) - np.array([1000, 2000])
+        assert np.all((delays >= 0) & (delays <= 25)), pol.alarms_
+        quiet = ChangeDetecting(
+            n_actions=5, n_features=5, base_params={"alpha": 0.5}, detector="glr", seed=seed
+        )
+        run(quiet, LinearGaussianEnv(n_actions=5, n_features=5, seed=seed), 4000, seed=seed)
+        assert quiet.alarms_ == []
+
+
+def test_glr_statistic_by_hand():
+    pol = ChangeDetecting(n_actions=1, n_features=1, detector="glr", window=3)
+    pol.decide(np.zeros((1, 1)))
+    for z in (0.5, 2.0, 4.0, 3.0):  # the window keeps 2.0, 4.0, 3.0
+        g = pol._glr(0, z)
+    # suffixes (newest first): [3] -> m=3; [3, 4] -> 3.5; [3, 4, 2] -> 3
+    cands = [k / 2 * (m - 1 - np.log(m)) for k, m in ((1, 3.0), (2, 3.5), (3, 3.0))]
+    assert g == pytest.approx(max(cands))
+
+
+@pytest.mark.statistical
 def test_no_false_alarm_on_a_stationary_problem():
     for seed in range(3):
         env = LinearGaussianEnv(n_actions=5, n_features=5, noise_std=0.1, seed=seed)
@@ -86,6 +113,8 @@ def test_bad_parameters_rejected_on_first_use():
         ({"base": "ChangeDetecting"}, "base"),
         ({"threshold": 0.0}, "threshold"),
         ({"warmup": 1}, "warmup"),
+        ({"detector": "page"}, "detector"),
+        ({"window": 0}, "window"),
         ({"base_params": {"seed": 1}}, "base_params"),
         ({"base_params": {"alpha": -1.0}}, "alpha"),
     ):

@@ -29,5 +29,5 @@ def test_drift_experiment_writes_contract_outputs(tmp_path):
     written = pd.read_csv(tmp_path / "summary.csv")
     assert tuple(written.columns) == SUMMARY_COLUMNS
     assert set(written["env"]) == {"piecewise", "drifting"}
-    assert {"LinUCB-CUSUM", "LinTS-discounted", "LinTS-window", "LinUCB"} <= set(written["policy"])
+    assert {"LinUCB-CUSUM", "LinTS-GLR", "LinTS-window", "LinUCB"} <= set(written["policy"])
     assert paths["plot"].is_file() and paths["traces"].is_file()

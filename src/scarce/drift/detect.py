@@ -6,7 +6,15 @@ features: one shared model), estimates the noise variance ``sigma^2`` from that 
 then on monitors the standardised squared residuals ``z = (r - x^T theta_ref)^2 / sigma^2``
 (``chi^2_1``, mean 1, while nothing changes) with a one-sided CUSUM (Page 1954):
 
-    ``S <- max(0, S + z - 1 - drift)``, alarm when ``S > threshold``.
+    ``S <- max(0, S + z - 1 - drift)``, alarm when ``S > threshold``,
+
+or (``detector="glr"``) a generalised likelihood ratio test for an increase of the residual
+variance over the last ``window`` observations: for Gaussian residuals with known variance
+before a change, the GLR of "the last ``k`` observations have variance ratio ``rho > 1``" is
+``k / 2 * (m_k - 1 - log m_k)`` with ``m_k`` the mean of the last ``k`` values of ``z``
+(the maximum-likelihood ``rho``); alarm when its maximum over ``k`` exceeds ``threshold``.
+CUSUM needs the size of the change it is tuned for (``drift``); GLR adapts to it, at
+``O(window)`` work per observation.
 
 A change of the reward parameters of a played action raises the mean of ``z`` to
 ``1 + ||x^T (theta_new - theta_ref)||^2 / sigma^2`` whatever the sign of the change, which a
@@ -37,8 +45,8 @@ def _policy_class(name: str) -> type[Policy]:
 
 
 class ChangeDetecting(Policy):
-    """Any ``scarce`` policy, restarted from scratch when a CUSUM on the reward stream raises
-    an alarm (module docstring).
+    """Any ``scarce`` policy, restarted from scratch when a CUSUM or GLR test on the reward
+    stream raises an alarm (module docstring).
 
     Parameters
     ----------
@@ -50,10 +58,16 @@ class ChangeDetecting(Policy):
     base_params:
         constructor keywords of the wrapped policy (besides ``n_actions``, ``n_features``,
         ``seed``).
+    detector:
+        ``"cusum"`` or ``"glr"`` (module docstring).
     threshold:
-        CUSUM alarm level ``h`` (> 0); larger means fewer false alarms and longer delays.
+        alarm level (> 0) of the CUSUM or GLR statistic; larger means fewer false alarms and
+        longer delays.
     drift:
-        CUSUM slack ``k`` (>= 0) subtracted per observation beyond the null mean of ``z``.
+        CUSUM slack ``k`` (>= 0) subtracted per observation beyond the null mean of ``z``
+        (unused by GLR).
+    window:
+        observations per reference model the GLR scans (>= 1; unused by CUSUM).
     warmup:
         observations per reference model before monitoring starts (>= 2; at least
         ``n_features + 2`` is sensible).
@@ -75,8 +89,10 @@ class ChangeDetecting(Policy):
         n_features: int,
         base: str = "LinUCB",
         base_params: dict[str, Any] | None = None,
+        detector: str = "cusum",
         threshold: float = 30.0,
         drift: float = 2.0,
+        window: int = 200,
         warmup: int = 50,
         lam: float = 0.01,
         seed: SeedLike = None,
@@ -84,8 +100,10 @@ class ChangeDetecting(Policy):
         super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
         self.base = base
         self.base_params = base_params
+        self.detector = detector
         self.threshold = threshold
         self.drift = drift
+        self.window = window
         self.warmup = warmup
         self.lam = lam
 
@@ -106,8 +124,11 @@ class ChangeDetecting(Policy):
         reserved = {"n_actions", "n_features", "seed"} & set(self.base_params or {})
         if reserved:
             raise ValueError(f"base_params must not set {sorted(reserved)} (set by the wrapper)")
+        if self.detector not in ("cusum", "glr"):
+            raise ValueError(f"detector must be 'cusum' or 'glr'; got {self.detector!r}")
         check_scalar(self.threshold, "threshold", low=0.0, low_inclusive=False)
         check_scalar(self.drift, "drift", low=0.0)
+        check_positive_int(self.window, "window")
         check_positive_int(self.warmup, "warmup", minimum=2)
         check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
         self._base_cls = cls
@@ -134,7 +155,11 @@ class ChangeDetecting(Policy):
         self._theta_ref = np.zeros((M, d))
         self._A_inv = np.zeros((M, d, d))
         self._sigma2 = np.full(M, np.nan)  # NaN until the model's warmup is complete
-        self._cusum = np.zeros(M)
+        self._cusum = np.zeros(M)  # the CUSUM statistic, or the last GLR statistic
+        W = int(self.window)
+        self._zbuf = np.zeros((M, W))  # GLR: ring buffer of the last W values of z
+        self._zlen = np.zeros(M, dtype=np.int64)
+        self._zpos = np.zeros(M, dtype=np.int64)
 
     def _restart(self, at: int) -> None:
         """Forget everything learned; record an alarm after ``at`` observations."""
@@ -144,7 +169,7 @@ class ChangeDetecting(Policy):
 
     @property
     def statistic_(self) -> np.ndarray:
-        """``(M,)`` current CUSUM statistic of each reference model (0 during warmup)."""
+        """``(M,)`` current CUSUM (or GLR) statistic of each reference model (0 during warmup)."""
         return self._cusum.copy()
 
     # ------------------------------------------------------------------ decisions
@@ -233,10 +258,29 @@ class ChangeDetecting(Policy):
             # standardise by the predictive variance sigma^2 (1 + x^T A^-1 x) of a new residual
             var = self._sigma2[m] * (1.0 + x @ self._A_inv[m] @ x)
             z = (r - x @ self._theta_ref[m]) ** 2 / var
-            self._cusum[m] = max(0.0, self._cusum[m] + z - 1.0 - self.drift)
+            if self.detector == "cusum":
+                self._cusum[m] = max(0.0, self._cusum[m] + z - 1.0 - self.drift)
+            else:
+                self._cusum[m] = self._glr(m, z)
             if self._cusum[m] > self.threshold:
                 return int(c)
         return None
+
+    def _glr(self, m: int, z: float) -> float:
+        """Push ``z`` into model ``m``'s window; the GLR statistic of a variance increase."""
+        W = self._zbuf.shape[1]
+        self._zbuf[m, self._zpos[m]] = z
+        self._zpos[m] = (self._zpos[m] + 1) % W
+        self._zlen[m] = min(self._zlen[m] + 1, W)
+        n = int(self._zlen[m])
+        recent = self._zbuf[m, (self._zpos[m] - 1 - np.arange(n)) % W]  # newest first
+        k = np.arange(1, n + 1)
+        mean = np.cumsum(recent) / k
+        up = mean > 1.0
+        if not up.any():
+            return 0.0
+        mu = mean[up]
+        return float(np.max(k[up] / 2.0 * (mu - 1.0 - np.log(mu))))
 
     def _extra_keywords(self) -> tuple[str, ...]:
         return ()
@@ -256,6 +300,9 @@ class ChangeDetecting(Policy):
             "A_inv": self._A_inv,
             "sigma2": self._sigma2,
             "cusum": self._cusum,
+            "zbuf": self._zbuf,
+            "zlen": self._zlen,
+            "zpos": self._zpos,
         }
 
     def _set_learned_state(self, state: dict[str, Any]) -> None:
@@ -269,4 +316,7 @@ class ChangeDetecting(Policy):
         self._A_inv = np.asarray(state["A_inv"], dtype=np.float64)
         self._sigma2 = np.asarray(state["sigma2"], dtype=np.float64)
         self._cusum = np.asarray(state["cusum"], dtype=np.float64)
+        self._zbuf = np.asarray(state["zbuf"], dtype=np.float64)
+        self._zlen = np.asarray(state["zlen"], dtype=np.int64)
+        self._zpos = np.asarray(state["zpos"], dtype=np.int64)
         self.rng_ = generator_from_state(state["rng_now"])

@@ -8,8 +8,8 @@ a piecewise-stationary and on a smoothly drifting linear problem.
 
 Policies (``alpha = 0.5`` for LinUCB, ``v = 0.1`` for LinTS, the noise scale): the stationary
 model; exponential forgetting ``forgetting = 0.99`` (an effective memory of about 100 cases);
-a sliding window of the last 300 cases; and :class:`~scarce.drift.ChangeDetecting` (CUSUM
-restarts, default settings). Regret is exact: the environments know their parameters at
+a sliding window of the last 300 cases; and :class:`~scarce.drift.ChangeDetecting` (restarts
+on a CUSUM or a GLR alarm, default settings). Regret is exact: the environments know their parameters at
 every step. Besides the default metrics, ``regret_second_half`` shows the steady state.
 """
 
@@ -31,6 +31,9 @@ def _build() -> tuple[dict[str, PolicySpec], dict[str, EnvSpec]]:
         policies[f"{name}-CUSUM"] = PolicySpec(
             ChangeDetecting, {"base": name, "base_params": dict(params)}
         )
+        policies[f"{name}-GLR"] = PolicySpec(
+            ChangeDetecting, {"base": name, "base_params": dict(params), "detector": "glr"}
+        )
     envs = {
         "piecewise": EnvSpec(
             PiecewiseLinearEnv,
@@ -47,8 +50,8 @@ register(
     Experiment(
         name="drift",
         description=(
-            "stationary vs discounted (forgetting) vs sliding-window vs CUSUM-restarted LinUCB "
-            "and LinTS on a piecewise-stationary and a smoothly drifting linear problem "
+            "stationary vs discounted (forgetting) vs sliding-window vs CUSUM- and GLR-restarted "
+            "LinUCB and LinTS on a piecewise-stationary and a smoothly drifting linear problem "
             "(K=5, d=5)"
         ),
         build=_build,
