@@ -98,3 +98,38 @@ class ServerProcess:
 def write_policy(path: Path, text: str) -> Path:
     path.write_text(text)
     return path
+
+
+#: malformed decision bodies and the field the 422 must name (config: d=2, K=3)
+BAD_DECISIONS = [
+    (b'{"context": [1.0]}', "context"),
+    (b'{"context": [1.0, 2.0, 3.0]}', "context"),
+    (b'{"context": [1.0, NaN]}', "context[1]"),
+    (b'{"context": [1.0, Infinity]}', "context[1]"),
+    (b'{"context": [1.0, "2"]}', "context[1]"),
+    (b'{"context": [1.0, true]}', "context[1]"),
+    (b'{"context": "1,2"}', "context"),
+    (b'{"context": [1.0, 2.0], "eligible": [7]}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": [-1]}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": []}', "eligible"),
+    (b'{"context": [1.0, 2.0], "eligible": [0.5]}', "eligible[0]"),
+    (b'{"context": [1.0, 2.0], "event_id": ""}', "event_id"),
+    (b'{"context": [1.0, 2.0], "event_id": "a b"}', "event_id"),
+    (b'{"context": [1.0, 2.0], "group": ""}', "group"),
+    (b'{"context": [1.0, 2.0], "colour": "red"}', "colour"),
+    (b'{"action_features": [[1.0, 2.0]]}', "action_features"),
+    (b'{"context": [1.0, 2.0]', "body"),
+    (b"[]", "body"),
+]
+
+#: malformed reward bodies (for a logged event "e") and the field named
+BAD_REWARDS = [
+    (b'{"event_id": "e", "value": NaN}', "value"),
+    (b'{"event_id": "e", "value": [1.0, 2.0]}', "value"),
+    (b'{"event_id": "e", "value": "1"}', "value"),
+    (b'{"event_id": "e", "value": 1.0, "cost": -0.5}', "cost"),
+    (b'{"event_id": "e", "value": 1.0, "cost": [0.5, -1]}', "cost[1]"),
+    (b'{"event_id": "e", "value": 1.0, "cost": Infinity}', "cost"),
+    (b'{"value": 1.0}', "event_id"),
+    (b'{"event_id": "e"}', "value"),
+]

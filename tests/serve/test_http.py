@@ -1,6 +1,6 @@
 """Through the real HTTP stack: ``scarce serve`` (uvicorn) in a subprocess on loopback, httpx
-clients. Contract smoke test, crash safety under load with ``kill -9``, and two replicas
-sharing one PostgreSQL database."""
+clients. Contract tests of every endpoint and every bad input on SQLite and PostgreSQL, crash
+safety under load with ``kill -9``, and two replicas sharing one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from servetools import ServerProcess, write_policy
+from servetools import BAD_DECISIONS, BAD_REWARDS, ServerProcess, write_policy
 
 from scarce.serve import EventStore, load_config, models_equal, replay
 from scarce.serve.snapshot import decode
@@ -37,50 +37,96 @@ costs = [0.0, 1.0, 1.0]
 """
 
 
-def test_contract_over_loopback(tmp_path: Path):
-    policy = write_policy(tmp_path / "p.toml", POLICY.format(total=5.0))
-    server = ServerProcess(f"sqlite:///{tmp_path / 'h.db'}", policy, KEY).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=10) as c:
-            assert c.get("/openapi.json").status_code == 200
-            assert c.post("/v1/decisions", json={"context": [1, 2]}).status_code == 401
-            d = c.post("/v1/decisions", json={"context": [1, 2], "event_id": "a"}, headers=H)
-            assert d.status_code == 200 and d.json()["event_id"] == "a"
-            bad = c.post("/v1/decisions", json={"context": [1, 2, 3]}, headers=H)
-            assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "context"
-            nan = c.post(
-                "/v1/decisions",
-                content=b'{"context": [1, NaN]}',
-                headers={**H, "Content-Type": "application/json"},
-            )
-            assert nan.status_code == 422 and "context[1]" in nan.json()["detail"]
-            r = c.post("/v1/rewards", json={"event_id": "a", "value": 1.0}, headers=H)
-            assert r.json()["status"] == "accepted"
-            assert (
-                c.post("/v1/rewards", json={"event_id": "a", "value": 1.0}, headers=H).json()[
-                    "status"
-                ]
-                == "duplicate"
-            )
-            assert (
-                c.post("/v1/rewards", json={"event_id": "b", "value": 1}, headers=H).status_code
-                == 404
-            )
-            neg = c.post("/v1/rewards", json={"event_id": "a", "value": 1, "cost": -1}, headers=H)
-            assert neg.status_code == 422 and neg.json()["errors"][0]["field"] == "cost"
-            big = c.post(
-                "/v1/decisions",
-                content=b"[" + b"0," * 600_000 + b"0]",
-                headers={**H, "Content-Type": "application/json"},
-            )
-            assert big.status_code == 413
-            s = c.post("/v1/snapshots", headers=H)
-            assert s.status_code == 201 and s.json()["model_version"] == 1
-            p = c.get("/v1/policies/default", headers=H).json()
-            assert p["counts"]["decisions"] == 1 and p["budgets"]["beds"]["initial"] == 5.0
-            assert c.get("/v1/health").json()["model_version"] == 1
-    finally:
-        server.stop()
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def loopback(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory):
+    """One ``scarce serve`` per backend for the contract tests of this module."""
+    tmp = tmp_path_factory.mktemp("loopback")
+    policy = write_policy(tmp / "p.toml", POLICY.format(total=5.0))
+    if request.param == "sqlite":
+        db = f"sqlite:///{tmp / 'h.db'}"
+    else:
+        db = request.getfixturevalue("pg_server").new_database()
+    server = ServerProcess(db, policy, KEY).start()
+    with httpx.Client(base_url=server.url, timeout=10) as c:
+        assert (
+            c.post(
+                "/v1/decisions", json={"context": [1, 2], "event_id": "e"}, headers=H
+            ).status_code
+            == 200
+        )
+    yield server
+    server.stop()
+
+
+def test_contract_over_loopback(loopback: ServerProcess):
+    with httpx.Client(base_url=loopback.url, timeout=10) as c:
+        assert c.get("/openapi.json").status_code == 200
+        assert c.post("/v1/decisions", json={"context": [1, 2]}).status_code == 401
+        assert (
+            c.post(
+                "/v1/decisions", json={"context": [1, 2]}, headers={"X-API-Key": "no"}
+            ).status_code
+            == 401
+        )
+        d = c.post("/v1/decisions", json={"context": [1, 2], "event_id": "a"}, headers=H)
+        assert d.status_code == 200 and d.json()["event_id"] == "a"
+        assert set(d.json()) == {
+            "event_id",
+            "action",
+            "probability",
+            "probabilities",
+            "model_version",
+        }
+        batch = c.post(
+            "/v1/decisions/batch",
+            json={"requests": [{"context": [0, 1], "event_id": "b1"}, {"context": [1, 0]}]},
+            headers=H,
+        )
+        assert batch.status_code == 200 and len(batch.json()["decisions"]) == 2
+        r = c.post("/v1/rewards", json={"event_id": "a", "value": 1.0}, headers=H)
+        assert r.json() == {"event_id": "a", "status": "accepted"}
+        again = c.post("/v1/rewards", json={"event_id": "a", "value": 1.0}, headers=H)
+        assert again.json()["status"] == "duplicate"
+        other = c.post("/v1/rewards", json={"event_id": "a", "value": 0.0}, headers=H)
+        assert other.json()["status"] == "ignored"
+        unknown = c.post("/v1/rewards", json={"event_id": "zz", "value": 1}, headers=H)
+        assert unknown.status_code == 404
+        big = c.post(
+            "/v1/decisions",
+            content=b"[" + b"0," * 600_000 + b"0]",
+            headers={**H, "Content-Type": "application/json"},
+        )
+        assert big.status_code == 413
+        s = c.post("/v1/snapshots", headers=H)
+        assert s.status_code == 201 and s.json()["model_version"] >= 1
+        p = c.get("/v1/policies/default", headers=H).json()
+        assert p["counts"]["decisions"] == 4 and p["budgets"]["beds"]["initial"] == 5.0
+        assert c.get("/v1/policies/other", headers=H).status_code == 404
+        assert c.get("/v1/health").json()["model_version"] == s.json()["model_version"]
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_DECISIONS)
+def test_bad_decisions_over_loopback(loopback: ServerProcess, body: bytes, field: str):
+    r = httpx.post(
+        loopback.url + "/v1/decisions",
+        content=body,
+        headers={**H, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 422, r.text
+    assert any(e["field"].startswith(field) for e in r.json()["errors"]), r.json()
+
+
+@pytest.mark.parametrize(("body", "field"), BAD_REWARDS)
+def test_bad_rewards_over_loopback(loopback: ServerProcess, body: bytes, field: str):
+    r = httpx.post(
+        loopback.url + "/v1/rewards",
+        content=body,
+        headers={**H, "Content-Type": "application/json"},
+        timeout=10,
+    )
+    assert r.status_code == 422, r.text
+    assert any(e["field"].startswith(field) for e in r.json()["errors"]), r.json()
 
 
 def test_serve_refuses_to_start_without_keys(tmp_path: Path):
