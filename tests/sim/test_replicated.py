@@ -21,8 +21,9 @@ def _replicas(policy_cls, env_cls, S, policy_kw, env_kw=None, resync_every=None)
     ]
     envs = [env_cls(n_actions=K, n_features=D, seed=s, **(env_kw or {})) for s in range(S)]
     if resync_every is not None:  # force frequent Cholesky resyncs of the ridge models
+        shape = (1, K, D) if (env_kw or {}).get("action_features") else (1, D)
         for s, p in enumerate(policies):
-            p._ensure_initialized(np.zeros((1, D)))
+            p._ensure_initialized(np.zeros(shape))
             p.model_.resync_every = resync_every + s
     return policies, envs
 
@@ -40,6 +41,9 @@ CASES = [
     (LinTS, LogisticEnv, [{"v": 0.5}], {}),
     (LinUCB, LogisticEnv, [{"alpha": 1.0}], {"scale": 5.0}),
     (LinTS, LinearGaussianEnv, [{"v": 0.2}], {"noise_std": 0.0}),
+    # per-action features: one shared model (few Monte-Carlo draws for TS's probabilities)
+    (LinTS, LinearGaussianEnv, [{"v": 0.3, "propensity_samples": 30}], {"action_features": True}),
+    (LinUCB, LogisticEnv, [{"alpha": 0.7}], {"action_features": True}),
 ]
 
 
@@ -109,9 +113,20 @@ def test_rejects_what_it_does_not_cover():
         run_replicated([LinTS(n_actions=K, n_features=D, window=5)], envs, 10, [0])
     with pytest.raises(ValueError, match="n_actions=4"):
         run_replicated([LinTS(n_actions=K + 1, n_features=D)], envs, 10, [0])
-    feats = [LinearGaussianEnv(n_actions=K, n_features=D, action_features=True, seed=0)]
-    with pytest.raises(ValueError, match="per-action features"):
-        run_replicated([LinTS(n_actions=K, n_features=D)], feats, 10, [0])
+    feats = LinearGaussianEnv(n_actions=K, n_features=D, action_features=True, seed=0)
+    with pytest.raises(ValueError, match="same action_features"):
+        run_replicated(
+            [LinTS(n_actions=K, n_features=D), LinTS(n_actions=K, n_features=D)],
+            [envs[0], feats],
+            10,
+            [0, 1],
+        )
+    with pytest.raises(ValueError, match="distinct"):
+        run_replicated([LinTS(n_actions=K, n_features=D)] * 2, envs * 2, 10, [0, 1])
+    used = LinTS(n_actions=K, n_features=D)
+    used.decide(np.zeros((1, D)))
+    with pytest.raises(ValueError, match="other context layout"):
+        run_replicated([used], [feats], 10, [0])
     with pytest.raises(ValueError, match="horizon"):
         run_replicated([LinTS(n_actions=K, n_features=D)], envs, 0, [0])
     with pytest.raises(ValueError, match="batch_size"):
@@ -134,20 +149,24 @@ def test_rejects_what_it_does_not_cover():
     batch_size=st.integers(1, 12),
     thompson=st.booleans(),
     logistic=st.booleans(),
+    features=st.booleans(),
     width=st.floats(0.0, 2.0),
     lam=st.floats(0.1, 5.0),
     seed=st.integers(0, 2**20),
 )
 def test_property_equal_to_separate_runs(
-    S, K, d, horizon, batch_size, thompson, logistic, width, lam, seed
+    S, K, d, horizon, batch_size, thompson, logistic, features, width, lam, seed
 ):
     cls = LinTS if thompson else LinUCB
-    kw = {"v": width} if thompson else {"alpha": width}
+    kw = {"v": width, "propensity_samples": 10} if thompson else {"alpha": width}
     env_cls = LogisticEnv if logistic else LinearGaussianEnv
 
     def make():
         pols = [cls(n_actions=K, n_features=d, lam=lam, seed=seed + s, **kw) for s in range(S)]
-        envs = [env_cls(n_actions=K, n_features=d, seed=seed + 7 * s) for s in range(S)]
+        envs = [
+            env_cls(n_actions=K, n_features=d, action_features=features, seed=seed + 7 * s)
+            for s in range(S)
+        ]
         return pols, envs
 
     pr, er = make()

@@ -27,10 +27,13 @@ same NumPy and SciPy calls.
 
 Scope
 -----
-Disjoint models on shared contexts (``(n, d)``), any ``batch_size``, bandit feedback,
-without forgetting or windows, on :class:`~scarce.envs.LinearGaussianEnv` and
-:class:`~scarce.envs.LogisticEnv` without per-action features. Everything else raises a
-``ValueError`` naming what is not supported (use :func:`scarce.sim.run`). Hyperparameters
+Both context layouts (disjoint models on shared ``(n, d)`` contexts; one shared model on
+per-action features ``(n, K, d)``), any ``batch_size``, bandit feedback, without forgetting or
+windows, on :class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv`.
+Everything else raises a ``ValueError`` naming what is not supported (use
+:func:`scarce.sim.run`). LinTS's choice probabilities with per-action features are Monte-Carlo
+estimates from a per-policy stream; they are computed replica by replica (as costly as in
+separate runs): pass ``probabilities=False`` when they are not needed. Hyperparameters
 (``alpha``/``v``, ``lam``) may differ between replicas; the class, ``n_actions`` and
 ``n_features`` may not.
 """
@@ -80,6 +83,8 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
             f"policies, envs and seeds must have one entry per replica; got {S} policies, "
             f"{len(envs)} envs and {len(seeds)} seeds"
         )
+    if len({id(p) for p in policies}) != S:
+        raise ValueError("policies must be S distinct objects (one per replica); got repeats")
     cls = type(policies[0])
     if cls not in (LinUCB, LinTS):
         raise ValueError(
@@ -101,10 +106,10 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
             raise ValueError(
                 f"envs must all be {env_cls.__name__}; envs[{s}] is {type(e).__name__}"
             )
-        if e.action_features:
+        if e.action_features != envs[0].action_features:
             raise ValueError(
-                f"envs[{s}] has per-action features; replicated simulation covers shared "
-                "contexts (n, d) only"
+                f"envs must all have the same action_features; envs[{s}] has "
+                f"{e.action_features}, envs[0] {envs[0].action_features}"
             )
         if (e.n_actions, e.n_features) != (K, d) or (p.n_actions, p.n_features) != (K, d):
             raise ValueError(
@@ -117,8 +122,10 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
                 f"policies[{s}] uses forgetting={p.forgetting} / window={p.window}; replicated "
                 "simulation covers forgetting=1.0 and window=None only"
             )
-        if p._initialized and p.context_mode_ != SHARED_CONTEXT:
-            raise ValueError(f"policies[{s}] was used with per-action features")
+        if p._initialized and (p.context_mode_ == SHARED_CONTEXT) == e.action_features:
+            raise ValueError(
+                f"policies[{s}] was used with the other context layout ({p.context_mode_})"
+            )
     return S
 
 
@@ -172,21 +179,24 @@ class _State:
         self.theta[s, m] = cho_solve(c, self.b[s, m], check_finite=False)
         self.since[s, m] = 0
 
-    def learn_one(self, x: np.ndarray, acts: np.ndarray, y: np.ndarray, Z: np.ndarray) -> None:
-        """One case per replica: ``x`` ``(S, d)``, ``acts``, ``y`` ``(S,)``; ``Z`` ``(S, K, d)``
-        holds ``A_inv[s, k] x[s]``."""
+    def learn_one(
+        self, x: np.ndarray, acts: np.ndarray, y: np.ndarray, Z: np.ndarray | None
+    ) -> None:
+        """One case per replica: ``x`` ``(S, d)``, model ids ``acts`` and ``y`` ``(S,)``; ``Z``
+        ``(S, K, d)`` holds ``A_inv[s, k] x[s]`` when the caller has it."""
         S = x.shape[0]
         reps = np.arange(S)
         self.n_obs[reps, acts] += 1.0
         self.since[reps, acts] += 1
         resync = self.since[reps, acts] >= self.resync_every
-        if resync.any():
-            sel = np.flatnonzero(~resync)
-            self._rank_one(sel, acts[sel], x[sel], y[sel], Z[sel, acts[sel]])
-            for s in np.flatnonzero(resync):
-                self._refactor(int(s), int(acts[s]), x[s : s + 1], y[s : s + 1])
+        sel = np.flatnonzero(~resync) if resync.any() else reps
+        if Z is None:
+            u = (self.A_inv[sel, acts[sel]] @ x[sel][:, :, None])[..., 0]
         else:
-            self._rank_one(reps, acts, x, y, Z[reps, acts])
+            u = Z[sel, acts[sel]]
+        self._rank_one(sel, acts[sel], x[sel], y[sel], u)
+        for s in np.flatnonzero(resync):
+            self._refactor(int(s), int(acts[s]), x[s : s + 1], y[s : s + 1])
 
     def learn_batch(self, X: np.ndarray, acts: np.ndarray, y: np.ndarray) -> None:
         """A batch per replica: ``X`` ``(S, n, d)``, ``acts``, ``y`` ``(S, n)``. Each model takes
@@ -213,6 +223,53 @@ class _State:
         for s, m in zip(*np.nonzero(refactor), strict=True):
             rows = acts[s] == m
             self._refactor(int(s), int(m), X[s][rows], y[s][rows])
+
+
+def _decide_disjoint(X, theta, A_inv, width, thompson, z, off):
+    """Scores of disjoint models (``models.linear.predict`` and ``sample_scores``):
+    ``X`` ``(S, n, d)`` -> ``(scores, mean, std, Z)``, each ``(S, n, K)`` (``Z`` ``(S, K, d)``
+    for one case, else None; ``std`` None for UCB)."""
+    n = X.shape[1]
+    mean = X @ theta.swapaxes(1, 2)  # (S, n, K)
+    Z = None
+    if n == 1:
+        xc = X[:, 0, :, None]  # (S, d, 1)
+        Z = (A_inv @ xc[:, None])[..., 0]  # (S, K, d): A_inv[k] x for every action
+        var = (Z @ xc)[..., 0][:, None, :]
+    else:
+        var = _variance(X, A_inv)
+    var = np.maximum(var, 0.0)
+    if thompson:
+        std = width * np.sqrt(var)
+        return mean + width * np.sqrt(var) * z[:, off : off + n], mean, std, Z
+    return mean + width * np.sqrt(var), mean, None, Z
+
+
+def _decide_features(X, theta, A_inv, width, thompson, z, off):
+    """Scores of one shared model on per-action features ``X`` ``(S, n, K, d)``
+    (``models.linear.predict`` and ``sample_scores``) -> ``(scores, None, None)``."""
+    n = X.shape[1]
+    if thompson:
+        # linear._cholesky per replica: the same symmetrisation and LAPACK call (and the
+        # same eigen-decomposition fallback)
+        L = np.stack([linear._cholesky(c[0]) for c in A_inv])  # (S, d, d)
+        draws = theta[:, 0][:, None, :] + width * z[:, off : off + n] @ L.swapaxes(1, 2)
+        return np.einsum("snkd,snd->snk", X, draws), None, None
+    mean = (X @ theta[:, 0][:, None, :, None])[..., 0]  # (S, n, K)
+    Zf = X @ A_inv  # (S, n, K, d): per case (K, d) @ (d, d), as X @ cov[0]
+    var = np.maximum(np.einsum("snkd,snkd->snk", Zf, X), 0.0)
+    return mean + width * np.sqrt(var), None, None
+
+
+def _mc_probabilities(policies, n_updates, X, theta, A_inv, acts) -> np.ndarray:
+    """LinTS's Monte-Carlo choice probabilities with per-action features, per replica with
+    the policy's own method and stream (not vectorised: as costly as in separate runs)."""
+    out = np.empty(acts.shape)
+    rows = np.arange(acts.shape[1])
+    for s, p in enumerate(policies):
+        mc = p._mc_probabilities(X[s], theta[s], A_inv[s], None, int(n_updates[s]))
+        out[s] = mc[rows, acts[s]]
+    return out
 
 
 def _variance(X: np.ndarray, A_inv: np.ndarray) -> np.ndarray:
@@ -274,8 +331,8 @@ def run_replicated(
         updated in place, exactly as :func:`scarce.sim.run` would).
     envs:
         ``S`` environments of one class (:class:`~scarce.envs.LinearGaussianEnv` or
-        :class:`~scarce.envs.LogisticEnv`, shared contexts), with the same ``n_actions`` and
-        ``n_features`` as the policies.
+        :class:`~scarce.envs.LogisticEnv`) and one ``action_features`` setting, with the same
+        ``n_actions`` and ``n_features`` as the policies.
     horizon:
         cases decided per replica, >= 1.
     seeds:
@@ -308,10 +365,12 @@ def run_replicated(
     thompson = isinstance(policies[0], LinTS)
     logistic = isinstance(envs[0], LogisticEnv)
 
-    X0 = np.zeros((1, d))
+    features = bool(envs[0].action_features)  # (n, K, d) contexts, one shared model
+    X0 = np.zeros((1, K, d) if features else (1, d))
     for p in policies:
         p._ensure_initialized(X0)  # validates parameters and seeds rng_, like a first decide
     models = [p.model_ for p in policies]
+    n_updates0 = np.array([p.n_updates_ for p in policies])
     state = _State(
         A=np.stack([m.A for m in models]),  # (S, K, d, d)
         A_inv=np.stack([m.A_inv for m in models]),
@@ -324,7 +383,10 @@ def run_replicated(
     A_inv, theta = state.A_inv, state.theta
     width = np.array([float(p.v if thompson else p.alpha) for p in policies])[:, None, None]
 
-    true_theta_T = np.stack([e.theta for e in envs]).swapaxes(1, 2)  # (S, d, K) like theta.T
+    if features:
+        true_theta = np.stack([e.theta for e in envs])[:, None, :, None]  # (S, 1, d, 1)
+    else:
+        true_theta_T = np.stack([e.theta for e in envs]).swapaxes(1, 2)  # (S, d, K) like theta.T
     noise_std = np.array([0.0 if logistic else e.noise_std for e in envs])[:, None, None]
     noiseless = bool(np.all(noise_std == 0.0))
     streams = [spawn(seed, 2) for seed in seeds]
@@ -349,31 +411,26 @@ def run_replicated(
                     for e, (_, o) in zip(envs, streams, strict=True)
                 ]
             )
+        z = None
         if thompson:
-            z = np.stack([p.rng_.standard_normal((C, K)) for p in policies])
+            z = np.stack([p.rng_.standard_normal((C, d if features else K)) for p in policies])
         for off in range(0, C, batch_size):
             n = min(batch_size, C - off)
             t = slice(block_start + off, block_start + off + n)
-            X = np.ascontiguousarray(ctx[:, off : off + n])  # (S, n, d)
-            # --- decide: models.linear.predict (its n == 1 and chunked n > 1 paths)
-            mean = X @ theta.swapaxes(1, 2)  # (S, n, K)
-            if n == 1:
-                xc = X[:, 0, :, None]  # (S, d, 1)
-                Z = (A_inv @ xc[:, None])[..., 0]  # (S, K, d): A_inv[k] x for every action
-                var = (Z @ xc)[..., 0][:, None, :]
+            X = np.ascontiguousarray(ctx[:, off : off + n])  # (S, n, d) or (S, n, K, d)
+            if features:
+                scores, mean, std = _decide_features(X, theta, A_inv, width, thompson, z, off)
             else:
-                var = _variance(X, A_inv)
-            var = np.maximum(var, 0.0)
-            if thompson:
-                std = width * np.sqrt(var)
-                scores = mean + width * np.sqrt(var) * z[:, off : off + n]
-            else:
-                scores = mean + width * np.sqrt(var)
+                scores, mean, std, Z = _decide_disjoint(X, theta, A_inv, width, thompson, z, off)
             acts = np.argmax(scores, axis=2)  # (S, n)
             if thompson and probabilities:
-                probability[:, t] = _probability_of(mean, std, acts)
+                if features:
+                    seen = n_updates0 + block_start + off  # each policy's n_updates_ now
+                    probability[:, t] = _mc_probabilities(policies, seen, X, theta, A_inv, acts)
+                else:
+                    probability[:, t] = _probability_of(mean, std, acts)
             # --- outcomes and truth (envs.synthetic)
-            expected = X @ true_theta_T
+            expected = (X @ true_theta)[..., 0] if features else X @ true_theta_T
             if logistic:
                 expected = expit(expected)
                 full = (noise[:, off : off + n] < expected).astype(np.float64)
@@ -388,8 +445,15 @@ def run_replicated(
             reward[:, t] = rew
             chosen_expected[:, t] = np.take_along_axis(expected, acts[:, :, None], axis=2)[..., 0]
             best_expected[:, t] = expected.max(axis=2)
-            # --- learn: RidgeRegression.partial_fit
-            if n == 1:  # A_inv[a] x is a column the variance step computed (same GEMV call)
+            # --- learn: ModelPolicy._training_rows, then RidgeRegression.partial_fit
+            if features:
+                rows = np.take_along_axis(X, acts[:, :, None, None], axis=2)[:, :, 0]  # (S, n, d)
+                ids = np.zeros_like(acts)
+                if n == 1:
+                    state.learn_one(rows[:, 0], ids[:, 0], rew[:, 0], None)
+                else:
+                    state.learn_batch(rows, ids, rew)
+            elif n == 1:  # A_inv[a] x is a column the variance step computed (same GEMV call)
                 state.learn_one(X[:, 0], acts[:, 0], rew[:, 0], Z)
             else:
                 state.learn_batch(X, acts, rew)
