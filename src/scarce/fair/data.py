@@ -20,8 +20,11 @@ observed increment.
   regular class with aide (resources), regular class = none; groups ethnicity x free lunch
   (4); features: gender, free lunch, ethnicity, school type, birth year, teacher experience,
   degree and career ladder.
-* :func:`jobs_env`: NSW treated + CPS controls (``causaldata`` nsw_mixtape and cps_mixtape).
-  Outcome: 1978 earnings; treatment: job training (one resource, "training"; with
+* :func:`jobs_env`: population NSW treated + CPS controls (``causaldata`` nsw_mixtape and
+  cps_mixtape); the effect model is fitted on the randomised NSW sample (185 treated, 260
+  experimental controls: unconfounded; the observational NSW-vs-CPS contrast is dominated by
+  selection bias) and applied to the population's covariates (standardised with the
+  population's moments). Outcome: 1978 earnings; treatment: job training (one resource, "training"; with
   ``second_resource=True`` also "counselling", a synthetic resource with 60 % of the training
   effect plus its own covariate gradient); groups black / hispanic / other; features: age,
   education, married, no degree, 1974 and 1975 earnings and unemployment. A stratified
@@ -62,6 +65,7 @@ def fitted_effects(
     model: str = "linear",
     heterogeneity: float = 3.0,
     seed: SeedLike = None,
+    X_pred: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(N, R)`` effects ``tau(x, r)`` in outcome-SD units from a model fitted to real data.
 
@@ -70,20 +74,22 @@ def fitted_effects(
     X: ``(N, d)`` standardised features; treatment: ``(N,)`` ints, -1 for none, else a resource.
     y: ``(N,)`` observed outcomes; n_resources: ``R``.
     model: ``"linear"`` or ``"nonlinear"``; heterogeneity: multiplier of the spread of effects.
+    X_pred: rows to predict effects for (default ``X``); returns ``(len(X_pred), R)``.
     """
     rng = as_generator(seed)
     N, d = X.shape
     R = check_positive_int(n_resources, "n_resources")
     ys = (y - y.mean()) / y.std()
 
-    def design(t: np.ndarray) -> np.ndarray:
-        T = np.zeros((N, R))
+    def design(t: np.ndarray, Xd: np.ndarray = X) -> np.ndarray:
+        n = Xd.shape[0]
+        T = np.zeros((n, R))
         on = t >= 0
         T[np.flatnonzero(on), t[on]] = 1.0
         if model == "linear":
-            inter = (T[:, :, None] * X[:, None, :]).reshape(N, R * d)
-            return np.concatenate([X, T, inter], axis=1)
-        return np.concatenate([X, T], axis=1)
+            inter = (T[:, :, None] * Xd[:, None, :]).reshape(n, R * d)
+            return np.concatenate([Xd, T, inter], axis=1)
+        return np.concatenate([Xd, T], axis=1)
 
     if model == "linear":
         f = Ridge(alpha=1.0).fit(design(treatment), ys)
@@ -97,8 +103,10 @@ def fitted_effects(
         ).fit(design(treatment), ys)
     else:
         raise ValueError(f"model must be 'linear' or 'nonlinear'; got {model!r}")
-    base = f.predict(design(np.full(N, -1)))
-    tau = np.stack([f.predict(design(np.full(N, r))) - base for r in range(R)], axis=1)
+    Xp = X if X_pred is None else np.asarray(X_pred, dtype=np.float64)
+    n = Xp.shape[0]
+    base = f.predict(design(np.full(n, -1), Xp))
+    tau = np.stack([f.predict(design(np.full(n, r), Xp)) - base for r in range(R)], axis=1)
     mean = tau.mean(axis=0, keepdims=True)
     return mean + check_scalar(heterogeneity, "heterogeneity", low=0.0) * (tau - mean)
 
@@ -213,13 +221,14 @@ def star_env(
     )
 
 
-def load_jobs() -> pd.DataFrame:
-    """NSW treated + CPS controls (from the installed ``causaldata``)."""
+def load_jobs() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(population, experiment)``: NSW treated + CPS controls, and the randomised NSW sample
+    (treated + experimental controls), from the installed ``causaldata``."""
     from causaldata import cps_mixtape, nsw_mixtape
 
     nsw = nsw_mixtape.load_pandas().data
     cps = cps_mixtape.load_pandas().data
-    return pd.concat([nsw[nsw.treat == 1], cps], ignore_index=True)
+    return pd.concat([nsw[nsw.treat == 1], cps], ignore_index=True), nsw
 
 
 def jobs_env(
@@ -239,26 +248,37 @@ def jobs_env(
     """JOBS allocation problem (see the module docstring); parameters as in :func:`star_env`
     plus ``n_individuals`` (stratified subsample size) and ``second_resource``."""
     rng = as_generator(seed)
-    d = load_jobs()
-    feats = pd.DataFrame(
-        {
-            "age": d.age,
-            "educ": d.educ,
-            "married": d.marr,
-            "nodegree": d.nodegree,
-            "re74": d.re74 / 1000,
-            "re75": d.re75 / 1000,
-            "u74": (d.re74 == 0).astype(float),
-            "u75": (d.re75 == 0).astype(float),
-            "black": d.black,
-            "hisp": d.hisp,
-        }
-    ).astype(float)
-    X = _standardise(feats)
-    y = d.re78.to_numpy(dtype=np.float64) / 1000
-    t = np.where(d.treat.to_numpy() == 1, 0, -1).astype(np.int64)
+    d, nsw = load_jobs()
+
+    def features(df: pd.DataFrame) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "age": df.age,
+                "educ": df.educ,
+                "married": df.marr,
+                "nodegree": df.nodegree,
+                "re74": df.re74 / 1000,
+                "re75": df.re75 / 1000,
+                "u74": (df.re74 == 0).astype(float),
+                "u75": (df.re75 == 0).astype(float),
+                "black": df.black,
+                "hisp": df.hisp,
+            }
+        ).astype(float)
+
+    raw = features(d).to_numpy()
+    mu, sd = raw.mean(axis=0), raw.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    X = (raw - mu) / sd
+    X_exp = (features(nsw).to_numpy() - mu) / sd
+    # effects from the randomised NSW experiment (unconfounded), applied to the population;
+    # the observational NSW-vs-CPS contrast would be dominated by selection bias
+    y = nsw.re78.to_numpy(dtype=np.float64) / 1000
+    t = np.where(nsw.treat.to_numpy() == 1, 0, -1).astype(np.int64)
     groups = np.where(d.black == 1, 0, np.where(d.hisp == 1, 1, 2)).astype(np.int64)
-    eff = fitted_effects(X, t, y, 1, model=model, heterogeneity=heterogeneity, seed=rng)
+    eff = fitted_effects(
+        X_exp, t, y, 1, model=model, heterogeneity=heterogeneity, seed=rng, X_pred=X
+    )
     names: tuple[str, ...] = ("training",)
     fractions = list(budget_fractions)[:1]
     if second_resource:
