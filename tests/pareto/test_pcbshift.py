@@ -352,3 +352,25 @@ def test_pcbshift_learns_under_covariate_shift():
         assert f1[-5:].mean() > 0.9 and f1[-5:].mean() > f1[0] + 0.5
         assert f1[15:].mean() > f1[:15].mean() + 0.05
         assert f1[-5:].mean() > tr.front_f1[-1] + 0.3  # random's "front" is every arm
+
+
+def test_batch_update_equals_one_by_one():
+    env = PeaksShiftEnv(n_actions=5, n_features=2, change_points=(100,))
+    rng = np.random.default_rng(0)
+    X = env.contexts(300, rng)
+    A = rng.integers(5, size=300)
+    R = env.outcomes(X, A, rng)
+    kw = dict(n_actions=5, n_features=2, c_beta=1.0, sigma=0.1, warmup=20, seed=0)
+    one, batch = PCBShift(**kw), PCBShift(**kw)
+    for t in range(300):
+        one.update(X[t : t + 1], A[t : t + 1], R[t : t + 1])
+    for start in range(0, 300, 60):
+        batch.update(X[start : start + 60], A[start : start + 60], R[start : start + 60])
+    assert one.n_leaves_ == batch.n_leaves_ > 1
+    for key in ("count", "sum", "active", "play", "child"):
+        np.testing.assert_array_equal(
+            one._get_learned_state()[key], batch._get_learned_state()[key]
+        )
+    # a batch decision during the warm-up is the round robin of the next rounds
+    fresh = PCBShift(**kw)
+    np.testing.assert_array_equal(fresh.decide(X[:7]).actions, [0, 1, 2, 3, 4, 0, 1])

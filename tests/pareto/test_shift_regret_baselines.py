@@ -222,6 +222,7 @@ def test_pareto_shift_experiment_writes_the_contract(tmp_path):
     assert tuple(written.columns) == SUMMARY_COLUMNS
     assert set(written["policy"]) == {
         "PCBShift",
+        "PCBShift-hoeffding",
         "StaticGridPCB",
         "ParetoUCB",
         "LinUCB-linear",
