@@ -484,3 +484,47 @@ def test_export_schema(db_url, make_service, tmp_path):
 def test_config_errors_name_the_key(doc, match):
     with pytest.raises(ConfigError, match=match):
         config_from_dict(doc)
+
+
+@settings(max_examples=15)
+@given(
+    costs=st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.5]), min_size=3, max_size=3),
+    total=st.sampled_from([0.0, 1.0, 3.0, 7.5]),
+    quota=st.sampled_from([0.0, 1.0, 2.0]),
+    groups=st.lists(st.sampled_from(["q", "free", None]), min_size=1, max_size=25),
+)
+def test_budget_invariants_property(costs, total, quota, groups):
+    """Whatever the costs and requests: remaining = total - charged >= 0 for the resource and
+    for the capped group, a refusal happens only when no action is affordable, and every
+    logged charge equals the configured cost of the logged action."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = make_config(
+            type="Random",
+            budgets={"r": {"total": total, "costs": costs}},
+            quotas={"r": {"q": quota}},
+        )
+        svc = DecisionService(cfg, EventStore(Path(tmp) / "b.db"), clock=FakeClock())
+        try:
+            spent = {"": 0.0, "q": 0.0}
+            for i, g in enumerate(groups):
+                left = total - spent[""]
+                cap = quota - spent["q"] if g == "q" else np.inf
+                affordable = [c for c in costs if c <= min(left, cap) + 1e-9]
+                try:
+                    r = svc.decide([float(i), 1.0], group=g, event_id=f"e{i}")
+                except BudgetExhaustedError:
+                    assert not affordable
+                    continue
+                c = costs[r.action]
+                assert c <= min(left, cap) + 1e-9
+                spent[""] += c
+                if g == "q":
+                    spent["q"] += c
+            rows = {g: rem for _, g, _, rem in svc.store.budget_rows()}
+            assert rows[""] == pytest.approx(total - spent[""]) and rows[""] >= -1e-9
+            assert rows["q"] == pytest.approx(quota - spent["q"]) and rows["q"] >= -1e-9
+            for action, charges in svc.store.query("SELECT action, charges FROM decisions"):
+                charged = sum(a for _, g, a in json.loads(charges) if g == "") if charges else 0.0
+                assert charged == costs[action]
+        finally:
+            svc.store.close()
