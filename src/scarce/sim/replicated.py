@@ -372,7 +372,7 @@ def run_replicated(
     models = [p.model_ for p in policies]
     n_updates0 = np.array([p.n_updates_ for p in policies])
     state = _State(
-        A=np.stack([m.A for m in models]),  # (S, K, d, d)
+        A=np.stack([m.A for m in models]),  # (S, M, d, d): M = K models, or 1 shared
         A_inv=np.stack([m.A_inv for m in models]),
         b=np.stack([m.b for m in models]),  # (S, K, d)
         theta=np.stack([m.theta for m in models]),
@@ -398,7 +398,8 @@ def run_replicated(
     probability = np.full((S, horizon), np.nan if thompson and not probabilities else 1.0)
 
     # whole batches per block of pre-drawn streams
-    per_block = max(1, _BLOCK_VALUES // (S * (d + 2 * K)) // batch_size) * batch_size
+    per_case = (K * d if features else d) + 2 * K  # pre-drawn values per case and replica
+    per_block = max(1, _BLOCK_VALUES // (S * per_case) // batch_size) * batch_size
     for block_start in range(0, horizon, per_block):
         C = min(per_block, horizon - block_start)
         ctx = np.stack([e.contexts(C, rng=c) for e, (c, _) in zip(envs, streams, strict=True)])
