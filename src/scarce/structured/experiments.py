@@ -209,11 +209,11 @@ def _collect(
     summary.to_csv(paths["summary"], index=False)
     traces.to_parquet(paths["traces"], index=False)
     n_seeds = traces["seed"].nunique()
-    plot_regret(
-        traces,
-        paths["plot"],
-        title=f"{name}: cumulative expected regret (n = {horizon}, {n_seeds} runs, ±1 s.e.)",
-    )
+    title = f"{name}: cumulative expected regret (n = {horizon}, {n_seeds} runs, ±1 s.e.)"
+    plot_regret(traces, paths["plot"], title=title)
+    # one figure per environment as well, each with its own legend
+    for env, frame in traces.groupby("env", sort=False):
+        paths[f"plot_{env}"] = plot_regret(frame, out / f"regret-{env}.png", title=title)
     return summary, paths
 
 
