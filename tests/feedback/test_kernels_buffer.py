@@ -107,3 +107,32 @@ def test_buffer_feeds_a_policy_like_direct_updates():
     buf.add(pid[30:], vals[30:])
     assert buf.feed(delayed, round=1) == 20
     np.testing.assert_allclose(delayed.model_.theta, direct.model_.theta, atol=1e-12)
+
+
+@given(st.integers(0, 10_000))
+def test_buffer_sums_any_split_in_any_order(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 12))
+    totals = rng.normal(size=n)
+    pieces = rng.integers(1, 5, n)
+    buf = PendingBuffer()
+    ids = buf.register(
+        np.zeros((n, 1)), np.zeros(n, dtype=np.int64), round=0, expected_pieces=pieces
+    )
+    pid, vals = [], []
+    for i, (t, k) in enumerate(zip(totals, pieces, strict=True)):
+        w = rng.dirichlet(np.ones(k))
+        pid += [ids[i]] * k
+        vals += list(t * w)
+    order = rng.permutation(len(pid))
+    cut = int(rng.integers(0, len(pid) + 1))
+    buf.add(np.array(pid)[order[:cut]], np.array(vals)[order[:cut]])
+    first = buf.pop_due(0)
+    buf.add(np.array(pid)[order[cut:]], np.array(vals)[order[cut:]])
+    second = buf.pop_due(1)
+    got = np.zeros(n)
+    got[first.ids] = first.rewards
+    got[second.ids] = second.rewards
+    np.testing.assert_allclose(got, totals, atol=1e-12)
+    assert len(first) + len(second) == n and len(buf) == 0
+    assert np.all(np.diff(second.ids) > 0)
