@@ -230,15 +230,16 @@ def test_elimination_play_set_and_split_follow_the_rules_step_by_step(
     st.integers(1, 2),
     st.floats(0.05, 3.0),
     st.sampled_from(["redistribute", "copy_parent"]),
+    st.sampled_from([0.1, "empirical", None]),
 )
-def test_tree_invariants(seed, name, D, c_beta, child_init):
+def test_tree_invariants(seed, name, D, c_beta, child_init, sigma):
     cls = {"PCBShift": PCBShift, "ParetoUCB": ParetoUCB, "StaticGridPCB": StaticGridPCB}[name]
     env = PeaksShiftEnv(n_actions=4, n_features=D, change_points=(40,), noise=0.1)
     p = cls(
         n_actions=4,
         n_features=D,
         c_beta=c_beta,
-        sigma=0.1,
+        sigma=sigma,
         warmup="short",
         max_depth=4,
         child_init=child_init,
@@ -374,3 +375,24 @@ def test_batch_update_equals_one_by_one():
     # a batch decision during the warm-up is the round robin of the next rounds
     fresh = PCBShift(**kw)
     np.testing.assert_array_equal(fresh.decide(X[:7]).actions, [0, 1, 2, 3, 4, 0, 1])
+
+
+def test_empirical_noise_radius_matches_the_sample_standard_deviation():
+    env = PeaksShiftEnv(n_actions=4, n_objectives=3, change_points=(10,), noise=0.2)
+    p = PCBShift(
+        n_actions=4, n_features=1, n_objectives=3, sigma="empirical", max_depth=0, warmup=0, seed=0
+    )
+    rng = np.random.default_rng(0)
+    X = env.contexts(60, rng)
+    A = np.r_[np.zeros(30, dtype=int), np.ones(29, dtype=int), 2]  # arm 3 never, arm 2 once
+    R = env.outcomes(X, A, rng)
+    p.update(X, A, R)
+    rad = p._radius(0, np.arange(4))
+    L = math.log(4 * 3 / 0.05)
+    for k in (0, 1):
+        sd = R[A == k].std(axis=0, ddof=1).max()
+        assert rad[k] == pytest.approx(sd * math.sqrt(2 * L / np.sum(A == k)), rel=1e-9)
+    assert np.isinf(rad[2]) and np.isinf(rad[3])
+    assert p.n_leaves_ == 1  # max_depth=0: never splits
+    with pytest.raises(ValueError, match="sigma must be"):
+        PCBShift(n_actions=2, n_features=1, sigma="estimated").decide([[0.5]])

@@ -195,7 +195,7 @@ class _TreeParetoPolicy(VectorPolicy):
         delta: float = 0.05,
         beta: float = 1.0,
         c_beta: float = 1.0,
-        sigma: float | None = None,
+        sigma: float | str | None = None,
         warmup: str | int = "paper",
         horizon: int | None = None,
         max_depth: int | None = None,
@@ -230,7 +230,12 @@ class _TreeParetoPolicy(VectorPolicy):
         )
         check_scalar(self.beta, "beta", low=0.0, high=1.0, low_inclusive=False)
         check_scalar(self.c_beta, "c_beta", low=0.0)
-        if self.sigma is not None:
+        if isinstance(self.sigma, str):
+            if self.sigma != "empirical":
+                raise ValueError(
+                    f"sigma must be a float > 0, 'empirical' or None; got {self.sigma!r}"
+                )
+        elif self.sigma is not None:
             check_scalar(self.sigma, "sigma", low=0.0, low_inclusive=False)
         if self.horizon is not None:
             check_positive_int(self.horizon, "horizon")
@@ -288,6 +293,7 @@ class _TreeParetoPolicy(VectorPolicy):
         self._active = np.zeros((cap, K), dtype=bool)
         self._count = np.zeros((cap, K), dtype=np.int64)
         self._sum = np.zeros((cap, K, m))
+        self._sumsq = np.zeros((cap, K, m))
         self._play = np.zeros((cap, K), dtype=bool)
         self._samples: list[list[int]] = []
         self._sx = np.zeros((1024, D))
@@ -312,6 +318,7 @@ class _TreeParetoPolicy(VectorPolicy):
             self._active = np.concatenate([self._active, np.zeros_like(self._active[:grow])])
             self._count = np.concatenate([self._count, np.zeros_like(self._count[:grow])])
             self._sum = np.concatenate([self._sum, np.zeros_like(self._sum[:grow])])
+            self._sumsq = np.concatenate([self._sumsq, np.zeros_like(self._sumsq[:grow])])
             self._play = np.concatenate([self._play, np.zeros_like(self._play[:grow])])
         self._lo[i] = lo
         self._level[i] = level
@@ -319,6 +326,7 @@ class _TreeParetoPolicy(VectorPolicy):
         self._active[i] = active
         self._count[i] = 0
         self._sum[i] = 0.0
+        self._sumsq[i] = 0.0
         self._play[i] = active
         self._samples.append([])
         self._n_nodes += 1
@@ -351,13 +359,24 @@ class _TreeParetoPolicy(VectorPolicy):
             )
 
     # ------------------------------------------------------------------ statistics
-    def _radius(self, n: np.ndarray) -> np.ndarray:
-        """Sampling part of the confidence radius for ``n`` samples: ``sigma sqrt(2 log(KM/delta)
-        / n)`` with a known noise scale, Hoeffding's ``sqrt(log(KM/delta) / (2 n))`` otherwise."""
-        n = np.maximum(n, 1)
-        if self.sigma is not None:
-            return self.sigma * np.sqrt(2.0 * self._log_term / n)
-        return np.sqrt(self._log_term / (2.0 * n))
+    def _radius(self, node: int, idx: np.ndarray) -> np.ndarray:
+        """Sampling part of the confidence radius of arms ``idx`` in ``node``.
+
+        ``sigma sqrt(2 log(K m / delta) / n)`` with a known noise scale; Hoeffding's
+        ``sqrt(log(K m / delta) / (2 n))`` for rewards in [0, 1] (``sigma=None``); with
+        ``sigma="empirical"`` the known-scale form with the arm's largest per-objective sample
+        standard deviation in the bin (floored at 1e-3; infinite radius below 2 samples).
+        """
+        n = self._count[node, idx]
+        n1 = np.maximum(n, 1)
+        if self.sigma is None:
+            return np.sqrt(self._log_term / (2.0 * n1))
+        if self.sigma == "empirical":
+            mean = self._sum[node, idx] / n1[:, None]
+            var = (self._sumsq[node, idx] - n1[:, None] * mean**2) / np.maximum(n1 - 1, 1)[:, None]
+            scale = np.maximum(np.sqrt(np.maximum(var, 0.0)).max(axis=1), 1e-3)
+            return np.where(n >= 2, scale * np.sqrt(2.0 * self._log_term / n1), np.inf)
+        return self.sigma * np.sqrt(2.0 * self._log_term / n1)
 
     def _bias(self, node: int) -> float:
         return float(self.c_beta * 2.0 ** (-self.beta * int(self._level[node])))
@@ -374,7 +393,7 @@ class _TreeParetoPolicy(VectorPolicy):
         if idx.size:
             c = cnt[idx]
             mu = self._sum[node, idx] / c[:, None]
-            rad = self._radius(c)
+            rad = self._radius(node, idx)
             if self._eliminate:
                 ok = np.flatnonzero(c >= self.n_min)
                 if ok.size > 1:
@@ -388,7 +407,12 @@ class _TreeParetoPolicy(VectorPolicy):
                         keep = np.ones(idx.size, dtype=bool)
                         keep[ok[out]] = False
                         idx, mu, rad = idx[keep], mu[keep], rad[keep]
-            pts = mu + rad[:, None] if self._ucb_front else mu
+            if self._ucb_front:
+                wide = ~np.isfinite(rad)  # no finite upper bound yet: explored like n = 0
+                play[idx[wide]] = True
+                idx, pts = idx[~wide], mu[~wide] + rad[~wide, None]
+            else:
+                pts = mu
             # the same test as cones.dominates: weakly dominates (W d >= -tol) and differs
             diff = pts[:, None, :] - pts[None, :, :]
             dom = (self._cone_values(diff) >= -_TOL).all(axis=2) & (diff != 0.0).any(axis=2)
@@ -398,11 +422,10 @@ class _TreeParetoPolicy(VectorPolicy):
     def _should_split(self, node: int) -> bool:
         if not self._adaptive or int(self._level[node]) >= self._L:
             return False
-        play = self._play[node]
-        cnt = self._count[node][play]
-        if cnt.size == 0 or cnt.min() < 1:
+        idx = np.flatnonzero(self._play[node])
+        if idx.size == 0 or self._count[node, idx].min() < 1:
             return False
-        return bool(self._radius(cnt).max() <= self._bias(node))
+        return bool(self._radius(node, idx).max() <= self._bias(node))
 
     def _split(self, node: int) -> None:
         D = self.n_features
@@ -426,9 +449,11 @@ class _TreeParetoPolicy(VectorPolicy):
                     k = self._sk[sel]
                     self._count[c] = np.bincount(k, minlength=self.n_actions)
                     np.add.at(self._sum[c], k, self._sy[sel])
+                    np.add.at(self._sumsq[c], k, self._sy[sel] ** 2)
         if self.child_init == "copy_parent":
             self._count[first : first + 2**D] = self._count[node]
             self._sum[first : first + 2**D] = self._sum[node]
+            self._sumsq[first : first + 2**D] = self._sumsq[node]
         for c in range(first, first + 2**D):
             self._refresh(c)
         self._n_splits += 1
@@ -486,6 +511,7 @@ class _TreeParetoPolicy(VectorPolicy):
             self._samples[leaf].append(sid)
             self._count[leaf, k] += 1
             self._sum[leaf, k] += rewards[i]
+            self._sumsq[leaf, k] += rewards[i] ** 2
             self._refresh(leaf)
             if self.n_updates_ + i + 1 > self._n_warm and self._should_split(leaf):
                 self._split(leaf)
@@ -536,6 +562,7 @@ class _TreeParetoPolicy(VectorPolicy):
             "active": self._active[:N],
             "count": self._count[:N],
             "sum": self._sum[:N],
+            "sumsq": self._sumsq[:N],
             "play": self._play[:N],
             "sx": self._sx[:S],
             "sk": self._sk[:S],
@@ -551,6 +578,7 @@ class _TreeParetoPolicy(VectorPolicy):
         self._active = np.array(state["active"], dtype=bool)
         self._count = np.array(state["count"], dtype=np.int64)
         self._sum = np.array(state["sum"], dtype=float)
+        self._sumsq = np.array(state["sumsq"], dtype=float)
         self._play = np.array(state["play"], dtype=bool)
         self._n_nodes = self._lo.shape[0]
         self._sx = np.array(state["sx"], dtype=float).reshape(-1, self.n_features)
@@ -587,8 +615,11 @@ _TREE_DOC = """
         Hölder exponent in (0, 1] and constant of the mean functions (sup-norm); the bias
         term of a level-``h`` bin is ``c_beta * 2^(-h beta)``.
     sigma:
-        known sub-Gaussian noise scale (radius ``sigma sqrt(2 log(K m / delta) / n)``), or
-        None for rewards in [0, 1] (Hoeffding radius ``sqrt(log(K m / delta) / (2 n))``).
+        known sub-Gaussian noise scale (radius ``sigma sqrt(2 log(K m / delta) / n)``),
+        None for rewards in [0, 1] (Hoeffding radius ``sqrt(log(K m / delta) / (2 n))``), or
+        ``"empirical"``: the known-scale form with the arm's sample standard deviation in the
+        bin (largest over objectives, floored at 1e-3; it includes the mean's variation over
+        the bin, so it errs wide), infinite below 2 samples.
     warmup:
         round-robin rounds: ``"paper"`` ``ceil(8 K log(K 2^D / delta))``, ``"short"`` ``2K``,
         or an int.
