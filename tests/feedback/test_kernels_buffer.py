@@ -136,3 +136,30 @@ def test_buffer_sums_any_split_in_any_order(seed):
     np.testing.assert_allclose(got, totals, atol=1e-12)
     assert len(first) + len(second) == n and len(buf) == 0
     assert np.all(np.diff(second.ids) > 0)
+
+
+def test_buffer_save_load_round_trip(tmp_path):
+    from scarce.core import persist
+
+    buf = PendingBuffer()
+    ids = buf.register(
+        np.arange(6.0).reshape(3, 2),
+        [0, 1, 2],
+        round=4,
+        expected_pieces=2,
+        deadline=[9, 10, 11],
+        group=np.array([1, 0, 1]),
+    )
+    buf.add(ids[[0, 2]], [1.5, -2.0])
+    buf.save(tmp_path / "buf")
+    back = persist.load(tmp_path / "buf")
+    assert back.next_id == 3 and len(back) == 3
+    for b in (buf, back):
+        b.add(ids, [1.0, 2.0, 3.0])
+    a, b = buf.pop_due(5), back.pop_due(5)
+    for f in ("ids", "X", "actions", "rewards", "rounds", "complete"):
+        np.testing.assert_array_equal(getattr(a, f), getattr(b, f))
+    np.testing.assert_array_equal(a.extra["group"], b.extra["group"])
+    empty = PendingBuffer(late="drop")
+    empty.save(tmp_path / "empty")
+    assert len(persist.load(tmp_path / "empty")) == 0

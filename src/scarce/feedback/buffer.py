@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from scarce.core.validation import check_positive_int
-
 
 @dataclass
 class Ready:
@@ -180,13 +178,62 @@ class PendingBuffer:
             extra={k: np.stack([r["extra"][k] for r in recs]) for k in extra_keys},
         )
 
+    # ------------------------------------------------------------------ persistence
+    def get_params(self) -> dict[str, Any]:
+        return {"late": self.late}
+
+    def _get_state(self) -> dict[str, Any]:
+        ids = sorted(self._pending)
+        recs = [self._pending[i] for i in ids]
+        state: dict[str, Any] = {
+            "next_id": self.next_id,
+            "n_dropped": self.n_dropped,
+            "n": len(ids),
+        }
+        if recs:
+            state.update(
+                ids=np.array(ids, dtype=np.int64),
+                X=np.stack([np.asarray(r["X"]) for r in recs]),
+                action=np.array([r["action"] for r in recs], dtype=np.int64),
+                round=np.array([r["round"] for r in recs], dtype=np.int64),
+                sum=np.array([r["sum"] for r in recs], dtype=np.float64),
+                got=np.array([r["got"] for r in recs], dtype=np.int64),
+                need=np.array([r["need"] for r in recs], dtype=np.int64),
+                deadline=np.array([r["deadline"] for r in recs], dtype=np.int64),
+                final=np.array([r["final"] for r in recs], dtype=bool),
+                extra={
+                    k: np.stack([np.asarray(r["extra"][k]) for r in recs]) for k in recs[0]["extra"]
+                },
+            )
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        self.next_id = int(state["next_id"])
+        self.n_dropped = int(state["n_dropped"])
+        self._pending = {}
+        for j in range(int(state["n"])):
+            self._pending[int(state["ids"][j])] = {
+                "X": np.asarray(state["X"][j]),
+                "action": int(state["action"][j]),
+                "round": int(state["round"][j]),
+                "sum": float(state["sum"][j]),
+                "got": int(state["got"][j]),
+                "need": int(state["need"][j]),
+                "deadline": int(state["deadline"][j]),
+                "final": bool(state["final"][j]),
+                "extra": {k: np.asarray(v[j]) for k, v in state["extra"].items()},
+            }
+
+    def save(self, path: Any) -> Any:
+        """Save the pending decisions (JSON + ``.npz``, no pickle); load with ``scarce.load``
+        (or :func:`scarce.core.persist.load`)."""
+        from scarce.core import persist
+
+        return persist.save(self, path)
+
     def feed(self, policy: Any, round: int) -> int:
         """``policy.update`` with the decisions due at ``round`` (one batch); returns how many."""
         ready = self.pop_due(round)
         if len(ready):
             policy.update(ready.X, ready.actions, ready.rewards, **ready.extra)
         return len(ready)
-
-
-def check_round(value: Any, name: str = "round") -> int:
-    return check_positive_int(value, name, minimum=0)
