@@ -4,6 +4,7 @@ The experiment settings (``beta_scale=0.2``, a ``sqrt(T)`` warm-up) were chosen 
 at env seeds 1-3 and 11; these tests use other seeds (20-22) so they check them out of sample.
 """
 
+import functools
 import math
 
 import numpy as np
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.statistical
 SEEDS = (20, 21, 22)
 
 
-def _ratios(T, frac, regime, seed, **kw):
+@functools.cache  # the T = 10,000 runs serve two tests
+def _ratios(T, frac, regime, seed, feedback="full"):
+    kw = {"feedback": feedback}
     env = SyntheticDeferral(regime, seed=seed)
     opt = T * env.static_opt(frac)
     s = env.sample(T, seed + 1000)
@@ -56,11 +59,14 @@ def test_human_better_ratio_to_opt_and_baselines():
 
 
 def test_regret_grows_sublinearly():
+    # the expected regret, estimated by the mean over the three seeds at each T: single-seed
+    # curves are not power laws (seed 22: 10, 25, 151, 148), their fitted slopes range over
+    # 0.52-0.86; the mean's slope is about 0.6
     Ts = (1000, 3000, 10_000, 30_000)
     regrets = []
     for T in Ts:
         per_seed = []
-        for seed in SEEDS[:1]:
+        for seed in SEEDS:
             r, opt = _ratios(T, 0.25, "human_better", seed)
             per_seed.append(opt * (1.0 - r["Deferral"]))
         regrets.append(np.mean(per_seed))

@@ -97,13 +97,12 @@ def test_static_lp_several_resources_matches_enumeration_of_vertices():
     rate = np.array([0.2, 0.3])
     value, pi = static_opt_lp(R, C, rate)
     grid = np.linspace(0, 1, 41)
-    best = -np.inf
-    simplex = [(a, b, 1 - a - b) for a in grid for b in grid if a + b <= 1 + 1e-12]
-    for p0 in simplex:
-        for p1 in simplex:
-            P = np.array([p0, p1])
-            if np.all(np.einsum("ia,iaj->j", P, C) / 2 <= rate + 1e-12):
-                best = max(best, float((P * R).sum() / 2))
+    simplex = np.array([(a, b, 1 - a - b) for a in grid for b in grid if a + b <= 1 + 1e-12])
+    # every pair of grid policies (one per context), vectorised: (S, S) values and costs
+    value_pairs = (simplex @ R[0])[:, None] + (simplex @ R[1])[None, :]
+    cost_pairs = (simplex @ C[0])[:, None, :] + (simplex @ C[1])[None, :, :]
+    feasible = np.all(cost_pairs / 2 <= rate + 1e-12, axis=2)
+    best = float(value_pairs[feasible].max() / 2)
     assert value >= best - 1e-9
     assert value <= best + 0.05  # the grid step bounds the gap
     assert np.all(np.einsum("ia,iaj->j", pi, C) / 2 <= rate + 1e-7)
