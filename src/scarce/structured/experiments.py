@@ -213,7 +213,9 @@ def _collect(
     plot_regret(traces, paths["plot"], title=title)
     # one figure per environment as well, each with its own legend
     for env, frame in traces.groupby("env", sort=False):
-        paths[f"plot_{env}"] = plot_regret(frame, out / f"regret-{env}.png", title=title)
+        paths[f"plot_{env}"] = plot_regret(
+            frame, out / f"regret-{env}.png", title=f"{name} (n = {horizon}, {n_seeds} runs)"
+        )
     return summary, paths
 
 
