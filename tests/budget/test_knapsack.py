@@ -20,11 +20,12 @@ from scarce.core.policy import load
     batch=st.integers(1, 5),
     z_method=st.sampled_from(["warmup_estimate", "fixed"]),
     due=st.booleans(),
+    cost_link=st.sampled_from(["identity", "logistic"]),
 )
-def test_budget_is_never_exceeded(seed, K, m, frac, dist, batch, z_method, due):
+def test_budget_is_never_exceeded(seed, K, m, frac, dist, batch, z_method, due, cost_link):
     rng = np.random.default_rng(seed)
     d, T = 3, 120
-    bound = rng.uniform(0.2, 2.0, (K, m))
+    bound = rng.uniform(0.2, 1.0 if cost_link == "logistic" else 2.0, (K, m))
     budget = np.maximum(frac * T * bound.mean(axis=0) * rng.uniform(0.1, 0.6, m), 1e-3)
     pol = KnapsackBandit(
         n_actions=K,
@@ -34,6 +35,7 @@ def test_budget_is_never_exceeded(seed, K, m, frac, dist, batch, z_method, due):
         n_resources=m,
         free_action=int(rng.integers(K)),
         cost_bound=bound,
+        cost_link=cost_link,
         z_method=z_method,
         Z=0.0 if z_method == "fixed" else None,
         warmup_rounds=int(rng.integers(0, 40)),
@@ -139,6 +141,14 @@ def test_validation_errors():
         Deferral(n_features=3, budget=1.0, horizon=10, z_method="guess").decide(X)
     with pytest.raises(ValueError, match="human_link|reward_link"):
         Deferral(n_features=3, budget=1.0, horizon=10, human_link="probit").decide(X)
+    with pytest.raises(ValueError, match="cost_bound <= 1"):
+        Deferral(n_features=3, budget=1.0, horizon=10, cost_bound=2.0, cost_link="logistic").decide(
+            X
+        )
+    with pytest.raises(ValueError, match="reward_range"):
+        Deferral(
+            n_features=3, budget=1.0, horizon=10, model_link="logistic", reward_range=(0, 2)
+        ).decide(X)
     with pytest.raises(ValueError, match="cost_bound"):
         KnapsackBandit(
             n_actions=3, n_features=3, budget=1.0, horizon=10, cost_bound=np.ones((2, 2))

@@ -197,8 +197,8 @@ class KnapsackBandit(Policy):
         if not np.all(np.isfinite(cb)) or np.any(cb < 0):
             raise ValueError("cost_bound must be finite and >= 0")
         cb[self.free_action] = 0.0
-        self._links(self.reward_link, K, "reward_link")
-        self._links(self.cost_link, m, "cost_link")
+        rlinks = self._links(self.reward_link, K, "reward_link")
+        clinks = self._links(self.cost_link, m, "cost_link")
         check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
         check_scalar(self.lam_logistic, "lam_logistic", low=0.0, low_inclusive=False)
         check_scalar(self.beta_scale, "beta_scale", low=0.0)
@@ -213,6 +213,16 @@ class KnapsackBandit(Policy):
             raise ValueError(
                 f"reward_range must be (low, high) with low < high; got {self.reward_range!r}"
             )
+        if "logistic" in rlinks and (lo < 0 or hi > 1):
+            raise ValueError(
+                f"a logistic reward link needs reward_range inside [0, 1]; got {self.reward_range!r}"
+            )
+        for j, link in enumerate(clinks):
+            if link == "logistic" and np.any(cb[:, j] > 1):
+                raise ValueError(
+                    f"cost_link[{j}] = 'logistic' needs cost_bound <= 1 for resource {j} "
+                    "(the targets of a logistic model lie in [0, 1])"
+                )
         if self.z_method not in Z_METHODS:
             raise ValueError(f"z_method must be one of {Z_METHODS}; got {self.z_method!r}")
         if self.z_method in ("fixed", "oracle"):
