@@ -98,7 +98,8 @@ class MixedEffectTS(Policy):
     n_features:
         ``d``.
     mixing:
-        ``(K, L)`` mixing weights ``b`` or ``(K, d, L d)`` mixing matrices ``C_i``.
+        ``(K, L)`` mixing weights ``b`` or ``(K, d, L d)`` mixing matrices ``C_i``. Default
+        None: one effect shared by every action with weight 1 (hierarchical TS).
     effect_mean:
         ``(L d,)`` prior mean ``mu_Psi`` of the stacked effects (effect by effect); default 0.
     effect_cov:
@@ -152,7 +153,7 @@ class MixedEffectTS(Policy):
         *,
         n_actions: int,
         n_features: int,
-        mixing: Any,
+        mixing: Any = None,
         effect_mean: Any = None,
         effect_cov: Any = None,
         action_cov: Any = None,
@@ -187,6 +188,9 @@ class MixedEffectTS(Policy):
 
     def _mixing_array(self) -> Any:
         """The mixing argument (a hook: :class:`HierarchicalTS` supplies all-ones weights)."""
+        if self.mixing is None:
+            check_positive_int(self.n_actions, "n_actions")
+            return np.ones((self.n_actions, 1))
         return self.mixing
 
     def _check_params(self) -> None:
@@ -495,19 +499,37 @@ class MixedEffectTS(Policy):
 
     # ------------------------------------------------------------------ persistence
     def _get_learned_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {"G": self.G_, "B": self.B_}
+        # the caches are saved too (not recomputed on load), so a loaded policy continues
+        # bit for bit like the original after its incremental updates
+        state: dict[str, Any] = {
+            "G": self.G_,
+            "B": self.B_,
+            "P": self.P_,
+            "h": self.h_,
+            "S": self.S_,
+            "WT": self.WT_,
+            "u": self.u_,
+            "effect_prec": self.effect_prec_,
+            "effect_h": self.effect_h_,
+            "since_resync": int(self._since_resync),
+        }
         if self.likelihood == "logistic":
             state["glm"] = self.glm_.get_state()
             state["mu_lap"] = self.mu_lap_
         return state
 
     def _set_learned_state(self, state: dict[str, Any]) -> None:
-        self.G_ = np.array(state["G"], dtype=float)
-        self.B_ = np.array(state["B"], dtype=float)
+        for key, attr in (
+            ("G", "G_"), ("B", "B_"), ("P", "P_"), ("h", "h_"), ("S", "S_"), ("WT", "WT_"),
+            ("u", "u_"), ("effect_prec", "effect_prec_"), ("effect_h", "effect_h_"),
+        ):  # fmt: skip
+            setattr(self, attr, np.array(state[key], dtype=float))
+        self.W_ = self.WT_.transpose(1, 0, 2)
+        self._since_resync = int(state["since_resync"])
+        self._factor = None
         if self.likelihood == "logistic":
             self.glm_.set_state(state["glm"])
             self.mu_lap_ = np.array(state["mu_lap"], dtype=float)
-        self._refresh_all()
 
 
 class HierarchicalTS(MixedEffectTS):
@@ -560,7 +582,3 @@ class HierarchicalTS(MixedEffectTS):
             propensity_samples=propensity_samples,
             seed=seed,
         )
-
-    def _mixing_array(self) -> Any:
-        check_positive_int(self.n_actions, "n_actions")
-        return np.ones((self.n_actions, 1))
