@@ -17,6 +17,7 @@ Learner settings (documented choices, see ``docs/budgeted-deferral.md``): ``beta
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,6 +361,10 @@ def run_real(
     relaxation; the exact 0/1 value is reported as ``opt_exact_01``)."""
     name = "deferral-real"
     labels, roots = run_seeds(seeds)
+    # the neural variant needs the `neural` extra (PyTorch); without it, only the linear one
+    learners = (
+        ("Deferral", "Deferral-Neural") if importlib.util.find_spec("torch") else ("Deferral",)
+    )
     tasks = [
         _Task(
             name,
@@ -370,7 +375,7 @@ def run_real(
             horizon,
             lab,
             root,
-            ("Deferral", "Deferral-Neural"),
+            learners,
             True,
         )
         for frac in REAL_BUDGET_FRACTIONS
