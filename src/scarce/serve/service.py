@@ -397,15 +397,16 @@ class DecisionService:
             batch = self.store.joined_since(self.watermark)
             if not batch:
                 return applied
-            with self._policy_lock:
-                for ev in batch:
-                    if ev.reward is not None:
-                        X = self._event_input(ev.context)
-                        self.policy.update(X, np.array([ev.action]), np.array([ev.reward]))
-                        self.n_learned += 1
-                    self.watermark = ev.seq
-                    self._since_snapshot += 1
-                    applied += 1
+            for start in range(0, len(batch), 64):  # let decisions in between chunks
+                with self._policy_lock:
+                    for ev in batch[start : start + 64]:
+                        if ev.reward is not None:
+                            X = self._event_input(ev.context)
+                            self.policy.update(X, np.array([ev.action]), np.array([ev.reward]))
+                            self.n_learned += 1
+                        self.watermark = ev.seq
+                        self._since_snapshot += 1
+                        applied += 1
 
     def _event_input(self, context_json: str) -> np.ndarray:
         return np.asarray(json.loads(context_json), dtype=np.float64)[None, ...]
