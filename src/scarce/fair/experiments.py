@@ -37,6 +37,7 @@ KERNELS = ("instant", "type1", "type2")
 #: policy label -> factory(env)
 POLICY_NAMES = (
     "MetaCUB",
+    "MetaCUB-delay-agnostic",
     "EqualSplit",
     "LinUCB",
     "LinUCB-delay-agnostic",
@@ -65,6 +66,12 @@ def make_allocator(name: str, env: Any) -> Any:
 
     table = {
         "MetaCUB": lambda: MetaCUB(model="linear", rounding="randomized"),
+        "MetaCUB-delay-agnostic": lambda: MetaCUB(
+            model="linear",
+            rounding="randomized",
+            attribution="delay_agnostic",
+            name="MetaCUB-delay-agnostic",
+        ),
         "EqualSplit": lambda: MetaCUB(model="linear", meta="parity", rounding="randomized"),
         "LinUCB": lambda: LinUCBAllocator("wait"),
         "LinUCB-delay-agnostic": lambda: LinUCBAllocator("delay_agnostic"),
