@@ -237,9 +237,19 @@ def run_synthetic(
     n_features: int = 2,
     likelihoods: tuple[str, ...] = ("linear", "logistic"),
     n_checkpoints: int = 100,
+    logistic_mixing_high: float = 2.0,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default."""
-    env_kwargs = (("n_actions", n_actions), ("n_effects", n_effects), ("n_features", n_features))
+    """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
+
+    Mixing weights are ``U[-1, 1]`` (linear, as paper and code) and ``U[-1,
+    logistic_mixing_high]`` for the logistic problem: the paper's code, which made Fig. 2b,
+    draws them from ``U[-1, 2]`` (the paper's text says ``[-1, 1]``; pass 1.0 for that).
+    """
+    base = (("n_actions", n_actions), ("n_effects", n_effects), ("n_features", n_features))
+    kwargs = {
+        "linear": base,
+        "logistic": (*base, ("mixing_high", float(logistic_mixing_high))),
+    }
     tasks = [
         _Task(
             "synthetic",
@@ -248,7 +258,7 @@ def run_synthetic(
             seed,
             horizon,
             n_checkpoints,
-            env_kwargs,
+            kwargs[lik],
         )
         for lik in likelihoods
         for seed in _seed_list(seeds, 0)
