@@ -134,3 +134,27 @@ def test_set_gap_metric_symmetric_and_zero_on_itself():
     assert d(a, b) == pytest.approx(d(b, a))
     with pytest.raises(ValueError, match="kind"):
         PreferenceMetric("hausdorff")
+
+
+def test_paretobandits_kind_matches_its_definition():
+    d = PreferenceMetric("paretobandits")
+    a = np.array([[1.0, 10.0], [10.0, 1.0]])
+    b = np.array([[1.0, 10.0], [100.0, 0.1]])
+    # [10, 1] is only in a: max over b of max_j |log10(q_j / p_j)| = max(1, 1, 1, 1) = 1;
+    # [100, 0.1] is only in b: against a, max(|log10 100|, |log10 0.01|, 1, 1) = 2
+    assert d(a, b) == pytest.approx(2.0)
+    assert d(b, a) == pytest.approx(2.0)
+    assert d(a, a) == 0.0
+    assert d(a[:1], b[:1]) == 0.0
+
+
+@settings(max_examples=30, deadline=None)
+@given(means_strategy(k_max=4), means_strategy(k_max=4))
+def test_every_kind_is_symmetric_and_zero_on_itself(a, b):
+    # on Pareto sets (the metric's domain): set_gap(a, a) > 0 when a holds a dominated point
+    cone = Cone.orthant(2)
+    a, b = a[pareto_mask(a, cone)], b[pareto_mask(b, cone)]
+    for kind in ("set_gap", "log_hausdorff", "paretobandits"):
+        d = PreferenceMetric(kind)
+        assert d(a, a) == 0
+        assert d(a, b) == pytest.approx(d(b, a))

@@ -155,13 +155,21 @@ class PreferenceMetric:
     ``kind="set_gap"`` (default): ``max(max_p gap(p | Q), max_q gap(q | P))``, symmetric and
     scale-free but not a metric on arbitrary finite sets. ``kind="log_hausdorff"``: Hausdorff
     distance with the base metric ``||log p - log q||_inf`` (a true metric).
+    ``kind="paretobandits"``: the author library's version, for comparison only: points in
+    both sets contribute 0, and each point of the symmetric difference contributes its
+    approximate gap to the other set, ``max_q max_j |log10(q_j / p_j)|`` (base 10, a max over
+    the set, symmetric in sign); it ignores the cone.
     """
 
     def __init__(
-        self, kind: Literal["set_gap", "log_hausdorff"] = "set_gap", cone: Cone | None = None
+        self,
+        kind: Literal["set_gap", "log_hausdorff", "paretobandits"] = "set_gap",
+        cone: Cone | None = None,
     ) -> None:
-        if kind not in ("set_gap", "log_hausdorff"):
-            raise ValueError(f"kind must be 'set_gap' or 'log_hausdorff'; got {kind!r}")
+        if kind not in ("set_gap", "log_hausdorff", "paretobandits"):
+            raise ValueError(
+                f"kind must be 'set_gap', 'log_hausdorff' or 'paretobandits'; got {kind!r}"
+            )
         self.kind = kind
         self.cone = cone
 
@@ -175,5 +183,15 @@ class PreferenceMetric:
         _check_positive(b, "second")
         if self.kind == "set_gap":
             return float(max(gap_to_set(a, b, cone).max(), gap_to_set(b, a, cone).max()))
+        if self.kind == "paretobandits":
+            d10 = np.abs(np.log10(a)[:, None, :] - np.log10(b)[None, :, :]).max(axis=2)
+            only_a = ~(d10 == 0).any(axis=1)  # rows of a that are not rows of b
+            only_b = ~(d10 == 0).any(axis=0)
+            return float(
+                max(
+                    d10.max(axis=1)[only_a].max(initial=0.0),
+                    d10.max(axis=0)[only_b].max(initial=0.0),
+                )
+            )
         d = np.abs(np.log(a)[:, None, :] - np.log(b)[None, :, :]).max(axis=2)
         return float(max(d.min(axis=1).max(), d.min(axis=0).max()))
