@@ -10,7 +10,7 @@ from scarce.budget import HUMAN, MODEL, Deferral, KnapsackBandit, SyntheticDefer
 from scarce.core.policy import load
 
 
-@settings(max_examples=40)
+@settings(max_examples=100)
 @given(
     seed=st.integers(0, 2**16),
     K=st.integers(2, 4),
