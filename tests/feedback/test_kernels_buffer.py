@@ -163,3 +163,28 @@ def test_buffer_save_load_round_trip(tmp_path):
     empty = PendingBuffer(late="drop")
     empty.save(tmp_path / "empty")
     assert len(persist.load(tmp_path / "empty")) == 0
+
+
+def test_delayed_policy_wrapper_learns_when_pieces_arrive():
+    from scarce.feedback import DelayedPolicy
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(8, 3))
+    y = rng.normal(size=8)
+    wrapped = DelayedPolicy(LinUCB(n_actions=2, n_features=3, seed=0), expected_pieces=2)
+    decision, ids = wrapped.decide(X, round=0)
+    direct = LinUCB(n_actions=2, n_features=3, seed=0)
+    assert np.array_equal(direct.decide(X).actions, decision.actions)
+    wrapped.report(ids[::-1], 0.5 * y[::-1])
+    assert wrapped.tick(0) == 0  # one piece of two each
+    wrapped.report(ids[:5], 0.5 * y[:5])
+    assert wrapped.tick(1) == 5
+    direct.update(X[:5], decision.actions[:5], y[:5])
+    np.testing.assert_allclose(wrapped.policy.model_.theta, direct.model_.theta, atol=1e-12)
+    # a deadline hands over incomplete decisions
+    timed = DelayedPolicy(
+        LinUCB(n_actions=2, n_features=3, seed=0), expected_pieces=None, max_delay=3
+    )
+    _, ids2 = timed.decide(X, round=0)
+    timed.report(ids2, y)
+    assert timed.tick(2) == 0 and timed.tick(3) == 8

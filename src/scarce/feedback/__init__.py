@@ -13,7 +13,7 @@ from scarce.feedback.attribution import (
     fit_ridge,
     make_attribution,
 )
-from scarce.feedback.buffer import PendingBuffer, Ready
+from scarce.feedback.buffer import DelayedPolicy, PendingBuffer, Ready
 from scarce.feedback.delay import DelayModel, FixedDelay, GeometricDelay, KernelDelay
 from scarce.feedback.kernels import KERNEL_FAMILIES, DelayKernel, kernel_family
 
@@ -24,6 +24,7 @@ __all__ = [
     "DelayAgnostic",
     "DelayAttribution",
     "DelayKernel",
+    "DelayedPolicy",
     "DelayModel",
     "FixedDelay",
     "GeometricDelay",

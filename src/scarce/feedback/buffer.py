@@ -237,3 +237,59 @@ class PendingBuffer:
         if len(ready):
             policy.update(ready.X, ready.actions, ready.rewards, **ready.extra)
         return len(ready)
+
+
+class DelayedPolicy:
+    """Any policy with a :class:`PendingBuffer` in front of its ``update``: a delayed-feedback
+    learner that wraps a learner.
+
+    ``decide`` registers the decisions and returns their ids; outcome pieces are reported by
+    id (late, out of order, in pieces) with ``report``; ``tick(round)`` hands the due decisions
+    to ``policy.update``.
+
+    Parameters
+    ----------
+    policy: a :class:`scarce.core.policy.Policy` (or anything with ``decide``/``update``).
+    expected_pieces: pieces per decision (None: complete only by a final piece or deadline).
+    max_delay: rounds after which a decision is learned with what has arrived (None: never).
+    late: ``"raise"`` or ``"drop"`` for pieces of decisions already learned.
+    """
+
+    def __init__(
+        self,
+        policy: Any,
+        *,
+        expected_pieces: int | None = 1,
+        max_delay: int | None = None,
+        late: str = "raise",
+    ) -> None:
+        self.policy = policy
+        self.expected_pieces = expected_pieces
+        self.max_delay = max_delay
+        self.buffer = PendingBuffer(late=late)
+
+    def decide(
+        self, X: Any, *, round: int, eligible: Any = None, **extra: Any
+    ) -> tuple[Any, np.ndarray]:
+        """``(decision, ids)``: the policy's decision and the new decision ids ``(n,)``.
+
+        ``extra``: per-decision arrays passed to ``update`` when the decisions are learned."""
+        decision = self.policy.decide(X, eligible=eligible)
+        deadline = None if self.max_delay is None else round + self.max_delay
+        ids = self.buffer.register(
+            np.asarray(X),
+            decision.actions,
+            round=round,
+            expected_pieces=self.expected_pieces,
+            deadline=deadline,
+            **extra,
+        )
+        return decision, ids
+
+    def report(self, ids: Any, values: Any, *, final: Any = False) -> None:
+        """Outcome pieces for decisions ``ids``."""
+        self.buffer.add(ids, values, final=final)
+
+    def tick(self, round: int) -> int:
+        """Learn the decisions due at ``round``; returns how many."""
+        return self.buffer.feed(self.policy, round)
