@@ -170,13 +170,22 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _children(pid: int) -> list[int]:
+    """Child processes (uvicorn workers) of ``pid``."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        out.extend(int(c) for c in children)
+    return out
+
+
 def run_loopback(
-    db: str, sync: str, policy: Path, clients: int, seconds: float
+    db: str, sync: str, policy: Path, clients: int, seconds: float, workers: int = 1
 ) -> tuple[list[float], float]:
     port = _port()
     env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", db, "--policy", str(policy)]
-    cmd += ["--port", str(port), "--sqlite-sync", sync]
+    cmd += ["--port", str(port), "--sqlite-sync", sync, "--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -187,9 +196,10 @@ def run_loopback(
             except httpx.HTTPError:
                 time.sleep(0.1)
         _threads(url, "/v1/decisions", clients, min(1.0, seconds), {"X-API-Key": KEY})  # warm-up
-        cpu0 = _cpu_seconds(proc.pid)
+        pids = [proc.pid, *_children(proc.pid)]
+        cpu0 = sum(_cpu_seconds(p) for p in pids)
         lat = _threads(url, "/v1/decisions", clients, seconds, {"X-API-Key": KEY})
-        return lat, _cpu_seconds(proc.pid) - cpu0
+        return lat, sum(_cpu_seconds(p) for p in pids) - cpu0
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
@@ -286,6 +296,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="2-second runs")
     ap.add_argument("--pg-url", default=None, help="admin URL of an existing PostgreSQL server")
     ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--workers", type=int, default=1, help="service processes (loopback mode)")
     ap.add_argument("--csv", default=None)
     args = ap.parse_args()
     seconds = 2.0 if args.quick else args.seconds
@@ -307,8 +318,10 @@ def main() -> None:
                 for k in clients:
                     n += 1
                     db, sync = _fresh_db(store, tmp, pg, n)
-                    run = run_inproc if mode == "inproc" else run_loopback
-                    lat, cpu = run(db, sync, policy, k, seconds)
+                    if mode == "inproc":
+                        lat, cpu = run_inproc(db, sync, policy, k, seconds)
+                    else:
+                        lat, cpu = run_loopback(db, sync, policy, k, seconds, args.workers)
                     rows.append((mode, store, k, len(lat) / seconds, np.array(lat), cpu / len(lat)))
                     print(
                         f"  {mode:8} {store:13} {k:3} clients: {len(lat) / seconds:8.0f}/s",

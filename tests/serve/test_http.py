@@ -308,3 +308,37 @@ def test_two_replicas_share_postgres(pg_server, tmp_path: Path):
         assert models_equal(replay(config, store, until=latest.watermark), model)
     finally:
         store.close()
+
+
+@pytest.mark.statistical
+def test_two_worker_processes_share_sqlite(tmp_path: Path):
+    """``--workers 2``: two processes on one SQLite file never overspend the budget, and each
+    answers retries of the other's decisions."""
+    total = 12.0
+    policy = write_policy(tmp_path / "p.toml", POLICY.format(total=total))
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    server = ServerProcess(db, policy, KEY, "--workers", "2").start()
+    try:
+        acked = _run_load(server.url, n_workers=6, seconds=1.5)
+        assert not [x for x in acked if x[0] == "error"]
+        decisions = {eid: act for kind, eid, act in acked if kind == "decision"}
+        assert len(decisions) > 20
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            for eid, action in list(decisions.items())[:10]:  # whichever worker answers
+                again = c.post(
+                    "/v1/decisions", json={"context": _context_of(eid), "event_id": eid}, headers=H
+                )
+                assert again.json()["action"] == action
+            assert c.post("/v1/snapshots", headers=H).status_code == 201
+    finally:
+        server.stop()
+    store = EventStore(db)
+    try:
+        (_, _, _, remaining) = store.budget_rows()[0]
+        charges = [json.loads(c) for (c,) in store.query("SELECT charges FROM decisions") if c]
+        spent = sum(amount for ch in charges for (_, _, amount) in ch)
+        assert spent <= total and remaining == pytest.approx(total - spent, abs=1e-9)
+        logged = dict(store.query("SELECT event_id, action FROM decisions"))
+        assert all(logged[eid] == a for eid, a in decisions.items())
+    finally:
+        store.close()

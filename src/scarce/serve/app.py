@@ -7,6 +7,7 @@ Nothing received is executed or unpickled: requests are JSON, snapshots are JSON
 with ``allow_pickle=False``.
 """
 
+import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
@@ -442,3 +443,25 @@ def create_app(
         return SnapshotResponse(**service.publish_snapshot())
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """App factory for ``scarce serve --workers N``: every worker process builds its own
+    service from ``SCARCE_SERVE_DB``, ``SCARCE_SERVE_POLICY``, ``SCARCE_SERVE_SQLITE_SYNC``,
+    ``SCARCE_SERVE_KEY_HASHES`` (comma-separated ``sha256:`` hashes) and ``SCARCE_SERVE_NO_AUTH``.
+    """
+    from scarce.serve.config import load_config
+    from scarce.serve.store import EventStore
+
+    env = os.environ
+    config = load_config(env.get("SCARCE_SERVE_POLICY") or None)
+    store = EventStore(
+        env["SCARCE_SERVE_DB"], sqlite_synchronous=env.get("SCARCE_SERVE_SQLITE_SYNC", "FULL")
+    )
+    hashes = [h for h in env.get("SCARCE_SERVE_KEY_HASHES", "").split(",") if h]
+    return create_app(
+        DecisionService(config, store),
+        keys=KeyVerifier(hashes) if hashes else None,
+        no_auth=env.get("SCARCE_SERVE_NO_AUTH") == "1" and not hashes,
+        background_sync=True,
+    )

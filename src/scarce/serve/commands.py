@@ -6,6 +6,7 @@ works without the ``serve`` extra.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,14 @@ def serve_command(
         str, typer.Option(help="SQLite synchronous mode: FULL (fsync per commit) or NORMAL.")
     ] = "FULL",
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Service processes sharing the port and the database (each learns from the "
+            "join log; budgets are enforced in the database).",
+        ),
+    ] = 1,
 ) -> None:
     """Run the decision service (HTTP API, event store, joiner) until interrupted.
 
@@ -91,16 +100,38 @@ def serve_command(
     except (StoreError, SnapshotError) as exc:
         _fail(str(exc))
         return
+    typer.echo(
+        f"scarce serve: policy {config.name!r} ({config.policy_type}) on {store.dialect} "
+        f"{db}, model_version {service.watermark}, {workers} process(es), http://{host}:{port}",
+        err=True,
+    )
+    if workers > 1:
+        # each worker process builds its own service from these (hashed keys only)
+        store.close()
+        os.environ.update(
+            {
+                "SCARCE_SERVE_DB": db,
+                "SCARCE_SERVE_POLICY": "" if policy is None else str(policy.resolve()),
+                "SCARCE_SERVE_SQLITE_SYNC": sqlite_sync,
+                "SCARCE_SERVE_KEY_HASHES": ",".join(hashes),
+                "SCARCE_SERVE_NO_AUTH": "1" if not hashes else "0",
+            }
+        )
+        uvicorn.run(
+            "scarce.serve.app:app_from_env",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=log_level,
+            access_log=False,
+        )
+        return
     app = create_app(
         service,
         keys=KeyVerifier(hashes) if hashes else None,
         no_auth=not hashes,
         background_sync=True,
-    )
-    typer.echo(
-        f"scarce serve: policy {config.name!r} ({config.policy_type}) on {store.dialect} "
-        f"{db}, model_version {service.watermark}, http://{host}:{port}",
-        err=True,
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
