@@ -667,7 +667,8 @@ class StaticGridPCB(_TreeParetoPolicy):
 """
         + _TREE_DOC
         + """    grid_level:
-        level of the fixed grid; default ``ceil(log2(T) / (D + 2))`` with a horizon, else 3.
+        level of the fixed grid; default ``ceil(log2(T) / (D + 2))`` with a horizon, else 3
+        (``max_depth`` is ignored: the grid is the tree).
 """
     )
 
