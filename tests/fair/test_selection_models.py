@@ -162,3 +162,45 @@ def test_model_validation():
         NeuralOutcomeModel(env.population.X, env.resources.kernels, uncertainty="ensemble")
     with pytest.raises(ValueError, match="attribution must be one of"):
         LinearOutcomeModel(env.population.X, env.resources.kernels, attribution="magic")
+
+
+def test_observational_prior_recovers_effect_coefficients():
+    from scarce.fair.models import observational_prior
+
+    rng = np.random.default_rng(0)
+    n, d, R = 6000, 3, 2
+    X = rng.normal(size=(n, d))
+    t = rng.integers(-1, R, n)
+    theta = rng.normal(size=(R, d + 1))
+    eff = np.where(t[:, None] >= 0, np.concatenate([np.ones((n, 1)), X], 1) @ theta.T, 0.0)
+    y = X @ rng.normal(size=d) + eff[np.arange(n), np.maximum(t, 0)] * (t >= 0)
+    prior = observational_prior(X, t, y + rng.normal(0, 0.05, n), R, lam=1e-6)
+    np.testing.assert_allclose(prior, theta.reshape(-1), atol=0.01)
+
+
+def test_prior_is_the_starting_point_and_is_shrunk_towards(logged):
+    env, history = logged
+    K = env.resources.kernels
+    prior = np.arange(12, dtype=float) / 10
+    m = LinearOutcomeModel(env.population.X, K, prior_theta=prior, lam=1e-6)
+    np.testing.assert_array_equal(m.theta, prior)
+    m.fit(history, 47)
+    # noiseless data and a weak penalty: the truth, whatever the prior
+    mean, _ = m.predict(env.population.X)
+    np.testing.assert_allclose(mean, env.effects, atol=1e-4)
+    # a huge penalty pins the coefficients to the prior (not to 0)
+    stiff = LinearOutcomeModel(env.population.X, K, prior_theta=prior, lam=1e9)
+    stiff.fit(history, 47)
+    np.testing.assert_allclose(stiff.theta, prior, atol=1e-3)
+    with pytest.raises(ValueError, match="prior_theta must have shape"):
+        LinearOutcomeModel(env.population.X, K, prior_theta=np.zeros(3))
+
+
+def test_pretrain_needs_observational_data():
+    from scarce.fair import MetaCUB
+
+    env = synthetic_env(100, seed=0)
+    with pytest.raises(ValueError, match="pretrain=True needs an environment with observational"):
+        simulate(MetaCUB(model="linear", pretrain=True), env, 2, seed=0)
+    with pytest.raises(ValueError, match="model='linear' only"):
+        MetaCUB(model="mc_dropout", pretrain=True)

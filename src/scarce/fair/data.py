@@ -32,6 +32,11 @@ observed increment.
 * :func:`synthetic_env`: ELS-like synthetic population (Gaussian features with group-shifted
   means, linear group-heterogeneous effects): fast, for tests and benchmarks.
 
+The environments of :func:`star_env` and :func:`jobs_env` also carry the observational
+``(treatment, outcome)`` of the real rows behind their individuals (outcome in SD units), which
+``MetaCUB(pretrain=True)`` fits a prior on (leaving out the first cohort). For STAR that is the
+randomised experiment; for JOBS it is the confounded NSW-treated vs CPS contrast.
+
 Loaders never download: the data come from files inside the installed packages.
 """
 
@@ -131,6 +136,7 @@ def _build(
     noise_sd,
     rng,
     name,
+    observational=None,
 ) -> FairAllocationEnv:
     cohorts = stratified_cohorts(groups, n_cohorts, rng)
     size = min(len(c) for c in cohorts)
@@ -142,7 +148,13 @@ def _build(
     res = Resources(budgets, _cooldowns(R, rng), kernels, tuple(resource_names))
     pop = Population(X, groups, tuple(group_names), cohorts)
     return FairAllocationEnv(
-        pop, res, effects, cohort_length=cohort_length, noise_sd=noise_sd, name=name
+        pop,
+        res,
+        effects,
+        cohort_length=cohort_length,
+        noise_sd=noise_sd,
+        name=name,
+        observational=observational,
     )
 
 
@@ -218,6 +230,7 @@ def star_env(
         noise_sd=noise_sd,
         rng=rng,
         name=name or f"star-{kname}",
+        observational=(t, (y - y.mean()) / y.std()),
     )
 
 
@@ -286,10 +299,14 @@ def jobs_env(
         eff = np.concatenate([eff, 0.6 * eff + grad[:, None]], axis=1)
         names = ("training", "counselling")
         fractions = list(budget_fractions)[:2]
+    # observational rows behind the population: NSW treated (training) or CPS (none), with
+    # earnings in the experimental outcome's SD units
+    t_pop = np.where(d.treat.to_numpy() == 1, 0, -1).astype(np.int64)
+    y_pop = (d.re78.to_numpy(dtype=np.float64) / 1000 - y.mean()) / y.std()
     n = check_positive_int(n_individuals, "n_individuals")
     if n < X.shape[0]:
         keep = np.concatenate(stratified_cohorts(groups, max(2, X.shape[0] // n), rng)[:1])
-        X, groups, eff = X[keep], groups[keep], eff[keep]
+        X, groups, eff, t_pop, y_pop = X[keep], groups[keep], eff[keep], t_pop[keep], y_pop[keep]
     kname = kernel if isinstance(kernel, str) else kernel.name
     return _build(
         X,
@@ -304,6 +321,7 @@ def jobs_env(
         noise_sd=noise_sd,
         rng=rng,
         name=name or f"jobs-{kname}",
+        observational=(t_pop, y_pop),
     )
 
 

@@ -29,7 +29,11 @@ class AllocationProblem:
     Attributes
     ----------
     X: ``(N, d)`` features; groups: ``(N,)``; group_names: ``K`` labels;
-    resources: budgets, cooldowns, kernels; cohort_length: ``L`` rounds per cohort.
+    resources: budgets, cooldowns, kernels; cohort_length: ``L`` rounds per cohort;
+    cohorts: the cohorts' member indices;
+    observational: ``(treatment, outcome)`` of the individuals' real rows, each ``(N,)``
+    (treatment -1 for none, else a resource; outcome in outcome-SD units), or None: the
+    observational data an outcome model may be pretrained on.
     """
 
     X: np.ndarray
@@ -37,6 +41,8 @@ class AllocationProblem:
     group_names: tuple[str, ...]
     resources: Resources
     cohort_length: int
+    cohorts: list[np.ndarray] | None = None
+    observational: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def n_groups(self) -> int:
@@ -58,6 +64,8 @@ class FairAllocationEnv:
     cohort_length: ``L``, rounds each cohort stays.
     noise_sd: standard deviation of the Gaussian noise on each observed increment, >= 0.
     name: label.
+    observational: optional ``(treatment, outcome)`` of the real rows behind the individuals
+        (see :class:`AllocationProblem`).
     """
 
     def __init__(
@@ -69,6 +77,7 @@ class FairAllocationEnv:
         cohort_length: int = 8,
         noise_sd: float = 1.0,
         name: str = "fair-env",
+        observational: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> None:
         self.population = population
         self.resources = resources
@@ -79,11 +88,25 @@ class FairAllocationEnv:
         self.cohort_length = check_positive_int(cohort_length, "cohort_length")
         self.noise_sd = check_scalar(noise_sd, "noise_sd", low=0.0)
         self.name = name
+        if observational is not None:
+            t, y = (np.asarray(a).reshape(-1) for a in observational)
+            if t.shape != (N,) or y.shape != (N,):
+                raise ValueError(f"observational treatment and outcome must have shape ({N},)")
+            observational = (t.astype(np.int64), y.astype(np.float64))
+        self.observational = observational
 
     @property
     def problem(self) -> AllocationProblem:
         p = self.population
-        return AllocationProblem(p.X, p.groups, p.group_names, self.resources, self.cohort_length)
+        return AllocationProblem(
+            p.X,
+            p.groups,
+            p.group_names,
+            self.resources,
+            self.cohort_length,
+            p.cohorts,
+            self.observational,
+        )
 
     def with_kernels(self, kernels: list, name: str) -> FairAllocationEnv:
         """The same population and effects with other delay kernels."""
@@ -96,6 +119,7 @@ class FairAllocationEnv:
             cohort_length=self.cohort_length,
             noise_sd=self.noise_sd,
             name=name,
+            observational=self.observational,
         )
 
 

@@ -38,6 +38,7 @@ KERNELS = ("instant", "type1", "type2")
 POLICY_NAMES = (
     "MetaCUB",
     "MetaCUB-delay-agnostic",
+    "MetaCUB-pretrained",
     "EqualSplit",
     "LinUCB",
     "LinUCB-delay-agnostic",
@@ -72,6 +73,9 @@ def make_allocator(name: str, env: Any) -> Any:
             attribution="delay_agnostic",
             name="MetaCUB-delay-agnostic",
         ),
+        "MetaCUB-pretrained": lambda: MetaCUB(
+            model="linear", rounding="randomized", pretrain=True, name="MetaCUB-pretrained"
+        ),
         "EqualSplit": lambda: MetaCUB(model="linear", meta="parity", rounding="randomized"),
         "LinUCB": lambda: LinUCBAllocator("wait"),
         "LinUCB-delay-agnostic": lambda: LinUCBAllocator("delay_agnostic"),
@@ -91,7 +95,7 @@ def make_allocator(name: str, env: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def build_env(dataset: str, kernel: str) -> Any:
+def build_env(dataset: str, kernel: str) -> Any:  # noqa: D401
     """The environment of ``dataset`` (``"star"``, ``"jobs"`` or ``"synthetic"``) with a kernel
     family (cached per process)."""
     from scarce.fair import jobs_env, star_env, synthetic_env

@@ -29,7 +29,7 @@ import numpy as np
 
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.fair.env import AllocationProblem, Allocator
-from scarce.fair.models import History, make_outcome_model
+from scarce.fair.models import History, make_outcome_model, observational_prior
 from scarce.fair.population import (
     NEVER,
     ROUNDINGS,
@@ -54,6 +54,21 @@ def rate_ratios(rates: np.ndarray, sizes: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         fr = rates / overall
     return np.where(sizes > 0, fr, np.nan)
+
+
+def pretrained_prior(problem: AllocationProblem) -> np.ndarray:
+    """:func:`~scarce.fair.models.observational_prior` on the observational rows of everyone
+    but the first cohort's members (cross-fitting)."""
+    if problem.observational is None:
+        raise ValueError(
+            "pretrain=True needs an environment with observational data (treatment, outcome); "
+            "star_env and jobs_env provide it, synthetic_env does not"
+        )
+    t, y = problem.observational
+    rows = np.ones(problem.X.shape[0], dtype=bool)
+    if problem.cohorts:
+        rows[problem.cohorts[0]] = False
+    return observational_prior(problem.X[rows], t[rows], y[rows], problem.n_resources)
 
 
 class MetaCUB(Allocator):
@@ -99,6 +114,9 @@ class MetaCUB(Allocator):
         totals never exceed the budget; realised allocation rates then match the planned ones
         even for small groups).
     model_kwargs: passed to the outcome model.
+    pretrain: start the (linear) outcome model from a prior fitted on the environment's
+        observational rows, leaving out the first cohort (cross-fitting, spec §A.5); needs an
+        environment with observational data.
     rates: ``(R, K)`` allocation rates for ``meta="fixed"``; rates asking for more than a
         budget raise a ValueError naming the resource and the overshoot (or are scaled down
         with ``clip_infeasible``).
@@ -130,6 +148,7 @@ class MetaCUB(Allocator):
         rounding: str = "floor",
         model_kwargs: dict | None = None,
         rates: np.ndarray | None = None,
+        pretrain: bool = False,
         name: str | None = None,
     ) -> None:
         self.model_kind = model
@@ -177,18 +196,24 @@ class MetaCUB(Allocator):
             raise ValueError(f"rounding must be one of {ROUNDINGS}; got {rounding!r}")
         self.rounding = rounding
         self.model_kwargs = dict(model_kwargs or {})
+        self.pretrain = bool(pretrain)
+        if self.pretrain and model != "linear":
+            raise ValueError("pretrain=True is implemented for model='linear' only")
         self.name = name or {"parity": "EqualSplit", "fixed": "FixedRates"}.get(meta, "MetaCUB")
 
     # ------------------------------------------------------------------ lifecycle
     def reset(self, problem: AllocationProblem, rng: np.random.Generator) -> None:
         super().reset(problem, rng)
+        kwargs = dict(self.model_kwargs)
+        if self.pretrain:
+            kwargs["prior_theta"] = pretrained_prior(problem)
         self.model = make_outcome_model(
             self.model_kind,
             problem.X,
             problem.resources.kernels,
             attribution=self.attribution,
             seed=rng,
-            **self.model_kwargs,
+            **kwargs,
         )
         self.history = History()
         R, K = problem.n_resources, problem.n_groups

@@ -91,6 +91,8 @@ class LinearOutcomeModel:
         instance.
     lam: ridge penalty.
     sigma0: noise scale used before there is enough data to estimate it.
+    prior_theta: ``(R (d + 1),)`` prior mean of the coefficients (e.g. from
+        :func:`observational_prior`); the ridge then shrinks towards it instead of 0.
     """
 
     def __init__(
@@ -101,6 +103,7 @@ class LinearOutcomeModel:
         attribution: str | DelayAttribution = "kernel_ls",
         lam: float = 1.0,
         sigma0: float = 1.0,
+        prior_theta: np.ndarray | None = None,
     ) -> None:
         self.X = np.asarray(X, dtype=np.float64)
         self.kernels = list(kernels)
@@ -110,7 +113,10 @@ class LinearOutcomeModel:
         self.R = len(self.kernels)
         self.d = self.X.shape[1]
         p = self.R * (self.d + 1)
-        self.theta = np.zeros(p)
+        self.prior = np.zeros(p) if prior_theta is None else np.asarray(prior_theta, float)
+        if self.prior.shape != (p,):
+            raise ValueError(f"prior_theta must have shape ({p},); got {self.prior.shape}")
+        self.theta = self.prior.copy()
         self.A_inv = np.eye(p) / self.lam
         self.sigma = self.sigma0
         self.n_rows = 0
@@ -142,6 +148,7 @@ class LinearOutcomeModel:
                 now,
                 predicted=alloc.features @ self.theta,
             )
+            y = y - Z @ self.prior
             model = fit_ridge(Z, y, w, lam=self.lam)
             self._set_fit(model, y, w, float((w * y**2).sum()), Z.shape[0])
         return self
@@ -173,6 +180,7 @@ class LinearOutcomeModel:
             Z, y, w = Z[new], y[new], w[new]
         else:
             Z, y, w = self.attribution.design(alloc, obs, self.kernels, now, since=since)
+        y = y - Z @ self.prior
         if self._ridge is None:
             self._ridge = RidgeRegression(1, Z.shape[1], lam=self.lam)
         if Z.shape[0]:
@@ -184,13 +192,14 @@ class LinearOutcomeModel:
         self._set_fit(self._ridge, None, None, self._yy, self._rows)
 
     def _set_fit(self, model: RidgeRegression, y, w, yy: float, n_rows: int) -> None:
-        self.theta, self.A_inv = model.theta[0].copy(), model.A_inv[0].copy()
+        delta = model.theta[0]
+        self.theta, self.A_inv = self.prior + delta, model.A_inv[0].copy()
         self.n_rows = int(n_rows)
-        p = self.theta.shape[0]
+        p = delta.shape[0]
         if self.n_rows > 2 * p:
             # residual sum of squares from the sufficient statistics: yy - 2 t'b + t'(A - lam I)t
             A_data = model.A[0] - self.lam * np.eye(p)
-            rss = yy - 2 * self.theta @ model.b[0] + self.theta @ A_data @ self.theta
+            rss = yy - 2 * delta @ model.b[0] + delta @ A_data @ delta
             self.sigma = float(max(np.sqrt(max(rss, 0.0) / max(model.n_obs[0], 1.0)), 1e-3))
 
     def _blocks(self) -> tuple[np.ndarray, np.ndarray]:
@@ -218,6 +227,30 @@ class LinearOutcomeModel:
         )
         q = self.d + 1
         return np.einsum("nq,brq->bnr", Xt, draws.reshape(n_samples, self.R, q))
+
+
+def observational_prior(
+    X: np.ndarray, treatment: np.ndarray, y: np.ndarray, n_resources: int, lam: float = 1.0
+) -> np.ndarray:
+    """Prior coefficients for :class:`LinearOutcomeModel` from observational rows.
+
+    Ridge of ``y`` on ``[x, onehot(t), onehot(t) x]`` (``t = -1``: untreated); the effect of
+    resource ``r`` is then ``[1, x]^T (coef of onehot_r, coefs of onehot_r x)``, which is
+    returned as ``(R (d + 1),)`` in the model's block layout. Observational contrasts carry
+    whatever confounding the data have."""
+    from sklearn.linear_model import Ridge
+
+    X = np.asarray(X, dtype=np.float64)
+    t = np.asarray(treatment, dtype=np.int64)
+    n, d = X.shape
+    R = check_positive_int(n_resources, "n_resources")
+    T = np.zeros((n, R))
+    on = t >= 0
+    T[np.flatnonzero(on), t[on]] = 1.0
+    inter = (T[:, :, None] * X[:, None, :]).reshape(n, R * d)
+    coef = Ridge(alpha=lam).fit(np.concatenate([X, T, inter], axis=1), y).coef_
+    main, inter_c = coef[d : d + R], coef[d + R :].reshape(R, d)
+    return np.concatenate([main[:, None], inter_c], axis=1).reshape(-1)
 
 
 UNCERTAINTIES = ("neural_linear", "mc_dropout", "gaussian_head")
@@ -374,5 +407,6 @@ __all__ = [
     "NeuralOutcomeModel",
     "UNCERTAINTIES",
     "block_features",
+    "observational_prior",
     "make_outcome_model",
 ]
