@@ -3,12 +3,16 @@ size limits, and schemathesis fuzzing of the published OpenAPI schema (no 5xx)."
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("httpx", reason="the serve extra is not installed")
+
 import hmac
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from servetools import BAD_DECISIONS, BAD_REWARDS, FakeClock, make_config

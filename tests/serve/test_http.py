@@ -4,13 +4,17 @@ safety under load with ``kill -9``, and two replicas sharing one PostgreSQL data
 
 from __future__ import annotations
 
+import pytest
+
+pytest.importorskip("fastapi", reason="the serve extra is not installed")
+pytest.importorskip("httpx", reason="the serve extra is not installed")
+
 import json
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import pytest
 from servetools import BAD_DECISIONS, BAD_REWARDS, ServerProcess, write_policy
 
 from scarce.serve import EventStore, load_config, models_equal, replay
