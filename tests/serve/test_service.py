@@ -528,3 +528,27 @@ def test_budget_invariants_property(costs, total, quota, groups):
                 assert charged == costs[action]
         finally:
             svc.store.close()
+
+
+@pytest.mark.parametrize("features", ["shared", "per_action"])
+def test_export_reads_as_ope_logged_data(make_service, tmp_path, features):
+    """The OPE module's reader takes the export as is (both context layouts)."""
+    data = pytest.importorskip("scarce.ope.data")
+    svc = make_service(type="LinTS", service={"features": features})
+    rng = np.random.default_rng(0)
+    for i in range(8):
+        if features == "shared":
+            r = svc.decide(rng.normal(size=2), event_id=f"e{i}")
+        else:
+            r = svc.decide(action_features=rng.normal(size=(3, 2)), event_id=f"e{i}")
+        svc.reward(f"e{i}", float(r.action == 1))
+    svc.sync()
+    path, n = export_logs(svc.store, svc.config, tmp_path / "l.parquet")
+    logged = data.LoggedData.from_parquet(path)
+    assert n == 8 and logged.n_actions == 3
+    assert logged.contexts.shape == ((8, 2) if features == "shared" else (8, 3, 2))
+    rows = svc.store.logged_rows()
+    np.testing.assert_array_equal(logged.propensities, [r[4] for r in rows])
+    np.testing.assert_array_equal(
+        logged.contexts.reshape(8, -1)[0], np.ravel(json.loads(rows[0][1]))
+    )
