@@ -60,10 +60,10 @@ from scarce.sim.sweep import (
     RESERVED_POLICY_PARAMS,
     EnvSpec,
     PolicySpec,
+    check_backend,
     run_seeds,
     sweep,
 )
-from scarce.sim.sweep import _check_backend as check_backend
 from scarce.sim.sweep import backend as backend_context
 
 #: the columns of ``summary.csv``, in order (a contract shared by every experiment)

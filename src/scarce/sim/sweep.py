@@ -282,7 +282,8 @@ _BACKEND: contextvars.ContextVar[tuple[str, str | None] | None] = contextvars.Co
 )
 
 
-def _check_backend(name: Any, address: Any) -> tuple[str, str | None]:
+def check_backend(name: Any, address: Any) -> tuple[str, str | None]:
+    """Validated ``(name, address)`` of a backend (see :func:`backend`)."""
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {name!r}")
     if address is not None and not isinstance(address, str):
@@ -309,7 +310,7 @@ def backend(name: Backend = "local", address: str | None = None) -> Iterator[Non
         Ray cluster address (``"auto"``, ``"ray://host:10001"``, ...); None starts a local
         Ray cluster on first use (or uses the one this process already joined).
     """
-    token = _BACKEND.set(_check_backend(name, address))
+    token = _BACKEND.set(check_backend(name, address))
     try:
         yield
     finally:
@@ -356,7 +357,8 @@ def parallel_map(
         local).
     address:
         Ray cluster address (with ``backend="ray"``); None: the context's, else a local
-        cluster.
+        cluster. Used only to start Ray: if this process has already joined a Ray cluster,
+        that one is used.
     on_result:
         called as ``on_result(index, result)`` in this process as soon as each item finishes
         (before ``progress``), e.g. to stream results to disk.
@@ -368,7 +370,7 @@ def parallel_map(
         address = ctx_address if address is None else address
     else:
         name = backend
-    name, address = _check_backend(name, address)
+    name, address = check_backend(name, address)
     if n_jobs is not None and (
         isinstance(n_jobs, bool) or not isinstance(n_jobs, (int, np.integer)) or n_jobs < 1
     ):
