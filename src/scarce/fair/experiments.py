@@ -95,7 +95,7 @@ def make_allocator(name: str, env: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=8)
-def build_env(dataset: str, kernel: str) -> Any:  # noqa: D401
+def build_env(dataset: str, kernel: str) -> Any:
     """The environment of ``dataset`` (``"star"``, ``"jobs"`` or ``"synthetic"``) with a kernel
     family (cached per process)."""
     from scarce.fair import jobs_env, star_env, synthetic_env
