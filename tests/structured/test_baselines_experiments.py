@@ -93,3 +93,33 @@ def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
 def test_experiments_are_registered():
     experiments = load_capability_experiments()
     assert {"mets-synthetic", "mets-movielens"} <= set(experiments)
+
+
+def test_scarce_run_cli_end_to_end(tmp_path):
+    from typer.testing import CliRunner
+
+    from scarce.cli import app
+
+    out = tmp_path / "cli"
+    result = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "mets-synthetic",
+            "--horizon",
+            "15",
+            "--seeds",
+            "1",
+            "--jobs",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "meTS-GLM-Fa" in result.output
+    assert (out / "summary.csv").read_text().splitlines()[
+        0
+    ] == "experiment,env,policy,seed,metric,value"
+    for name in ("traces.parquet", "regret.png", "regret-synthetic-linear.png"):
+        assert (out / name).is_file()
