@@ -23,7 +23,7 @@ PolicyOption = Annotated[
     typer.Option(
         "--policy",
         help='Policy config TOML (type = "LinUCB", n_actions, n_features, ...; '
-        "[service], [budgets.*], [quotas.*]). Default: LinUCB, 3 actions, 4 features, seed 0.",
+        "tables service, budgets.RESOURCE, quotas.RESOURCE). Default: LinUCB, 3 actions, 4 features, seed 0.",
     ),
 ]
 
