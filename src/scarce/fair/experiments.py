@@ -193,14 +193,22 @@ def plot_cumulative(traces: pd.DataFrame, path: Path, title: str) -> None:
     for ax, env in zip(axes[0], envs, strict=True):
         sub = traces[traces["env"] == env]
         mean = sub.groupby(["policy", "round"], sort=False)["cumulative_outcome"].mean()
-        for policy in dict.fromkeys(sub["policy"]):
+        colors = plt.get_cmap("tab20").colors
+        for j, policy in enumerate(dict.fromkeys(sub["policy"])):
             curve = mean.loc[policy]
             style = "--" if "Oracle" in policy else "-"
-            ax.plot(curve.index, curve.to_numpy(), style, label=policy, lw=1.2)
+            ax.plot(
+                curve.index,
+                curve.to_numpy(),
+                style,
+                label=policy,
+                lw=1.2,
+                color=colors[j % len(colors)],
+            )
         ax.set_title(env)
         ax.set_xlabel("round")
         ax.set_ylabel("cumulative expected outcome")
-    axes[0][-1].legend(fontsize=7, loc="upper left")
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
