@@ -34,8 +34,17 @@ def test_prior_lints_is_the_exact_gaussian_posterior():
         np.testing.assert_allclose(noise**2 * pol.model_.A_inv[k], post_cov, atol=1e-10)
     ucb = PriorLinUCB(n_actions=K, n_features=d, alpha=0.0, prior_mean=mean, prior_cov=cov)
     np.testing.assert_allclose(ucb.decide(X[:4]).scores, X[:4] @ mean.T)
-    with pytest.raises(ValueError, match="needs shared contexts"):
-        PriorLinTS(n_actions=K, n_features=d).decide(np.zeros((1, K, d)))
+    # per-action contexts: action k learns from and is scored on its own context X[:, k]
+    Z = rng.standard_normal((15, K, d))
+    per = PriorLinTS(n_actions=K, n_features=d, prior_mean=mean, prior_cov=cov, noise_std=noise)
+    per.update(Z, a, y)
+    for k in range(K):
+        Zk, yk = Z[a == k, k], y[a == k]
+        prec = np.linalg.inv(cov[k]) + Zk.T @ Zk / noise**2
+        post_mean = np.linalg.solve(prec, np.linalg.inv(cov[k]) @ mean[k] + Zk.T @ yk / noise**2)
+        np.testing.assert_allclose(per.model_.theta[k], post_mean, atol=1e-10)
+    probs = per.action_probabilities(Z[:3])
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0)
     with pytest.raises(ValueError, match=r"prior_cov must have shape"):
         PriorLinTS(n_actions=K, n_features=d, prior_cov=np.eye(3)).decide(np.zeros((1, d)))
 
@@ -73,8 +82,16 @@ def _check_outputs(summary, paths, policies_by_env):
     assert np.all(regret >= -1e-9)
 
 
-def test_synthetic_experiment_writes_the_contract(tmp_path):
-    summary, paths = run_synthetic(out=tmp_path, horizon=25, seeds=(3,), n_jobs=1, n_actions=8)
+@pytest.mark.parametrize("per_action_context", [False, True])
+def test_synthetic_experiment_writes_the_contract(tmp_path, per_action_context):
+    summary, paths = run_synthetic(
+        out=tmp_path,
+        horizon=25,
+        seeds=(3,),
+        n_jobs=1,
+        n_actions=8,
+        per_action_context=per_action_context,
+    )
     _check_outputs(
         summary,
         paths,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from scarce.structured import HierarchicalTS, MixedEffectTS
-from scarce.structured.baselines import PriorLinTS, PriorLinUCB
+from scarce.structured.baselines import DisjointGLMTS, DisjointGLMUCB, PriorLinTS, PriorLinUCB
 
 _spec = importlib.util.spec_from_file_location(
     "scarce_contract", Path(__file__).resolve().parents[1] / "test_contract.py"
@@ -17,10 +17,15 @@ _spec.loader.exec_module(contract)
 
 BOTH = ["shared_context", "action_features"]
 CASES = [
-    (MixedEffectTS, BOTH),
-    (HierarchicalTS, BOTH),
-    (PriorLinTS, BOTH[:1]),
-    (PriorLinUCB, BOTH[:1]),
+    (cls, BOTH)
+    for cls in (
+        MixedEffectTS,
+        HierarchicalTS,
+        PriorLinTS,
+        PriorLinUCB,
+        DisjointGLMTS,
+        DisjointGLMUCB,
+    )
 ]
 WITH_LAYOUT = [(cls, layout) for cls, layouts in CASES for layout in layouts]
 ids = [f"{c.__name__}-{lay}" for c, lay in WITH_LAYOUT]
@@ -50,8 +55,6 @@ def test_inputs_not_mutated(cls, layout):
 
 @with_layout
 def test_bad_inputs_rejected_with_argument_named(cls, layout):
-    if cls in (PriorLinTS, PriorLinUCB):
-        pytest.skip("shared contexts only: the other layout is rejected on purpose")
     contract.test_bad_inputs_rejected_with_argument_named(cls, layout)
 
 

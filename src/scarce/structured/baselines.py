@@ -1,5 +1,7 @@
 """The meTS paper's baselines on the library's policies: LinTS and LinUCB with each action's
-marginal prior (the effects integrated out), and the UCB widths its code uses."""
+marginal prior (the effects integrated out), GLM-TS and UCB-GLM, and the UCB widths its code
+uses. All keep one model per action in both context layouts: ``(n, K, d)`` contexts give each
+action its own context (the official meTS code's layout), not a shared parameter."""
 
 from __future__ import annotations
 
@@ -7,10 +9,79 @@ from typing import Any
 
 import numpy as np
 
+from scarce.core.decision import Decision
 from scarce.core.policy import SHARED_CONTEXT
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_scalar
-from scarce.policies import LinTS, LinUCB
+from scarce.models import linear
+from scarce.policies import GLMTS, GLMUCB, LinTS, LinUCB
+from scarce.policies.base import greedy_decision, masked, one_hot
+
+
+class _DisjointModels:
+    """One model per action in both layouts; with ``(n, K, d)`` contexts action ``k`` is
+    scored and trained on ``X[:, k]``."""
+
+    n_actions: int
+    context_mode_: str
+    model_: Any
+
+    def _init_state(self) -> None:
+        self.model_ = self._make_model(self.n_actions)  # type: ignore[attr-defined]
+
+    def _training_rows(self, X, actions, rewards, full_rewards):
+        if self.context_mode_ == SHARED_CONTEXT:
+            return super()._training_rows(X, actions, rewards, full_rewards)  # type: ignore[misc]
+        n, K = X.shape[0], self.n_actions
+        if full_rewards is not None:
+            return X.reshape(n * K, -1), full_rewards.reshape(-1), np.tile(np.arange(K), n)
+        return X[np.arange(n), actions], rewards, actions
+
+    @staticmethod
+    def _per_action_predict(X, theta, cov):
+        mean = np.einsum("nkd,kd->nk", X, theta)
+        var = np.einsum("nkd,nkd->nk", (X[:, :, None, :] @ cov[None])[:, :, 0, :], X)
+        return mean, np.maximum(var, 0.0)
+
+
+class _DisjointTS(_DisjointModels):
+    """Thompson sampling with per-action contexts: the scores are independent Gaussians, so
+    choice probabilities are exact (quadrature)."""
+
+    v: float
+
+    def _decide(self, X, eligible):
+        if self.context_mode_ == SHARED_CONTEXT:
+            return super()._decide(X, eligible)  # type: ignore[misc]
+        mean, var = self._per_action_predict(X, *self._posterior())  # type: ignore[attr-defined]
+        std = float(self.v) * np.sqrt(var)
+        rng = self.rng_  # type: ignore[attr-defined]
+        sampled = masked(mean + std * rng.standard_normal(mean.shape), eligible)
+        actions = np.argmax(sampled, axis=1)
+
+        def probabilities():
+            return linear.gaussian_argmax_probability_of(mean, std, actions, eligible)
+
+        link = self._link(sampled)  # type: ignore[attr-defined]
+        return Decision(actions, None, link, probability_fn=probabilities)
+
+    def _action_probabilities(self, X, eligible):
+        if self.context_mode_ == SHARED_CONTEXT:
+            return super()._action_probabilities(X, eligible)  # type: ignore[misc]
+        mean, var = self._per_action_predict(X, *self._posterior())  # type: ignore[attr-defined]
+        if self.v == 0:
+            return one_hot(greedy_decision(mean, eligible).actions, self.n_actions)
+        return linear.gaussian_argmax_probabilities(mean, float(self.v) * np.sqrt(var), eligible)
+
+
+class _DisjointUCB(_DisjointModels):
+    alpha: float
+
+    def _ucb(self, X):
+        if self.context_mode_ == SHARED_CONTEXT:
+            return super()._ucb(X)  # type: ignore[misc]
+        mean, var = self._per_action_predict(X, *self._confidence())  # type: ignore[attr-defined]
+        return mean + self.alpha * np.sqrt(var)
 
 
 class _ActionPriorMixin:
@@ -47,11 +118,6 @@ class _ActionPriorMixin:
         return mean, cov
 
     def _apply_prior(self) -> None:
-        if self.context_mode_ != SHARED_CONTEXT:
-            raise ValueError(
-                f"{type(self).__name__} needs shared contexts X of shape (n, {self.n_features}): "
-                "its prior is per action"
-            )
         mean, cov = self._check_prior()
         s2 = float(self.noise_std) ** 2
         # ridge statistics in units of the noise: A = sigma^2 Sigma_0^{-1} + sum x x^T, so that
@@ -64,7 +130,7 @@ class _ActionPriorMixin:
         m.theta[:] = mean
 
 
-class PriorLinTS(_ActionPriorMixin, LinTS):
+class PriorLinTS(_DisjointTS, _ActionPriorMixin, LinTS):
     """Linear Thompson sampling with a Gaussian prior per action (the meTS paper's LinTS:
     the marginal prior ``N(C_i mu_Psi, Sigma_0i + C_i Sigma_Psi C_i^T)``).
 
@@ -112,7 +178,7 @@ class PriorLinTS(_ActionPriorMixin, LinTS):
         self._apply_prior()
 
 
-class PriorLinUCB(_ActionPriorMixin, LinUCB):
+class PriorLinUCB(_DisjointUCB, _ActionPriorMixin, LinUCB):
     """LinUCB with a Gaussian prior per action: the largest
     ``x^T theta_hat + alpha * sqrt(x^T Sigma_hat x)``, ``Sigma_hat`` the posterior covariance
     for noise ``noise_std`` (parameters as in :class:`PriorLinTS`, plus ``alpha``)."""
@@ -143,6 +209,16 @@ class PriorLinUCB(_ActionPriorMixin, LinUCB):
 
     def _confidence(self):
         return self.model_.theta, self.model_.A_inv * float(self.noise_std) ** 2
+
+
+class DisjointGLMTS(_DisjointTS, GLMTS):
+    """:class:`~scarce.policies.GLMTS` keeping one model per action with per-action contexts
+    (parameters as there)."""
+
+
+class DisjointGLMUCB(_DisjointUCB, GLMUCB):
+    """:class:`~scarce.policies.GLMUCB` keeping one model per action with per-action contexts
+    (parameters as there)."""
 
 
 def linucb_width(

@@ -23,12 +23,18 @@ import pandas as pd
 from scarce.core.policy import Policy
 from scarce.core.random import spawn_seeds
 from scarce.envs.base import Environment
-from scarce.policies import GLMTS, GLMUCB
 from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
 from scarce.sim.plot import plot_regret
 from scarce.sim.run import run as run_policy
 from scarce.sim.sweep import checkpoints, parallel_map
-from scarce.structured.baselines import PriorLinTS, PriorLinUCB, linucb_width, ucb_glm_width
+from scarce.structured.baselines import (
+    DisjointGLMTS,
+    DisjointGLMUCB,
+    PriorLinTS,
+    PriorLinUCB,
+    linucb_width,
+    ucb_glm_width,
+)
 from scarce.structured.envs import MixedEffectEnv, MovieLensEnv
 from scarce.structured.mets import HierarchicalTS, MixedEffectTS
 
@@ -104,9 +110,9 @@ def make_policy(name: str, problem: Problem, horizon: int, seed: int) -> Policy:
         )
     # GLM baselines: the library's zero-mean isotropic prior, precision 1 / average variance
     if name == "GLM-TS":
-        return GLMTS(**common, lam=1.0 / mean_var)
+        return DisjointGLMTS(**common, lam=1.0 / mean_var)
     if name == "UCB-GLM":
-        return GLMUCB(**common, lam=1.0 / mean_var, alpha=ucb_glm_width(horizon, d))
+        return DisjointGLMUCB(**common, lam=1.0 / mean_var, alpha=ucb_glm_width(horizon, d))
     raise ValueError(f"unknown policy name {name!r}")
 
 
@@ -238,14 +244,22 @@ def run_synthetic(
     likelihoods: tuple[str, ...] = ("linear", "logistic"),
     n_checkpoints: int = 100,
     logistic_mixing_high: float = 2.0,
+    per_action_context: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
 
     Mixing weights are ``U[-1, 1]`` (linear, as paper and code) and ``U[-1,
     logistic_mixing_high]`` for the logistic problem: the paper's code, which made Fig. 2b,
     draws them from ``U[-1, 2]`` (the paper's text says ``[-1, 1]``; pass 1.0 for that).
+    ``per_action_context=True`` gives every action its own context each round (the code's
+    layout) instead of one shared context (the paper's).
     """
-    base = (("n_actions", n_actions), ("n_effects", n_effects), ("n_features", n_features))
+    base = (
+        ("n_actions", n_actions),
+        ("n_effects", n_effects),
+        ("n_features", n_features),
+        ("per_action_context", bool(per_action_context)),
+    )
     kwargs = {
         "linear": base,
         "logistic": (*base, ("mixing_high", float(logistic_mixing_high))),
@@ -279,6 +293,7 @@ def run_movielens(
     rank: int = 5,
     likelihoods: tuple[str, ...] = ("linear", "logistic"),
     n_checkpoints: int = 100,
+    per_action_context: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The MovieLens experiment (Fig. 3) on the bundled ``dslabs`` ratings: ALS embeddings
     (rank 5), K = 100 random movies and 100 random users per run, GMM structure with L = 5."""
@@ -293,7 +308,11 @@ def run_movielens(
             seed,
             horizon,
             n_checkpoints,
-            (("n_actions", n_actions), ("n_effects", n_effects)),
+            (
+                ("n_actions", n_actions),
+                ("n_effects", n_effects),
+                ("per_action_context", bool(per_action_context)),
+            ),
             users,
             items,
         )
