@@ -245,6 +245,8 @@ def run_synthetic(
     n_checkpoints: int = 100,
     logistic_mixing_high: float = 2.0,
     per_action_context: bool = False,
+    effect_var: float = 3.0,
+    action_var: float = 1.0,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
 
@@ -252,13 +254,16 @@ def run_synthetic(
     logistic_mixing_high]`` for the logistic problem: the paper's code, which made Fig. 2b,
     draws them from ``U[-1, 2]`` (the paper's text says ``[-1, 1]``; pass 1.0 for that).
     ``per_action_context=True`` gives every action its own context each round (the code's
-    layout) instead of one shared context (the paper's).
+    layout) instead of one shared context (the paper's). ``effect_var`` and ``action_var``
+    are the prior variances (App. F.4 swaps them: 1 and 3).
     """
     base = (
         ("n_actions", n_actions),
         ("n_effects", n_effects),
         ("n_features", n_features),
         ("per_action_context", bool(per_action_context)),
+        ("effect_var", float(effect_var)),
+        ("action_var", float(action_var)),
     )
     kwargs = {
         "linear": base,
