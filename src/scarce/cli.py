@@ -125,7 +125,7 @@ def run_command(
 def list_command() -> None:
     """List experiments, policies, environments and data sets."""
     from scarce.envs import DATASETS, ENVIRONMENTS
-    from scarce.policies import POLICIES
+    from scarce.policies import get_policies
     from scarce.sim.experiments import load_capability_experiments
 
     t = Table(title="Experiments (scarce run NAME)")
@@ -141,7 +141,7 @@ def list_command() -> None:
     t.add_column("name")
     t.add_column("parameters (defaults)")
     t.add_column("summary")
-    for name, cls in POLICIES.items():
+    for name, cls in get_policies().items():
         params = [
             f"{p.name}={p.default!r}"
             for p in inspect.signature(cls.__init__).parameters.values()

@@ -33,17 +33,20 @@ from scarce.core.decision import Decision
 from scarce.core.policy import SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike, generator_from_state, generator_state
 from scarce.core.validation import check_positive_int, check_scalar
+from scarce.policies import register_policy
 
 
 def _policy_class(name: str) -> type[Policy]:
-    from scarce.policies import POLICIES
+    from scarce.policies import get_policies
 
+    POLICIES = get_policies()
     if name not in POLICIES or name == "ChangeDetecting":
         valid = ", ".join(p for p in POLICIES if p != "ChangeDetecting")
         raise ValueError(f"base must be the name of a policy in POLICIES ({valid}); got {name!r}")
     return POLICIES[name]
 
 
+@register_policy
 class ChangeDetecting(Policy):
     """Any ``scarce`` policy, restarted from scratch when a CUSUM or GLR test on the reward
     stream raises an alarm (module docstring).

@@ -25,6 +25,11 @@ class DelayModel:
         """``(n, support)`` release shares for the decisions' ``actions`` ``(n,)``."""
         raise NotImplementedError
 
+    def __repr__(self) -> str:
+        # stable (no addresses): sweeps key their resumable runs on it
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.startswith("_"))
+        return f"{type(self).__name__}({params})"
+
 
 class FixedDelay(DelayModel):
     """Every outcome arrives whole, ``lag`` rounds after its decision (``lag`` >= 0)."""

@@ -384,7 +384,9 @@ def _tables(items: list[Any], kind: str, where: str) -> list[tuple[str, str, dic
 
 
 def _parse_policies(items: list[Any], where: str) -> dict[str, PolicySpec]:
-    from scarce.policies import POLICIES
+    from scarce.policies import get_policies
+
+    POLICIES = get_policies()
 
     specs = {}
     for i, (name, label, params) in enumerate(_tables(items, "policies", where)):

@@ -166,6 +166,7 @@ def run(
     seed: SeedLike = None,
     feedback: Feedback = "bandit",
     delay: DelayModel | None = None,
+    record_probabilities: bool = True,
 ) -> Trace:
     """Run ``policy`` on ``env`` until exactly ``horizon`` cases have been decided.
 
@@ -199,6 +200,11 @@ def run(
         realised reward at decision time; outcomes still pending at the horizon are never
         learned. Delay draws come from a third child generator of ``seed``, so contexts and
         outcome noise are the same as without delay. ``FixedDelay(0)`` reproduces ``None``.
+    record_probabilities:
+        record each chosen action's probability in ``Trace.probability`` (True), or NaN
+        (False). Thompson-sampling policies compute their probabilities lazily and some at a
+        cost above the decision's (mixed-effect TS); sweeps, which do not report them, skip
+        them. The decisions are the same either way.
 
     Returns
     -------
@@ -273,7 +279,7 @@ def run(
             best_expected[start:stop] = expected.max(axis=1)
         action[start:stop] = acts
         reward[start:stop] = rew
-        probability[start:stop] = decision.probabilities
+        probability[start:stop] = decision.probabilities if record_probabilities else np.nan
         round_[start:stop] = r
         start, r = stop, r + 1
 

@@ -101,8 +101,9 @@ class PolicySpec:
     def resolve(self) -> type[Policy]:
         """The policy class."""
         if isinstance(self.policy, str):
-            from scarce.policies import POLICIES
+            from scarce.policies import get_policies
 
+            POLICIES = get_policies()
             if self.policy not in POLICIES:
                 raise ValueError(
                     f"unknown policy {self.policy!r}; valid policies: {', '.join(sorted(POLICIES))}"
@@ -224,6 +225,7 @@ class _Task:
     batch_size: int
     feedback: str
     steps: np.ndarray
+    delay: Any = None
 
 
 def _execute(task: _Task) -> tuple[int, dict[str, np.ndarray]]:
@@ -239,6 +241,8 @@ def _execute(task: _Task) -> tuple[int, dict[str, np.ndarray]]:
             batch_size=task.batch_size,
             seed=stream_seed,
             feedback=task.feedback,  # type: ignore[arg-type]
+            delay=task.delay,
+            record_probabilities=False,  # not in the sweep table; costly for some TS policies
         )
     idx = task.steps - 1
     return task.index, {
@@ -482,6 +486,8 @@ def run_key(task: _Task) -> str:
         "feedback": task.feedback,
         "steps": _describe(np.asarray(task.steps, dtype=np.int64)),
     }
+    if task.delay is not None:  # keys of runs without delay are unchanged
+        desc["delay"] = _describe(task.delay)
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -530,6 +536,7 @@ def sweep(
     resume: bool = False,
     backend: Backend | None = None,
     address: str | None = None,
+    delay: Any = None,
 ) -> pd.DataFrame:
     """Run every policy on every environment for every seed.
 
@@ -563,6 +570,9 @@ def sweep(
     backend, address:
         where the runs execute (see :func:`parallel_map`); None: the enclosing
         :func:`backend` context, by default local processes.
+    delay:
+        None, or a :class:`scarce.feedback.DelayModel` applied to every run (passed to
+        :func:`scarce.sim.run`; it must pickle for worker processes).
 
     Returns
     -------
@@ -604,6 +614,7 @@ def sweep(
             batch_size=int(batch_size),
             feedback=feedback,
             steps=steps,
+            delay=delay,
         )
         for i, (e, p, (label, root)) in enumerate(
             (e, p, s) for e in especs for p in pspecs for s in zip(labels, roots, strict=True)

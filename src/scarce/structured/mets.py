@@ -31,6 +31,7 @@ from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.glm import LogisticRegression
+from scarce.policies import register_policy
 from scarce.policies.base import masked
 
 _LIKELIHOODS = ("linear", "logistic")
@@ -82,6 +83,7 @@ def mixing_matrices(mixing: np.ndarray, n_features: int) -> np.ndarray:
     return mixing
 
 
+@register_policy
 class MixedEffectTS(Policy):
     """Mixed-effect Thompson sampling (meTS; Aouali, Kveton and Katariya 2023).
 
@@ -532,6 +534,7 @@ class MixedEffectTS(Policy):
             self.mu_lap_ = np.array(state["mu_lap"], dtype=float)
 
 
+@register_policy
 class HierarchicalTS(MixedEffectTS):
     """Hierarchical Thompson sampling (Hong et al. 2022): one shared effect ``psi`` ``(d,)``
     with ``theta_i | psi ~ N(psi, Sigma_0i)``. This is :class:`MixedEffectTS` with ``L = 1``

@@ -1,0 +1,270 @@
+"""The contract every policy honours, as plain functions (River's ``check_estimator`` habit).
+
+The test suite applies :func:`policy_checks` to every registered policy
+(:func:`scarce.policies.get_policies`) and both context layouts; a new policy, in the library
+or outside it, is checked the same way::
+
+    from scarce.checks import check_policy
+    check_policy(MyPolicy)                     # raises AssertionError on the first violation
+
+Each check takes the policy class (constructed as ``cls(n_actions=4, n_features=3, seed=...)``)
+and, where the layout matters, ``layout`` (``"shared_context"`` for ``(n, d)`` contexts or
+``"action_features"`` for ``(n, K, d)``). Checks raise ``AssertionError`` with a message; they
+need neither pytest nor a writable working directory. The two save/load checks need a class
+that :func:`scarce.load` will import: it only loads classes from the ``scarce`` package.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+K, D = 4, 3
+LAYOUTS = ("shared_context", "action_features")
+
+
+def _make(cls: type, seed: int = 0) -> Any:
+    return cls(n_actions=K, n_features=D, seed=seed)
+
+
+def _contexts(rng: np.random.Generator, n: int, layout: str) -> np.ndarray:
+    return rng.normal(size=(n, D)) if layout == "shared_context" else rng.normal(size=(n, K, D))
+
+
+def _play(policy: Any, rng: np.random.Generator, layout: str, rounds: int = 6, n: int = 3) -> list:
+    """A fixed interaction script; returns the decisions made."""
+    out = []
+    for _ in range(rounds):
+        X = _contexts(rng, n, layout)
+        d = policy.decide(X)
+        policy.update(X, d.actions, rng.random(n))
+        out.append(d)
+    return out
+
+
+def _raises(
+    exc: type[BaseException], pattern: str, fn: Callable[..., Any], *args: Any, **kw: Any
+) -> None:
+    try:
+        fn(*args, **kw)
+    except exc as err:
+        if not re.search(pattern, str(err)):
+            raise AssertionError(
+                f"{exc.__name__} raised, but its message {str(err)!r} does not match {pattern!r}"
+            ) from err
+        return
+    raise AssertionError(f"expected {exc.__name__} matching {pattern!r}; nothing was raised")
+
+
+def _same_decisions(a: Any, b: Any) -> None:
+    np.testing.assert_array_equal(a.actions, b.actions)
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def check_same_seed_same_run(cls: type, layout: str) -> None:
+    """Two policies with the same seed make identical decisions on the same script."""
+    a = _play(_make(cls, seed=11), np.random.default_rng(0), layout)
+    b = _play(_make(cls, seed=11), np.random.default_rng(0), layout)
+    for da, db in zip(a, b, strict=True):
+        _same_decisions(da, db)
+
+
+def check_save_load_gives_same_next_decisions(cls: type, layout: str) -> None:
+    """``save`` then ``scarce.load`` continues exactly (decisions, probabilities, scores)."""
+    import scarce
+
+    rng = np.random.default_rng(1)
+    policy = _make(cls, seed=5)
+    _play(policy, rng, layout)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy.save(Path(tmp) / "p")
+        loaded = scarce.load(Path(tmp) / "p")
+    assert type(loaded) is cls, f"loaded a {type(loaded).__name__}, saved a {cls.__name__}"
+    assert loaded.get_params() == policy.get_params()
+    for _ in range(3):
+        X = _contexts(rng, 4, layout)
+        d1, d2 = policy.decide(X), loaded.decide(X)
+        _same_decisions(d1, d2)
+        r = rng.random(4)
+        policy.update(X, d1.actions, r)
+        loaded.update(X, d2.actions, r)
+
+
+def check_save_load_before_first_use(cls: type) -> None:
+    """A policy saved before any call loads and decides like the original."""
+    import scarce
+
+    policy = _make(cls, seed=3)
+    with tempfile.TemporaryDirectory() as tmp:
+        policy.save(Path(tmp) / "fresh")
+        loaded = scarce.load(Path(tmp) / "fresh")
+    X = np.random.default_rng(0).normal(size=(2, D))
+    np.testing.assert_array_equal(policy.decide(X).actions, loaded.decide(X).actions)
+
+
+def check_inputs_not_mutated(cls: type, layout: str) -> None:
+    """``decide`` and ``update`` leave the caller's arrays untouched."""
+    rng = np.random.default_rng(2)
+    policy = _make(cls)
+    X = _contexts(rng, 5, layout)
+    eligible = np.ones((5, K), dtype=bool)
+    eligible[:, 0] = False
+    X0, e0 = X.copy(), eligible.copy()
+    d = policy.decide(X, eligible=eligible)
+    actions, rewards = d.actions.copy(), rng.random(5)
+    a0, r0 = actions.copy(), rewards.copy()
+    policy.update(X, actions, rewards)
+    policy.update(X, full_rewards=np.tile(rewards[:, None], (1, K)))
+    for before, after in [(X0, X), (e0, eligible), (a0, actions), (r0, rewards)]:
+        np.testing.assert_array_equal(before, after)
+
+
+def check_bad_inputs_rejected_with_argument_named(cls: type, layout: str) -> None:
+    """Wrong shapes, NaN, unknown actions, impossible eligibility and unknown keywords raise
+    errors that name the argument."""
+    rng = np.random.default_rng(3)
+    policy = _make(cls)
+    X = _contexts(rng, 3, layout)
+    shape = (3, D + 1) if layout == "shared_context" else (3, K, D + 1)
+    _raises(ValueError, "X", policy.decide, rng.normal(size=shape))
+    Xnan = X.copy()
+    Xnan[0, ...] = np.nan
+    _raises(ValueError, "X.*NaN", policy.decide, Xnan)
+    _raises(ValueError, "eligible", policy.decide, X, eligible=np.zeros((3, K), dtype=bool))
+    _raises(ValueError, "eligible", policy.decide, X, eligible=np.ones((2, K), dtype=bool))
+    _raises(ValueError, "actions", policy.update, X, np.array([0, 1, K]), np.zeros(3))
+    _raises(ValueError, "actions", policy.update, X, np.array([0.5, 1, 2]), np.zeros(3))
+    _raises(ValueError, "rewards", policy.update, X, np.array([0, 1, 2]), np.zeros(2))
+    _raises(
+        ValueError, "rewards", policy.update, X, np.array([0, 1, 2]), np.array([0.0, np.inf, 0.0])
+    )
+    _raises(ValueError, "full_rewards", policy.update, X, full_rewards=np.zeros((3, K + 1)))
+    _raises(
+        TypeError,
+        "unexpected keyword",
+        policy.update,
+        X,
+        np.array([0, 1, 2]),
+        np.zeros(3),
+        costs=np.zeros(3),
+    )
+    other = _contexts(rng, 3, "action_features" if layout == "shared_context" else "shared_context")
+    policy.decide(X)
+    _raises(ValueError, "X must have shape", policy.decide, other)
+
+
+def check_bad_constructor_arguments_rejected_on_first_use(cls: type) -> None:
+    """Constructor arguments are stored as given and validated on first use."""
+    policy = cls(n_actions=0, n_features=D)
+    _raises(ValueError, "n_actions", policy.decide, np.zeros((1, D)))
+
+
+def check_batched_decide_equals_one_by_one_when_deterministic(cls: type, layout: str) -> None:
+    """A deterministic policy decides a batch exactly as it decides its cases one by one."""
+    policy = _make(cls)
+    rng = np.random.default_rng(4)
+    _play(policy, rng, layout)
+    if not policy.deterministic:
+        return
+    X = _contexts(rng, 7, layout)
+    batch = policy.decide(X)
+    single = np.concatenate([policy.decide(X[i : i + 1]).actions for i in range(7)])
+    np.testing.assert_array_equal(batch.actions, single)
+
+
+def check_probabilities_consistent_and_eligibility_respected(cls: type, layout: str) -> None:
+    """Reported probabilities are in (0, 1], agree with ``action_probabilities`` (which sums to
+    one and is zero on ineligible actions), and ineligible actions are never chosen."""
+    policy = _make(cls, seed=8)
+    rng = np.random.default_rng(5)
+    _play(policy, rng, layout)
+    X = _contexts(rng, 6, layout)
+    eligible = rng.random((6, K)) < 0.6
+    eligible[np.arange(6), rng.integers(0, K, 6)] = True
+    d = policy.decide(X, eligible=eligible)
+    assert d.actions.dtype.kind == "i" and d.actions.shape == (6,)
+    assert d.scores.shape == (6, K)
+    assert np.all(eligible[np.arange(6), d.actions]), "an ineligible action was chosen"
+    assert np.all((d.probabilities > 0) & (d.probabilities <= 1))
+    probs = policy.action_probabilities(X, eligible=eligible)
+    np.testing.assert_allclose(probs.sum(1), 1.0)
+    assert np.all(probs[~eligible] == 0)
+    # TS: quadrature (~1e-5) for independent scores, Monte Carlo for correlated ones
+    tol = 1e-6 if "TS" not in cls.__name__ else (1e-4 if layout == "shared_context" else 0.06)
+    np.testing.assert_allclose(probs[np.arange(6), d.actions], d.probabilities, atol=tol)
+
+
+def check_choice_frequencies_match_reported_probabilities(cls: type) -> None:
+    """Deciding the same case many times (no learning) reproduces ``action_probabilities``."""
+    policy = _make(cls, seed=9)
+    rng = np.random.default_rng(6)
+    _play(policy, rng, "shared_context", rounds=3)
+    x = rng.normal(size=(1, D))
+    expected = policy.action_probabilities(x)[0]
+    X = np.repeat(x, 4000, axis=0)
+    freq = np.bincount(policy.decide(X).actions, minlength=K) / 4000
+    np.testing.assert_allclose(freq, expected, atol=0.03)
+
+
+def check_get_params_round_trip(cls: type) -> None:
+    """``cls(**policy.get_params())`` has the same parameters, including ``seed``."""
+    policy = _make(cls, seed=4)
+    clone = cls(**policy.get_params())
+    assert clone.get_params() == policy.get_params()
+    assert "n_actions" in policy.get_params() and "seed" in policy.get_params()
+
+
+def check_full_information_feedback_learns_every_action(cls: type, layout: str) -> None:
+    """``update(X, full_rewards=...)`` is accepted; per-action models see every case."""
+    policy = _make(cls)
+    rng = np.random.default_rng(7)
+    X = _contexts(rng, 5, layout)
+    policy.update(X, full_rewards=rng.random((5, K)))
+    model = getattr(policy, "model_", None)
+    if model is not None and layout == "shared_context" and hasattr(model, "n_obs"):
+        assert np.all(np.asarray(model.n_obs) == 5)
+
+
+#: checks that depend on the context layout
+LAYOUT_CHECKS: tuple[Callable[[type, str], None], ...] = (
+    check_same_seed_same_run,
+    check_save_load_gives_same_next_decisions,
+    check_inputs_not_mutated,
+    check_bad_inputs_rejected_with_argument_named,
+    check_batched_decide_equals_one_by_one_when_deterministic,
+    check_probabilities_consistent_and_eligibility_respected,
+    check_full_information_feedback_learns_every_action,
+)
+#: checks run once per class
+CLASS_CHECKS: tuple[Callable[[type], None], ...] = (
+    check_save_load_before_first_use,
+    check_bad_constructor_arguments_rejected_on_first_use,
+    check_choice_frequencies_match_reported_probabilities,
+    check_get_params_round_trip,
+)
+
+
+def policy_checks(
+    cls: type, layouts: tuple[str, ...] = LAYOUTS
+) -> Iterator[tuple[str, Callable[[], None]]]:
+    """``(name, check)`` pairs, each check a no-argument callable, for ``cls`` on ``layouts``."""
+    for layout in layouts:
+        for check in LAYOUT_CHECKS:
+            yield f"{check.__name__}[{layout}]", (lambda c=check, lay=layout: c(cls, lay))
+    for check in CLASS_CHECKS:
+        yield check.__name__, (lambda c=check: c(cls))
+
+
+def check_policy(cls: type, layouts: tuple[str, ...] = LAYOUTS) -> None:
+    """Run every check on ``cls``; raises ``AssertionError`` naming the first that fails."""
+    for name, check in policy_checks(cls, layouts):
+        try:
+            check()
+        except AssertionError as err:
+            raise AssertionError(f"{cls.__name__}: {name} failed: {err}") from err
