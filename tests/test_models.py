@@ -92,7 +92,9 @@ def test_ridge_forgetting_matches_weighted_ridge():
         model.partial_fit(X[i : i + 1], y[i : i + 1])
     w = g ** np.arange(39, -1, -1)
     A = np.eye(3) + (X * w[:, None]).T @ X
-    np.testing.assert_allclose(model.theta[0], np.linalg.solve(A, (X * w[:, None]).T @ y), atol=1e-9)
+    np.testing.assert_allclose(
+        model.theta[0], np.linalg.solve(A, (X * w[:, None]).T @ y), atol=1e-9
+    )
     np.testing.assert_allclose(model.A_inv[0], np.linalg.inv(A), atol=1e-9)
 
 
@@ -123,7 +125,9 @@ def test_logistic_mle_and_laplace_match_scipy():
     p = expit(X @ ref)
     H = (X * (p * (1 - p))[:, None]).T @ X + lam * np.eye(d)
     np.testing.assert_allclose(model.laplace_cov[0], np.linalg.inv(H), atol=1e-6)
-    np.testing.assert_allclose(model.design_cov[0], np.linalg.inv(lam * np.eye(d) + X.T @ X), atol=1e-9)
+    np.testing.assert_allclose(
+        model.design_cov[0], np.linalg.inv(lam * np.eye(d) + X.T @ X), atol=1e-9
+    )
 
 
 def test_predict_shapes_and_values_both_layouts():
@@ -156,7 +160,9 @@ def test_gaussian_argmax_probabilities_match_monte_carlo():
     assert np.all(exact[1, [0, 3]] == 0)
     chosen = np.array([2, 1, 4])
     np.testing.assert_allclose(
-        linear.gaussian_argmax_probability_of(mean, std, chosen, eligible), exact[np.arange(3), chosen], atol=1e-5
+        linear.gaussian_argmax_probability_of(mean, std, chosen, eligible),
+        exact[np.arange(3), chosen],
+        atol=1e-5,
     )
 
 
@@ -169,3 +175,36 @@ def test_sample_scores_have_posterior_moments():
     expected_cov = 4.0 * X3[0] @ cov[0] @ X3[0].T
     np.testing.assert_allclose(draws.mean(0), X3[0] @ theta[0], atol=0.03)
     np.testing.assert_allclose(np.cov(draws.T), expected_cov, atol=0.05)
+
+
+def test_ridge_set_prior_gives_the_conjugate_gaussian_posterior():
+    """With prior N(mu0, P0^{-1}) and unit noise, the posterior is
+    N((P0 + X^T X)^{-1} (P0 mu0 + X^T y), (P0 + X^T X)^{-1}), whatever the update path."""
+    rng = np.random.default_rng(12)
+    d = 3
+    L = rng.normal(size=(2, d, d))
+    P0 = L @ np.swapaxes(L, 1, 2) + 0.5 * np.eye(d)
+    mu0 = rng.normal(size=(2, d))
+    model = RidgeRegression(2, d, resync_every=5)
+    model.set_prior(mu0, P0)
+    X, y, ids = rng.normal(size=(30, d)), rng.normal(size=30), rng.integers(0, 2, 30)
+    for i in range(0, 30, 3):  # rank-1 updates and resyncs
+        model.partial_fit(X[i : i + 3], y[i : i + 3], ids[i : i + 3])
+    for m in range(2):
+        Xm, ym = X[ids == m], y[ids == m]
+        cov = np.linalg.inv(P0[m] + Xm.T @ Xm)
+        np.testing.assert_allclose(model.A_inv[m], cov, atol=1e-10)
+        np.testing.assert_allclose(model.theta[m], cov @ (P0[m] @ mu0[m] + Xm.T @ ym), atol=1e-10)
+
+
+def test_ridge_set_prior_rejects_bad_input():
+    model = RidgeRegression(2, 2)
+    with pytest.raises(ValueError, match="precision must be positive definite"):
+        model.set_prior(np.zeros(2), -np.eye(2))
+    with pytest.raises(ValueError, match="mean must be finite with shape"):
+        model.set_prior(np.zeros(3), np.eye(2))
+    with pytest.raises(ValueError, match="forgetting"):
+        RidgeRegression(1, 2, forgetting=0.9).set_prior(np.zeros(2), np.eye(2))
+    model.partial_fit(np.ones((1, 2)), np.ones(1))
+    with pytest.raises(ValueError, match="before any observation"):
+        model.set_prior(np.zeros(2), np.eye(2))

@@ -57,7 +57,9 @@ class RidgeRegression:
         self.n_models = check_positive_int(n_models, "n_models")
         self.n_features = check_positive_int(n_features, "n_features")
         self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
-        self.forgetting = check_scalar(forgetting, "forgetting", low=0.0, high=1.0, low_inclusive=False)
+        self.forgetting = check_scalar(
+            forgetting, "forgetting", low=0.0, high=1.0, low_inclusive=False
+        )
         self.window = None if window is None else check_positive_int(window, "window")
         self.resync_every = check_positive_int(resync_every, "resync_every")
         if self.window is not None and self.forgetting < 1.0:
@@ -87,8 +89,57 @@ class RidgeRegression:
         """Mean and unit-noise variance of ``x^T theta``, ``(n, K)`` each (see ``models.linear``)."""
         return linear.predict(X, self.theta, self.A_inv)
 
+    def set_prior(self, mean: np.ndarray, precision: np.ndarray) -> None:
+        """Replace the prior ``N(0, (lam I)^{-1})`` by ``N(mean_m, precision_m^{-1})`` per model
+        (in the same unit-noise scale as ``A``: for noise variance ``s^2`` and a prior
+        covariance ``S``, pass ``precision = s^2 S^{-1}``).
+
+        Parameters
+        ----------
+        mean:
+            ``(d,)`` (every model) or ``(M, d)``.
+        precision:
+            ``(d, d)`` or ``(M, d, d)``, symmetric positive definite.
+
+        Only before any observation, and not with ``forgetting < 1`` (which discounts towards
+        the ``lam I`` prior). Posterior means then shrink towards ``mean``:
+        ``theta = A^{-1} (precision mean + sum y x)``.
+        """
+        M, d = self.n_models, self.n_features
+        if np.any(self.n_obs != 0):
+            raise ValueError("set_prior must be called before any observation")
+        if self.forgetting < 1.0:
+            raise ValueError("set_prior is not supported with forgetting < 1")
+        mean = np.asarray(mean, dtype=float)
+        precision = np.asarray(precision, dtype=float)
+        if mean.shape == (d,):
+            mean = np.broadcast_to(mean, (M, d))
+        if mean.shape != (M, d) or not np.all(np.isfinite(mean)):
+            raise ValueError(
+                f"mean must be finite with shape ({d},) or ({M}, {d}); got {mean.shape}"
+            )
+        if precision.shape == (d, d):
+            precision = np.broadcast_to(precision, (M, d, d))
+        if precision.shape != (M, d, d) or not np.all(np.isfinite(precision)):
+            raise ValueError(
+                f"precision must be finite with shape ({d}, {d}) or ({M}, {d}, {d}); "
+                f"got {precision.shape}"
+            )
+        if not np.allclose(precision, np.swapaxes(precision, 1, 2)):
+            raise ValueError("precision must be symmetric")
+        try:
+            np.linalg.cholesky(precision)
+        except np.linalg.LinAlgError:
+            raise ValueError("precision must be positive definite") from None
+        self.A = precision.copy()
+        self.b = np.einsum("mde,me->md", precision, mean)
+        for m in range(M):
+            self._refactor(m)
+
     # ----------------------------------------------------------------- learning
-    def partial_fit(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None) -> None:
+    def partial_fit(
+        self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None
+    ) -> None:
         """Add observations ``(X[i], y[i])`` to model ``model_ids[i]`` (all to model 0 if None).
 
         ``X`` is ``(n, d)``, ``y`` ``(n,)``, ``model_ids`` ``(n,)`` ints in ``[0, M)``.
@@ -160,7 +211,9 @@ class RidgeRegression:
         for x, yi, m in zip(X, y, model_ids, strict=True):
             if self._buf_len == W:  # evict the oldest observation
                 old = self._buf_pos
-                self._remove(int(self._buf_m[old]), self._buf_X[old : old + 1], self._buf_y[old : old + 1])
+                self._remove(
+                    int(self._buf_m[old]), self._buf_X[old : old + 1], self._buf_y[old : old + 1]
+                )
             else:
                 self._buf_len += 1
             self._buf_X[self._buf_pos] = x
@@ -183,8 +236,11 @@ class RidgeRegression:
         }
         if self.window is not None:
             state.update(
-                buf_X=self._buf_X, buf_y=self._buf_y, buf_m=self._buf_m,
-                buf_len=self._buf_len, buf_pos=self._buf_pos,
+                buf_X=self._buf_X,
+                buf_y=self._buf_y,
+                buf_m=self._buf_m,
+                buf_len=self._buf_len,
+                buf_pos=self._buf_pos,
             )
         return state
 

@@ -122,12 +122,7 @@ class _ActionPriorMixin:
         s2 = float(self.noise_std) ** 2
         # ridge statistics in units of the noise: A = sigma^2 Sigma_0^{-1} + sum x x^T, so that
         # the posterior covariance is sigma^2 A^{-1} and the mean A^{-1} (A_0 mu_0 + sum y x)
-        prec = s2 * np.linalg.inv(cov)
-        m = self.model_
-        m.A[:] = prec
-        m.A_inv[:] = cov / s2
-        m.b[:] = np.einsum("kde,ke->kd", prec, mean)
-        m.theta[:] = mean
+        self.model_.set_prior(mean, s2 * np.linalg.inv(cov))
 
 
 class PriorLinTS(_DisjointTS, _ActionPriorMixin, LinTS):
