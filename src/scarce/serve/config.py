@@ -5,7 +5,7 @@ A configuration is a TOML file. Top-level keys name the policy class (``type``) 
 constructor keywords; tables ``[service]``, ``[budgets.RESOURCE]`` and ``[quotas.RESOURCE]``
 add the service rules::
 
-    type = "LinUCB"          # any class in scarce.policies.POLICIES
+    type = "LinUCB"          # any class in scarce.policies.get_policies()
     n_actions = 3
     n_features = 4
     alpha = 1.0
@@ -122,7 +122,9 @@ class ServiceConfig:
     sync_interval: float = 1.0
 
     def __post_init__(self) -> None:
-        from scarce.policies import POLICIES
+        from scarce.policies import get_policies
+
+        POLICIES = get_policies()
 
         if self.policy_type not in POLICIES:
             raise ConfigError(f"type must be one of {sorted(POLICIES)}; got {self.policy_type!r}")
@@ -219,7 +221,9 @@ class ServiceConfig:
 
     def make_policy(self) -> Policy:
         """A fresh, untrained instance of the configured policy."""
-        from scarce.policies import POLICIES
+        from scarce.policies import get_policies
+
+        POLICIES = get_policies()
 
         return POLICIES[self.policy_type](**self.policy_params)
 

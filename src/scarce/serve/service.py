@@ -343,7 +343,9 @@ class DecisionService:
                         policy.rng_ = saved
             version = self.watermark
         probs = np.where(allowed, probs, 0.0)
-        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6 or probs[action] <= 0:
+        # (a Monte-Carlo propensity, per-action Thompson sampling, can be 0 for a rare action:
+        # it is logged as the policy reports it)
+        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6:
             raise RequestError(
                 "context", "the model cannot score this context (numerical overflow)"
             )
