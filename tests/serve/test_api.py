@@ -340,3 +340,28 @@ def _fuzz_negative(op, failures: list) -> int:
     except Unsatisfiable:
         pass
     return len(sent)
+
+
+def test_per_action_features_over_http(tmp_path, clock):
+    c, svc = _client(tmp_path, clock, type="LinTS", service={"features": "per_action"})
+    schema = c.get("/openapi.json").json()["components"]["schemas"]["DecisionRequest"]
+    assert "action_features" in schema["properties"] and "context" not in schema["properties"]
+    feats = [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]]
+    r = c.post("/v1/decisions", json={"action_features": feats, "event_id": "p"}, headers=H)
+    assert r.status_code == 200 and len(r.json()["probabilities"]) == 3
+    short = c.post("/v1/decisions", json={"action_features": feats[:2]}, headers=H)
+    assert short.status_code == 422 and short.json()["errors"][0]["field"] == "action_features"
+    ctx = c.post("/v1/decisions", json={"action_features": feats, "context": [1.0]}, headers=H)
+    assert ctx.status_code == 422 and ctx.json()["errors"][0]["field"] == "context"
+    svc.store.close()
+
+
+def test_health_reports_an_unreachable_store(client, monkeypatch):
+    c, svc = client
+
+    def broken(*args, **kwargs):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(svc.store, "query", broken)
+    r = c.get("/v1/health")
+    assert r.status_code == 503 and r.json()["errors"][0]["field"] == "store"

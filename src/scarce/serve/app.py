@@ -426,10 +426,18 @@ def create_app(
         st = service.reward(req.event_id, req.value, req.cost)
         return RewardResponse(event_id=req.event_id, status=st)  # type: ignore[arg-type]
 
-    @app.get("/v1/health", response_model=HealthResponse)
+    @app.get(
+        "/v1/health",
+        response_model=HealthResponse,
+        responses={503: {"model": ErrorResponse, "description": "event store unavailable"}},
+    )
     def health() -> HealthResponse:
-        """Liveness and the model version (no key needed; reveals nothing else)."""
-        service.store.query("SELECT 1")
+        """Liveness and the model version (no key needed; reveals nothing else). 503 when the
+        event store cannot be reached."""
+        try:
+            service.store.query("SELECT 1")
+        except Exception:  # noqa: BLE001 - any store failure means "not ready"
+            raise HTTPException(status_code=503, detail="store: unavailable") from None
         return HealthResponse(
             status="ok",
             policy=cfg.name,
