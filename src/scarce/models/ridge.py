@@ -1,4 +1,5 @@
-"""Online ridge regression with a Gaussian posterior, for one or many independent models."""
+"""Online ridge regression with a Gaussian posterior, for one or many independent models, each
+with one or several targets sharing its design."""
 
 from __future__ import annotations
 
@@ -22,6 +23,12 @@ class RidgeRegression:
     unit noise, its covariance is ``A_m^{-1}`` (scale it by the noise variance for a proper
     posterior; policies carry that scale as their exploration parameter).
 
+    With ``n_targets = T`` every model regresses ``T`` targets observed on the same rows
+    (``y_i`` is a ``T``-vector): they share ``A_m`` and ``A_m^{-1}`` (one rank-1 update and
+    one confidence width per row for all ``T``), and ``b_m``, ``theta_m`` gain a trailing
+    target axis. Each target's posterior is exactly that of a single-target model fed the
+    same rows (independent noise per target).
+
     Parameters
     ----------
     n_models:
@@ -38,6 +45,11 @@ class RidgeRegression:
     window:
         keep only the most recent ``window`` observations (over all models; sliding-window
         LinUCB). Older ones are removed by rank-1 downdates. None keeps everything.
+    resync_every:
+        refactorise a model after this many rank-1 updates.
+    n_targets:
+        None (default): one target per model, ``theta`` and ``b`` are ``(M, d)`` and ``y``
+        ``(n,)``. An int ``T``: ``theta`` and ``b`` are ``(M, d, T)`` and ``y`` ``(n, T)``.
 
     Updates use Sherman-Morrison rank-1 updates of ``A^{-1}`` for a few rows, and a Cholesky
     refactorisation of ``A`` for large batches, for forgetting, and every ``resync_every``
@@ -53,6 +65,7 @@ class RidgeRegression:
         forgetting: float = 1.0,
         window: int | None = None,
         resync_every: int = 2000,
+        n_targets: int | None = None,
     ) -> None:
         self.n_models = check_positive_int(n_models, "n_models")
         self.n_features = check_positive_int(n_features, "n_features")
@@ -62,32 +75,54 @@ class RidgeRegression:
         )
         self.window = None if window is None else check_positive_int(window, "window")
         self.resync_every = check_positive_int(resync_every, "resync_every")
+        self.n_targets = None if n_targets is None else check_positive_int(n_targets, "n_targets")
         if self.window is not None and self.forgetting < 1.0:
             raise ValueError("use either forgetting < 1 or a window, not both")
         M, d = self.n_models, self.n_features
         eye = np.eye(d)
         self.A = np.broadcast_to(self.lam * eye, (M, d, d)).copy()
         self.A_inv = np.broadcast_to(eye / self.lam, (M, d, d)).copy()
-        self.b = np.zeros((M, d))
-        self.theta = np.zeros((M, d))
+        self.b = np.zeros((M, d, *self._target_shape))
+        self.theta = np.zeros((M, d, *self._target_shape))
         self.n_obs = np.zeros(M)  # effective (weighted) observation count per model
         self._since_resync = np.zeros(M, dtype=np.int64)
         if self.window is not None:
             self._buf_X = np.zeros((self.window, d))
-            self._buf_y = np.zeros(self.window)
+            self._buf_y = np.zeros((self.window, *self._target_shape))
             self._buf_m = np.zeros(self.window, dtype=np.int64)
             self._buf_len = 0
             self._buf_pos = 0
 
+    @property
+    def _target_shape(self) -> tuple[int, ...]:
+        """``()`` for single-target models, ``(T,)`` with ``n_targets = T``."""
+        return () if self.n_targets is None else (self.n_targets,)
+
     # ----------------------------------------------------------------- posterior
     @property
     def cov(self) -> np.ndarray:
-        """``(M, d, d)`` posterior covariance for unit noise, ``A^{-1}``."""
+        """``(M, d, d)`` posterior covariance for unit noise, ``A^{-1}`` (shared by the targets)."""
         return self.A_inv
 
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and unit-noise variance of ``x^T theta``, ``(n, K)`` each (see ``models.linear``)."""
-        return linear.predict(X, self.theta, self.A_inv)
+        """Mean and unit-noise variance of ``x^T theta`` (see ``models.linear``).
+
+        ``X`` is ``(n, d)`` (disjoint models) or ``(n, K, d)`` (per-action features, ``M = 1``).
+        Single-target: mean and variance ``(n, K)`` each, ``K = M`` for ``(n, d)`` contexts.
+        With ``n_targets = T``: mean ``(n, K, T)`` and the variance ``(n, K)``, computed once
+        for all targets (they share the design).
+        """
+        if self.n_targets is None:
+            return linear.predict(X, self.theta, self.A_inv)
+        var = np.maximum(linear.predict_variance(X, self.A_inv), 0.0)
+        if X.ndim == 2:
+            # the (M, T) targets as M * T rows of one disjoint layout: one GEMM for all
+            M, d, T = self.theta.shape
+            flat = self.theta.transpose(0, 2, 1).reshape(M * T, d)
+            mean = linear.predict_mean(X, flat).reshape(X.shape[0], M, T)
+        else:
+            mean = linear.predict_mean(X, self.theta)  # (n, K, d) @ (d, T)
+        return mean, var
 
     def set_prior(self, mean: np.ndarray, precision: np.ndarray) -> None:
         """Replace the prior ``N(0, (lam I)^{-1})`` by ``N(mean_m, precision_m^{-1})`` per model
@@ -97,7 +132,8 @@ class RidgeRegression:
         Parameters
         ----------
         mean:
-            ``(d,)`` (every model) or ``(M, d)``.
+            ``(d,)`` (every model) or ``(M, d)``; with ``n_targets = T``, ``(d, T)`` or
+            ``(M, d, T)``.
         precision:
             ``(d, d)`` or ``(M, d, d)``, symmetric positive definite.
 
@@ -112,11 +148,13 @@ class RidgeRegression:
             raise ValueError("set_prior is not supported with forgetting < 1")
         mean = np.asarray(mean, dtype=float)
         precision = np.asarray(precision, dtype=float)
-        if mean.shape == (d,):
-            mean = np.broadcast_to(mean, (M, d))
-        if mean.shape != (M, d) or not np.all(np.isfinite(mean)):
+        tshape = self._target_shape
+        if mean.shape == (d, *tshape):
+            mean = np.broadcast_to(mean, (M, d, *tshape))
+        if mean.shape != (M, d, *tshape) or not np.all(np.isfinite(mean)):
             raise ValueError(
-                f"mean must be finite with shape ({d},) or ({M}, {d}); got {mean.shape}"
+                f"mean must be finite with shape {(d, *tshape)} or {(M, d, *tshape)}; "
+                f"got {mean.shape}"
             )
         if precision.shape == (d, d):
             precision = np.broadcast_to(precision, (M, d, d))
@@ -132,7 +170,10 @@ class RidgeRegression:
         except np.linalg.LinAlgError:
             raise ValueError("precision must be positive definite") from None
         self.A = precision.copy()
-        self.b = np.einsum("mde,me->md", precision, mean)
+        if self.n_targets is None:
+            self.b = np.einsum("mde,me->md", precision, mean)
+        else:
+            self.b = np.einsum("mde,met->mdt", precision, mean)
         for m in range(M):
             self._refactor(m)
 
@@ -142,10 +183,13 @@ class RidgeRegression:
     ) -> None:
         """Add observations ``(X[i], y[i])`` to model ``model_ids[i]`` (all to model 0 if None).
 
-        ``X`` is ``(n, d)``, ``y`` ``(n,)``, ``model_ids`` ``(n,)`` ints in ``[0, M)``.
-        Inputs are assumed validated by the caller.
+        ``X`` is ``(n, d)``, ``y`` ``(n,)`` (``(n, T)`` with ``n_targets = T``: every target
+        observed on every row), ``model_ids`` ``(n,)`` ints in ``[0, M)``.
+        Inputs are assumed validated by the caller (a multi-target ``y``'s shape is checked).
         """
         n = X.shape[0]
+        if self.n_targets is not None and y.shape != (n, self.n_targets):
+            raise ValueError(f"y must have shape ({n}, {self.n_targets}); got {y.shape}")
         if model_ids is None:
             model_ids = np.zeros(n, dtype=np.int64)
         if self.forgetting < 1.0:
@@ -173,12 +217,14 @@ class RidgeRegression:
         for x, yi in zip(X, y, strict=True):
             # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
             # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
+            # (with T targets, yi and the residual are T-vectors and the outer products
+            # give (d, T) steps; for one target they are the plain scalar products)
             u = Ai.dot(x)
             gain = u * (sign / (1.0 + sign * x.dot(u)))
-            theta += gain * (yi - x.dot(theta))
+            theta += np.multiply.outer(gain, yi - x.dot(theta))
             Ai -= np.multiply.outer(gain, u)
             A += np.multiply.outer(sign * x, x)
-            b += (sign * yi) * x
+            b += np.multiply.outer(x, sign * yi)
 
     def _refactor(self, m: int) -> None:
         c = cho_factor(self.A[m], lower=True, check_finite=False)
@@ -203,7 +249,9 @@ class RidgeRegression:
             self.n_obs[m] += weights[rows].sum()
         self.A_inv = np.linalg.inv(self.A)
         self.A_inv = 0.5 * (self.A_inv + np.swapaxes(self.A_inv, 1, 2))
-        self.theta = np.linalg.solve(self.A, self.b[..., None])[..., 0]
+        M, d = self.n_models, self.n_features
+        # solve with every model's targets as columns: (M, d, 1) for one target, (M, d, T)
+        self.theta = np.linalg.solve(self.A, self.b.reshape(M, d, -1)).reshape(self.b.shape)
 
     def _push_window(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray) -> None:
         W = self.window
@@ -245,6 +293,16 @@ class RidgeRegression:
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        M, d = self.n_models, self.n_features
+        shapes = {"A": (M, d, d), "A_inv": (M, d, d), "b": (M, d, *self._target_shape)}
+        shapes["theta"] = shapes["b"]
+        for key, shape in shapes.items():
+            if np.shape(state[key]) != shape:
+                raise ValueError(
+                    f"state[{key!r}] must have shape {shape} for this model "
+                    f"(n_models={M}, n_features={d}, n_targets={self.n_targets}); "
+                    f"got {np.shape(state[key])}"
+                )
         self.A = np.array(state["A"], dtype=float)
         self.A_inv = np.array(state["A_inv"], dtype=float)
         self.b = np.array(state["b"], dtype=float)
