@@ -177,7 +177,8 @@ def test_full_and_bandit_feedback_both_run_and_differ_in_what_they_learn():
         for fb in ("full", "bandit")
     }
     outs = {fb: run_learner(p, s) for fb, p in pols.items()}
-    model_obs = {fb: pols[fb]._reward_groups[0][2].model.n_obs for fb in pols}
+    # all-identity links: one joint ridge, model i = action i (reward + cost targets)
+    model_obs = {fb: pols[fb]._joint_bank.model.n_obs for fb in pols}
     assert model_obs["full"][MODEL] == 400
     assert model_obs["bandit"][MODEL] == 400 - outs["bandit"].defer.sum()
     for o in outs.values():

@@ -137,15 +137,17 @@ class Deferral(KnapsackBandit):
         if mr.shape[0] != n:
             raise ValueError(f"model_rewards must have shape ({n},); got {mr.shape}")
         lo, hi = self.reward_range
-        if not np.all((mr >= lo) & (mr <= hi)):  # NaN fails too
+        if not ((mr >= lo) & (mr <= hi)).all():  # NaN fails too
             raise ValueError(f"model_rewards must be finite and in [{lo}, {hi}]")
-        deferred = actions == HUMAN
-        if rewards is not None and np.any((mr != rewards) & ~deferred):
-            raise ValueError("model_rewards must equal rewards where the model was used")
         if n == 1:  # the common online case, without the general concatenations
-            if deferred[0]:
+            if actions[0] == HUMAN:
                 return np.concatenate([X, X]), np.array([mr[0], rewards[0]]), _BOTH
+            if rewards is not None and mr[0] != rewards[0]:
+                raise ValueError("model_rewards must equal rewards where the model was used")
             return X, mr, _MODEL_ONLY
+        deferred = actions == HUMAN
+        if rewards is not None and ((mr != rewards) & ~deferred).any():
+            raise ValueError("model_rewards must equal rewards where the model was used")
         feats = np.concatenate([X, X[deferred]])
         y = np.concatenate([mr, rewards[deferred]])
         ids = np.concatenate([np.full(n, MODEL), np.full(int(deferred.sum()), HUMAN)])
@@ -254,7 +256,12 @@ class NeuralDeferral(Deferral):
         check_scalar(self.lr, "lr", low=0.0, low_inclusive=False)
         check_scalar(self.weight_decay, "weight_decay", low=0.0)
 
-    def _make_bank(self, n_models: int, link: str, seeds: np.ndarray) -> Any:
+    # one network per target: targets cannot share a design
+    _multi_target_models = False
+
+    def _make_bank(
+        self, n_models: int, link: str, seeds: np.ndarray, n_targets: int | None = None
+    ) -> Any:
         lam = self.lam if link == "identity" else self.lam_logistic
         net_params = dict(
             hidden=tuple(int(h) for h in self.hidden),

@@ -43,24 +43,41 @@ class LinearBank:
         ``lam`` the L2 penalty; the width uses the design matrix ``lam I + sum x x^T``).
     lam:
         ridge / L2 penalty.
+    n_targets:
+        identity link only: ``T`` targets per model observed on the same rows, sharing one
+        design (a multi-target :class:`~scarce.models.RidgeRegression`); ``y`` is then
+        ``(n, T)`` and the bounds ``(n, M, T)``. None: one target per model.
     """
 
-    def __init__(self, n_models: int, n_features: int, link: str, lam: float) -> None:
+    def __init__(
+        self, n_models: int, n_features: int, link: str, lam: float, n_targets: int | None = None
+    ) -> None:
         self.link = link
         self.dim = n_features
+        self.n_targets = n_targets
         if link == "identity":
-            self.model = RidgeRegression(n_models, n_features, lam=lam)
+            self.model = RidgeRegression(n_models, n_features, lam=lam, n_targets=n_targets)
+        elif n_targets is not None:
+            raise ValueError("n_targets needs the identity link (a logistic model has one target)")
         else:
             self.model = LogisticRegression(n_models, n_features, lam=lam)
 
-    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
-        """``(n, M)`` ``mu(x^T theta +- beta ||x||_{V^-1})`` (+ if ``upper``)."""
+    def mean_width(self, X: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """Linear predictor ``x^T theta`` (``(n, M)``, or ``(n, M, T)`` with targets) and the
+        width ``beta ||x||_{V^-1}`` ``(n, M)``, one per design (shared by its targets)."""
         if self.link == "identity":
             mean, var = self.model.predict(X)
         else:
             mean = predict_mean(X, self.model.theta)
             var = predict_variance(X, self.model.design_cov)
-        width = beta * np.sqrt(np.maximum(var, 0.0))
+        return mean, beta * np.sqrt(np.maximum(var, 0.0))
+
+    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
+        """``(n, M)`` (``(n, M, T)`` with targets) ``mu(x^T theta +- beta ||x||_{V^-1})``
+        (+ if ``upper``)."""
+        mean, width = self.mean_width(X, beta)
+        if self.n_targets is not None:
+            width = width[..., None]
         z = mean + width if upper else mean - width
         return z if self.link == "identity" else expit(z)
 

@@ -241,9 +241,85 @@ class KnapsackBandit(Policy):
         self._T = T
 
     # ------------------------------------------------------------------ state
-    def _make_bank(self, n_models: int, link: str, seeds: np.ndarray) -> Any:
+    # Linear banks can hold several targets per design (False for banks that cannot, e.g.
+    # one network per target). With it, the resources of a costly action share one ridge
+    # design (costs are observed jointly) and, while the reward rows of every costly action
+    # are its cost rows, so does its reward: the "joint" layout (see ``_build_models``).
+    # False gives one single-target model per (action, target), the reference layout.
+    _multi_target_models = True
+
+    def _make_bank(
+        self, n_models: int, link: str, seeds: np.ndarray, n_targets: int | None = None
+    ) -> Any:
         lam = self.lam if link == "identity" else self.lam_logistic
-        return LinearBank(n_models, self.n_features, link, lam)
+        return LinearBank(n_models, self.n_features, link, lam, n_targets=n_targets)
+
+    def _build_models(self, joint: bool) -> None:
+        """Create fresh reward and cost models.
+
+        ``_reward_groups``: ``(link, actions, bank)``, bounds ``(n, |actions|)``.
+        ``_cost_groups``: ``(link, resources, bank, multi)``; ``multi``: one identity ridge per
+        costly action with the resources as targets, else ``n_costly * |resources|``
+        single-target models, action-major.
+
+        With ``joint``, the identity-reward actions and the identity-link resources share one
+        multi-target ridge ``_joint_bank``: model ``i`` is action ``_joint_acts[i]``, target 0
+        its reward, targets ``1..`` its consumption of the resources ``_joint_res``. A costly
+        action's rows are the rounds it was played (reward and costs seen together); the free
+        action's rows are its reward rows, on which it consumed exactly 0 (its cost targets
+        are 0, and its consumption bound is 0 anyway). These actions and resources then have
+        no model in the groups.
+        """
+        K, m = self.n_actions, self.n_resources
+        rlinks = self._links(self.reward_link, K, "reward_link")
+        clinks = self._links(self.cost_link, m, "cost_link")
+        seeds = self._seeds
+        nc = self._costly.size
+        self._joint = joint
+        self._reward_groups = []
+        for link in LINKS:
+            acts = np.array([a for a in range(K) if rlinks[a] == link], dtype=np.int64)
+            if acts.size and not (joint and link == "identity"):
+                self._reward_groups.append(
+                    (link, acts, self._make_bank(acts.size, link, seeds[acts]))
+                )
+        # action -> index within its reward group (-1: not in it), for routing rows
+        self._reward_local = []
+        for _, acts, _ in self._reward_groups:
+            local = np.full(K, -1, dtype=np.int64)
+            local[acts] = np.arange(acts.size)
+            self._reward_local.append(local)
+        self._cost_groups = []
+        for link in LINKS:
+            res = np.array([j for j in range(m) if clinks[j] == link], dtype=np.int64)
+            if not res.size or (joint and link == "identity"):
+                continue
+            multi = link == "identity" and self._multi_target_models
+            if multi:
+                bank = self._make_bank(nc, link, seeds[K + np.arange(nc)], n_targets=res.size)
+            else:
+                bank = self._make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)])
+            self._cost_groups.append((link, res, bank, multi))
+        self._joint_bank = None
+        if joint:
+            acts = np.array([a for a in range(K) if rlinks[a] == "identity"], dtype=np.int64)
+            res = np.array([j for j in range(m) if clinks[j] == "identity"], dtype=np.int64)
+            self._joint_acts, self._joint_res = acts, res
+            self._joint_pos = np.full(K, -1, dtype=np.int64)
+            self._joint_pos[acts] = np.arange(acts.size)
+            self._joint_costly = self._joint_pos[self._costly]  # every costly action is in
+            self._joint_all = acts.size == K and res.size == m
+            self._joint_bank = self._make_bank(acts.size, "identity", seeds[acts], 1 + res.size)
+
+    def _can_share_reward(self) -> bool:
+        """Whether the joint layout applies: banks with several targets, identity reward links
+        on every costly action, and at least one identity-link resource (logistic models
+        cannot share a design: their curvature weights differ per target)."""
+        if not self._multi_target_models:
+            return False
+        rlinks = self._links(self.reward_link, self.n_actions, "reward_link")
+        clinks = self._links(self.cost_link, self.n_resources, "cost_link")
+        return "identity" in clinks and all(rlinks[a] == "identity" for a in self._costly)
 
     def _init_state(self) -> None:
         if self.context_mode_ != SHARED_CONTEXT:
@@ -255,24 +331,13 @@ class KnapsackBandit(Policy):
         self._costly = np.array([a for a in range(K) if a != self.free_action], dtype=np.int64)
         self._costly_rank = np.full(K, -1, dtype=np.int64)
         self._costly_rank[self._costly] = np.arange(self._costly.size)
-        rlinks = self._links(self.reward_link, K, "reward_link")
-        clinks = self._links(self.cost_link, m, "cost_link")
-        seeds = np.random.SeedSequence(int(self.rng_.integers(2**32))).generate_state(K + m * K)
-        # models grouped by link: (link, actions (or resources), bank)
-        self._reward_groups = []
-        for link in LINKS:
-            acts = np.array([a for a in range(K) if rlinks[a] == link], dtype=np.int64)
-            if acts.size:
-                self._reward_groups.append(
-                    (link, acts, self._make_bank(acts.size, link, seeds[acts]))
-                )
-        self._cost_groups = []
-        nc = self._costly.size
-        for link in LINKS:
-            res = np.array([j for j in range(m) if clinks[j] == link], dtype=np.int64)
-            if res.size:
-                bank = self._make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)])
-                self._cost_groups.append((link, res, bank))
+        self._is_costly = np.ones(K, dtype=bool)
+        self._is_costly[self.free_action] = False
+        self._seeds = np.random.SeedSequence(int(self.rng_.integers(2**32))).generate_state(
+            K + m * K
+        )
+        self._build_models(joint=self._can_share_reward())
+        self._cost_bound_tol = self._cost_bound + 1e-12
         self.rates_ = self._budget / self._T
         self._rate_min = float(self.rates_.min())
         self._scale = self._rate_min / self.rates_  # consumption normalisation per resource
@@ -296,7 +361,7 @@ class KnapsackBandit(Policy):
         self.eta_ = self.eta if self.eta is not None else math.sqrt(math.log(m + 1) / self._T)
 
     def _beta(self, link: str, dim: int) -> float:
-        t = max(self.n_updates_, 1)
+        t = self.n_updates_ if self.n_updates_ > 1 else 1
         key = (t, link, dim)
         cached = self._beta_cache.get(key)
         if cached is None:
@@ -310,42 +375,72 @@ class KnapsackBandit(Policy):
         return cached
 
     # ------------------------------------------------------------------ estimates
+    def _bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and (if ``costs``, or
+        when they come with the rewards anyway) pessimistic consumptions ``(n, K, m)`` in
+        ``[0, cost_bound]``, 0 for the free action. Each design's width is computed once
+        and shared by the targets that use it."""
+        n, K, m = X.shape[0], self.n_actions, self.n_resources
+        lo, hi = self.reward_range
+        groups = self._reward_groups
+        c = None
+        if len(groups) == 1 and groups[0][1].size == K:  # one bank for every action
+            link, _, bank = groups[0]
+            r = bank.bounds(X, self._beta(link, bank.dim), upper=True)
+        elif self._joint and self._joint_all:  # one ridge for everything
+            mean, width = self._joint_bank.mean_width(X, self._beta("identity", self.n_features))
+            r = mean[:, :, 0] + width
+            # the free action's cost targets are exactly 0, so its bound clips to 0 below
+            c = mean[:, :, 1:] - width[:, :, None]
+        else:
+            r = np.empty((n, K))
+            for link, acts, bank in groups:
+                r[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
+        if c is None and (costs or self._joint):
+            costly = self._costly
+            c = np.zeros((n, K, m))
+            if self._joint:
+                mean, width = self._joint_bank.mean_width(
+                    X, self._beta("identity", self.n_features)
+                )
+                r[:, self._joint_acts] = mean[:, :, 0] + width
+                jc = self._joint_costly
+                c[:, costly[:, None], self._joint_res[None, :]] = (
+                    mean[:, jc, 1:] - width[:, jc, None]
+                )
+            for link, res, bank, multi in self._cost_groups:
+                beta = self._beta(link, bank.dim)
+                if multi:  # identity ridge, one design per costly action
+                    low = bank.bounds(X, beta, upper=False)  # (n, nc, |res|)
+                else:
+                    low = bank.bounds(X, beta, upper=False).reshape(n, costly.size, res.size)
+                if res.size == m:
+                    c[:, costly, :] = low
+                else:
+                    c[:, costly[:, None], res[None, :]] = low
+        if c is not None:
+            np.maximum(c, 0.0, out=c)
+            np.minimum(c, self._cost_bound, out=c)
+        np.minimum(r, hi, out=r)
+        np.maximum(r, lo, out=r)
+        return r, c
+
     def reward_ucb(self, X: np.ndarray) -> np.ndarray:
         """``(n, K)`` optimistic rewards, clipped to ``reward_range``."""
-        lo, hi = self.reward_range
-        if len(self._reward_groups) == 1:  # one link for every action: no scatter needed
-            link, _, bank = self._reward_groups[0]
-            out = bank.bounds(X, self._beta(link, bank.dim), upper=True)
-        else:
-            out = np.empty((X.shape[0], self.n_actions))
-            for link, acts, bank in self._reward_groups:
-                out[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
-        np.minimum(out, hi, out=out)
-        np.maximum(out, lo, out=out)
-        return out
+        return self._bounds(X, costs=False)[0]
 
     def cost_lcb(self, X: np.ndarray) -> np.ndarray:
         """``(n, K, m)`` pessimistic (low) consumptions in [0, cost_bound]; 0 for the free action."""
-        n, nc, m = X.shape[0], self._costly.size, self.n_resources
-        out = np.zeros((n, self.n_actions, m))
-        if len(self._cost_groups) == 1:
-            link, _, bank = self._cost_groups[0]
-            b = bank.bounds(X, self._beta(link, bank.dim), upper=False)
-            out[:, self._costly, :] = b.reshape(n, nc, m)
-        else:
-            for link, res, bank in self._cost_groups:
-                b = bank.bounds(X, self._beta(link, bank.dim), upper=False)  # (n, nc * |res|)
-                out[:, self._costly[:, None], res[None, :]] = b.reshape(n, nc, res.size)
-        np.maximum(out, 0.0, out=out)
-        np.minimum(out, self._cost_bound, out=out)
-        return out
+        c = self._bounds(X, costs=True)[1]
+        assert c is not None
+        return c
 
     def _estimates(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Scores and (after the warm-up) the cost LCBs they used."""
-        r = self.reward_ucb(X)
         if self.Z_ is None:
-            return r, None
-        c = self.cost_lcb(X)
+            return self._bounds(X, costs=False)[0], None
+        r, c = self._bounds(X, costs=True)
+        assert c is not None
         price = self.Z_ * self.dual_[:-1] * self._scale
         return r - c @ price, c
 
@@ -360,7 +455,7 @@ class KnapsackBandit(Policy):
 
     def _affordable(self) -> np.ndarray:
         # tiny tolerance so that round-off in the running sums cannot block an exact fit
-        ok = np.all(self._cost_bound <= self.remaining_[None, :] + 1e-9, axis=1)
+        ok = (self._cost_bound <= (self._budget - self.spent_ - self.reserved_ + 1e-9)).all(axis=1)
         ok[self.free_action] = True  # even if updates for undecided actions overspent
         return ok
 
@@ -378,8 +473,9 @@ class KnapsackBandit(Policy):
         gamma = self.z_gamma if self.z_gamma is not None else math.sqrt(d) * T**0.75
         B = self.rates_.min() * T
         rate = (B + 2.0 * gamma) / T
-        r = self.reward_ucb(Xw)
-        c = self.cost_lcb(Xw) * self._scale
+        r, c = self._bounds(Xw, costs=True)
+        assert c is not None
+        c = c * self._scale
         if self.n_actions == 2 and self.n_resources == 1:
             a = int(self._costly[0])
             value = static_opt_deferral(r[:, a], r[:, self.free_action], c[:, a, 0], rate).value
@@ -394,10 +490,10 @@ class KnapsackBandit(Policy):
         actions = np.empty(n, dtype=np.int64)
         probs = np.ones(n)
         for i in range(n):
-            ok = self._affordable()
+            ok = self._affordable()  # the free action is always affordable
             if eligible is not None:
                 ok &= eligible[i]
-            if not ok.any():
+            if eligible is not None and not ok.any():
                 raise ValueError(
                     f"case {i}: no eligible action is affordable (remaining budget {self.remaining_}); "
                     f"make the free action {self.free_action} eligible"
@@ -411,7 +507,7 @@ class KnapsackBandit(Policy):
                     self._n_warm += 1
             else:
                 s = np.where(ok, scores[i], -np.inf)
-                a = int(np.argmax(s))
+                a = int(s.argmax())
                 if ok[self.free_action] and s[self.free_action] >= s[a]:
                     a = self.free_action  # ties go to the free action
             actions[i] = a
@@ -458,9 +554,8 @@ class KnapsackBandit(Policy):
 
     def _check_costs(self, costs: Any, actions: np.ndarray) -> np.ndarray:
         n, m = actions.shape[0], self.n_resources
-        costly = actions != self.free_action
         if costs is None:
-            if costly.any():
+            if (actions != self.free_action).any():
                 raise ValueError(
                     "update needs costs=(n,) or (n, n_resources) when a costly action was played"
                 )
@@ -470,12 +565,12 @@ class KnapsackBandit(Policy):
             C = C[:, None]
         if C.shape != (n, m):
             raise ValueError(f"costs must have shape ({n},) or ({n}, {m}); got {C.shape}")
-        bound = self._cost_bound[actions]
         # one pass for the three checks (NaN fails ``C >= 0``); diagnose only on failure
-        if not np.all((C >= 0) & (C <= bound + 1e-12)):
+        if not ((C >= 0) & (C <= self._cost_bound_tol[actions])).all():
+            bound = self._cost_bound[actions]
             if not np.all(np.isfinite(C)) or np.any(C < 0):
                 raise ValueError("costs must be finite and >= 0")
-            if np.any(C[~costly] != 0):
+            if np.any(C[actions == self.free_action] != 0):
                 raise ValueError(f"costs of the free action {self.free_action} must be 0")
             i, j = np.argwhere(C > bound + 1e-12)[0]
             raise ValueError(
@@ -517,41 +612,105 @@ class KnapsackBandit(Policy):
         if self.Z_ is not None:
             if self.dual_uses_estimate:
                 last = self._last
-                if last is not None and last[0].shape == X.shape and np.array_equal(last[0], X):
+                if last is not None and last[0].shape == X.shape and (last[0] == X).all():
                     c_all = last[1]
                 else:
                     c_all = self.cost_lcb(X)
                 est = c_all[np.arange(X.shape[0]), actions]
             else:
                 est = C
-            gains = np.zeros((est.shape[0], self.n_resources + 1))
-            gains[:, :-1] = est * self._scale - self._rate_min
-            for g in np.exp(self.eta_ * gains):
-                w = self.dual_ * g
+            # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1)
+            for g in np.exp(self.eta_ * (est * self._scale - self._rate_min)):
+                w = self.dual_.copy()
+                w[:-1] *= g
                 self.dual_ = w / w.sum()
         self._last = None
+        if full_rewards is not None and self._joint:
+            # every action's reward is now seen on rows where its costs are not
+            self._unshare()
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
-        if len(self._reward_groups) == 1:
-            self._reward_groups[0][2].partial_fit(feats, y, ids)
-        for _, acts, bank in self._reward_groups if len(self._reward_groups) > 1 else ():
-            local = np.full(self.n_actions, -1, dtype=np.int64)
-            local[acts] = np.arange(acts.size)
-            keep = local[ids] >= 0
-            bank.partial_fit(feats[keep], y[keep], local[ids[keep]])
+        for (_, acts, bank), local in zip(self._reward_groups, self._reward_local, strict=True):
+            if acts.size == self.n_actions:
+                bank.partial_fit(feats, y, ids)
+                continue
+            if ids.shape[0] == 1:
+                if local[ids[0]] >= 0:
+                    bank.partial_fit(feats, y, local[ids])
+                continue
+            mids = local[ids]
+            keep = mids >= 0
+            if keep.all():
+                bank.partial_fit(feats, y, mids)
+            elif keep.any():
+                bank.partial_fit(feats[keep], y[keep], mids[keep])
+        free = self.free_action
+        if self._joint and self._joint_pos[free] >= 0:
+            # the free action's reward rows (costs 0); the costly actions' rows come below
+            rows = ids == free
+            k = int(rows.sum()) if ids.shape[0] > 1 else int(rows[0])
+            if k:
+                targets = np.zeros((k, 1 + self._joint_res.size))
+                targets[:, 0] = y[rows]
+                pos = np.full(k, self._joint_pos[free])
+                self._joint_bank.partial_fit(
+                    feats[rows] if k < ids.shape[0] else feats, targets, pos
+                )
         if costly.any() if costly.shape[0] > 1 else costly[0]:
-            Xc, Cc, rank = X[costly], C[costly], self._costly_rank[actions[costly]]
-            for _, res, bank in self._cost_groups:
+            if costly.shape[0] == 1:
+                Xc, Cc, Ac = X, C, actions
+            else:
+                Xc, Cc, Ac = X[costly], C[costly], actions[costly]
+            rank = self._costly_rank[Ac]
+            if self._joint:  # reward and consumption of the played action, one row
+                assert rewards is not None
+                r_c = rewards if costly.shape[0] == 1 else rewards[costly]
+                res = self._joint_res
+                targets = np.empty((Xc.shape[0], 1 + res.size))
+                targets[:, 0] = r_c
+                targets[:, 1:] = Cc if res.size == self.n_resources else Cc[:, res]
+                self._joint_bank.partial_fit(Xc, targets, self._joint_pos[Ac])
+            for _, res, bank, multi in self._cost_groups:
                 q = res.size
-                feats_c = np.repeat(Xc, q, axis=0)
-                targets = Cc[:, res].reshape(-1)
-                mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
-                bank.partial_fit(feats_c, targets, mids)
+                targets = Cc if q == self.n_resources else Cc[:, res]
+                if multi:
+                    bank.partial_fit(Xc, targets, rank)
+                else:
+                    feats_c = np.repeat(Xc, q, axis=0)
+                    mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
+                    bank.partial_fit(feats_c, targets.reshape(-1), mids)
+
+    def _unshare(self) -> None:
+        """Leave the joint layout, keeping every estimate: the identity reward models start
+        from target 0 of the joint ridge, the identity cost models from the costly actions'
+        models with targets ``1..`` (same design: same rows so far); other models are kept."""
+        assert self._joint_bank is not None
+        joint = self._joint_bank.get_state()
+        jc = self._joint_costly
+        old_rewards = {link: bank for link, _, bank in self._reward_groups}
+        old_costs = {link: bank for link, _, bank, _ in self._cost_groups}
+        self._build_models(joint=False)
+        for i, (link, acts, bank) in enumerate(self._reward_groups):
+            if link == "identity":  # the same actions as the joint ridge, in the same order
+                bank.set_state(
+                    {**joint, "b": joint["b"][:, :, 0], "theta": joint["theta"][:, :, 0]}
+                )
+            else:
+                self._reward_groups[i] = (link, acts, old_rewards[link])
+        for i, (link, res, bank, multi) in enumerate(self._cost_groups):
+            if link == "identity":  # multi: one ridge per costly action
+                state = {key: np.asarray(v)[jc] for key, v in joint.items()}
+                state["b"] = state["b"][:, :, 1:]
+                state["theta"] = state["theta"][:, :, 1:]
+                bank.set_state(state)
+            else:
+                self._cost_groups[i] = (link, res, old_costs[link], multi)
 
     # ------------------------------------------------------------------ persistence
     def _get_learned_state(self) -> dict[str, Any]:
         return {
+            "joint": None if self._joint_bank is None else self._joint_bank.get_state(),
             "reward": {link: bank.get_state() for link, _, bank in self._reward_groups},
-            "cost": {link: bank.get_state() for link, _, bank in self._cost_groups},
+            "cost": {link: bank.get_state() for link, _, bank, _ in self._cost_groups},
             "spent": self.spent_,
             "reserved": self.reserved_,
             "dual": self.dual_,
@@ -561,9 +720,18 @@ class KnapsackBandit(Policy):
         }
 
     def _set_learned_state(self, state: dict[str, Any]) -> None:
+        joint = state["joint"] is not None
+        if joint != self._joint:
+            if joint and not self._can_share_reward():
+                raise ValueError(
+                    "the saved state has a joint reward/cost model these parameters cannot"
+                )
+            self._build_models(joint=joint)
+        if self._joint_bank is not None:
+            self._joint_bank.set_state(state["joint"])
         for link, _, bank in self._reward_groups:
             bank.set_state(state["reward"][link])
-        for link, _, bank in self._cost_groups:
+        for link, _, bank, _ in self._cost_groups:
             bank.set_state(state["cost"][link])
         self.spent_ = np.array(state["spent"], dtype=float)
         self.reserved_ = np.array(state["reserved"], dtype=float)
