@@ -12,6 +12,7 @@ layout_cases = [
     pytest.param(cls, check, layout, id=f"{name}-{check.__name__[6:]}-{layout}")
     for name, cls in POLICIES.items()
     for check in checks.LAYOUT_CHECKS
+    if checks.applies(check, cls)
     for layout in checks.LAYOUTS
 ]
 class_cases = [
