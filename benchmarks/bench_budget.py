@@ -4,8 +4,13 @@ Run ``python benchmarks/bench_budget.py [--rounds N] [--repeats R]``. One round 
 ``decide`` on one context plus ``update`` with its outcome (and cost). Rows:
 
 * ``LinUCB K=2`` and ``LinUCB K=10`` (d = 20): the foundation's policy, the reference;
-* ``Deferral`` (linear, d = 20, full feedback): two reward models and one cost model;
-* ``KnapsackBandit`` (K = 10, 3 resources, d = 20): 10 reward and 27 cost models.
+* ``Deferral`` (linear, d = 20, full feedback): one two-target ridge per arm (the model
+  arm's reward; the human's reward and cost, observed on the same rows);
+* ``KnapsackBandit`` (K = 10, 3 resources, d = 20, bandit feedback): one ridge design per
+  action, its reward and 3 costs as targets (10 designs instead of 37 single-target models);
+* ``... per-target models``: the same policies with one single-target ridge per (action,
+  target) (``_multi_target_models = False``, the reference layout), to show what sharing the
+  designs saves.
 
 The first ``--skip`` rounds (the Z warm-up and model start-up) are left out of the timings;
 the budget is large enough never to bind. Policies are timed in turn within each repeat and
@@ -24,6 +29,14 @@ from scarce.budget import Deferral, KnapsackBandit
 from scarce.policies import LinUCB
 
 D = 20
+
+
+class PerTargetDeferral(Deferral):
+    _multi_target_models = False
+
+
+class PerTargetKnapsack(KnapsackBandit):
+    _multi_target_models = False
 
 
 def _time_rounds(
@@ -62,37 +75,39 @@ def main() -> None:
     args = parser.parse_args()
     T = args.rounds
     big = 10.0 * T
+
+    def deferral(cls: type[Deferral]) -> Callable[[], object]:
+        return lambda: cls(n_features=D, budget=big, horizon=T, warmup_rounds=100, seed=0)
+
+    def knapsack(cls: type[KnapsackBandit]) -> Callable[[], object]:
+        return lambda: cls(
+            n_actions=10,
+            n_features=D,
+            budget=[big] * 3,
+            horizon=T,
+            n_resources=3,
+            warmup_rounds=100,
+            seed=0,
+        )
+
+    # name: (factory, K, m); the reference LinUCB row has the same K
     cases = {
         "LinUCB K=2": (lambda: LinUCB(n_actions=2, n_features=D, seed=0), 2, 1),
         "LinUCB K=10": (lambda: LinUCB(n_actions=10, n_features=D, seed=0), 10, 1),
-        "Deferral (linear)": (
-            lambda: Deferral(n_features=D, budget=big, horizon=T, warmup_rounds=100, seed=0),
-            2,
-            1,
-        ),
-        "KnapsackBandit K=10 m=3": (
-            lambda: KnapsackBandit(
-                n_actions=10,
-                n_features=D,
-                budget=[big] * 3,
-                horizon=T,
-                n_resources=3,
-                warmup_rounds=100,
-                seed=0,
-            ),
-            10,
-            3,
-        ),
+        "Deferral (linear)": (deferral(Deferral), 2, 1),
+        "Deferral, per-target models": (deferral(PerTargetDeferral), 2, 1),
+        "KnapsackBandit K=10 m=3": (knapsack(KnapsackBandit), 10, 3),
+        "Knapsack, per-target models": (knapsack(PerTargetKnapsack), 10, 3),
     }
     times: dict[str, list[float]] = {name: [] for name in cases}
     for rep in range(args.repeats):
         for name, (make, K, m) in cases.items():
             times[name].append(_time_rounds(make, K, m, T, args.skip, rep))
     results = {name: float(np.min(v)) for name, v in times.items()}
-    print(f"{'policy':<26} {'us/round':>10} {'x LinUCB (same K)':>18}")
+    print(f"{'policy':<30} {'us/round':>10} {'x LinUCB (same K)':>18}")
     for name, us in results.items():
-        ref = results["LinUCB K=10"] if "K=10" in name else results["LinUCB K=2"]
-        print(f"{name:<26} {us:>10.1f} {us / ref:>18.2f}")
+        ref = results[f"LinUCB K={cases[name][1]}"]
+        print(f"{name:<30} {us:>10.1f} {us / ref:>18.2f}")
 
 
 if __name__ == "__main__":

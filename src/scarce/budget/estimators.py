@@ -8,6 +8,7 @@ pessimistic (lower) confidence bounds ``mu(x^T theta_hat +- beta ||x||_{V^{-1}})
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +28,7 @@ def glm_radius(t: int, dim: int, *, sigma: float, kappa: float, delta: float) ->
     return (
         sigma
         / kappa
-        * float(np.sqrt(0.5 * dim * np.log1p(2.0 * max(t, 1) / dim) + np.log(1.0 / delta)))
+        * math.sqrt(0.5 * dim * math.log1p(2.0 * max(t, 1) / dim) + math.log(1.0 / delta))
     )
 
 
@@ -66,11 +67,11 @@ class LinearBank:
         """Linear predictor ``x^T theta`` (``(n, M)``, or ``(n, M, T)`` with targets) and the
         width ``beta ||x||_{V^-1}`` ``(n, M)``, one per design (shared by its targets)."""
         if self.link == "identity":
-            mean, var = self.model.predict(X)
+            mean, var = self.model.predict(X)  # variance already clipped at 0
         else:
             mean = predict_mean(X, self.model.theta)
-            var = predict_variance(X, self.model.design_cov)
-        return mean, beta * np.sqrt(np.maximum(var, 0.0))
+            var = np.maximum(predict_variance(X, self.model.design_cov), 0.0)
+        return mean, beta * np.sqrt(var)
 
     def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
         """``(n, M)`` (``(n, M, T)`` with targets) ``mu(x^T theta +- beta ||x||_{V^-1})``

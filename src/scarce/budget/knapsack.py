@@ -600,10 +600,12 @@ class KnapsackBandit(Policy):
                 f"{type(self).__name__}.update needs actions (and costs) to track the budget"
             )
         C = self._check_costs(extra.get("costs"), actions)
-        costly = actions != self.free_action
+        n, free = actions.shape[0], self.free_action
+        one = n == 1  # the online case: scalar bookkeeping instead of masks
+        a0 = int(actions[0]) if one else -1
         # release the reservations of these decisions and book what they really consumed
-        if actions.shape[0] == 1:
-            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions[0]], 0.0)
+        if one:
+            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[a0], 0.0)
             self.spent_ += C[0]
         else:
             self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
@@ -616,7 +618,7 @@ class KnapsackBandit(Policy):
                     c_all = last[1]
                 else:
                     c_all = self.cost_lcb(X)
-                est = c_all[np.arange(X.shape[0]), actions]
+                est = c_all[0, a0][None] if one else c_all[np.arange(n), actions]
             else:
                 est = C
             # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1)
@@ -643,41 +645,46 @@ class KnapsackBandit(Policy):
                 bank.partial_fit(feats, y, mids)
             elif keep.any():
                 bank.partial_fit(feats[keep], y[keep], mids[keep])
-        free = self.free_action
         if self._joint and self._joint_pos[free] >= 0:
             # the free action's reward rows (costs 0); the costly actions' rows come below
-            rows = ids == free
-            k = int(rows.sum()) if ids.shape[0] > 1 else int(rows[0])
-            if k:
-                targets = np.zeros((k, 1 + self._joint_res.size))
-                targets[:, 0] = y[rows]
-                pos = np.full(k, self._joint_pos[free])
-                self._joint_bank.partial_fit(
-                    feats[rows] if k < ids.shape[0] else feats, targets, pos
-                )
-        if costly.any() if costly.shape[0] > 1 else costly[0]:
-            if costly.shape[0] == 1:
-                Xc, Cc, Ac = X, C, actions
+            if ids.shape[0] == 1:
+                rows = slice(None) if ids[0] == free else slice(0)
             else:
-                Xc, Cc, Ac = X[costly], C[costly], actions[costly]
+                rows = np.flatnonzero(ids == free)
+            fx = feats[rows]
+            if fx.shape[0]:
+                targets = np.zeros((fx.shape[0], 1 + self._joint_res.size))
+                targets[:, 0] = y[rows]
+                pos = self._joint_pos[np.full(fx.shape[0], free)]
+                self._joint_bank.partial_fit(fx, targets, pos)
+        if one:
+            if a0 == free:
+                return
+            Xc, Cc, Ac, r_c = X, C, actions, rewards
+        else:
+            costly = actions != free
+            if not costly.any():
+                return
+            Xc, Cc, Ac = X[costly], C[costly], actions[costly]
+            r_c = None if rewards is None else rewards[costly]
+        if self._joint:  # reward and consumption of the played action, one row
+            assert r_c is not None
+            res = self._joint_res
+            targets = np.empty((Xc.shape[0], 1 + res.size))
+            targets[:, 0] = r_c
+            targets[:, 1:] = Cc if res.size == self.n_resources else Cc[:, res]
+            self._joint_bank.partial_fit(Xc, targets, self._joint_pos[Ac])
+        if self._cost_groups:
             rank = self._costly_rank[Ac]
-            if self._joint:  # reward and consumption of the played action, one row
-                assert rewards is not None
-                r_c = rewards if costly.shape[0] == 1 else rewards[costly]
-                res = self._joint_res
-                targets = np.empty((Xc.shape[0], 1 + res.size))
-                targets[:, 0] = r_c
-                targets[:, 1:] = Cc if res.size == self.n_resources else Cc[:, res]
-                self._joint_bank.partial_fit(Xc, targets, self._joint_pos[Ac])
-            for _, res, bank, multi in self._cost_groups:
-                q = res.size
-                targets = Cc if q == self.n_resources else Cc[:, res]
-                if multi:
-                    bank.partial_fit(Xc, targets, rank)
-                else:
-                    feats_c = np.repeat(Xc, q, axis=0)
-                    mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
-                    bank.partial_fit(feats_c, targets.reshape(-1), mids)
+        for _, res, bank, multi in self._cost_groups:
+            q = res.size
+            targets = Cc if q == self.n_resources else Cc[:, res]
+            if multi:
+                bank.partial_fit(Xc, targets, rank)
+            else:
+                feats_c = np.repeat(Xc, q, axis=0)
+                mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
+                bank.partial_fit(feats_c, targets.reshape(-1), mids)
 
     def _unshare(self) -> None:
         """Leave the joint layout, keeping every estimate: the identity reward models start
