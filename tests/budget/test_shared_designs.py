@@ -189,3 +189,31 @@ def test_joint_layout_save_load_round_trip(tmp_path, unshare):
             p.update(x, a, R[t, a], costs=c)
     np.testing.assert_array_equal(back.reward_ucb(X[:5]), pol.reward_ucb(X[:5]))
     np.testing.assert_array_equal(back.cost_lcb(X[:5]), pol.cost_lcb(X[:5]))
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("estimate", [True, False])
+def test_dual_step_is_multiplicative_weights_on_the_chosen_cost_estimates(batch, estimate):
+    K, m, d, T = 3, 3, 3, 100
+    X, R, C = _stream(6, T, K, m, d)
+    pol = KnapsackBandit(
+        n_actions=K, n_features=d, budget=[20.0, 40.0, 60.0], horizon=T, n_resources=m,
+        free_action=0, z_method="fixed", Z=0.5, dual_uses_estimate=estimate, seed=0,
+    )  # fmt: skip
+    for t in range(0, 60, batch):
+        x = X[t : t + batch]
+        a = pol.decide(x).actions
+        est = pol.cost_lcb(x)[np.arange(x.shape[0]), a]  # the decision-time estimates
+        costs = C[t : t + batch][np.arange(x.shape[0]), a]
+        costs[a == 0] = 0.0
+        if not estimate:  # the realised consumption
+            est = costs
+        w = pol.dual_.copy()
+        rates = np.array([20.0, 40.0, 60.0]) / T
+        for e in est:
+            gains = np.append(e * rates.min() / rates - rates.min(), 0.0)
+            w = w * np.exp(pol.eta_ * gains)
+            w /= w.sum()
+        pol.update(x, a, R[t : t + batch][np.arange(x.shape[0]), a], costs=costs)
+        np.testing.assert_allclose(pol.dual_, w, rtol=1e-12)
+    assert not np.allclose(pol.dual_, 1 / (m + 1))  # the prices moved

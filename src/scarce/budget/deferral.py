@@ -137,7 +137,7 @@ class Deferral(KnapsackBandit):
         if mr.shape[0] != n:
             raise ValueError(f"model_rewards must have shape ({n},); got {mr.shape}")
         lo, hi = self.reward_range
-        if not ((mr >= lo) & (mr <= hi)).all():  # NaN fails too
+        if not (lo <= mr[0] <= hi if n == 1 else ((mr >= lo) & (mr <= hi)).all()):  # NaN fails
             raise ValueError(f"model_rewards must be finite and in [{lo}, {hi}]")
         if n == 1:  # the common online case, without the general concatenations
             if actions[0] == HUMAN:

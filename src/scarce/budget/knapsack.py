@@ -308,6 +308,7 @@ class KnapsackBandit(Policy):
             self._joint_pos = np.full(K, -1, dtype=np.int64)
             self._joint_pos[acts] = np.arange(acts.size)
             self._joint_costly = self._joint_pos[self._costly]  # every costly action is in
+            self._joint_free_pos = self._joint_pos[[self.free_action]]
             self._joint_all = acts.size == K and res.size == m
             self._joint_bank = self._make_bank(acts.size, "identity", seeds[acts], 1 + res.size)
 
@@ -566,7 +567,8 @@ class KnapsackBandit(Policy):
         if C.shape != (n, m):
             raise ValueError(f"costs must have shape ({n},) or ({n}, {m}); got {C.shape}")
         # one pass for the three checks (NaN fails ``C >= 0``); diagnose only on failure
-        if not ((C >= 0) & (C <= self._cost_bound_tol[actions])).all():
+        bound_tol = self._cost_bound_tol[actions[0]] if n == 1 else self._cost_bound_tol[actions]
+        if not ((C >= 0) & (C <= bound_tol)).all():
             bound = self._cost_bound[actions]
             if not np.all(np.isfinite(C)) or np.any(C < 0):
                 raise ValueError("costs must be finite and >= 0")
@@ -618,11 +620,13 @@ class KnapsackBandit(Policy):
                     c_all = last[1]
                 else:
                     c_all = self.cost_lcb(X)
-                est = c_all[0, a0][None] if one else c_all[np.arange(n), actions]
+                est = c_all[0, a0] if one else c_all[np.arange(n), actions]
             else:
-                est = C
-            # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1)
-            for g in np.exp(self.eta_ * (est * self._scale - self._rate_min)):
+                est = C[0] if one else C
+            # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1);
+            # est is (m,) for one case, (n, m) otherwise
+            factors = np.exp(self.eta_ * (est * self._scale - self._rate_min))
+            for g in (factors,) if one else factors:
                 w = self.dual_.copy()
                 w[:-1] *= g
                 self.dual_ = w / w.sum()
@@ -648,7 +652,11 @@ class KnapsackBandit(Policy):
         if self._joint and self._joint_pos[free] >= 0:
             # the free action's reward rows (costs 0); the costly actions' rows come below
             if ids.shape[0] == 1:
-                rows = slice(None) if ids[0] == free else slice(0)
+                if ids[0] == free:
+                    targets = np.zeros((1, 1 + self._joint_res.size))
+                    targets[0, 0] = y[0]
+                    self._joint_bank.partial_fit(feats, targets, self._joint_free_pos)
+                rows = slice(0)
             else:
                 rows = np.flatnonzero(ids == free)
             fx = feats[rows]
