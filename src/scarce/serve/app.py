@@ -7,10 +7,12 @@ Nothing received is executed or unpickled: requests are JSON, snapshots are JSON
 with ``allow_pickle=False``.
 """
 
+import json
 import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, HTTPException, Request, Security, status
@@ -18,7 +20,15 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+)
+from starlette.concurrency import run_in_threadpool
 
 from scarce.serve.auth import KeyVerifier
 from scarce.serve.config import ServiceConfig
@@ -135,20 +145,49 @@ def _validation_items(errors: Sequence[Any]) -> list[tuple[str, str]]:
     return items
 
 
-def _error(status_code: int, items: list[tuple[str, str]]) -> JSONResponse:
+def _error_content(items: list[tuple[str, str]]) -> dict[str, Any]:
     detail = "; ".join(f"{f}: {m}" for f, m in items)
-    return JSONResponse(
-        status_code=status_code,
-        content={"detail": detail, "errors": [{"field": f, "message": m} for f, m in items]},
-    )
+    return {"detail": detail, "errors": [{"field": f, "message": m} for f, m in items]}
+
+
+def _error(status_code: int, items: list[tuple[str, str]]) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content=_error_content(items))
+
+
+def _service_error(exc: Exception) -> tuple[int, list[tuple[str, str]]]:
+    """Status and error items of the service's exceptions (one mapping for every path)."""
+    if isinstance(exc, RequestError):
+        return 422, [(exc.field, exc.message)]
+    if isinstance(exc, UnknownEventError):
+        return 404, [("event_id", f"no decision was logged under {exc.args[0]!r}")]
+    if isinstance(exc, BudgetExhaustedError):
+        return 409, [("budget", str(exc))]
+    if isinstance(exc, EventConflictError):
+        return 409, [("event_id", str(exc))]
+    raise TypeError(f"not a service error: {exc!r}")
+
+
+def _dumps(content: Any) -> bytes:
+    # the encoding JSONResponse uses
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
+FastPath = Callable[[Scope, bytes], Awaitable["tuple[int, bytes] | None"]]
 
 
 class BodyLimitMiddleware:
-    """Reject request bodies over ``max_bytes`` with 413 (declared or streamed length)."""
+    """Reject request bodies over ``max_bytes`` with 413 (declared or streamed length).
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    ``fast``: an optional handler given the scope and the whole body before routing; it returns
+    ``(status, JSON bytes)`` to answer directly, or None to hand the request to the app.
+    """
+
+    def __init__(self, app: Any, max_bytes: int, fast: FastPath | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.fast = fast
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -178,6 +217,22 @@ class BodyLimitMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
+        if self.fast is not None:
+            answer = await self.fast(scope, body)
+            if answer is not None:
+                status_code, content = answer
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status_code,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(content)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": content})
+                return
         sent = False
 
         async def replay() -> Message:
@@ -328,7 +383,6 @@ def create_app(
         lifespan=lifespan,
         responses=_ERRORS,
     )
-    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes)
     header = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key")
 
     # async: a hash and a comparison, cheaper on the event loop than a threadpool hop
@@ -343,6 +397,52 @@ def create_app(
     auth = [Depends(require_key)]
 
     DecisionRequest, RewardRequest = request_models(cfg)
+    validate_decision = DecisionRequest.model_validate_json
+    # SQLite reads are local and short: the event loop awaits the group commit itself instead
+    # of parking a worker thread on it; PostgreSQL round trips stay off the event loop
+    inline = service.store.dialect == "sqlite" and service.store.group_commit
+
+    async def fast_decision(scope: Scope, body: bytes) -> tuple[int, bytes] | None:
+        """``POST /v1/decisions`` without the router: the same key check, the same request
+        model (validated from the JSON bytes) and the same service call and error mapping.
+        Anything else (another route, a missing or wrong key, a body that does not validate,
+        a non-JSON content type) returns None and takes the full FastAPI path, which produces
+        the canonical 401/422 answers; so this path only answers requests that the route
+        would accept too."""
+        if scope["path"] != "/v1/decisions" or scope["method"] != "POST":
+            return None
+        key = content_type = None
+        for name, value in scope["headers"]:
+            if name == b"x-api-key" and key is None:
+                key = value.decode("latin-1")
+            elif name == b"content-type" and content_type is None:
+                content_type = value
+        if content_type is None or content_type.split(b";")[0].strip() != b"application/json":
+            return None
+        if keys is not None and not keys.verify(key):
+            return None
+        try:
+            req = validate_decision(body)
+        except ValidationError:
+            return None
+        context = getattr(req, "context", None)
+        kwargs = {
+            "action_features": getattr(req, "action_features", None),
+            "eligible": req.eligible,
+            "group": req.group,
+            "event_id": req.event_id,
+        }
+        try:
+            if inline:
+                r = await service.decide_async(context, **kwargs)
+            else:
+                r = await run_in_threadpool(partial(service.decide, context, **kwargs))
+        except (RequestError, BudgetExhaustedError, EventConflictError) as exc:
+            code, items = _service_error(exc)
+            return code, _dumps(_error_content(items))
+        return 200, _dumps(r.to_dict())
+
+    app.add_middleware(BodyLimitMiddleware, max_bytes=cfg.max_body_bytes, fast=fast_decision)
 
     class DecisionBatchRequest(_Strict):
         requests: list[DecisionRequest] = Field(  # type: ignore[valid-type]
@@ -357,21 +457,11 @@ def create_app(
         items = _validation_items(exc.errors())
         return _error(422, items or [("body", "invalid request")])
 
-    @app.exception_handler(RequestError)
-    async def _request_error(request: Request, exc: RequestError) -> JSONResponse:
-        return _error(422, [(exc.field, exc.message)])
+    async def _service_failure(request: Request, exc: Exception) -> JSONResponse:
+        return _error(*_service_error(exc))
 
-    @app.exception_handler(UnknownEventError)
-    async def _unknown(request: Request, exc: UnknownEventError) -> JSONResponse:
-        return _error(404, [("event_id", f"no decision was logged under {exc.args[0]!r}")])
-
-    @app.exception_handler(BudgetExhaustedError)
-    async def _budget(request: Request, exc: BudgetExhaustedError) -> JSONResponse:
-        return _error(409, [("budget", str(exc))])
-
-    @app.exception_handler(EventConflictError)
-    async def _conflict(request: Request, exc: EventConflictError) -> JSONResponse:
-        return _error(409, [("event_id", str(exc))])
+    for error in (RequestError, UnknownEventError, BudgetExhaustedError, EventConflictError):
+        app.add_exception_handler(error, _service_failure)
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:

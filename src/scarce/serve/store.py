@@ -335,15 +335,32 @@ class EventStore:
         if not self.group_commit:
             with self.transaction() as tx:
                 return self._insert_one(tx, rec, charges)
-        with self._writer_lock:
-            if self._writer is None or not self._writer.is_alive():
-                self._writer = threading.Thread(
-                    target=self._write_loop, name="scarce-group-commit", daemon=True
-                )
-                self._writer.start()
+        return self.submit_decision(rec, charges).result()
+
+    def submit_decision(
+        self, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
+    ) -> Future[str]:
+        """Queue a decision for the group-commit writer; the future's result is what
+        :meth:`insert_decision` returns, set only after the batch's commit (without
+        ``group_commit`` the insert is committed here and the future is already done)."""
         done: Future[str] = Future()
+        if not self.group_commit:
+            try:
+                with self.transaction() as tx:
+                    done.set_result(self._insert_one(tx, rec, charges))
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller via the future
+                done.set_exception(exc)
+            return done
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            with self._writer_lock:
+                if self._writer is None or not self._writer.is_alive():
+                    self._writer = threading.Thread(
+                        target=self._write_loop, name="scarce-group-commit", daemon=True
+                    )
+                    self._writer.start()
         self._queue.put((rec, charges, done))
-        return done.result()
+        return done
 
     def _insert_one(
         self, tx: _Tx, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
