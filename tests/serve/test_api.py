@@ -365,3 +365,80 @@ def test_health_reports_an_unreachable_store(client, monkeypatch):
     monkeypatch.setattr(svc.store, "query", broken)
     r = c.get("/v1/health")
     assert r.status_code == 503 and r.json()["errors"][0]["field"] == "store"
+
+
+# ---------------------------------------------------------------------- fast path
+FAST_PATH_REQUESTS = [
+    {"context": [1.0, 0.0], "event_id": "a"},
+    {"context": [0.5, -2.0], "event_id": "b", "group": "north"},
+    {"context": [0.5, -2.0], "event_id": "c", "group": "north"},  # north's quota is spent
+    {"context": [0.2, 0.3], "event_id": "d", "eligible": [1, 2]},
+    {"context": [1.0, 0.0], "event_id": "a"},  # a retry: the logged decision
+    {"context": [9.0, 0.0], "event_id": "a"},  # a reuse: 409
+    {"context": [0.2, 0.3], "event_id": "e", "eligible": [1, 1]},  # repeats: service's 422
+    {"context": [0.2, 0.3], "event_id": "f", "eligible": [5]},  # unknown action: model's 422
+    {"context": [0.2, 0.3, 0.4], "event_id": "g"},  # wrong dimension
+    {"context": [0.1, 0.1]},  # a generated event id
+    {"context": [0.1, 0.1], "event_id": "h"},
+    {"context": [0.1, 0.1], "event_id": "i"},  # the budget is spent: 409
+]
+
+
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_fast_path_answers_as_the_routed_path(tmp_path, clock, monkeypatch, group_commit):
+    """The same requests, once with ``Content-Type: application/json`` (answered before the
+    router) and once as ``application/vnd.test+json`` (FastAPI's route parses it): identical
+    statuses and bodies, and the fast path really served the first run."""
+    overrides = {
+        "type": "LinTS",
+        "budgets": {"beds": {"total": 5.0, "costs": [1.0, 1.0, 1.0]}},
+        "quotas": {"beds": {"north": 1.0}},
+    }
+    apps, calls = [], {"decide": 0, "decide_async": 0}
+    for name in ("fast", "routed"):
+        store = EventStore(tmp_path / f"{name}.db", group_commit=group_commit)
+        svc = DecisionService(make_config(**overrides), store, clock=clock)
+        apps.append((TestClient(create_app(svc, keys=KeyVerifier([hash_key(KEY)]))), svc))
+    for method in calls:
+        original = getattr(DecisionService, method)
+
+        def counted(self, *args, _original=original, _name=method, **kwargs):
+            calls[_name] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(DecisionService, method, counted)
+    (fast, fast_svc), (routed, routed_svc) = apps
+    answers = {}
+    for name, c, content_type in (
+        ("fast", fast, {"Content-Type": "application/json"}),
+        ("routed", routed, {"Content-Type": "application/vnd.test+json"}),
+    ):
+        before = dict(calls)
+        answers[name] = []
+        for body in FAST_PATH_REQUESTS:
+            r = c.post("/v1/decisions", content=json.dumps(body), headers={**H, **content_type})
+            out = r.json()
+            if "event_id" not in body and r.status_code == 200:
+                # a fresh random id, hence its own random stream: compare the rest
+                assert len(out.pop("event_id")) == 32
+                assert out.pop("probability") == out["probabilities"][out.pop("action")]
+            answers[name].append((r.status_code, out))
+        used = {k: calls[k] - before[k] for k in calls}
+        if name == "fast" and group_commit:  # awaited on the event loop
+            assert used["decide_async"] == 10 and used["decide"] == 0
+        elif name == "fast":  # PostgreSQL-like: the blocking call in a worker thread
+            assert used["decide_async"] == 0 and used["decide"] == 10
+        else:  # the route: the model rejects the unknown action and the wrong dimension
+            assert used["decide_async"] == 0 and used["decide"] == 10
+    assert answers["fast"] == answers["routed"]
+    statuses = [s for s, _ in answers["fast"]]
+    assert statuses == [200, 200, 409, 200, 200, 409, 422, 422, 422, 200, 200, 409]
+    assert answers["fast"][4] == answers["fast"][0]
+    fields = [out["errors"][0]["field"] for s, out in answers["fast"] if s == 422]
+    assert fields == ["eligible", "eligible[0]", "context"]
+    # a bad key on the fast path is refused by the route's check
+    r = fast.post("/v1/decisions", json={"context": [1.0, 0.0]}, headers={"X-API-Key": "no"})
+    assert r.status_code == 401
+    assert fast_svc.store.counts() == routed_svc.store.counts()
+    for _, svc in apps:
+        svc.store.close()

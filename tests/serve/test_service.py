@@ -552,3 +552,47 @@ def test_export_reads_as_ope_logged_data(make_service, tmp_path, features):
     np.testing.assert_array_equal(
         logged.contexts.reshape(8, -1)[0], np.ravel(json.loads(rows[0][1]))
     )
+
+
+def test_decide_async_equals_decide(tmp_path, clock):
+    """The event-loop variant runs the same steps: same decisions, log and budgets."""
+    import asyncio
+
+    overrides = {
+        "type": "LinTS",
+        "budgets": {"beds": {"total": 4.0, "costs": [0.0, 1.0, 1.0]}},
+        "quotas": {"beds": {"g": 1.0}},
+    }
+    a = DecisionService(make_config(**overrides), EventStore(tmp_path / "a.db"), clock=clock)
+    b = DecisionService(make_config(**overrides), EventStore(tmp_path / "b.db"), clock=clock)
+    X = _contexts(30)
+
+    async def run_async() -> list:
+        out = []
+        for i, x in enumerate(X):
+            try:
+                out.append(await a.decide_async(x.tolist(), event_id=f"e{i % 25}", group="g"))
+            except (BudgetExhaustedError, EventConflictError) as exc:
+                out.append(type(exc))
+        return out
+
+    got = asyncio.run(run_async())
+    want = []
+    for i, x in enumerate(X):
+        try:
+            want.append(b.decide(x.tolist(), event_id=f"e{i % 25}", group="g"))
+        except (BudgetExhaustedError, EventConflictError) as exc:
+            want.append(type(exc))
+    assert got == want
+    assert EventConflictError in got and any(not isinstance(r, type) for r in got)
+    assert a.store.budget_rows() == b.store.budget_rows()
+    assert a.store.counts() == b.store.counts()
+    a.store.close()
+    b.store.close()
+
+
+def test_generated_event_ids_are_unique_hex(make_service):
+    svc = make_service()
+    ids = [svc.decide([0.1, 0.2]).event_id for _ in range(300)]
+    assert len(set(ids)) == 300
+    assert all(len(e) == 32 and int(e, 16) >= 0 for e in ids)
