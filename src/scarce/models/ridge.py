@@ -116,10 +116,8 @@ class RidgeRegression:
             return linear.predict(X, self.theta, self.A_inv)
         var = np.maximum(linear.predict_variance(X, self.A_inv), 0.0)
         if X.ndim == 2:
-            # the (M, T) targets as M * T rows of one disjoint layout: one GEMM for all
-            M, d, T = self.theta.shape
-            flat = self.theta.transpose(0, 2, 1).reshape(M * T, d)
-            mean = linear.predict_mean(X, flat).reshape(X.shape[0], M, T)
+            # one (n, d) @ (d, T) product per model, as an (n, M, T) view
+            mean = np.matmul(X, self.theta).transpose(1, 0, 2)
         else:
             mean = linear.predict_mean(X, self.theta)  # (n, K, d) @ (d, T)
         return mean, var
