@@ -389,6 +389,7 @@ class DecisionService:
     def _choose(
         self, X: np.ndarray, allowed: np.ndarray, event_id: str
     ) -> tuple[int, list[float], int]:
+        allowed = allowed[None, :]  # the policy's (n, K) mask form: no broadcast per call
         with self._policy_lock:
             policy = self.policy
             with np.errstate(all="ignore"):
@@ -396,7 +397,7 @@ class DecisionService:
                 probs = policy.action_probabilities(X, eligible=allowed)[0]
                 if policy.deterministic:
                     # the rule is the argmax its one-hot distribution reports (ties: lowest id)
-                    action = int(np.argmax(np.where(allowed, probs, -1.0)))
+                    action = int(np.argmax(np.where(allowed[0], probs, -1.0)))
                 else:
                     saved = policy.rng_
                     policy.rng_ = event_generator(self.config.seed, event_id)
@@ -405,7 +406,7 @@ class DecisionService:
                     finally:
                         policy.rng_ = saved
             version = self.watermark
-        probs = np.where(allowed, probs, 0.0)
+        probs = np.where(allowed[0], probs, 0.0)
         # (a Monte-Carlo propensity, per-action Thompson sampling, can be 0 for a rare action:
         # it is logged as the policy reports it)
         if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6:

@@ -365,26 +365,29 @@ class EventStore:
     def _insert_one(
         self, tx: _Tx, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
     ) -> str:
+        insert = (
+            "INSERT INTO decisions (event_id, fingerprint, context, eligible, grp, action, "
+            "probability, probabilities, model_version, charges, ts) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+        )
+        params = (
+            rec.event_id,
+            rec.fingerprint,
+            rec.context,
+            rec.eligible,
+            rec.group,
+            rec.action,
+            rec.probability,
+            rec.probabilities,
+            rec.model_version,
+            rec.charges,
+            rec.ts,
+        )
+        if not charges:  # one statement is atomic by itself: no savepoint needed
+            return "inserted" if tx.execute(insert, params).rowcount == 1 else "exists"
         tx.execute("SAVEPOINT decision")
         try:
-            cur = tx.execute(
-                "INSERT INTO decisions (event_id, fingerprint, context, eligible, grp, action, "
-                "probability, probabilities, model_version, charges, ts) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING",
-                (
-                    rec.event_id,
-                    rec.fingerprint,
-                    rec.context,
-                    rec.eligible,
-                    rec.group,
-                    rec.action,
-                    rec.probability,
-                    rec.probabilities,
-                    rec.model_version,
-                    rec.charges,
-                    rec.ts,
-                ),
-            )
+            cur = tx.execute(insert, params)
             if cur.rowcount == 0:
                 raise _Abort("exists")
             for resource, group, amount in charges:
