@@ -358,8 +358,12 @@ class KnapsackBandit(Policy):
         self._warm_X = np.zeros((self.warmup_rounds_, self.n_features))
         self._n_warm = 0
         self._beta_cache: dict[tuple[int, str, int], float] = {}
-        self._last: tuple[np.ndarray, np.ndarray] | None = None
+        # (shape, bytes) of the last decided contexts and their cost LCBs, for the dual step
+        self._last: tuple[tuple[int, ...], bytes, np.ndarray] | None = None
         self.eta_ = self.eta if self.eta is not None else math.sqrt(math.log(m + 1) / self._T)
+        # eta * gain = est * (eta * scale) - eta * rate_min, folded once
+        self._eta_scale = self.eta_ * self._scale
+        self._eta_rate = self.eta_ * self._rate_min
 
     def _beta(self, link: str, dim: int) -> float:
         t = self.n_updates_ if self.n_updates_ > 1 else 1
@@ -518,7 +522,7 @@ class KnapsackBandit(Policy):
                 self._maybe_estimate_z()
                 scores, est = self._estimates(X)
         # the dual step of the matching update uses these estimates (same state)
-        self._last = (X.copy(), est) if est is not None else None
+        self._last = (X.shape, X.tobytes(), est) if est is not None else None
         shown = scores if eligible is None else np.where(eligible, scores, -np.inf)
         return Decision(actions=actions, probabilities=probs, scores=shown)
 
@@ -616,8 +620,8 @@ class KnapsackBandit(Policy):
         if self.Z_ is not None:
             if self.dual_uses_estimate:
                 last = self._last
-                if last is not None and last[0].shape == X.shape and (last[0] == X).all():
-                    c_all = last[1]
+                if last is not None and last[0] == X.shape and last[1] == X.tobytes():
+                    c_all = last[2]
                 else:
                     c_all = self.cost_lcb(X)
                 est = c_all[0, a0] if one else c_all[np.arange(n), actions]
@@ -625,7 +629,7 @@ class KnapsackBandit(Policy):
                 est = C[0] if one else C
             # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1);
             # est is (m,) for one case, (n, m) otherwise
-            factors = np.exp(self.eta_ * (est * self._scale - self._rate_min))
+            factors = np.exp(est * self._eta_scale - self._eta_rate)
             for g in (factors,) if one else factors:
                 w = self.dual_.copy()
                 w[:-1] *= g
