@@ -212,17 +212,19 @@ class RidgeRegression:
             self._refactor(m)
             return
         Ai, theta, A, b = self.A_inv[m], self.theta[m], self.A[m], self.b[m]
+        # with T targets, yi and the residual are T-vectors and their steps (d, T) outer
+        # products; one target keeps the (cheaper) scalar products
+        outer = self.n_targets is not None
         for x, yi in zip(X, y, strict=True):
             # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
             # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
-            # (with T targets, yi and the residual are T-vectors and the outer products
-            # give (d, T) steps; for one target they are the plain scalar products)
             u = Ai.dot(x)
             gain = u * (sign / (1.0 + sign * x.dot(u)))
-            theta += np.multiply.outer(gain, yi - x.dot(theta))
+            resid = yi - x.dot(theta)
+            theta += np.multiply.outer(gain, resid) if outer else gain * resid
             Ai -= np.multiply.outer(gain, u)
             A += np.multiply.outer(sign * x, x)
-            b += np.multiply.outer(x, sign * yi)
+            b += np.multiply.outer(x, sign * yi) if outer else (sign * yi) * x
 
     def _refactor(self, m: int) -> None:
         c = cho_factor(self.A[m], lower=True, check_finite=False)
