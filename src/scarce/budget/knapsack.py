@@ -309,6 +309,7 @@ class KnapsackBandit(Policy):
             self._joint_pos[acts] = np.arange(acts.size)
             self._joint_costly = self._joint_pos[self._costly]  # every costly action is in
             self._joint_free_pos = self._joint_pos[[self.free_action]]
+            self._joint_has_free = bool(self._joint_free_pos[0] >= 0)
             self._joint_all = acts.size == K and res.size == m
             self._joint_bank = self._make_bank(acts.size, "identity", seeds[acts], 1 + res.size)
 
@@ -653,21 +654,18 @@ class KnapsackBandit(Policy):
                 bank.partial_fit(feats, y, mids)
             elif keep.any():
                 bank.partial_fit(feats[keep], y[keep], mids[keep])
-        if self._joint and self._joint_pos[free] >= 0:
+        if self._joint and self._joint_has_free:
             # the free action's reward rows (costs 0); the costly actions' rows come below
             if ids.shape[0] == 1:
-                if ids[0] == free:
-                    targets = np.zeros((1, 1 + self._joint_res.size))
-                    targets[0, 0] = y[0]
-                    self._joint_bank.partial_fit(feats, targets, self._joint_free_pos)
-                rows = slice(0)
+                fx = feats if ids[0] == free else None
+                fy = y
             else:
                 rows = np.flatnonzero(ids == free)
-            fx = feats[rows]
-            if fx.shape[0]:
+                fx, fy = (feats[rows], y[rows]) if rows.size else (None, None)
+            if fx is not None:
                 targets = np.zeros((fx.shape[0], 1 + self._joint_res.size))
-                targets[:, 0] = y[rows]
-                pos = self._joint_pos[np.full(fx.shape[0], free)]
+                targets[:, 0] = fy
+                pos = np.repeat(self._joint_free_pos, fx.shape[0])
                 self._joint_bank.partial_fit(fx, targets, pos)
         if one:
             if a0 == free:
