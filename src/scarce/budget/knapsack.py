@@ -517,7 +517,8 @@ class KnapsackBandit(Policy):
                 if ok[self.free_action] and s[self.free_action] >= s[a]:
                     a = self.free_action  # ties go to the free action
             actions[i] = a
-            self.reserved_ += self._cost_bound[a]
+            if a != self.free_action:  # the free action's bound is 0
+                self.reserved_ += self._cost_bound[a]
             self.n_decided_ += 1
             if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
                 self._maybe_estimate_z()
@@ -612,7 +613,8 @@ class KnapsackBandit(Policy):
         a0 = int(actions[0]) if one else -1
         # release the reservations of these decisions and book what they really consumed
         if one:
-            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[a0], 0.0)
+            if a0 != free:  # the free action reserved nothing (its bound is 0)
+                self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[a0], 0.0)
             self.spent_ += C[0]
         else:
             self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
@@ -665,7 +667,8 @@ class KnapsackBandit(Policy):
             if fx is not None:
                 targets = np.zeros((fx.shape[0], 1 + self._joint_res.size))
                 targets[:, 0] = fy
-                pos = np.repeat(self._joint_free_pos, fx.shape[0])
+                k = fx.shape[0]
+                pos = self._joint_free_pos if k == 1 else np.repeat(self._joint_free_pos, k)
                 self._joint_bank.partial_fit(fx, targets, pos)
         if one:
             if a0 == free:
