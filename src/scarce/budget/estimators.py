@@ -1,9 +1,10 @@
-"""Per-target estimators for the budgeted learners: a bank of ``M`` independent models of one
-link (identity: ridge; logistic: L2 logistic regression; neural: one
-:class:`~scarce.models.neural.NeuralLinear` per model), each giving optimistic (upper) or
-pessimistic (lower) confidence bounds ``mu(x^T theta_hat +- beta ||x||_{V^{-1}})``
-(spec A.3, exact for a monotone link). The models themselves are the shared ones of
-:mod:`scarce.models`; this module only adds the bound and the GLM radius.
+"""Estimators for the budgeted learners: a bank of ``M`` independent models of one link
+(identity: ridge, optionally with ``T`` targets sharing each model's design; logistic: L2
+logistic regression; neural: one :class:`~scarce.models.neural.NeuralLinear` per model),
+each giving optimistic (upper) or pessimistic (lower) confidence bounds
+``mu(x^T theta_hat +- beta ||x||_{V^{-1}})`` (spec A.3, exact for a monotone link), with one
+width per design. The models themselves are the shared ones of :mod:`scarce.models`; this
+module only adds the bound and the GLM radius.
 """
 
 from __future__ import annotations
