@@ -596,3 +596,35 @@ def test_generated_event_ids_are_unique_hex(make_service):
     ids = [svc.decide([0.1, 0.2]).event_id for _ in range(300)]
     assert len(set(ids)) == 300
     assert all(len(e) == 32 and int(e, 16) >= 0 for e in ids)
+
+
+def test_decide_async_hands_one_turns_decisions_over_together(tmp_path, clock, monkeypatch):
+    """Concurrent ``decide_async`` calls reach the writer as one batch per event-loop turn,
+    each answered with its own decision after the commit."""
+    import asyncio
+
+    cfg = {"type": "LinTS", "budgets": {"beds": {"total": 100.0, "costs": [1.0, 1.0, 1.0]}}}
+    a = DecisionService(make_config(**cfg), EventStore(tmp_path / "a.db"), clock=clock)
+    b = DecisionService(make_config(**cfg), EventStore(tmp_path / "b.db"), clock=clock)
+    sizes: list[int] = []
+    submit = a.store.submit_decisions
+
+    def recorded(items):
+        sizes.append(len(items))
+        return submit(items)
+
+    monkeypatch.setattr(a.store, "submit_decisions", recorded)
+    X = _contexts(20)
+
+    async def many() -> list:
+        return await asyncio.gather(
+            *(a.decide_async(x.tolist(), event_id=f"e{i}") for i, x in enumerate(X))
+        )
+
+    got = asyncio.run(many())
+    assert sizes == [20]
+    assert got == [b.decide(x.tolist(), event_id=f"e{i}") for i, x in enumerate(X)]
+    assert a.store.counts()["decisions"] == 20
+    assert a.store.budget_rows() == b.store.budget_rows() == [("beds", "", 100.0, 80.0)]
+    a.store.close()
+    b.store.close()

@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,6 +136,8 @@ class DecisionService:
         store.initialize(config.policy_fingerprint(), rows)
         self._policy_lock = threading.RLock()
         self._new_event_id = _EventIds()
+        # decisions of decide_async waiting for the next event-loop turn (loop thread only)
+        self._to_submit: list[tuple[DecisionRecord, Any, Future[str]]] = []
         self._sync_lock = threading.Lock()
         self.policy: Policy = config.make_policy()
         self.watermark = 0  # joined events applied to self.policy
@@ -307,10 +310,23 @@ class DecisionService:
         try:
             step = next(steps)
             while True:
-                result = await asyncio.wrap_future(self.store.submit_decision(*step))
+                result = await self._commit(*step)
                 step = steps.send(result)
         except StopIteration as done:
             return done.value  # type: ignore[no-any-return]
+
+    async def _commit(self, rec: DecisionRecord, charges: list[tuple[str, str, float]]) -> str:
+        # the decisions made in one turn of the event loop go to the writer together (one
+        # hand-over, one wake-up of its thread) at the start of the next turn
+        done: Future[str] = Future()
+        self._to_submit.append((rec, charges, done))
+        if len(self._to_submit) == 1:
+            asyncio.get_running_loop().call_soon(self._submit_pending)
+        return await asyncio.wrap_future(done)
+
+    def _submit_pending(self) -> None:
+        items, self._to_submit = self._to_submit, []
+        self.store.submit_decisions(items)
 
     def _decide_steps(
         self,

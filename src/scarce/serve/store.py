@@ -344,13 +344,22 @@ class EventStore:
         :meth:`insert_decision` returns, set only after the batch's commit (without
         ``group_commit`` the insert is committed here and the future is already done)."""
         done: Future[str] = Future()
+        self.submit_decisions([(rec, charges, done)])
+        return done
+
+    def submit_decisions(
+        self, items: Sequence[tuple[DecisionRecord, Sequence[tuple[str, str, float]], Future[str]]]
+    ) -> None:
+        """:meth:`submit_decision` for several decisions at once: ``(record, charges, future)``
+        triples, handed to the writer in one go (one wake-up of the writer thread)."""
         if not self.group_commit:
-            try:
-                with self.transaction() as tx:
-                    done.set_result(self._insert_one(tx, rec, charges))
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller via the future
-                done.set_exception(exc)
-            return done
+            for rec, charges, done in items:
+                try:
+                    with self.transaction() as tx:
+                        done.set_result(self._insert_one(tx, rec, charges))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller via the future
+                    done.set_exception(exc)
+            return
         writer = self._writer
         if writer is None or not writer.is_alive():
             with self._writer_lock:
@@ -359,8 +368,7 @@ class EventStore:
                         target=self._write_loop, name="scarce-group-commit", daemon=True
                     )
                     self._writer.start()
-        self._queue.put((rec, charges, done))
-        return done
+        self._queue.put(list(items))
 
     def _insert_one(
         self, tx: _Tx, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
@@ -410,16 +418,16 @@ class EventStore:
             first = self._queue.get()
             if first is None:  # close()
                 return
-            batch = [first]
+            batch = list(first)
             while len(batch) < _MAX_GROUP:
                 try:
-                    item = self._queue.get_nowait()
+                    items = self._queue.get_nowait()
                 except queue.Empty:
                     break
-                if item is None:
+                if items is None:
                     self._queue.put(None)  # finish this batch, then stop
                     break
-                batch.append(item)
+                batch.extend(items)
             try:
                 with self.transaction() as tx:
                     results = [self._insert_one(tx, rec, ch) for rec, ch, _ in batch]
