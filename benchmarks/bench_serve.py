@@ -59,8 +59,11 @@ snapshot_every = 0
 
 [budgets.slots]
 total = 1e12
-costs = [0.0, 1.0, 1.0, 1.0, 1.0]
+costs = [1.0, 1.0, 1.0, 1.0, 1.0]
 """
+# every action costs 1: every decision reads the budget, is charged and logged in one
+# transaction (an untrained LinUCB breaks its ties towards action 0, so a free action 0 would
+# leave the budget path unmeasured)
 
 
 def _port() -> int:
