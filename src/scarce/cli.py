@@ -110,6 +110,8 @@ def run_command(
     for col in ("env", "policy", "seeds", *(m.replace("_", " ") for m in metrics)):
         table.add_column(col, justify="left" if col in ("env", "policy") else "right")
     for row in aggregate(summary, tuple(metrics)).to_dict("records"):
+        if all(math.isnan(row[f"{m}_mean"]) for m in metrics):
+            continue  # e.g. a baseline that only some of the experiment's grids include
         table.add_row(
             str(row["env"]),
             str(row["policy"]),
