@@ -33,6 +33,15 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+def _require_extra() -> None:
+    """Fail with the install command when the ``serve`` extra is missing."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn") if importlib.util.find_spec(m) is None]
+    if missing:
+        _fail(f"the decision service needs {', '.join(missing)}: pip install 'scarce[serve]'")
+
+
 def _load(db: str, policy: Path | None, *, sqlite_sync: str = "FULL"):  # type: ignore[no-untyped-def]
     from scarce.serve.config import ConfigError, load_config
     from scarce.serve.store import EventStore, StoreError
@@ -75,6 +84,7 @@ def serve_command(
     API keys come from SCARCE_API_KEYS (comma-separated) and/or --key-file; without any the
     service refuses to start unless --no-auth is given.
     """
+    _require_extra()
     import uvicorn
 
     from scarce.serve.app import create_app
