@@ -186,9 +186,9 @@ class AllocationPolicy(_AllocationBase):
             return mean + self.alpha * np.sqrt(var)
         n, N, p = X.shape
         L = self.costs_.size
-        cov = self.model_.A_inv[0]
-        chol = np.linalg.cholesky(0.5 * (cov + cov.T) + 1e-12 * np.eye(L * p))
-        draws = self.model_.theta[0] + self.v * self.rng_.standard_normal((n, L * p)) @ chol.T
+        draws = linear.sample_parameters(
+            self.model_.theta[0], self.model_.A_inv[0], self.v, n, self.rng_
+        )
         return np.einsum("nip,nlp->nil", X, draws.reshape(n, L, p))
 
     def decide(self, X: Any) -> Allocation:

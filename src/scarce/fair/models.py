@@ -221,10 +221,7 @@ class LinearOutcomeModel:
         """``(n_samples, n, R)`` predictions under posterior draws
         ``theta ~ N(theta_hat, sigma^2 A^{-1})``."""
         Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
-        L = np.linalg.cholesky(self.A_inv + 1e-12 * np.eye(self.A_inv.shape[0]))
-        draws = (
-            self.theta[None, :] + self.sigma * rng.standard_normal((n_samples, L.shape[0])) @ L.T
-        )
+        draws = linear.sample_parameters(self.theta, self.A_inv, self.sigma, n_samples, rng)
         q = self.d + 1
         return np.einsum("nq,brq->bnr", Xt, draws.reshape(n_samples, self.R, q))
 
@@ -367,8 +364,7 @@ class NeuralOutcomeModel:
         n = X.shape[0]
         out = np.zeros((n_samples, n, self.R))
         if self.uncertainty == "neural_linear":
-            L = np.linalg.cholesky(self.A_inv + 1e-12 * np.eye(self.A_inv.shape[0]))
-            draws = self.theta + self.sigma * rng.standard_normal((n_samples, L.shape[0])) @ L.T
+            draws = linear.sample_parameters(self.theta, self.A_inv, self.sigma, n_samples, rng)
             for r in range(self.R):
                 phi = self.net.embed(self._inputs(X, np.full(n, r)))
                 out[:, :, r] = draws @ phi.T

@@ -73,9 +73,18 @@ def sample_scores(
     if X.ndim == 2:
         mean, var = predict(X, theta, cov)
         return mean + scale * np.sqrt(var) * rng.standard_normal(mean.shape)
-    L = _cholesky(cov[0])
-    draws = theta[0] + scale * rng.standard_normal((X.shape[0], theta.shape[1])) @ L.T
+    draws = sample_parameters(theta[0], cov[0], scale, X.shape[0], rng)
     return np.einsum("nkd,nd->nk", X, draws)
+
+
+def sample_parameters(
+    theta: np.ndarray, cov: np.ndarray, scale: float, n_draws: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(n_draws, p)`` draws of ``N(theta, scale^2 cov)`` for ``theta`` ``(p,)`` and ``cov``
+    ``(p, p)`` (symmetrised; a covariance that is only semi-definite in floating point is
+    factored through its eigendecomposition instead of failing)."""
+    L = _cholesky(cov)
+    return theta + scale * rng.standard_normal((n_draws, theta.shape[0])) @ L.T
 
 
 def _cholesky(cov: np.ndarray) -> np.ndarray:
