@@ -126,3 +126,14 @@ def test_window_and_forgetting_state_round_trip(tmp_path):
             p.update(X, a, r)
             q.update(X, a, r)
         np.testing.assert_allclose(p.model_.theta, q.model_.theta)
+
+
+def test_import_if_present_skips_only_an_absent_capability(tmp_path, monkeypatch):
+    from scarce.core.plugins import import_if_present
+
+    assert import_if_present("scarce.no_such_capability.experiments") is None
+    assert import_if_present("scarce.policies") is not None
+    (tmp_path / "needs_missing_dep.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ModuleNotFoundError, match="no_such_dependency_xyz"):
+        import_if_present("needs_missing_dep")

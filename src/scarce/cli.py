@@ -190,14 +190,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def _register_commands() -> None:
-    import importlib
+    from scarce.core.plugins import import_if_present
 
-    for module in COMMAND_MODULES:
-        try:
-            importlib.import_module(module).register(app)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+    for name in COMMAND_MODULES:
+        module = import_if_present(name)
+        if module is not None:
+            module.register(app)
 
 
 _register_commands()

@@ -13,9 +13,9 @@ each new policy.
 
 from __future__ import annotations
 
-import importlib
 from typing import TypeVar
 
+from scarce.core.plugins import import_if_present
 from scarce.core.policy import Policy
 from scarce.policies.approx import DiagonalLinTS, DiagonalLinUCB, SketchedLinTS, SketchedLinUCB
 from scarce.policies.glm import GLMTS, GLMUCB
@@ -42,11 +42,7 @@ def register_policy(cls: P) -> P:
 def get_policies() -> dict[str, type[Policy]]:
     """:data:`POLICIES` after importing :data:`CAPABILITY_POLICY_MODULES`."""
     for module in CAPABILITY_POLICY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+        import_if_present(module)
     return POLICIES
 
 

@@ -223,15 +223,10 @@ def register(experiment: Experiment | CustomExperiment) -> Experiment | CustomEx
 def load_capability_experiments() -> dict[str, Experiment | CustomExperiment]:
     """Import every module of :data:`CAPABILITY_EXPERIMENT_MODULES` (each registers its
     experiments) and return :data:`EXPERIMENTS`."""
-    import importlib
+    from scarce.core.plugins import import_if_present
 
     for module in CAPABILITY_EXPERIMENT_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            # only "this capability is absent" is skipped, never a missing dependency inside it
-            if exc.name is None or not module.startswith(exc.name):
-                raise
+        import_if_present(module)
     return EXPERIMENTS
 
 
