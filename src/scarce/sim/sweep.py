@@ -233,17 +233,17 @@ def _execute(task: _Task) -> tuple[int, dict[str, np.ndarray]]:
     env_seed, stream_seed, policy_seed = spawn_seeds(np.random.SeedSequence(task.root_seed), 3)
     env = task.env_spec.build(env_seed)
     policy = task.policy_spec.build(env.n_actions, env.n_features, policy_seed)
-    with _single_threaded_blas():
-        trace = run(
-            policy,
-            env,
-            task.horizon,
-            batch_size=task.batch_size,
-            seed=stream_seed,
-            feedback=task.feedback,  # type: ignore[arg-type]
-            delay=task.delay,
-            record_probabilities=False,  # not in the sweep table; costly for some TS policies
-        )
+    # BLAS is single-threaded here already: parallel_map wraps every call
+    trace = run(
+        policy,
+        env,
+        task.horizon,
+        batch_size=task.batch_size,
+        seed=stream_seed,
+        feedback=task.feedback,  # type: ignore[arg-type]
+        delay=task.delay,
+        record_probabilities=False,  # not in the sweep table; costly for some TS policies
+    )
     idx = task.steps - 1
     return task.index, {
         "cumulative_reward": trace.cumulative_reward[idx],
