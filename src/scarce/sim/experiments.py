@@ -493,20 +493,19 @@ def get_experiment(
 def _check_settings(experiment: Experiment | CustomExperiment, horizon: Any, seeds: Any) -> None:
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ExperimentError(f"horizon must be an int >= 1; got {horizon!r}")
-    if isinstance(experiment, CustomExperiment):
-        try:
-            run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, experiment.base_seed)
-        except (TypeError, ValueError) as exc:
-            raise ExperimentError(str(exc)) from None
-        return
-    b = experiment.batch_size
-    if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
-        raise ExperimentError(f"batch_size must be an int >= 1; got {b!r}")
-    if experiment.feedback not in ("bandit", "full"):
-        raise ExperimentError(f"feedback must be 'bandit' or 'full'; got {experiment.feedback!r}")
-    n = experiment.n_checkpoints
-    if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
-        raise ExperimentError(f"n_checkpoints must be an int >= 1 (0 in a config: all); got {n!r}")
+    if isinstance(experiment, Experiment):  # sweep settings; a custom experiment has none
+        b = experiment.batch_size
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b < 1:
+            raise ExperimentError(f"batch_size must be an int >= 1; got {b!r}")
+        if experiment.feedback not in ("bandit", "full"):
+            raise ExperimentError(
+                f"feedback must be 'bandit' or 'full'; got {experiment.feedback!r}"
+            )
+        n = experiment.n_checkpoints
+        if n is not None and (isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1):
+            raise ExperimentError(
+                f"n_checkpoints must be an int >= 1 (0 in a config: all); got {n!r}"
+            )
     try:
         run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, experiment.base_seed)
     except (TypeError, ValueError) as exc:
