@@ -19,7 +19,9 @@ def _regret(policy_cls, env_cls, seed, **kw):
     return trace.regret
 
 
-@pytest.mark.parametrize("cls,kw", [(LinUCB, {"alpha": 1.0}), (LinTS, {"v": 0.5})], ids=["LinUCB", "LinTS"])
+@pytest.mark.parametrize(
+    "cls,kw", [(LinUCB, {"alpha": 1.0}), (LinTS, {"v": 0.5})], ids=["LinUCB", "LinTS"]
+)
 def test_linear_policies_beat_random_and_regret_is_sublinear(cls, kw):
     for seed in SEEDS:
         regret = _regret(cls, LinearGaussianEnv, seed, **kw)

@@ -88,7 +88,9 @@ def test_noiseless_outcomes_equal_expected():
     X = env.contexts(6)
     np.testing.assert_array_equal(env.full_outcomes(X), env.expected_rewards(X))
     acts = np.array([0, 1, 2, 2, 1, 0])
-    np.testing.assert_array_equal(env.outcomes(X, acts), env.expected_rewards(X)[np.arange(6), acts])
+    np.testing.assert_array_equal(
+        env.outcomes(X, acts), env.expected_rewards(X)[np.arange(6), acts]
+    )
 
 
 @pytest.mark.parametrize("cls", ENV_CLASSES)

@@ -72,7 +72,9 @@ class Policy:
         return params
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray))
+        args = ", ".join(
+            f"{k}={v!r}" for k, v in self.get_params().items() if not isinstance(v, np.ndarray)
+        )
         return f"{type(self).__name__}({args})"
 
     def _check_params(self) -> None:

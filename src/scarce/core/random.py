@@ -50,7 +50,9 @@ def generator_from_state(state: dict[str, Any]) -> np.random.Generator:
     name = state.get("bit_generator")
     allowed = {"PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"}
     if name not in allowed:
-        raise ValueError(f"unknown bit generator {name!r} in saved state; expected one of {sorted(allowed)}")
+        raise ValueError(
+            f"unknown bit generator {name!r} in saved state; expected one of {sorted(allowed)}"
+        )
     bitgen = getattr(np.random, name)()
     bitgen.state = state
     return np.random.Generator(bitgen)

@@ -120,7 +120,9 @@ def _check_bounds(arr: np.ndarray, name: str, low: float | None, high: float | N
         raise ValueError(f"{name} must be <= {high}; got {arr.max()}")
 
 
-def check_eligible(eligible: Any, n: int, n_actions: int, name: str = "eligible") -> np.ndarray | None:
+def check_eligible(
+    eligible: Any, n: int, n_actions: int, name: str = "eligible"
+) -> np.ndarray | None:
     """Validate an eligible-action mask: ``(n, K)`` or ``(K,)`` (same for every case) booleans.
 
     Every case must have at least one eligible action. Returns ``(n, K)`` bool or None.
@@ -136,7 +138,9 @@ def check_eligible(eligible: Any, n: int, n_actions: int, name: str = "eligible"
     if arr.shape == (n_actions,):
         arr = np.broadcast_to(arr, (n, n_actions))
     if arr.shape != (n, n_actions):
-        raise ValueError(f"{name} must have shape ({n}, {n_actions}) or ({n_actions},); got {arr.shape}")
+        raise ValueError(
+            f"{name} must have shape ({n}, {n_actions}) or ({n_actions},); got {arr.shape}"
+        )
     empty = ~arr.any(axis=1)
     if empty.any():
         raise ValueError(f"{name} has no eligible action for case {int(np.argmax(empty))}")

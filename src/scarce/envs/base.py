@@ -43,7 +43,9 @@ class Environment:
             raise ValueError(f"n must be an int >= 1; got {n!r}")
         return self._contexts(int(n), self._gen(rng))
 
-    def outcomes(self, X: np.ndarray, actions: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    def outcomes(
+        self, X: np.ndarray, actions: np.ndarray, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """``(n,)`` realised rewards of ``actions`` on contexts ``X``.
 
         ``actions`` are ``(n,)`` integer ids in ``[0, n_actions)``. The outcomes of all actions

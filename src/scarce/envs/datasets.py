@@ -311,7 +311,9 @@ def make_env(name: str, /, seed: SeedLike = None, **kwargs: Any) -> Environment:
         cls, fixed, _ = _SYNTHETIC[name]
         clash = sorted(set(fixed) & set(kwargs))
         if clash:
-            raise ValueError(f"{clash[0]} is fixed by the environment name {name!r}; do not pass it")
+            raise ValueError(
+                f"{clash[0]} is fixed by the environment name {name!r}; do not pass it"
+            )
         return cls(seed=seed, **fixed, **kwargs)
     if name in DATASETS:
         X, y = load_dataset(name)

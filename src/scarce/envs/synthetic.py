@@ -54,7 +54,9 @@ class _LinearParameterEnv(Environment):
         self.theta: np.ndarray = param_norm * theta
 
     def _contexts(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        shape = (n, self.n_actions, self.n_features) if self.action_features else (n, self.n_features)
+        shape = (
+            (n, self.n_actions, self.n_features) if self.action_features else (n, self.n_features)
+        )
         return rng.standard_normal(shape) / np.sqrt(self.n_features)
 
     def _check_X(self, X: Any) -> np.ndarray:

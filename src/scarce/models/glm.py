@@ -77,7 +77,9 @@ class LogisticRegression:
 
         return expit(predict_mean(X, self.theta))
 
-    def partial_fit(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None) -> None:
+    def partial_fit(
+        self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None
+    ) -> None:
         """Add observations and refit the touched models. ``X`` ``(n, d)``, ``y`` ``(n,)`` in [0, 1]."""
         n = X.shape[0]
         if model_ids is None:

@@ -252,10 +252,18 @@ class MLPEmbedding:
     def set_state(self, state: dict[str, Any]) -> None:
         torch = _torch()
         self.body.load_state_dict(
-            {k[5:]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("body.")}
+            {
+                k[5:]: torch.from_numpy(np.asarray(v))
+                for k, v in state.items()
+                if k.startswith("body.")
+            }
         )
         self.out.load_state_dict(
-            {k[4:]: torch.from_numpy(np.asarray(v)) for k, v in state.items() if k.startswith("out.")}
+            {
+                k[4:]: torch.from_numpy(np.asarray(v))
+                for k, v in state.items()
+                if k.startswith("out.")
+            }
         )
         self._gen.set_state(torch.from_numpy(np.asarray(state["generator"], dtype=np.uint8)))
 

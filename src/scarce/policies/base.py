@@ -37,7 +37,9 @@ def uniform_probabilities(n: int, n_actions: int, eligible: np.ndarray | None) -
     return e / e.sum(axis=1, keepdims=True)
 
 
-def uniform_choice(rng: np.random.Generator, n: int, n_actions: int, eligible: np.ndarray | None) -> np.ndarray:
+def uniform_choice(
+    rng: np.random.Generator, n: int, n_actions: int, eligible: np.ndarray | None
+) -> np.ndarray:
     """One uniformly random eligible action per case."""
     if eligible is None:
         return rng.integers(n_actions, size=n)

@@ -112,7 +112,9 @@ class ThompsonPolicy(ModelPolicy):
 
             def probabilities():
                 mean, var = linear.predict(X, theta, cov)
-                return linear.gaussian_argmax_probability_of(mean, self.v * np.sqrt(var), actions, eligible)
+                return linear.gaussian_argmax_probability_of(
+                    mean, self.v * np.sqrt(var), actions, eligible
+                )
 
         else:
             n_updates = self.n_updates_

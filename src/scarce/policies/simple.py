@@ -26,7 +26,9 @@ class Random(Policy):
         n = X.shape[0]
         actions = uniform_choice(self.rng_, n, self.n_actions, eligible)
         probs = uniform_probabilities(n, self.n_actions, eligible)
-        return Decision(actions, probs[np.arange(n), actions], masked(np.zeros((n, self.n_actions)), eligible))
+        return Decision(
+            actions, probs[np.arange(n), actions], masked(np.zeros((n, self.n_actions)), eligible)
+        )
 
     def _action_probabilities(self, X, eligible):
         return uniform_probabilities(X.shape[0], self.n_actions, eligible)
@@ -48,7 +50,13 @@ class EpsilonGreedy(ModelPolicy):
     """
 
     def __init__(
-        self, *, n_actions: int, n_features: int, epsilon: float = 0.1, lam: float = 1.0, seed: SeedLike = None
+        self,
+        *,
+        n_actions: int,
+        n_features: int,
+        epsilon: float = 0.1,
+        lam: float = 1.0,
+        seed: SeedLike = None,
     ) -> None:
         super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
         self.epsilon = epsilon
@@ -94,5 +102,9 @@ class Greedy(EpsilonGreedy):
 
     deterministic = True
 
-    def __init__(self, *, n_actions: int, n_features: int, lam: float = 1.0, seed: SeedLike = None) -> None:
-        super().__init__(n_actions=n_actions, n_features=n_features, epsilon=0.0, lam=lam, seed=seed)
+    def __init__(
+        self, *, n_actions: int, n_features: int, lam: float = 1.0, seed: SeedLike = None
+    ) -> None:
+        super().__init__(
+            n_actions=n_actions, n_features=n_features, epsilon=0.0, lam=lam, seed=seed
+        )
