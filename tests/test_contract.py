@@ -13,7 +13,7 @@ layout_cases = [
     for name, cls in POLICIES.items()
     for check in checks.LAYOUT_CHECKS
     if checks.applies(check, cls)
-    for layout in checks.LAYOUTS
+    for layout in checks.layouts(cls)
 ]
 class_cases = [
     pytest.param(cls, check, id=f"{name}-{check.__name__[6:]}")
@@ -35,6 +35,17 @@ def test_layout_contract(cls, check, layout):
 @pytest.mark.parametrize(("cls", "check"), class_cases)
 def test_class_contract(cls, check):
     check(cls)
+
+
+def test_every_registered_policy_declares_known_tags():
+    for name, cls in POLICIES.items():
+        assert set(cls.layouts) <= set(checks.LAYOUTS) and cls.layouts, name
+        assert cls.reward_kind in ("scalar", "vector", "any"), name
+        methods = cls.probability_method
+        for method in methods.values() if isinstance(methods, dict) else [methods]:
+            assert method in checks.PROBABILITY_TOLERANCE, name
+        params = cls._unit_test_params()
+        assert params and all(isinstance(p, dict) for p in params), name
 
 
 def test_a_broken_policy_fails_its_check():

@@ -71,7 +71,7 @@ def run_command(
         ),
     ] = None,
 ) -> None:
-    """Run an experiment; write summary.csv, traces.parquet and regret.png."""
+    """Run an experiment; write summary.csv, its tables (.parquet) and figures (.png)."""
     from scarce.sim.experiments import ExperimentError, aggregate, get_experiment, run_experiment
 
     try:
@@ -126,7 +126,7 @@ def run_command(
 @app.command("list")
 def list_command() -> None:
     """List experiments, policies, environments and data sets."""
-    from scarce.envs import DATASETS, ENVIRONMENTS
+    from scarce.envs import DATASETS, get_envs
     from scarce.policies import get_policies
     from scarce.sim.experiments import load_capability_experiments
 
@@ -156,8 +156,8 @@ def list_command() -> None:
     t = Table(title=escape("Environments ([[envs]] name = ...)"))
     t.add_column("name")
     t.add_column("description")
-    for name, desc in ENVIRONMENTS.items():
-        t.add_row(name, str(desc))
+    for name, entry in get_envs().items():
+        t.add_row(name, entry.line())
     console.print(t)
 
     t = Table(title="Data sets")
@@ -174,7 +174,7 @@ def list_command() -> None:
             str(info.get("n", "")),
             str(info.get("d", "")),
             str(info.get("K", "")),
-            f"scarce[{extra}]" if extra else "-",
+            f"pip install 'scarce[{extra}]'" if extra else "-",
             str(info.get("licence", "")),
         )
     console.print(t)

@@ -108,7 +108,7 @@ def test_experiment_writes_contract_outputs(tmp_path):
     summary, paths = run_experiment("combinatorial", out=tmp_path, horizon=20, seeds=1, n_jobs=1)
     written = pd.read_csv(tmp_path / "summary.csv")
     assert tuple(written.columns) == SUMMARY_COLUMNS and len(written) == len(summary)
-    assert paths["plot"].is_file() and paths["traces"].is_file()
+    assert paths["regret"].is_file() and paths["traces"].is_file()
     viol = written[(written["metric"] == "cap_violations") & ~written["policy"].isin(
         ["fixed-256", "fixed-400"])]  # fmt: skip
     assert (viol["value"] == 0).all()

@@ -132,7 +132,7 @@ def test_wraps_a_linucb_exactly_until_the_first_alarm():
         X = env.contexts(5, rng)
         d1, d2 = wrapped.decide(X), plain.decide(X)
         np.testing.assert_array_equal(d1.actions, d2.actions)
-        r = env.outcomes(X, d1.actions, rng)
+        r = env.outcomes(X, d1.actions, rng).rewards
         wrapped.update(X, d1.actions, r)
         plain.update(X, d2.actions, r)
     assert wrapped.alarms_ == []

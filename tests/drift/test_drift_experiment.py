@@ -30,4 +30,4 @@ def test_drift_experiment_writes_contract_outputs(tmp_path):
     assert tuple(written.columns) == SUMMARY_COLUMNS
     assert set(written["env"]) == {"piecewise", "drifting"}
     assert {"LinUCB-CUSUM", "LinTS-GLR", "LinTS-window", "LinUCB"} <= set(written["policy"])
-    assert paths["plot"].is_file() and paths["traces"].is_file()
+    assert paths["regret"].is_file() and paths["traces"].is_file()

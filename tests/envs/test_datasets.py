@@ -148,6 +148,6 @@ def test_every_listed_environment_can_be_built(name, no_network):
     env = make_env(name, seed=1)
     assert isinstance(env, Environment)
     X = env.contexts(3)
-    r = env.outcomes(X, np.zeros(3, dtype=int))
+    r = env.outcomes(X, np.zeros(3, dtype=int)).rewards
     assert r.shape == (3,)
     assert env.expected_rewards(X).shape == (3, env.n_actions)

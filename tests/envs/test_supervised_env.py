@@ -56,8 +56,8 @@ def test_reward_is_one_exactly_for_the_true_label(n, seed):
     np.testing.assert_array_equal(expected.sum(axis=1), 1.0)
     np.testing.assert_array_equal(expected.argmax(axis=1), labels)
     np.testing.assert_array_equal(env.full_outcomes(Xb), expected)
-    np.testing.assert_array_equal(env.outcomes(Xb, labels), np.ones(n))
-    np.testing.assert_array_equal(env.outcomes(Xb, (labels + 1) % 3), np.zeros(n))
+    np.testing.assert_array_equal(env.outcomes(Xb, labels).rewards, np.ones(n))
+    np.testing.assert_array_equal(env.outcomes(Xb, (labels + 1) % 3).rewards, np.zeros(n))
 
 
 def test_contexts_are_rows_sampled_with_replacement():

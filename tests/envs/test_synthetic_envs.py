@@ -23,7 +23,7 @@ def test_shapes(cls, action_features):
     assert X.dtype == np.float64
     assert env.expected_rewards(X).shape == (7, 4)
     assert env.full_outcomes(X).shape == (7, 4)
-    assert env.outcomes(X, np.arange(7) % 4).shape == (7,)
+    assert env.outcomes(X, np.arange(7) % 4).rewards.shape == (7,)
     assert env.theta.shape == ((3,) if action_features else (4, 3))
     assert env.describe()["n_actions"] == 4
 
@@ -89,7 +89,7 @@ def test_noiseless_outcomes_equal_expected():
     np.testing.assert_array_equal(env.full_outcomes(X), env.expected_rewards(X))
     acts = np.array([0, 1, 2, 2, 1, 0])
     np.testing.assert_array_equal(
-        env.outcomes(X, acts), env.expected_rewards(X)[np.arange(6), acts]
+        env.outcomes(X, acts).rewards, env.expected_rewards(X)[np.arange(6), acts]
     )
 
 
@@ -124,7 +124,7 @@ def test_outcome_draws_do_not_depend_on_actions():
     X = env.contexts(5)
     full = env.full_outcomes(X, rng=np.random.default_rng(7))
     acts = np.array([2, 0, 1, 1, 0])
-    chosen = env.outcomes(X, acts, rng=np.random.default_rng(7))
+    chosen = env.outcomes(X, acts, rng=np.random.default_rng(7)).rewards
     np.testing.assert_array_equal(chosen, full[np.arange(5), acts])
 
 

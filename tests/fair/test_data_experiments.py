@@ -85,5 +85,5 @@ def test_experiment_outputs_contract(tmp_path):
     assert (reg["value"] >= -1e-9).all()
     traces = pd.read_parquet(paths["traces"])
     assert len(traces) == 3 * 5 * 2 * 16
-    assert paths["plot"].stat().st_size > 0 and paths["fairness_plot"].stat().st_size > 0
+    assert paths["regret"].stat().st_size > 0 and paths["fairness_plot"].stat().st_size > 0
     assert set(POLICY_NAMES) >= set(written["policy"])

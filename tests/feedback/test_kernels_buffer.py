@@ -172,7 +172,8 @@ def test_delayed_policy_wrapper_learns_when_pieces_arrive():
     X = rng.normal(size=(8, 3))
     y = rng.normal(size=8)
     wrapped = DelayedPolicy(LinUCB(n_actions=2, n_features=3, seed=0), expected_pieces=2)
-    decision, ids = wrapped.decide(X, round=0)
+    decision = wrapped.decide(X, round=0)
+    ids = decision.info["decision_id"]
     direct = LinUCB(n_actions=2, n_features=3, seed=0)
     assert np.array_equal(direct.decide(X).actions, decision.actions)
     wrapped.report(ids[::-1], 0.5 * y[::-1])
@@ -185,6 +186,6 @@ def test_delayed_policy_wrapper_learns_when_pieces_arrive():
     timed = DelayedPolicy(
         LinUCB(n_actions=2, n_features=3, seed=0), expected_pieces=None, max_delay=3
     )
-    _, ids2 = timed.decide(X, round=0)
+    ids2 = timed.decide(X, round=0).info["decision_id"]
     timed.report(ids2, y)
     assert timed.tick(2) == 0 and timed.tick(3) == 8

@@ -14,12 +14,22 @@ from typer.testing import CliRunner
 
 from scarce.cli import app
 from scarce.policies import LinTS, LinUCB
-from scarce.sim import CustomExperiment, EnvSpec, PolicySpec, run_experiment, sweep
+from scarce.sim import (
+    CustomExperiment,
+    EnvSpec,
+    ExperimentResult,
+    PolicySpec,
+    backend,
+    current_backend,
+    parallel_map,
+    run_experiment,
+    sweep,
+)
 from scarce.sim.replicated import sweep_replicated
-from scarce.sim.sweep import backend, current_backend, parallel_map
 
 ray = pytest.importorskip("ray")
 sweep_mod = importlib.import_module("scarce.sim.sweep")  # scarce.sim.sweep the function shadows it
+parallel_mod = importlib.import_module("scarce.sim.parallel")
 
 POLICIES = {
     "LinUCB": PolicySpec(LinUCB, {"alpha": 0.5}),
@@ -44,13 +54,13 @@ def ray_cluster():
 def ray_calls(monkeypatch):
     """Count the maps that really went to Ray."""
     calls = []
-    original = sweep_mod._ray_map
+    original = parallel_mod._ray_map
 
     def counting(fn, items, *args):
         calls.append(len(items))
         return original(fn, items, *args)
 
-    monkeypatch.setattr(sweep_mod, "_ray_map", counting)
+    monkeypatch.setattr(parallel_mod, "_ray_map", counting)
     return calls
 
 
@@ -100,20 +110,18 @@ def test_backend_context_reaches_parallel_map_and_custom_experiments(
     assert current_backend() == ("local", None)
     assert ray_calls == [3]
 
-    def custom_run(out, horizon, seeds, n_jobs, progress):
+    def custom_run(horizon, seeds, n_jobs, progress):
         values = parallel_map(np.square, [1.0, 2.0], n_jobs=n_jobs, progress=progress)
         summary = pd.DataFrame(
             {
-                "experiment": "c",
                 "env": "e",
                 "policy": "p",
-                "seed": [0, 1],
+                "seed": [label for label, _ in seeds],
                 "metric": "x",
                 "value": values,
             }
         )
-        summary.to_csv(out / "summary.csv", index=False)
-        return summary, {"summary": out / "summary.csv"}
+        return ExperimentResult(summary)
 
     exp = CustomExperiment(name="c", description="", run=custom_run, horizon=1, seeds=2)
     summary, _ = run_experiment(exp, out=tmp_path / "c", backend="ray")

@@ -36,14 +36,14 @@ def tiny_experiment(**kw):
 
 
 def check_outputs(paths, n_rows):
-    assert set(paths) == {"summary", "traces", "plot"}
+    assert set(paths) == {"summary", "traces", "regret"}
     summary = pd.read_csv(paths["summary"])
     assert list(summary.columns) == list(SUMMARY_COLUMNS)
     assert len(summary) == n_rows
     assert {"cumulative_reward", "cumulative_regret", "mean_reward"} <= set(summary["metric"])
     traces = pd.read_parquet(paths["traces"])
     assert "experiment" in traces.columns and "cumulative_regret" in traces.columns
-    assert paths["plot"].read_bytes()[:8] == PNG_MAGIC
+    assert paths["regret"].read_bytes()[:8] == PNG_MAGIC
     return summary, traces
 
 
@@ -183,4 +183,4 @@ def test_environment_without_oracle_and_single_seed(tmp_path):
     assert pd.isna(values["cumulative_regret"]) and values["cumulative_reward"] >= 0
     table = aggregate(summary)
     assert len(table) == 1 and pd.isna(table["cumulative_reward_sd"].iloc[0])
-    assert paths["plot"].read_bytes()[:8] == PNG_MAGIC
+    assert paths["regret"].read_bytes()[:8] == PNG_MAGIC

@@ -77,7 +77,7 @@ def _check_outputs(summary, paths, policies_by_env):
         assert got == set(policies), (env, got)
     traces = pd.read_parquet(paths["traces"])
     assert {"env", "policy", "seed", "step", "cumulative_regret"} <= set(traces.columns)
-    assert paths["plot"].stat().st_size > 0
+    assert paths["regret"].stat().st_size > 0
     regret = written[written["metric"] == "cumulative_regret"]["value"]
     assert np.all(regret >= -1e-9)
 

@@ -38,8 +38,8 @@ from scarce.budget.deferral import Deferral, NeuralDeferral
 from scarce.budget.envs import DigitsDeferral, SyntheticDeferral
 from scarce.budget.opt import empirical_opt_deferral
 from scarce.core.random import spawn_seeds
+from scarce.sim import parallel_map, run_seeds
 from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
-from scarce.sim.sweep import parallel_map, run_seeds
 
 BUDGET_FRACTIONS = (0.1, 0.25, 0.5, 0.75, 1.0)
 REAL_BUDGET_FRACTIONS = (0.02, 0.05, 0.1)

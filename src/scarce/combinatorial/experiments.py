@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from scarce.sim import parallel_map, run_seeds
 from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
-from scarce.sim.sweep import parallel_map, run_seeds
 
 EXPERIMENT = "combinatorial"
 ENV = "query-aware"

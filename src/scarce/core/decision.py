@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,15 @@ class Decision:
     scores:
         ``(n, K)`` float64, the index each action was ranked by (UCB value, sampled
         reward, estimated mean, ...). Ineligible actions carry ``-inf``.
+    info:
+        what the policy knew at decision time and its ``update`` needs back (coba's learner
+        ``info``): name -> numeric array with leading axis ``n`` (e.g. the cost bounds the
+        scores used). It travels with the decision (the simulation loop and the decision
+        service hand it to ``update(..., info=...)``), so no policy keeps hidden state about
+        decisions in flight. Empty for most policies.
     """
 
-    __slots__ = ("_probabilities", "_probability_fn", "actions", "scores")
+    __slots__ = ("_probabilities", "_probability_fn", "actions", "info", "scores")
 
     def __init__(
         self,
@@ -33,11 +40,13 @@ class Decision:
         scores: np.ndarray,
         *,
         probability_fn: Callable[[], np.ndarray] | None = None,
+        info: dict[str, np.ndarray] | None = None,
     ) -> None:
         if probabilities is None and probability_fn is None:
             raise ValueError("Decision needs probabilities or probability_fn")
         self.actions = actions
         self.scores = scores
+        self.info = {} if info is None else info
         self._probabilities = probabilities
         self._probability_fn = probability_fn
 
@@ -55,10 +64,15 @@ class Decision:
     def __repr__(self) -> str:
         return f"Decision(actions={self.actions!r}, probabilities={self.probabilities!r})"
 
-    def to_dict(self) -> dict[str, list]:
+    def to_dict(self) -> dict[str, Any]:
         """Plain-Python form (for JSON)."""
         return {
             "actions": self.actions.tolist(),
             "probabilities": self.probabilities.tolist(),
             "scores": np.where(np.isfinite(self.scores), self.scores, np.nan).tolist(),
+            "info": {k: np.asarray(v).tolist() for k, v in self.info.items()},
         }
+
+    def case_info(self, i: int) -> dict[str, Any]:
+        """``info`` of case ``i`` alone, as plain Python (what a service logs with the case)."""
+        return {k: np.asarray(v)[i].tolist() for k, v in self.info.items()}

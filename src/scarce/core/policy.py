@@ -47,10 +47,23 @@ class Policy:
     actions). The first call fixes which, in ``context_mode_``.
     """
 
+    # ---- declared tags: what the policy is, for the loop, the service and the contract suite
     #: whether ``decide`` is a deterministic function of the state (contract tests use it)
     deterministic: bool = False
     #: reward range the algorithm requires, or None
     reward_bounds: tuple[float, float] | None = None
+    #: context layouts the policy supports (:data:`SHARED_CONTEXT`, :data:`ACTION_FEATURES`)
+    layouts: tuple[str, ...] = (SHARED_CONTEXT, ACTION_FEATURES)
+    #: ``"scalar"``: rewards ``(n,)``; ``"vector"``: ``(n, n_objectives)`` (the policy has an
+    #: ``n_objectives`` parameter); ``"any"``: either (policies that ignore rewards)
+    reward_kind: str = "scalar"
+    #: how ``Decision.probabilities`` are obtained: ``"exact"`` (closed form or deterministic),
+    #: ``"quadrature"`` (numerical integration, ~1e-5) or ``"monte_carlo"`` (sampled, ~1e-2);
+    #: a dict gives one per layout
+    probability_method: str | dict[str, str] = "exact"
+    #: the declared variant of the protocol (OBP's ``policy_type``): ``"discrete"`` chooses one
+    #: of ``n_actions`` actions per case, independently of the other cases of the batch
+    action_type: str = "discrete"
 
     def __init__(self, *, n_actions: int, n_features: int, seed: SeedLike = None) -> None:
         self.n_actions = n_actions
@@ -106,7 +119,7 @@ class Policy:
         """Create learned state. ``self.context_mode_`` and ``self.rng_`` are set."""
 
     # ------------------------------------------------------------------ public API
-    def decide(self, X: Any, *, eligible: Any = None) -> Decision:
+    def decide(self, X: Any, *, eligible: Any = None, **context: Any) -> Decision:
         """Choose an action for each case.
 
         Parameters
@@ -115,11 +128,36 @@ class Policy:
             ``(n, d)`` contexts or ``(n, K, d)`` per-action features (a ``(d,)`` vector is one case).
         eligible:
             optional ``(n, K)`` (or ``(K,)``) boolean mask; only ``True`` actions may be chosen.
+        context:
+            decision-time side information the policy declares in :attr:`decide_keywords`
+            (e.g. ``groups``); others raise ``TypeError``.
         """
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
         mask = check_eligible(eligible, X.shape[0], self.n_actions)
+        if context:
+            self._check_keywords(context, self._context_keywords(), "decide")
+            return self._decide(X, mask, **context)
         return self._decide(X, mask)
+
+    @property
+    def decide_keywords(self) -> tuple[str, ...]:
+        """Keywords of :meth:`decide` beyond ``eligible`` that this policy uses."""
+        return tuple(self._context_keywords())
+
+    @property
+    def update_keywords(self) -> tuple[str, ...]:
+        """Keywords of :meth:`update` beyond ``actions``, ``rewards``, ``full_rewards`` and
+        ``info`` that this policy learns from (``costs``, ...)."""
+        return tuple(k for k in self._extra_keywords() if k != "info")
+
+    def _check_keywords(self, given: dict[str, Any], accepted: Any, method: str) -> None:
+        unknown = set(given) - set(accepted)
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}.{method} got unexpected keyword(s) {sorted(unknown)}; "
+                f"accepted: {sorted(accepted) or 'none'}"
+            )
 
     def update(
         self,
@@ -128,6 +166,7 @@ class Policy:
         rewards: Any = None,
         *,
         full_rewards: Any = None,
+        info: Any = None,
         **extra: Any,
     ) -> Policy:
         """Learn from outcomes.
@@ -143,11 +182,33 @@ class Policy:
         full_rewards:
             ``(n, K)`` rewards of every action (full-information feedback). When given,
             ``actions`` and ``rewards`` may be omitted.
+        info:
+            ``Decision.info`` of these decisions (what the policy knew when it made them);
+            given to the policy when it lists ``"info"`` among its update keywords, ignored
+            otherwise (it is the policy's own bookkeeping).
         extra:
-            capability-specific feedback (costs, groups, ...); policies that do not use a
-            keyword reject it.
+            capability-specific feedback (costs, ...) the policy declares in
+            :attr:`update_keywords`; others raise ``TypeError``.
         """
         X = check_contexts(X, self.n_features, self.n_actions)
+        n = X.shape[0]
+        if self.reward_kind == "scalar":
+            actions, rewards, full = self._check_scalar_feedback(X, actions, rewards, full_rewards)
+        else:
+            actions, rewards, full = self._check_any_feedback(X, actions, rewards, full_rewards)
+        accepted = self._extra_keywords()
+        if extra:
+            self._check_keywords(extra, accepted, "update")
+        if info is not None and "info" in accepted:
+            extra["info"] = _check_info(info, n)
+        self._ensure_initialized(X)
+        self._learn(X, actions, rewards, full, **extra)
+        self.n_updates_ += n
+        return self
+
+    def _check_scalar_feedback(
+        self, X: np.ndarray, actions: Any, rewards: Any, full_rewards: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
         n = X.shape[0]
         lo, hi = self.reward_bounds if self.reward_bounds is not None else (None, None)
         if full_rewards is not None:
@@ -157,24 +218,39 @@ class Policy:
                 rewards = check_vector(rewards, n, "rewards", low=lo, high=hi)
                 if not np.allclose(full[np.arange(n), actions], rewards):
                     raise ValueError("rewards must equal full_rewards at the chosen actions")
-        else:
-            if actions is None or rewards is None:
-                raise ValueError("update needs actions and rewards (or full_rewards)")
-            actions = check_actions(actions, n, self.n_actions)
-            rewards = check_vector(rewards, n, "rewards", low=lo, high=hi)
-            full = None
-        unknown = set(extra) - set(self._extra_keywords())
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}.update got unexpected keyword(s) {sorted(unknown)}; "
-                f"accepted: {sorted(self._extra_keywords()) or 'none'}"
-            )
-        self._ensure_initialized(X)
-        self._learn(X, actions, rewards, full, **extra)
-        self.n_updates_ += n
-        return self
+            return actions, rewards, full
+        if actions is None or rewards is None:
+            raise ValueError("update needs actions and rewards (or full_rewards)")
+        actions = check_actions(actions, n, self.n_actions)
+        rewards = check_vector(rewards, n, "rewards", low=lo, high=hi)
+        return actions, rewards, None
 
-    def action_probabilities(self, X: Any, *, eligible: Any = None) -> np.ndarray:
+    def _check_any_feedback(
+        self, X: np.ndarray, actions: Any, rewards: Any, full_rewards: Any
+    ) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+        """Feedback of a ``"vector"`` policy (rewards ``(n, m)``, full ``(n, K, m)``) or of an
+        ``"any"`` one (scalar or vector, told by the number of axes)."""
+        n, K = X.shape[0], self.n_actions
+        given = rewards if full_rewards is None else full_rewards
+        if self.reward_kind == "any":
+            if np.ndim(given) == (1 if full_rewards is None else 2):
+                return self._check_scalar_feedback(X, actions, rewards, full_rewards)
+            m = np.shape(given)[-1] if np.ndim(given) else 0
+        else:
+            m = self.n_objectives  # type: ignore[attr-defined]
+        if full_rewards is not None:
+            full = check_matrix(full_rewards, (n, K, m), "full_rewards")
+            if actions is not None or rewards is not None:
+                actions = check_actions(actions, n, K)
+                rewards = check_matrix(rewards, (n, m), "rewards")
+                if not np.allclose(full[np.arange(n), actions], rewards):
+                    raise ValueError("rewards must equal full_rewards at the chosen actions")
+            return actions, rewards, full
+        if actions is None or rewards is None:
+            raise ValueError("update needs actions and rewards (or full_rewards)")
+        return check_actions(actions, n, K), check_matrix(rewards, (n, m), "rewards"), None
+
+    def action_probabilities(self, X: Any, *, eligible: Any = None, **context: Any) -> np.ndarray:
         """``(n, K)`` probability of each action under the current state (rows sum to 1).
 
         Does not change the policy's state or its random stream.
@@ -182,6 +258,9 @@ class Policy:
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
         mask = check_eligible(eligible, X.shape[0], self.n_actions)
+        if context:
+            self._check_keywords(context, self._context_keywords(), "action_probabilities")
+            return self._action_probabilities(X, mask, **context)
         return self._action_probabilities(X, mask)
 
     # ------------------------------------------------------------------ hooks
@@ -202,7 +281,41 @@ class Policy:
         raise NotImplementedError(f"{type(self).__name__} does not report action probabilities")
 
     def _extra_keywords(self) -> tuple[str, ...]:
+        """Keywords ``update`` accepts beyond the reward arguments (``"info"``: receive
+        ``Decision.info`` back in ``_learn``)."""
         return ()
+
+    def _context_keywords(self) -> tuple[str, ...]:
+        """Keywords ``decide`` and ``action_probabilities`` accept beyond ``eligible``."""
+        return ()
+
+    # ------------------------------------------------------------------ contract hooks
+    # River's habit: each class says how the contract suite (scarce.checks) builds and feeds it.
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        """Constructor keywords beyond ``n_actions``, ``n_features`` and ``seed`` to check the
+        class with (one dict per configuration; small, so the checks stay fast)."""
+        return [{}]
+
+    @classmethod
+    def _unit_test_contexts(
+        cls, rng: np.random.Generator, n: int, layout: str, params: dict[str, Any]
+    ) -> np.ndarray:
+        """``n`` contexts of ``layout`` for the checks (``params``: the full constructor
+        keywords); standard normal by default."""
+        K, d = params["n_actions"], params["n_features"]
+        return rng.normal(size=(n, d)) if layout == SHARED_CONTEXT else rng.normal(size=(n, K, d))
+
+    @classmethod
+    def _unit_test_feedback(
+        cls, rng: np.random.Generator, X: np.ndarray, decision: Decision, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Keywords of ``update`` for the decisions made on ``X`` (the checks call
+        ``policy.update(X, **feedback)``); rewards uniform on [0, 1) by default."""
+        n = X.shape[0]
+        m = params.get("n_objectives") if cls.reward_kind == "vector" else None
+        rewards = rng.random(n) if m is None else rng.random((n, m))
+        return {"actions": decision.actions, "rewards": rewards, "info": decision.info}
 
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
@@ -237,6 +350,21 @@ class Policy:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save parameters, learned state and RNG state to the directory ``path``."""
         return persist.save(self, path)
+
+
+def _check_info(info: Any, n: int) -> dict[str, np.ndarray]:
+    """``Decision.info`` handed back to ``update``: name -> array with leading axis ``n``."""
+    if not isinstance(info, dict):
+        raise ValueError(
+            f"info must be a dict of per-case arrays (Decision.info); got {type(info).__name__}"
+        )
+    out = {}
+    for key, value in info.items():
+        arr = np.asarray(value)
+        if arr.ndim == 0 or arr.shape[0] != n:
+            raise ValueError(f"info[{key!r}] must have leading axis n = {n}; got shape {arr.shape}")
+        out[key] = arr
+    return out
 
 
 def load(path: str | os.PathLike[str]) -> Any:

@@ -98,7 +98,7 @@ def check_vector(
 
 def check_matrix(
     values: Any,
-    shape: tuple[int, int],
+    shape: tuple[int, ...],
     name: str,
     *,
     low: float | None = None,

@@ -4,7 +4,6 @@ for bundled real data. Each environment knows its oracle when it has one."""
 from scarce.envs.base import Environment
 from scarce.envs.datasets import (
     DATASETS,
-    ENVIRONMENTS,
     load_breast_cancer,
     load_dataset,
     load_digits,
@@ -12,18 +11,20 @@ from scarce.envs.datasets import (
     load_iris,
     load_mnist_small,
     load_wine,
-    make_env,
 )
+from scarce.envs.registry import ENV_REGISTRY, ENVIRONMENTS, get_envs, make_env, register_env
 from scarce.envs.supervised import SupervisedEnv
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 
 __all__ = [
     "DATASETS",
     "ENVIRONMENTS",
+    "ENV_REGISTRY",
     "Environment",
     "LinearGaussianEnv",
     "LogisticEnv",
     "SupervisedEnv",
+    "get_envs",
     "load_breast_cancer",
     "load_dataset",
     "load_digits",
@@ -32,4 +33,5 @@ __all__ = [
     "load_mnist_small",
     "load_wine",
     "make_env",
+    "register_env",
 ]

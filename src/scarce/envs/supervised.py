@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from scarce.core.outcome import Outcome
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_contexts, check_finite
 from scarce.envs.base import Environment
@@ -165,8 +166,8 @@ class SupervisedEnv(Environment):
 
     def outcomes(
         self, X: np.ndarray, actions: np.ndarray, rng: np.random.Generator | None = None
-    ) -> np.ndarray:
-        """``(n,)`` rewards (1.0 for the true label, else 0.0) of ``actions`` ``(n,)`` on the
+    ) -> Outcome:
+        """Rewards ``(n,)`` (1.0 for the true label, else 0.0) of ``actions`` ``(n,)`` on the
         most recent :meth:`contexts` batch ``X``. Deterministic: ``rng`` is not used."""
         return super().outcomes(X, actions, rng)
 

@@ -142,7 +142,7 @@ def run_fair_experiment(
     kernels: tuple[str, ...] = KERNELS,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """Run every (kernel, policy, seed) and write the outputs (see the module docstring)."""
-    from scarce.sim.sweep import parallel_map, run_seeds
+    from scarce.sim import parallel_map, run_seeds
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from scarce.core.decision import Decision
+
 
 @dataclass
 class Ready:
@@ -29,6 +31,7 @@ class Ready:
     rounds: ``(n,)`` int64, decision rounds.
     complete: ``(n,)`` bool, False for decisions released by their deadline with pieces missing.
     extra: keyword -> ``(n, ...)`` per-decision arrays given at registration.
+    info: the decisions' ``Decision.info`` given at registration (name -> ``(n, ...)``).
     """
 
     ids: np.ndarray
@@ -38,9 +41,24 @@ class Ready:
     rounds: np.ndarray
     complete: np.ndarray
     extra: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ids.shape[0])
+
+
+def _per_decision(arrays: dict[str, Any], n: int, what: str) -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in arrays.items():
+        v = np.asarray(v)
+        if v.ndim == 0 or v.shape[0] != n:
+            raise ValueError(f"{what} {k!r} must have {n} rows; got shape {v.shape}")
+        out[k] = v
+    return out
+
+
+def _stack(recs: list[dict[str, Any]], part: str) -> dict[str, np.ndarray]:
+    return {k: np.stack([np.asarray(r[part][k]) for r in recs]) for k in recs[0][part]}
 
 
 class PendingBuffer:
@@ -76,6 +94,7 @@ class PendingBuffer:
         round: int,
         expected_pieces: int | np.ndarray | None = 1,
         deadline: int | np.ndarray | None = None,
+        info: dict[str, np.ndarray] | None = None,
         **extra: np.ndarray,
     ) -> np.ndarray:
         """Record ``n`` decisions and return their new ids ``(n,)``.
@@ -88,6 +107,8 @@ class PendingBuffer:
             or None (complete only through a final piece or the deadline).
         deadline: round at which a decision is handed over even if incomplete (int or ``(n,)``),
             or None (no deadline).
+        info: the decisions' ``Decision.info`` (name -> ``(n, ...)``), handed back to
+            ``update(..., info=...)`` with them.
         extra: per-decision arrays ``(n, ...)`` passed on as ``update`` keywords.
         """
         X = np.asarray(X)
@@ -104,12 +125,8 @@ class PendingBuffer:
             np.asarray(np.iinfo(np.int64).max if deadline is None else deadline, dtype=np.int64),
             (n,),
         )
-        extras = {}
-        for k, v in extra.items():
-            v = np.asarray(v)
-            if v.shape[0] != n:
-                raise ValueError(f"extra keyword {k!r} must have {n} rows; got shape {v.shape}")
-            extras[k] = v
+        extras = _per_decision(extra, n, "extra keyword")
+        infos = _per_decision(info or {}, n, "info entry")
         ids = np.arange(self.next_id, self.next_id + n, dtype=np.int64)
         self.next_id += n
         for j, i in enumerate(ids):
@@ -123,6 +140,7 @@ class PendingBuffer:
                 "deadline": int(dl[j]),
                 "final": False,
                 "extra": {k: v[j] for k, v in extras.items()},
+                "info": {k: v[j] for k, v in infos.items()},
             }
         return ids
 
@@ -167,7 +185,6 @@ class PendingBuffer:
                 rounds=np.zeros(0, np.int64),
                 complete=np.zeros(0, bool),
             )
-        extra_keys = recs[0]["extra"].keys()
         return Ready(
             ids=np.array([i for i, _ in due], dtype=np.int64),
             X=np.stack([r["X"] for r in recs]),
@@ -175,7 +192,8 @@ class PendingBuffer:
             rewards=np.array([r["sum"] for r in recs], dtype=np.float64),
             rounds=np.array([r["round"] for r in recs], dtype=np.int64),
             complete=np.array([c for _, c in due], dtype=bool),
-            extra={k: np.stack([r["extra"][k] for r in recs]) for k in extra_keys},
+            extra=_stack(recs, "extra"),
+            info=_stack(recs, "info"),
         )
 
     # ------------------------------------------------------------------ persistence
@@ -201,9 +219,8 @@ class PendingBuffer:
                 need=np.array([r["need"] for r in recs], dtype=np.int64),
                 deadline=np.array([r["deadline"] for r in recs], dtype=np.int64),
                 final=np.array([r["final"] for r in recs], dtype=bool),
-                extra={
-                    k: np.stack([np.asarray(r["extra"][k]) for r in recs]) for k in recs[0]["extra"]
-                },
+                extra=_stack(recs, "extra"),
+                info=_stack(recs, "info"),
             )
         return state
 
@@ -222,6 +239,7 @@ class PendingBuffer:
                 "deadline": int(state["deadline"][j]),
                 "final": bool(state["final"][j]),
                 "extra": {k: np.asarray(v[j]) for k, v in state["extra"].items()},
+                "info": {k: np.asarray(v[j]) for k, v in state.get("info", {}).items()},
             }
 
     def save(self, path: Any) -> Any:
@@ -235,7 +253,8 @@ class PendingBuffer:
         """``policy.update`` with the decisions due at ``round`` (one batch); returns how many."""
         ready = self.pop_due(round)
         if len(ready):
-            policy.update(ready.X, ready.actions, ready.rewards, **ready.extra)
+            info = ready.info or None
+            policy.update(ready.X, ready.actions, ready.rewards, info=info, **ready.extra)
         return len(ready)
 
 
@@ -243,8 +262,8 @@ class DelayedPolicy:
     """Any policy with a :class:`PendingBuffer` in front of its ``update``: a delayed-feedback
     learner that wraps a learner.
 
-    ``decide`` registers the decisions and returns their ids; outcome pieces are reported by
-    id (late, out of order, in pieces) with ``report``; ``tick(round)`` hands the due decisions
+    ``decide`` registers the decisions and returns them with their ids in
+    ``decision.info["decision_id"]``; outcome pieces are reported by id (late, out of order, in pieces) with ``report``; ``tick(round)`` hands the due decisions
     to ``policy.update``.
 
     Parameters
@@ -268,10 +287,9 @@ class DelayedPolicy:
         self.max_delay = max_delay
         self.buffer = PendingBuffer(late=late)
 
-    def decide(
-        self, X: Any, *, round: int, eligible: Any = None, **extra: Any
-    ) -> tuple[Any, np.ndarray]:
-        """``(decision, ids)``: the policy's decision and the new decision ids ``(n,)``.
+    def decide(self, X: Any, *, round: int, eligible: Any = None, **extra: Any) -> Decision:
+        """The policy's decision, registered in the buffer; ``decision.info["decision_id"]``
+        ``(n,)`` holds the ids to report outcome pieces against.
 
         ``extra``: per-decision arrays passed to ``update`` when the decisions are learned."""
         decision = self.policy.decide(X, eligible=eligible)
@@ -282,9 +300,11 @@ class DelayedPolicy:
             round=round,
             expected_pieces=self.expected_pieces,
             deadline=deadline,
+            info=decision.info,
             **extra,
         )
-        return decision, ids
+        decision.info = {**decision.info, "decision_id": ids}
+        return decision
 
     def report(self, ids: Any, values: Any, *, final: Any = False) -> None:
         """Outcome pieces for decisions ``ids``."""

@@ -27,8 +27,8 @@ from scarce.pareto.baselines import ParetoRandom, ScalarisedLinUCB
 from scarce.pareto.envs import PeaksShiftEnv
 from scarce.pareto.policy import ParetoUCB, PCBShift, StaticGridPCB
 from scarce.pareto.runner import simulate
+from scarce.sim import parallel_map, run_seeds
 from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
-from scarce.sim.sweep import parallel_map, run_seeds
 
 NAME = "pareto-shift"
 N_ACTIONS = 10

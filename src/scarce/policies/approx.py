@@ -46,6 +46,9 @@ class _ApproxUCB(ModelPolicy):
 
 
 class _ApproxTS(ModelPolicy):
+    #: quadrature over independent per-action scores; Monte Carlo when they are correlated
+    probability_method = {"shared_context": "quadrature", "action_features": "monte_carlo"}
+
     def _check_params(self) -> None:
         super()._check_params()
         check_scalar(self.v, "v", low=0.0)

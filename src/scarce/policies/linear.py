@@ -90,6 +90,9 @@ class ThompsonPolicy(ModelPolicy):
     features, where they are correlated.
     """
 
+    #: quadrature over independent per-action scores; Monte Carlo when they are correlated
+    probability_method = {"shared_context": "quadrature", "action_features": "monte_carlo"}
+
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean ``(M, d)`` and covariance ``(M, d, d)`` (before the ``v^2`` scale)."""
         raise NotImplementedError

@@ -4,6 +4,7 @@ into one tidy table, streamed to Parquet and resumable; :func:`run_replicated` a
 :func:`sweep_replicated` many seeds of LinUCB/LinTS as one vectorised computation;
 :func:`plot_regret`; named and TOML-configured experiments (:func:`run_experiment`)."""
 
+from scarce.sim.config import load_config
 from scarce.sim.experiments import (
     CAPABILITY_EXPERIMENT_MODULES,
     DEFAULT_METRICS,
@@ -12,25 +13,26 @@ from scarce.sim.experiments import (
     CustomExperiment,
     Experiment,
     ExperimentError,
+    ExperimentResult,
     aggregate,
     get_experiment,
     load_capability_experiments,
-    load_config,
     register,
     run_experiment,
     summarize,
+    write_result,
 )
-from scarce.sim.plot import plot_regret
+from scarce.sim.parallel import backend, current_backend, parallel_map
+from scarce.sim.plot import new_figure, plot_regret, regret_figure
 from scarce.sim.replicated import run_replicated, sweep_replicated
 from scarce.sim.run import TRACE_COLUMNS, Trace, run
 from scarce.sim.sweep import (
     SWEEP_COLUMNS,
     EnvSpec,
     PolicySpec,
-    backend,
     checkpoints,
     final_rows,
-    parallel_map,
+    run_seeds,
     sweep,
 )
 
@@ -46,21 +48,27 @@ __all__ = [
     "EnvSpec",
     "Experiment",
     "ExperimentError",
+    "ExperimentResult",
     "PolicySpec",
     "Trace",
     "aggregate",
     "backend",
     "checkpoints",
+    "current_backend",
     "final_rows",
     "get_experiment",
     "load_config",
     "parallel_map",
+    "new_figure",
     "plot_regret",
+    "regret_figure",
     "register",
     "run",
     "run_experiment",
     "run_replicated",
+    "run_seeds",
     "summarize",
     "sweep",
     "sweep_replicated",
+    "write_result",
 ]

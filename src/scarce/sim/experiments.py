@@ -19,34 +19,13 @@ sweep table.
 
 Config files
 ------------
-::
-
-    name = "my-experiment"        # default: the file name without .toml
-    description = "..."           # optional
-    horizon = 2000                # cases per run
-    seeds = 3                     # number of seeds, or a list of root seeds
-    batch_size = 1                # cases decided between policy updates
-    feedback = "bandit"           # or "full"
-    base_seed = 0                 # root of the seed tree when seeds is a number
-    n_checkpoints = 200           # recorded steps per run (0 = every step)
-    logx = false                  # log-scale step axis in regret.png
-
-    [[envs]]
-    name = "linear"               # a name of scarce.envs.ENVIRONMENTS
-    label = "linear-5"            # optional, default: name
-    n_actions = 5                 # anything else: keyword arguments of the environment
-
-    [[policies]]
-    name = "LinTS"                # a name of scarce.policies.POLICIES
-    label = "LinTS-v0.3"          # optional, default: name
-    v = 0.3                       # anything else: constructor keywords of the policy
+``scarce run CONFIG.toml`` reads an :class:`Experiment` from TOML: the format is documented in
+:mod:`scarce.sim.config` (and in ``docs/configs.md``).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -55,16 +34,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from scarce.sim.plot import plot_regret
-from scarce.sim.sweep import (
-    RESERVED_POLICY_PARAMS,
-    EnvSpec,
-    PolicySpec,
-    check_backend,
-    run_seeds,
-    sweep,
-)
-from scarce.sim.sweep import backend as backend_context
+from scarce.sim.parallel import backend as backend_context
+from scarce.sim.parallel import check_backend
+from scarce.sim.plot import regret_figure
+from scarce.sim.sweep import SWEEP_COLUMNS, EnvSpec, PolicySpec, run_seeds, sweep
 
 #: the columns of ``summary.csv``, in order (a contract shared by every experiment)
 SUMMARY_COLUMNS = ("experiment", "env", "policy", "seed", "metric", "value")
@@ -161,26 +134,54 @@ class Experiment:
         return {**DEFAULT_METRICS, **self.metrics}
 
 
-#: what a :class:`CustomExperiment` runs: ``run(out=Path, horizon=int, seeds=int | tuple,
-#: n_jobs=int | None, progress=callable | None) -> (summary, paths)``
-CustomRun = Callable[..., tuple[pd.DataFrame, dict[str, Path]]]
+@dataclass
+class ExperimentResult:
+    """What an experiment produces; :func:`run_experiment` writes it (one place writes every
+    experiment's outputs and checks the ``summary.csv`` contract).
+
+    Attributes
+    ----------
+    summary:
+        columns ``env, policy, seed, metric, value`` (an ``experiment`` column is added if
+        absent); ``seed`` holds the seed *labels* the experiment was given (see
+        :class:`CustomExperiment`).
+    tables:
+        name -> table, written as ``<name>.parquet`` (``traces`` by convention for per-step
+        curves).
+    figures:
+        name -> matplotlib ``Figure`` (:func:`scarce.sim.plot.new_figure`), written as
+        ``<name>.png``.
+    """
+
+    summary: pd.DataFrame
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+#: what a :class:`CustomExperiment` runs: ``run(horizon=int, seeds=[(label, root), ...],
+#: n_jobs=int | None, progress=callable | None) -> ExperimentResult``
+CustomRun = Callable[..., ExperimentResult]
 
 
 @dataclass(frozen=True)
 class CustomExperiment:
-    """An experiment whose runs are not a plain policies x environments sweep (budgets,
-    structured priors, vector rewards, delayed outcomes...): it brings its own ``run``.
+    """An experiment whose runs are not a plain policies x environments sweep (several
+    horizons, a structure learned offline, population dynamics, an evaluation protocol...):
+    it brings its own ``run``.
 
-    ``run(out=..., horizon=..., seeds=..., n_jobs=..., progress=...)`` must write
-    ``out/summary.csv`` with exactly the columns :data:`SUMMARY_COLUMNS` (checked after the run)
-    plus whatever traces and plots it makes, and return ``(summary, paths)`` like
-    :func:`run_experiment`. ``horizon`` and ``seeds`` are the experiment's defaults unless the
-    user overrides them; an experiment with several horizons (a regret-vs-T grid) treats
-    ``horizon`` as the largest.
+    ``run(horizon=..., seeds=..., n_jobs=..., progress=...)`` returns an
+    :class:`ExperimentResult` and writes nothing. ``horizon`` is the experiment's default
+    unless the user overrides it (an experiment with several horizons treats it as the
+    largest). ``seeds`` is a list of ``(label, root_seed)`` pairs from
+    :func:`scarce.sim.run_seeds` with the experiment's ``base_seed``: every random draw of seed
+    ``label`` derives from ``root_seed``, and the summary's ``seed`` column holds ``label``
+    (``0 .. n-1`` for ``--seeds n``, the values themselves for an explicit list), as in every
+    other experiment. Runs go through :func:`scarce.sim.parallel_map` with ``n_jobs`` and
+    ``progress``.
 
     Attributes
     ----------
-    name, description, horizon, seeds:
+    name, description, horizon, seeds, base_seed:
         as in :class:`Experiment`.
     run:
         the function above.
@@ -275,178 +276,6 @@ register(
 )
 
 
-# ---------------------------------------------------------------------------- config files
-_TOP_KEYS = {
-    "name": str,
-    "description": str,
-    "horizon": int,
-    "seeds": (int, list),
-    "batch_size": int,
-    "feedback": str,
-    "base_seed": int,
-    "n_checkpoints": int,
-    "logx": bool,
-    "envs": list,
-    "policies": list,
-}
-
-
-def load_config(path: str | os.PathLike[str]) -> Experiment:
-    """Read an :class:`Experiment` from a TOML file (format in the module docstring).
-
-    Raises
-    ------
-    ExperimentError
-        for a missing file, invalid TOML, unknown keys, unknown policy or environment names,
-        or keyword arguments the policy or environment does not take; the message lists the
-        valid choices.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ExperimentError(f"config file {str(path)!r} does not exist")
-    try:
-        with path.open("rb") as fh:
-            raw = tomllib.load(fh)
-    except tomllib.TOMLDecodeError as exc:
-        raise ExperimentError(f"{path}: invalid TOML: {exc}") from None
-    where = str(path)
-
-    unknown = sorted(set(raw) - set(_TOP_KEYS))
-    if unknown:
-        raise ExperimentError(
-            f"{where}: unknown key(s) {unknown}; valid top-level keys: {', '.join(_TOP_KEYS)}"
-        )
-    for key, types in _TOP_KEYS.items():
-        if key in raw and (
-            not isinstance(raw[key], types) or (isinstance(raw[key], bool) and types is int)
-        ):
-            want = " or ".join(
-                t.__name__ for t in (types if isinstance(types, tuple) else (types,))
-            )
-            raise ExperimentError(f"{where}: {key} must be {want}; got {raw[key]!r}")
-    for key in ("envs", "policies"):
-        if not raw.get(key):
-            example = "linear" if key == "envs" else "LinUCB"
-            raise ExperimentError(
-                f"{where}: needs at least one [[{key}]] table with a name, e.g. "
-                f'[[{key}]] name = "{example}"'
-            )
-
-    envs = _parse_envs(raw["envs"], where)
-    policies = _parse_policies(raw["policies"], where)
-    seeds = raw.get("seeds", 3)
-    n_checkpoints = raw.get("n_checkpoints", 200)
-    experiment = Experiment(
-        name=raw.get("name", path.stem),
-        description=raw.get("description", f"from {path.name}"),
-        build=lambda: (dict(policies), dict(envs)),
-        horizon=raw.get("horizon", 2000),
-        seeds=tuple(seeds) if isinstance(seeds, list) else seeds,
-        batch_size=raw.get("batch_size", 1),
-        feedback=raw.get("feedback", "bandit"),
-        base_seed=raw.get("base_seed", 0),
-        n_checkpoints=None if n_checkpoints == 0 else n_checkpoints,
-        logx=raw.get("logx", False),
-    )
-    try:
-        _check_settings(experiment, experiment.horizon, experiment.seeds)
-    except ExperimentError as exc:
-        raise ExperimentError(f"{where}: {exc}") from None
-    return experiment
-
-
-def _tables(items: list[Any], kind: str, where: str) -> list[tuple[str, str, dict[str, Any]]]:
-    out = []
-    labels: set[str] = set()
-    for i, item in enumerate(items):
-        ref = f"{where}: {kind}[{i}]"
-        if not isinstance(item, dict):
-            raise ExperimentError(f"{ref} must be a table ([[{kind}]]); got {item!r}")
-        params = dict(item)
-        name = params.pop("name", None)
-        if not isinstance(name, str):
-            raise ExperimentError(f'{ref} needs name = "..." (a string)')
-        label = params.pop("label", name)
-        if not isinstance(label, str) or not label:
-            raise ExperimentError(f"{ref}: label must be a non-empty string; got {label!r}")
-        if label in labels:
-            raise ExperimentError(
-                f"{ref}: label {label!r} is used twice; give each {kind[:-1]} a distinct label"
-            )
-        labels.add(label)
-        out.append((name, label, params))
-    return out
-
-
-def _parse_policies(items: list[Any], where: str) -> dict[str, PolicySpec]:
-    from scarce.policies import get_policies
-
-    POLICIES = get_policies()
-
-    specs = {}
-    for i, (name, label, params) in enumerate(_tables(items, "policies", where)):
-        ref = f"{where}: policies[{i}] ({name})"
-        if name not in POLICIES:
-            raise ExperimentError(
-                f"{ref}: unknown policy {name!r}; valid policies: {', '.join(POLICIES)}"
-            )
-        cls = POLICIES[name]
-        valid = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        settable = [p for p in valid if p not in RESERVED_POLICY_PARAMS]
-        reserved = sorted(set(params) & set(RESERVED_POLICY_PARAMS))
-        if reserved:
-            raise ExperimentError(
-                f"{ref}: {reserved} are set by the experiment (from the environment and the run "
-                f"seed); valid keys for {name}: {', '.join(['label', *settable])}"
-            )
-        bad = sorted(set(params) - set(settable))
-        if bad:
-            raise ExperimentError(
-                f"{ref}: unknown key(s) {bad}; valid keys for {name}: "
-                f"{', '.join(['label', *settable])}"
-            )
-        specs[label] = PolicySpec(name, params)
-    return specs
-
-
-def _parse_envs(items: list[Any], where: str) -> dict[str, EnvSpec]:
-    from scarce.envs import ENVIRONMENTS
-
-    specs = {}
-    for i, (name, label, params) in enumerate(_tables(items, "envs", where)):
-        ref = f"{where}: envs[{i}] ({name})"
-        if name not in ENVIRONMENTS:
-            raise ExperimentError(
-                f"{ref}: unknown environment {name!r}; valid environments: {', '.join(ENVIRONMENTS)}"
-            )
-        valid = _env_keys(name)
-        if valid is not None:
-            bad = sorted(set(params) - set(valid))
-            if bad:
-                raise ExperimentError(
-                    f"{ref}: unknown key(s) {bad}; valid keys for {name}: "
-                    f"{', '.join(['label', *valid])}"
-                )
-        specs[label] = EnvSpec(name, params)
-    return specs
-
-
-def _env_keys(name: str) -> list[str] | None:
-    """Keyword arguments ``make_env(name, ...)`` accepts (None if they cannot be told)."""
-    from scarce.envs import make_env
-
-    try:
-        env = make_env(name, seed=0)
-    except ImportError as exc:
-        raise ExperimentError(f"environment {name!r}: {exc}") from None
-    except (TypeError, ValueError):
-        return None
-    params = inspect.signature(type(env).__init__).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return [p.name for p in params if p.name not in ("self", "X", "y", "name")]
-
-
 # ---------------------------------------------------------------------------- running
 def get_experiment(
     name_or_path: str | os.PathLike[str] | Experiment | CustomExperiment,
@@ -465,6 +294,8 @@ def get_experiment(
     if isinstance(name_or_path, Experiment | CustomExperiment):
         experiment = name_or_path
     else:
+        from scarce.sim.config import load_config
+
         load_capability_experiments()
         text = os.fspath(name_or_path)
         if text.endswith(".toml") or os.path.sep in text:
@@ -486,11 +317,12 @@ def get_experiment(
             if seeds is None
             else (tuple(seeds) if isinstance(seeds, list) else seeds),
         )
-    _check_settings(experiment, experiment.horizon, experiment.seeds)
+    check_settings(experiment, experiment.horizon, experiment.seeds)
     return experiment
 
 
-def _check_settings(experiment: Experiment | CustomExperiment, horizon: Any, seeds: Any) -> None:
+def check_settings(experiment: Experiment | CustomExperiment, horizon: Any, seeds: Any) -> None:
+    """Raise :class:`ExperimentError` for a bad horizon, seeds or sweep setting."""
     if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or horizon < 1:
         raise ExperimentError(f"horizon must be an int >= 1; got {horizon!r}")
     if isinstance(experiment, Experiment):  # sweep settings; a custom experiment has none
@@ -512,10 +344,14 @@ def _check_settings(experiment: Experiment | CustomExperiment, horizon: Any, see
         raise ExperimentError(str(exc)) from None
 
 
-def _dry_run(policies: Mapping[str, PolicySpec], envs: Mapping[str, EnvSpec]) -> None:
-    """Build every environment and policy and play one small batch, so that bad parameters
-    (and rewards outside a policy's required range) fail here with a clear message instead of
-    deep inside a worker process."""
+def _dry_run(
+    experiment: Experiment, policies: Mapping[str, PolicySpec], envs: Mapping[str, EnvSpec]
+) -> None:
+    """Build every environment and policy and run a few cases through the loop, so that bad
+    parameters (and rewards outside a policy's required range) fail here with a clear message
+    instead of deep inside a worker process."""
+    from scarce.sim.run import run
+
     for env_label, espec in envs.items():
         try:
             env = espec.build(0)
@@ -523,25 +359,37 @@ def _dry_run(policies: Mapping[str, PolicySpec], envs: Mapping[str, EnvSpec]) ->
             raise ExperimentError(f"environment {env_label!r}: {exc}") from None
         for pol_label, pspec in policies.items():
             try:
-                policy = pspec.build(env.n_actions, env.n_features, 0)
-                X = env.contexts(32, rng=np.random.default_rng(0))
-                full = np.asarray(env.full_outcomes(X, rng=np.random.default_rng(1)))
-                bounds = policy.reward_bounds
-                if bounds is not None and (full.min() < bounds[0] or full.max() > bounds[1]):
-                    raise ExperimentError(
-                        f"policy {pol_label!r} needs rewards in [{bounds[0]}, {bounds[1]}] but "
-                        f"environment {env_label!r} gives rewards in [{full.min():.3g}, "
-                        f"{full.max():.3g}]; use an environment with rewards in that range "
-                        "(e.g. 'logistic' or a data set)"
-                    )
-                decision = policy.decide(X)
-                policy.update(X, decision.actions, full[np.arange(X.shape[0]), decision.actions])
+                policy = pspec.build_for(env, 0, experiment.horizon)
+                _check_reward_range(policy, env, pol_label, env_label)
+                run(
+                    policy,
+                    env,
+                    min(16, experiment.horizon),
+                    batch_size=experiment.batch_size,
+                    feedback=experiment.feedback,  # type: ignore[arg-type]
+                    seed=0,
+                    record_probabilities=False,
+                )
             except (TypeError, ValueError) as exc:
                 if isinstance(exc, ExperimentError):
                     raise
                 raise ExperimentError(
                     f"policy {pol_label!r} on environment {env_label!r}: {exc}"
                 ) from None
+
+
+def _check_reward_range(policy: Any, env: Any, pol_label: str, env_label: str) -> None:
+    bounds = policy.reward_bounds
+    if bounds is None or env.n_objectives is not None:
+        return
+    X = env.contexts(32, rng=np.random.default_rng(0))
+    full = np.asarray(env.full_outcomes(X, rng=np.random.default_rng(1)))
+    if full.min() < bounds[0] or full.max() > bounds[1]:
+        raise ExperimentError(
+            f"policy {pol_label!r} needs rewards in [{bounds[0]}, {bounds[1]}] but "
+            f"environment {env_label!r} gives rewards in [{full.min():.3g}, {full.max():.3g}]; "
+            "use an environment with rewards in that range (e.g. 'logistic' or a data set)"
+        )
 
 
 def summarize(
@@ -556,7 +404,10 @@ def summarize(
     experiment:
         the value of the ``experiment`` column.
     metrics:
-        name -> function of one run's rows (default :data:`DEFAULT_METRICS`).
+        name -> function of one run's rows (default :data:`DEFAULT_METRICS`). Runs on an
+        environment with a budget also report ``budget`` and ``budget_spent`` (summed over
+        resources), and every per-case metric of an environment its total
+        (``cumulative_<name>`` in the sweep table gives ``<name>``).
 
     Returns
     -------
@@ -564,11 +415,21 @@ def summarize(
         columns exactly :data:`SUMMARY_COLUMNS`; one row per (env, policy, seed, metric).
     """
     metrics = DEFAULT_METRICS if metrics is None else metrics
+    standard = set(SWEEP_COLUMNS) | {"cumulative_cost", "budget"}
     rows = []
     for (env, policy, seed), run in traces.groupby(["env", "policy", "seed"], sort=False):
         run = run.sort_values("step")
         for name, fn in metrics.items():
             rows.append((experiment, env, policy, int(seed), name, float(fn(run))))
+        last = run.iloc[-1]
+        if "budget" in run and not np.isnan(last["budget"]):
+            rows.append((experiment, env, policy, int(seed), "budget", float(last["budget"])))
+            spent = float(last["cumulative_cost"])
+            rows.append((experiment, env, policy, int(seed), "budget_spent", spent))
+        for col in run.columns:
+            if col.startswith("cumulative_") and col not in standard and not np.isnan(last[col]):
+                name = col.removeprefix("cumulative_")
+                rows.append((experiment, env, policy, int(seed), name, float(last[col])))
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
@@ -608,12 +469,13 @@ def run_experiment(
     backend: str | None = None,
     address: str | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """Run an experiment and write ``summary.csv``, ``traces.parquet`` and ``regret.png``.
+    """Run an experiment and write its outputs to ``out``: ``summary.csv`` (always), a
+    Parquet file per table (``traces.parquet``...) and a PNG per figure (``regret.png``...).
 
     Parameters
     ----------
     name_or_path:
-        a name in :data:`EXPERIMENTS`, the path of a ``.toml`` config, or an :class:`Experiment`.
+        a name in :data:`EXPERIMENTS`, the path of a ``.toml`` config, or an experiment.
     out:
         output folder (created).
     horizon, seeds:
@@ -624,14 +486,14 @@ def run_experiment(
         ``progress(completed_runs, total_runs)``.
     backend, address:
         where the runs execute: ``"local"`` processes or ``"ray"`` (at ``address``, or a local
-        Ray cluster); None keeps the enclosing :func:`scarce.sim.sweep.backend` context
-        (default local). Custom experiments get it through that context, so every
-        :func:`~scarce.sim.sweep.parallel_map` inside them uses it.
+        Ray cluster); None keeps the enclosing :func:`scarce.sim.backend` context (default
+        local). Custom experiments get it through that context, so every
+        :func:`~scarce.sim.parallel_map` inside them uses it.
 
     Returns
     -------
     (summary, paths)
-        the ``summary.csv`` table and ``{"summary": ..., "traces": ..., "plot": ...}``.
+        the ``summary.csv`` table and ``{"summary": path, <table>: path, <figure>: path}``.
 
     Raises
     ------
@@ -652,13 +514,25 @@ def run_experiment(
             return run_experiment(
                 experiment, out=out, n_jobs=n_jobs, progress=progress, backend=None
             )
+    seeds_arg = list(experiment.seeds) if isinstance(experiment.seeds, tuple) else experiment.seeds
+    labels, roots = run_seeds(seeds_arg, experiment.base_seed)
     if isinstance(experiment, CustomExperiment):
-        return _run_custom(experiment, Path(out), n_jobs, progress)
-    policies, envs = experiment.build()
-    _dry_run(policies, envs)
+        result = experiment.run(
+            horizon=experiment.horizon,
+            seeds=list(zip(labels, roots, strict=True)),
+            n_jobs=n_jobs,
+            progress=progress,
+        )
+    else:
+        result = _run_sweep(experiment, n_jobs, progress)
+    return write_result(result, experiment.name, Path(out), labels)
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+
+def _run_sweep(
+    experiment: Experiment, n_jobs: int | None, progress: Callable[[int, int], None] | None
+) -> ExperimentResult:
+    policies, envs = experiment.build()
+    _dry_run(experiment, policies, envs)
     seeds_arg = list(experiment.seeds) if isinstance(experiment.seeds, tuple) else experiment.seeds
     traces = sweep(
         policies,
@@ -673,45 +547,46 @@ def run_experiment(
         progress=progress,
     )
     summary = summarize(traces, experiment.name, experiment.all_metrics())
-    paths = {
-        "summary": out / "summary.csv",
-        "traces": out / "traces.parquet",
-        "plot": out / "regret.png",
-    }
-    summary.to_csv(paths["summary"], index=False)
-    traces.insert(0, "experiment", experiment.name)
-    traces.to_parquet(paths["traces"], index=False)
     n_seeds = traces["seed"].nunique()
-    plot_regret(
+    has_regret = bool(traces["cumulative_regret"].notna().any())
+    figure = regret_figure(
         traces,
-        paths["plot"],
-        title=f"{experiment.name}: cumulative expected regret (horizon {experiment.horizon}, "
-        f"{n_seeds} seed{'s' if n_seeds != 1 else ''})",
+        title=f"{experiment.name}: cumulative {'expected regret' if has_regret else 'reward'} "
+        f"(horizon {experiment.horizon}, {n_seeds} seed{'s' if n_seeds != 1 else ''})",
+        metric="cumulative_regret" if has_regret else "cumulative_reward",
         logx=experiment.logx,
     )
-    return summary, paths
+    return ExperimentResult(summary, {"traces": traces}, {"regret": figure})
 
 
-def _run_custom(
-    experiment: CustomExperiment,
-    out: Path,
-    n_jobs: int | None,
-    progress: Callable[[int, int], None] | None,
+def write_result(
+    result: ExperimentResult, name: str, out: Path, labels: list[int] | None = None
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
-    out.mkdir(parents=True, exist_ok=True)
-    summary, paths = experiment.run(
-        out=out,
-        horizon=experiment.horizon,
-        seeds=experiment.seeds,
-        n_jobs=n_jobs,
-        progress=progress,
-    )
+    """Write ``result`` to ``out`` (see :func:`run_experiment`) after checking the summary
+    contract: the columns :data:`SUMMARY_COLUMNS` and, given ``labels``, seeds among them."""
+    summary = result.summary.copy()
+    if "experiment" not in summary.columns:
+        summary.insert(0, "experiment", name)
     if tuple(summary.columns) != SUMMARY_COLUMNS:
         raise RuntimeError(
-            f"experiment {experiment.name!r} returned summary columns {list(summary.columns)}; "
+            f"experiment {name!r} returned summary columns {list(summary.columns)}; "
             f"the contract is {list(SUMMARY_COLUMNS)}"
         )
-    written = pd.read_csv(out / "summary.csv")
-    if tuple(written.columns) != SUMMARY_COLUMNS or len(written) != len(summary):
-        raise RuntimeError(f"experiment {experiment.name!r} did not write {out / 'summary.csv'}")
+    if labels is not None and not set(summary["seed"].astype(int)) <= set(labels):
+        raise RuntimeError(
+            f"experiment {name!r} reported seeds {sorted(set(summary['seed']))}; the seed "
+            f"column must hold the seed labels {labels}"
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"summary": out / "summary.csv"}
+    summary.to_csv(paths["summary"], index=False)
+    for key, table in result.tables.items():
+        table = table.copy()
+        if "experiment" not in table.columns:
+            table.insert(0, "experiment", name)
+        paths[key] = out / f"{key}.parquet"
+        table.to_parquet(paths[key], index=False)
+    for key, fig in result.figures.items():
+        paths[key] = out / f"{key}.png"
+        fig.savefig(paths[key], dpi=120)
     return summary, paths

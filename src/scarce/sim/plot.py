@@ -5,9 +5,21 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+
+
+def new_figure(nrows: int = 1, ncols: int = 1, *, width: float = 5.0, height: float = 3.8) -> Any:
+    """A matplotlib ``Figure`` rendered with Agg (no pyplot, no global state) and its axes
+    ``(nrows, ncols)``: what experiments return for the runner to write as PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(nrows, ncols, squeeze=False)
 
 
 def plot_regret(
@@ -19,7 +31,23 @@ def plot_regret(
     logx: bool = False,
     dpi: int = 120,
 ) -> Path:
-    """Plot cumulative regret against step, one panel per environment.
+    """Write :func:`regret_figure` to the PNG ``path`` (parent folders are created) and return
+    ``path``; the arguments are those of :func:`regret_figure`."""
+    fig = regret_figure(df, title=title, metric=metric, logx=logx)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def regret_figure(
+    df: pd.DataFrame,
+    *,
+    title: str | None = None,
+    metric: str = "cumulative_regret",
+    logx: bool = False,
+) -> Any:
+    """Cumulative regret against step, one panel per environment (a matplotlib ``Figure``).
 
     Each policy's line is the mean over seeds; the shaded band is the mean +/- one standard
     error of the mean over seeds (no band with a single seed). The legend says so.
@@ -29,8 +57,6 @@ def plot_regret(
     df:
         a sweep table (:func:`scarce.sim.sweep`): columns ``env``, ``policy``, ``seed``,
         ``step`` and ``metric``.
-    path:
-        where to write the PNG (parent folders are created).
     title:
         figure title.
     metric:
@@ -38,17 +64,7 @@ def plot_regret(
         for environments without an oracle).
     logx:
         logarithmic step axis.
-    dpi:
-        resolution of the PNG.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     missing = {"env", "policy", "seed", "step", metric} - set(df.columns)
     if missing:
         raise ValueError(f"df lacks column(s) {sorted(missing)}; is it a sweep table?")
@@ -57,9 +73,8 @@ def plot_regret(
     n = max(len(envs), 1)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.8 * nrows), layout="constrained")
-    FigureCanvasAgg(fig)  # render with Agg whatever backend pyplot uses; no global state touched
-    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    fig, axes = new_figure(nrows, ncols)
+    axes = axes.ravel()
     colors = {p: f"C{i % 10}" for i, p in enumerate(policies)}
     n_seeds = int(df.groupby(["env", "policy"])["seed"].nunique().max()) if len(df) else 0
 
@@ -92,7 +107,4 @@ def plot_regret(
     axes[0].legend(handles, labels, fontsize="small", loc="upper left", framealpha=0.8)
     if title:
         fig.suptitle(title)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return fig

@@ -55,9 +55,9 @@ from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 from scarce.models import linear
 from scarce.models.ridge import _REFACTOR_ROWS
 from scarce.policies.linear import LinTS, LinUCB
+from scarce.sim.parallel import Backend, default_n_jobs, parallel_map
 from scarce.sim.run import Trace
 from scarce.sim.sweep import (
-    Backend,
     EnvLike,
     PolicyLike,
     _assemble,
@@ -65,8 +65,6 @@ from scarce.sim.sweep import (
     as_env_spec,
     as_policy_spec,
     checkpoints,
-    default_n_jobs,
-    parallel_map,
     run_seeds,
 )
 

@@ -48,6 +48,8 @@ class _DisjointTS(_DisjointModels):
     """Thompson sampling with per-action contexts: the scores are independent Gaussians, so
     choice probabilities are exact (quadrature)."""
 
+    probability_method = {"shared_context": "quadrature", "action_features": "monte_carlo"}
+
     v: float
 
     def _decide(self, X, eligible):

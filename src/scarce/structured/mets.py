@@ -150,6 +150,9 @@ class MixedEffectTS(Policy):
     action, the official code). In both layouts every action keeps its own ``theta_i``.
     """
 
+    #: quadrature over independent per-action scores; Monte Carlo when they are correlated
+    probability_method = {"shared_context": "quadrature", "action_features": "monte_carlo"}
+
     def __init__(
         self,
         *,
