@@ -19,6 +19,7 @@ class_cases = [
     pytest.param(cls, check, id=f"{name}-{check.__name__[6:]}")
     for name, cls in POLICIES.items()
     for check in checks.CLASS_CHECKS
+    if checks.applies(check, cls)
 ]
 
 

