@@ -58,6 +58,12 @@ def test_ope_obd_experiment_writes_contract_outputs(tmp_path, no_network):
     assert truth["value"].between(0.003, 0.008).all()
     est = pd.read_parquet(paths["traces"])
     assert set(est["estimator"]) == {"ips", "snips", "clipped_ips", "dm", "dr", "switch_dr"}
+    assert set(est["target"]) == {"bts", "bts-obp", "random"}
+    # the two BTS targets share the truth (the BTS click rate), not the estimates
+    by = est[est["estimator"] == "ips"].set_index(["campaign", "target"])
+    for campaign in ("all", "men", "women"):
+        assert by.loc[(campaign, "bts"), "truth"] == by.loc[(campaign, "bts-obp"), "truth"]
+        assert by.loc[(campaign, "bts"), "estimate"] != by.loc[(campaign, "bts-obp"), "estimate"]
     # random logs (uniform propensities 1/K): IPS of BTS is within 4 se of the truth
     bts = est[(est["target"] == "bts") & (est["estimator"] == "ips")]
     assert (np.abs(bts["estimate"] - bts["truth"]) < 4 * np.hypot(bts["se"], bts["truth_se"])).all()

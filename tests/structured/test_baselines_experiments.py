@@ -91,20 +91,45 @@ def test_synthetic_experiment_writes_the_contract(tmp_path, per_action_context):
         n_jobs=1,
         n_actions=8,
         per_action_context=per_action_context,
+        factored_exact=per_action_context,
     )
-    _check_outputs(
-        summary,
-        paths,
-        {"synthetic-linear": LINEAR_POLICIES, "synthetic-logistic": LOGISTIC_POLICIES},
-    )
+    linear, logistic = LINEAR_POLICIES, LOGISTIC_POLICIES
+    if per_action_context:
+        linear, logistic = (*linear, "meTS-Fa-exact"), (*logistic, "meTS-GLM-Fa-exact")
+    _check_outputs(summary, paths, {"synthetic-linear": linear, "synthetic-logistic": logistic})
+
+
+def test_seed_column_is_the_seed_label(tmp_path):
+    kw = dict(horizon=10, n_jobs=1, n_actions=6, likelihoods=("linear",), n_checkpoints=2)
+    counted, paths = run_synthetic(out=tmp_path / "a", seeds=2, **kw)
+    assert set(counted["seed"]) == {0, 1}
+    assert set(pd.read_parquet(paths["traces"])["seed"]) == {0, 1}
+    listed, _ = run_synthetic(out=tmp_path / "b", seeds=(7, 3), **kw)
+    assert set(listed["seed"]) == {3, 7}
+    # the label is only a name: seeds=2 runs the same problems as before the labels
+    from scarce.core.random import spawn_seeds
+
+    roots, _ = run_synthetic(out=tmp_path / "c", seeds=tuple(spawn_seeds(0, 2)), **kw)
+    by_root = roots.sort_values(["policy", "metric", "seed"])["value"].to_numpy()
+    by_label = counted.sort_values(["policy", "metric", "seed"])["value"].to_numpy()
+    assert sorted(by_root) == sorted(by_label)
 
 
 @pytest.mark.data
 def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
     summary, paths = run_movielens(
-        out=tmp_path, horizon=20, seeds=(1,), n_jobs=1, n_actions=10, likelihoods=("linear",)
+        out=tmp_path,
+        horizon=20,
+        seeds=(1,),
+        n_jobs=1,
+        n_actions=10,
+        likelihoods=("linear",),
+        min_item_ratings=20,
+        factored_exact=True,
     )
-    _check_outputs(summary, paths, {"movielens-linear": MOVIELENS_LINEAR})
+    exact = ("meTS", "meTS-Fa", "meTS-Fa-exact", "HierTS", "LinTS")
+    assert MOVIELENS_LINEAR == ("meTS", "meTS-Fa", "HierTS", "LinTS")
+    _check_outputs(summary, paths, {"movielens-linear": exact})
 
 
 def test_experiments_are_registered():

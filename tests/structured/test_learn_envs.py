@@ -117,8 +117,24 @@ def test_movielens_embeddings_load_offline(no_network):
     df = load_movielens_ratings()
     assert len(df) == 100_004 and df["userId"].nunique() == 671
     U, V, rmse = movielens_embeddings(5, n_iter=5)
-    assert U.shape == (671, 5) and V.shape[1] == 5 and V.shape[0] > 1000
+    assert U.shape == (671, 5) and V.shape == (9066, 5)  # every movie, as the paper keeps
     assert rmse < 0.9  # ratings have sd ~1.06; the rank-5 fit explains part of it
+    _, V20, _ = movielens_embeddings(5, n_iter=5, min_item_ratings=20)
+    assert V20.shape == (1303, 5)
+
+
+@pytest.mark.data
+def test_all_movies_give_confident_mixing_weights(no_network):
+    """The issue behind meTS-Fa's MovieLens result: on the movies with >= 20 ratings the GMM
+    memberships are soft (mean largest probability 0.75), on all movies they are confident
+    (0.91), as the paper's structure assumes (ALS as in the experiment: 20 sweeps)."""
+    from scarce.structured.learn import movielens_embeddings
+
+    confidence = {}
+    for min_ratings in (1, 20):
+        _, V, _ = movielens_embeddings(5, min_item_ratings=min_ratings)
+        confidence[min_ratings] = gmm_structure(V, 5, seed=0).weights.max(axis=1).mean()
+    assert confidence[1] > 0.85 and confidence[20] < 0.8
 
 
 def test_movielens_loader_explains_a_missing_package(monkeypatch):

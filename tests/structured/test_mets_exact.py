@@ -146,6 +146,43 @@ def test_factored_posterior_follows_printed_equations():
         assert np.all(cov[blk, off] == 0.0)
 
 
+@settings(max_examples=15)
+@given(
+    K=st.integers(1, 5),
+    L=st.integers(1, 3),
+    d=st.integers(1, 3),
+    n=st.integers(0, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_factored_exact_is_the_mean_field_posterior(K, L, d, n, seed):
+    """``effects="factored-exact"`` (the E.1 proof): the exact joint mean of the effects, and
+    for each effect the inverse of its diagonal block of the joint posterior precision."""
+    rng = np.random.default_rng(seed)
+    params = random_instance(rng, K, L, d)
+    X, a, y = rng.standard_normal((n, d)), rng.integers(K, size=n), rng.standard_normal(n)
+    pol = MixedEffectTS(n_actions=K, n_features=d, effects="factored-exact", seed=0, **params)
+    _feed(pol, X, a, y)
+    ref_mean, ref_cov = joint_posterior(params, X, a, y, 1.0)
+    Ld = L * d
+    prec = np.linalg.inv(ref_cov[:Ld, :Ld])
+    mean, cov = pol.effect_posterior()
+    np.testing.assert_allclose(mean, ref_mean[:Ld], atol=TOL, rtol=0)
+    for j in range(L):
+        blk = slice(j * d, (j + 1) * d)
+        np.testing.assert_allclose(cov[blk, blk], np.linalg.inv(prec[blk, blk]), atol=TOL)
+        assert np.all(cov[blk, (j + 1) * d :] == 0.0)
+    # the action posterior given the effects is Proposition 2's, whatever the effect posterior
+    joint = MixedEffectTS(n_actions=K, n_features=d, seed=0, **params)
+    _feed(joint, X, a, y)
+    psi = rng.standard_normal(Ld)
+    for u, v in zip(
+        pol.conditional_action_posterior(0, psi),
+        joint.conditional_action_posterior(0, psi),
+        strict=True,
+    ):
+        np.testing.assert_allclose(u, v, atol=TOL)
+
+
 def test_jitter_reproduces_the_papers_regularised_inverse():
     rng = np.random.default_rng(7)
     K, L, d, eps = 3, 2, 2, 1e-3
@@ -183,7 +220,7 @@ def test_hierarchical_ts_is_the_one_effect_case():
     _check_against_joint(hier, params, X, a, y, 1.0)
 
 
-@pytest.mark.parametrize("effects", ["joint", "factored"])
+@pytest.mark.parametrize("effects", ["joint", "factored", "factored-exact"])
 def test_two_stage_draws_follow_the_marginal_posterior(effects):
     """Scores drawn by decide (Psi, then theta | Psi) have the marginal posterior's law
     ``N(x^T mean_i, x^T cov_i x)`` (Eq. 4): checked on 40,000 draws with CLT margins."""

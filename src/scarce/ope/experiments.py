@@ -5,8 +5,14 @@ random and Bernoulli Thompson sampling (BTS). Each one's on-policy value (its cl
 own logs) is the ground truth for evaluating it *off*-policy from the *other* one's logs:
 
 * target **bts**, evaluated from the **random** logs: BTS is context-free, so its policy is its
-  per-position action distribution, learned from the BTS logs as the empirical frequency of
-  each item at each position (the week's average of the changing BTS policy);
+  per-position action distribution, here the empirical frequency of each item at each
+  position in the BTS logs (the week's average of the changing BTS policy);
+* target **bts-obp**, evaluated from the **random** logs, Open Bandit Pipeline's protocol (its
+  benchmark and paper): Bernoulli TS with obp's ZOZOTOWN prior
+  (``BernoulliTS(is_zozotown_prior=True)``, parameters read from obp's package data, obp not
+  imported), its per-position distribution computed exactly
+  (:func:`scarce.ope.obd.beta_rank_probabilities`) where obp uses Monte Carlo. The truth is
+  the same BTS click rate;
 * target **random**, evaluated from the **bts** logs: the uniform distribution ``1 / K``.
 
 For each campaign (``all``, ``men``, ``women``), target and seed, the evaluation logs are a
@@ -37,23 +43,30 @@ from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
 EXPERIMENT = "ope-obd"
 CAMPAIGNS = ("all", "men", "women")
 #: target policy -> the behaviour policy whose logs evaluate it
-DIRECTIONS = {"bts": "random", "random": "bts"}
+DIRECTIONS = {"bts": "random", "bts-obp": "random", "random": "bts"}
+#: target policy -> the logged policy whose on-policy click rate is its truth
+TRUTH_LOGS = {"bts": "bts", "bts-obp": "bts", "random": "random"}
 OBD_ESTIMATORS = ("ips", "snips", "clipped_ips", "dm", "dr", "switch_dr")
 
 
-def policy_distribution(behavior: str, campaign: str) -> tuple[np.ndarray, float, float]:
-    """``(K, 3)`` per-position action distribution of a behaviour policy, its on-policy click
-    rate and that rate's standard error.
+def policy_distribution(target: str, campaign: str) -> tuple[np.ndarray, float, float]:
+    """``(K, 3)`` per-position action distribution of a target policy, the on-policy click
+    rate of the logged policy it stands for, and that rate's standard error.
 
     ``random`` is exactly uniform; ``bts`` is the empirical frequency of each item at each
-    position in its own logs.
+    position in the BTS logs; ``bts-obp`` is Bernoulli TS with obp's ZOZOTOWN prior (obp's
+    protocol), ranked exactly by :func:`~scarce.ope.obd.beta_rank_probabilities`.
     """
-    from scarce.ope.obd import load_obd
+    from scarce.ope.obd import beta_rank_probabilities, bts_prior, load_obd
 
-    logs = load_obd(behavior, campaign, affinity=False)
+    if target not in DIRECTIONS:
+        raise ValueError(f"target must be one of {tuple(DIRECTIONS)}; got {target!r}")
+    logs = load_obd(TRUTH_LOGS[target], campaign, affinity=False)
     K, P = logs.n_actions, 3
-    if behavior == "random":
+    if target == "random":
         dist = np.full((K, P), 1.0 / K)
+    elif target == "bts-obp":
+        dist = beta_rank_probabilities(*bts_prior(campaign), P)
     else:
         counts = np.zeros((K, P))
         np.add.at(counts, (logs.actions, logs.positions), 1.0)
@@ -69,6 +82,9 @@ class _Task:
     seed: int
     root_seed: int
     n_rows: int
+    dist: np.ndarray  # (K, 3) the target's per-position distribution
+    truth: float
+    truth_se: float
 
 
 def _evaluate(task: _Task) -> list[dict[str, Any]]:
@@ -76,7 +92,7 @@ def _evaluate(task: _Task) -> list[dict[str, Any]]:
     from scarce.ope.obd import load_obd
 
     logger = DIRECTIONS[task.target]
-    dist, truth, truth_se = policy_distribution(task.target, task.campaign)
+    dist, truth, truth_se = task.dist, task.truth, task.truth_se
     logs = load_obd(logger, task.campaign)
     rng = np.random.default_rng(task.root_seed)
     logs = logs.subset(rng.integers(0, logs.n, size=task.n_rows))
@@ -181,16 +197,23 @@ def run_ope_obd(
     n_jobs: int | None = None,
     progress: Any = None,
     campaigns: tuple[str, ...] = CAMPAIGNS,
+    targets: tuple[str, ...] = tuple(DIRECTIONS),
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """Run the protocol (module docstring); ``horizon`` = evaluation rows per run (<= 10000)."""
+    """Run the protocol (module docstring); ``horizon`` = evaluation rows per run (<= 10000);
+    ``targets``: any of ``"bts"`` (empirical BTS frequencies), ``"bts-obp"`` (obp's protocol)
+    and ``"random"``. A seed draws the same bootstrap rows for every target of a direction."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n_rows = int(min(horizon, 10_000))
     labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, 0)
+    bad = [t for t in targets if t not in DIRECTIONS]
+    if bad or not targets:
+        raise ValueError(f"targets must be among {tuple(DIRECTIONS)}; got {targets!r}")
+    dists = {(c, t): policy_distribution(t, c) for c in campaigns for t in targets}
     tasks = [
-        _Task(c, t, s, root, n_rows)
+        _Task(c, t, s, root, n_rows, *dists[(c, t)])
         for c in campaigns
-        for t in DIRECTIONS
+        for t in targets
         for s, root in zip(labels, roots, strict=True)
     ]
     results = parallel_map(_evaluate, tasks, n_jobs=n_jobs, progress=progress)
@@ -212,9 +235,10 @@ register(
     CustomExperiment(
         name=EXPERIMENT,
         description=(
-            "Open Bandit Dataset (real logs): BTS evaluated from uniform-random logs and "
-            "uniform-random from BTS logs with IPS, SNIPS, clipped IPS, DM, DR and switch-DR, "
-            "against each policy's on-policy click rate"
+            "Open Bandit Dataset (real logs): BTS (as its logged item frequencies, and as obp's "
+            "ZOZOTOWN-prior Bernoulli TS) evaluated from uniform-random logs and uniform-random "
+            "from BTS logs with IPS, SNIPS, clipped IPS, DM, DR and switch-DR, against each "
+            "policy's on-policy click rate"
         ),
         run=run_ope_obd,
         horizon=10_000,

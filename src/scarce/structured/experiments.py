@@ -1,13 +1,17 @@
 """The meTS paper's experiments: ``scarce run mets-synthetic`` and ``scarce run mets-movielens``.
 
 Each run draws a fresh problem (priors, effects, action parameters, context pool) from its
-seed, as the paper does, runs every policy on it with common random numbers
+root seed, as the paper does, runs every policy on it with common random numbers
 (:func:`scarce.sim.run` with the same seed), and records the exact expected regret (the
 paper's code plots the realised regret; the expected one has less noise and the same mean).
+The ``seed`` column holds the seed label (``0 .. n-1`` for ``seeds=n``; the values themselves
+for an explicit list), as in every experiment.
 
-Outputs in ``--out``: ``summary.csv`` (the contract columns), ``traces.parquet`` (cumulative
-regret at checkpoints per env, policy, seed) and ``regret.png`` (mean curves with
-+/- one standard-error bands).
+One run is the pure function :func:`_run_task` (a problem and its policies -> rows);
+:func:`_tables` turns the runs into the summary and traces tables; only :func:`_write` writes
+files (``summary.csv`` with the contract columns, ``traces.parquet`` with the cumulative
+regret at checkpoints per env, policy, seed, and ``regret.png`` plus one ``regret-ENV.png``
+per environment: mean curves with +/- one standard-error bands).
 """
 
 from __future__ import annotations
@@ -21,12 +25,11 @@ import numpy as np
 import pandas as pd
 
 from scarce.core.policy import Policy
-from scarce.core.random import spawn_seeds
 from scarce.envs.base import Environment
 from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
 from scarce.sim.plot import plot_regret
 from scarce.sim.run import run as run_policy
-from scarce.sim.sweep import checkpoints, parallel_map
+from scarce.sim.sweep import checkpoints, parallel_map, run_seeds
 from scarce.structured.baselines import (
     DisjointGLMTS,
     DisjointGLMUCB,
@@ -44,6 +47,20 @@ MOVIELENS_LINEAR = ("meTS", "meTS-Fa", "HierTS", "LinTS")
 MOVIELENS_LOGISTIC = ("meTS-GLM", "meTS-GLM-Fa", "meTS-Lin", "GLM-TS")
 #: effect draws behind each recorded choice probability of the meTS family
 PROPENSITY_SAMPLES = 4
+#: the meTS variants by summary name (the "-GLM" names are their logistic versions)
+_EFFECTS = {"meTS": "joint", "meTS-Fa": "factored", "meTS-Fa-exact": "factored-exact"}
+
+
+def _with_exact(policies: tuple[str, ...], factored_exact: bool) -> tuple[str, ...]:
+    """``policies`` with the exact-mean factored variant after the printed one if asked."""
+    if not factored_exact:
+        return policies
+    out: list[str] = []
+    for name in policies:
+        out.append(name)
+        if name in ("meTS-Fa", "meTS-GLM-Fa"):
+            out.append(f"{name}-exact")
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -81,11 +98,12 @@ def make_policy(name: str, problem: Problem, horizon: int, seed: int) -> Policy:
     # (Rao-Blackwellised) estimate at a fraction of the cost of the class default
     mets = {**common, "propensity_samples": PROPENSITY_SAMPLES}
     mean_var = float(np.mean(np.trace(problem.marginal_cov, axis1=1, axis2=2)) / d)
-    if name in ("meTS", "meTS-Fa"):
-        effects = "factored" if name.endswith("Fa") else "joint"
-        return MixedEffectTS(**mets, **p, noise_std=problem.noise_std, effects=effects)
-    if name in ("meTS-GLM", "meTS-GLM-Fa"):
-        effects = "factored" if name.endswith("Fa") else "joint"
+    if name in _EFFECTS:
+        return MixedEffectTS(
+            **mets, **p, noise_std=problem.noise_std, effects=_EFFECTS[name], likelihood="linear"
+        )
+    if name.startswith("meTS-GLM") and name.replace("-GLM", "") in _EFFECTS:
+        effects = _EFFECTS[name.replace("-GLM", "")]
         return MixedEffectTS(**mets, **p, likelihood="logistic", effects=effects)
     if name == "meTS-Lin":
         return MixedEffectTS(**mets, **p, noise_std=1.0)
@@ -122,7 +140,8 @@ class _Task:
     kind: str  # "synthetic" or "movielens"
     likelihood: str
     policies: tuple[str, ...]
-    seed: int
+    seed: int  # the label written to the tables
+    root_seed: int  # draws the problem, the policies' seeds and the run's stream
     horizon: int
     n_checkpoints: int
     env_kwargs: tuple[tuple[str, Any], ...] = ()
@@ -131,7 +150,7 @@ class _Task:
 
 
 def _synthetic_problem(task: _Task) -> tuple[Environment, Problem]:
-    env = MixedEffectEnv(likelihood=task.likelihood, seed=task.seed, **dict(task.env_kwargs))
+    env = MixedEffectEnv(likelihood=task.likelihood, seed=task.root_seed, **dict(task.env_kwargs))
     mean, cov = env.marginal_prior()
     problem = Problem(
         prior=env.prior(),
@@ -148,8 +167,10 @@ def _movielens_problem(task: _Task) -> tuple[Environment, Problem]:
 
     kw = dict(task.env_kwargs)
     n_effects = int(kw.pop("n_effects", 5))
-    env = MovieLensEnv(task.users, task.items, likelihood=task.likelihood, seed=task.seed, **kw)
-    structure = gmm_structure(task.items, n_effects, seed=task.seed)
+    env = MovieLensEnv(
+        task.users, task.items, likelihood=task.likelihood, seed=task.root_seed, **kw
+    )
+    structure = gmm_structure(task.items, n_effects, seed=task.root_seed)
     K, d = env.n_actions, env.n_features
     problem = Problem(
         prior=structure.mets_prior(env.items),
@@ -168,8 +189,8 @@ def _run_task(task: _Task) -> list[dict[str, Any]]:
     steps = checkpoints(task.horizon, task.n_checkpoints)
     out = []
     for name in task.policies:
-        policy = make_policy(name, problem, task.horizon, seed=task.seed + 1)
-        trace = run_policy(policy, env, task.horizon, seed=task.seed + 2)
+        policy = make_policy(name, problem, task.horizon, seed=task.root_seed + 1)
+        trace = run_policy(policy, env, task.horizon, seed=task.root_seed + 2)
         out.append(
             {
                 "env": env.name,
@@ -183,9 +204,8 @@ def _run_task(task: _Task) -> list[dict[str, Any]]:
     return out
 
 
-def _collect(
-    name: str, results: list[list[dict[str, Any]]], out: Path, horizon: int
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+def _tables(name: str, results: list[list[dict[str, Any]]]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The runs' rows as the summary (contract columns) and the traces table."""
     rows, frames = [], []
     for runs in results:
         for r in runs:
@@ -206,6 +226,13 @@ def _collect(
     summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     traces = pd.concat(frames, ignore_index=True)
     traces.insert(0, "experiment", name)
+    return summary, traces
+
+
+def _write(
+    name: str, summary: pd.DataFrame, traces: pd.DataFrame, out: Path, horizon: int
+) -> dict[str, Path]:
+    """Write the tables and plots of one experiment to ``out``; returns the paths."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "summary": out / "summary.csv",
@@ -222,13 +249,19 @@ def _collect(
         paths[f"plot_{env}"] = plot_regret(
             frame, out / f"regret-{env}.png", title=f"{name} (n = {horizon}, {n_seeds} runs)"
         )
-    return summary, paths
+    return paths
 
 
-def _seed_list(seeds: int | tuple[int, ...], base_seed: int) -> list[int]:
-    if isinstance(seeds, (int, np.integer)):
-        return spawn_seeds(base_seed, int(seeds))
-    return [int(s) for s in seeds]
+def _run_all(
+    name: str,
+    tasks: list[_Task],
+    out: Path,
+    n_jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> tuple[pd.DataFrame, dict[str, Path]]:
+    results = parallel_map(_run_task, tasks, n_jobs=n_jobs, progress=progress)
+    summary, traces = _tables(name, results)
+    return summary, _write(name, summary, traces, Path(out), tasks[0].horizon)
 
 
 def run_synthetic(
@@ -247,6 +280,7 @@ def run_synthetic(
     per_action_context: bool = False,
     effect_var: float = 3.0,
     action_var: float = 1.0,
+    factored_exact: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
 
@@ -255,7 +289,8 @@ def run_synthetic(
     draws them from ``U[-1, 2]`` (the paper's text says ``[-1, 1]``; pass 1.0 for that).
     ``per_action_context=True`` gives every action its own context each round (the code's
     layout) instead of one shared context (the paper's). ``effect_var`` and ``action_var``
-    are the prior variances (App. F.4 swaps them: 1 and 3).
+    are the prior variances (App. F.4 swaps them: 1 and 3). ``factored_exact=True`` adds
+    ``meTS-Fa-exact`` / ``meTS-GLM-Fa-exact`` (``effects="factored-exact"``).
     """
     base = (
         ("n_actions", n_actions),
@@ -269,21 +304,22 @@ def run_synthetic(
         "linear": base,
         "logistic": (*base, ("mixing_high", float(logistic_mixing_high))),
     }
+    labels, roots = run_seeds(seeds, 0)
     tasks = [
         _Task(
             "synthetic",
             lik,
-            LINEAR_POLICIES if lik == "linear" else LOGISTIC_POLICIES,
-            seed,
+            _with_exact(LINEAR_POLICIES if lik == "linear" else LOGISTIC_POLICIES, factored_exact),
+            label,
+            root,
             horizon,
             n_checkpoints,
             kwargs[lik],
         )
         for lik in likelihoods
-        for seed in _seed_list(seeds, 0)
+        for label, root in zip(labels, roots, strict=True)
     ]
-    results = parallel_map(_run_task, tasks, n_jobs=n_jobs, progress=progress)
-    return _collect("mets-synthetic", results, Path(out), horizon)
+    return _run_all("mets-synthetic", tasks, out, n_jobs, progress)
 
 
 def run_movielens(
@@ -299,18 +335,31 @@ def run_movielens(
     likelihoods: tuple[str, ...] = ("linear", "logistic"),
     n_checkpoints: int = 100,
     per_action_context: bool = False,
+    min_item_ratings: int = 1,
+    factored_exact: bool = False,
 ) -> tuple[pd.DataFrame, dict[str, Path]]:
     """The MovieLens experiment (Fig. 3) on the bundled ``dslabs`` ratings: ALS embeddings
-    (rank 5), K = 100 random movies and 100 random users per run, GMM structure with L = 5."""
+    (rank 5), K = 100 random movies and 100 random users per run, GMM structure with L = 5.
+
+    ``min_item_ratings``: movies kept for the embeddings, the GMM and the draw of the K
+    actions. The default 1 keeps every movie, as the paper does with ML-1M; 20 keeps the
+    1,303 movies with at least 20 ratings, which makes the GMM weights soft (see the docs).
+    ``factored_exact=True`` adds ``meTS-Fa-exact`` / ``meTS-GLM-Fa-exact``
+    (``effects="factored-exact"``). Other arguments as in :func:`run_synthetic`.
+    """
     from scarce.structured.learn import movielens_embeddings
 
-    users, items, _ = movielens_embeddings(rank)
+    users, items, _ = movielens_embeddings(rank, min_item_ratings=min_item_ratings)
+    labels, roots = run_seeds(seeds, 1)
     tasks = [
         _Task(
             "movielens",
             lik,
-            MOVIELENS_LINEAR if lik == "linear" else MOVIELENS_LOGISTIC,
-            seed,
+            _with_exact(
+                MOVIELENS_LINEAR if lik == "linear" else MOVIELENS_LOGISTIC, factored_exact
+            ),
+            label,
+            root,
             horizon,
             n_checkpoints,
             (
@@ -322,10 +371,9 @@ def run_movielens(
             items,
         )
         for lik in likelihoods
-        for seed in _seed_list(seeds, 1)
+        for label, root in zip(labels, roots, strict=True)
     ]
-    results = parallel_map(_run_task, tasks, n_jobs=n_jobs, progress=progress)
-    return _collect("mets-movielens", results, Path(out), horizon)
+    return _run_all("mets-movielens", tasks, out, n_jobs, progress)
 
 
 def _synthetic_entry(**kwargs: Any) -> tuple[pd.DataFrame, dict[str, Path]]:

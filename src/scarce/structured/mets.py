@@ -35,7 +35,7 @@ from scarce.policies import register_policy
 from scarce.policies.base import masked
 
 _LIKELIHOODS = ("linear", "logistic")
-_EFFECTS = ("joint", "factored")
+_EFFECTS = ("joint", "factored", "factored-exact")
 # full recomputation of the effect precision every this many incremental corrections
 _RESYNC_EVERY = 1000
 # bytes of the (chunk, K, K, nodes) array built for all-action choice probabilities
@@ -117,12 +117,14 @@ class MixedEffectTS(Policy):
         [0, 1]; meTS-GLM: each action's likelihood is replaced by its Laplace approximation
         ``N(mu_i^LAP, (G_i^LAP)^{-1})`` at the maximum-likelihood estimate).
     effects:
-        ``"joint"`` (Proposition 1) or ``"factored"`` (meTS-Fa, App. E.1). The factored
-        posterior follows the paper's printed Eqs. 43-44 (as its code does): effect ``l`` has
-        precision ``Lbar_ll`` (the ``l``-th diagonal block of the joint precision, prior
-        blocks only) and mean ``Lbar_ll^{-1} hbar_l``, which drops the cross-effect terms of
-        the joint mean; the E.1 prose instead takes the diagonal block of the joint
-        *covariance*. The three disagree unless the joint precision is block diagonal.
+        ``"joint"`` (Proposition 1), ``"factored"`` (meTS-Fa, App. E.1) or
+        ``"factored-exact"``. ``"factored"`` follows the paper's printed Eqs. 43-44 (as its
+        code does): effect ``l`` has precision ``Lbar_ll`` (the ``l``-th diagonal block of the
+        joint precision, prior blocks only) and mean ``Lbar_ll^{-1} hbar_l``, which drops the
+        cross-effect terms of the joint mean. ``"factored-exact"`` is the E.1 proof's
+        mean-field posterior: the same block precisions ``Lbar_ll`` (full prior) around the
+        exact joint mean (it costs what ``"joint"`` costs). The E.1 prose instead takes the
+        diagonal blocks of the joint *covariance*. All agree when ``Lbar`` is block diagonal.
     jitter:
         >= 0. When > 0, the effect posterior uses ``(G_i + jitter I)^{-1}`` in place of
         ``G_i^{-1}``, as the paper and its code do (1e-3 in the paper, 1e-5 in the GLM code);
@@ -248,7 +250,7 @@ class MixedEffectTS(Policy):
         self.action_prec_ = _spd_inverse(np.ascontiguousarray(acov), "action_cov")
         # the effect posterior as independent blocks: one (Ld x Ld) block when joint, L (d x d)
         # blocks when factored; C_i split into the matching column blocks, (K, nb, d, bs)
-        nb, bs = (1, L * d) if self.effects == "joint" else (L, d)
+        nb, bs = (L, d) if self.effects == "factored" else (1, L * d)
         self._nb, self._bs = nb, bs
         self.Cb_ = self.C_.reshape(K, d, nb, bs).transpose(0, 2, 1, 3).copy()
         prior_blocks = np.stack(
@@ -333,9 +335,11 @@ class MixedEffectTS(Policy):
         ``(nb, bs, bs)`` of their block precisions (cached until the next update)."""
         if self._factor is None:
             prec = 0.5 * (self.effect_prec_ + np.swapaxes(self.effect_prec_, 1, 2))
-            chol = np.linalg.cholesky(prec)
             mean = np.linalg.solve(prec, self.effect_h_[..., None])[..., 0].reshape(-1)
-            self._factor = (mean, chol)
+            if self.effects == "factored-exact":  # mean-field: the joint's diagonal blocks
+                d = self.n_features
+                prec = np.stack([prec[0, j : j + d, j : j + d] for j in range(0, prec.shape[1], d)])
+            self._factor = (mean, np.linalg.cholesky(prec))
         return self._factor
 
     # ------------------------------------------------------------------ inspection
@@ -344,11 +348,11 @@ class MixedEffectTS(Policy):
         with ``effects="factored"``). Before any data: the prior."""
         self._require_initialized()
         mean, chol = self._effect_factor()
-        bs = self._bs
+        nb, bs = chol.shape[:2]
         cov = np.zeros((mean.shape[0], mean.shape[0]))
-        prec = 0.5 * (self.effect_prec_ + np.swapaxes(self.effect_prec_, 1, 2))
-        blocks = np.linalg.inv(prec)
-        for j in range(self._nb):
+        Linv = np.linalg.solve(chol, np.broadcast_to(np.eye(bs), chol.shape))
+        blocks = np.swapaxes(Linv, 1, 2) @ Linv  # (chol chol^T)^{-1}
+        for j in range(nb):
             cov[j * bs : (j + 1) * bs, j * bs : (j + 1) * bs] = 0.5 * (blocks[j] + blocks[j].T)
         return mean.copy(), cov
 
@@ -403,7 +407,7 @@ class MixedEffectTS(Policy):
         """``(n, Ld)`` draws from the effect posterior (or from ``factor = (mean, chol)``)."""
         mean, chol = self._effect_factor() if factor is None else factor
         z = rng.standard_normal((n, mean.shape[0]))
-        zb = z.reshape(n, self._nb, self._bs).transpose(1, 2, 0)  # (nb, bs, n)
+        zb = z.reshape(n, *chol.shape[:2]).transpose(1, 2, 0)  # (blocks, block size, n)
         # precision = chol chol^T, so chol^{-T} z has covariance precision^{-1}
         draws = np.linalg.solve(np.swapaxes(chol, 1, 2), zb)
         return mean + draws.transpose(2, 0, 1).reshape(n, -1)
