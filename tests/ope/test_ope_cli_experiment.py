@@ -53,10 +53,10 @@ def test_ope_obd_experiment_writes_contract_outputs(tmp_path, no_network):
     written = pd.read_csv(tmp_path / "summary.csv")
     assert tuple(written.columns) == SUMMARY_COLUMNS
     assert set(written["env"]) == {"obd-all", "obd-men", "obd-women"}
-    assert paths["regret"].is_file() and paths["traces"].is_file()
+    assert paths["estimate_vs_truth"].is_file() and paths["estimates"].is_file()
     truth = written[written["metric"] == "truth"]
     assert truth["value"].between(0.003, 0.008).all()
-    est = pd.read_parquet(paths["traces"])
+    est = pd.read_parquet(paths["estimates"])
     assert set(est["estimator"]) == {"ips", "snips", "clipped_ips", "dm", "dr", "switch_dr"}
     assert set(est["target"]) == {"bts", "bts-obp", "random"}
     # the two BTS targets share the truth (the BTS click rate), not the estimates

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from scarce.sim.experiments import SUMMARY_COLUMNS, load_capability_experiments
+from scarce.sim.experiments import SUMMARY_COLUMNS, load_capability_experiments, write_result
 from scarce.structured.baselines import PriorLinTS, PriorLinUCB, linucb_width, ucb_glm_width
 from scarce.structured.experiments import (
     LINEAR_POLICIES,
@@ -84,14 +84,17 @@ def _check_outputs(summary, paths, policies_by_env):
 
 @pytest.mark.parametrize("per_action_context", [False, True])
 def test_synthetic_experiment_writes_the_contract(tmp_path, per_action_context):
-    summary, paths = run_synthetic(
-        out=tmp_path,
-        horizon=25,
-        seeds=(3,),
-        n_jobs=1,
-        n_actions=8,
-        per_action_context=per_action_context,
-        factored_exact=per_action_context,
+    summary, paths = write_result(
+        run_synthetic(
+            horizon=25,
+            seeds=(3,),
+            n_jobs=1,
+            n_actions=8,
+            per_action_context=per_action_context,
+            factored_exact=per_action_context,
+        ),
+        "mets-synthetic",
+        tmp_path,
     )
     linear, logistic = LINEAR_POLICIES, LOGISTIC_POLICIES
     if per_action_context:
@@ -101,15 +104,15 @@ def test_synthetic_experiment_writes_the_contract(tmp_path, per_action_context):
 
 def test_seed_column_is_the_seed_label(tmp_path):
     kw = dict(horizon=10, n_jobs=1, n_actions=6, likelihoods=("linear",), n_checkpoints=2)
-    counted, paths = run_synthetic(out=tmp_path / "a", seeds=2, **kw)
+    counted, paths = write_result(run_synthetic(seeds=2, **kw), "s", tmp_path / "a")
     assert set(counted["seed"]) == {0, 1}
     assert set(pd.read_parquet(paths["traces"])["seed"]) == {0, 1}
-    listed, _ = run_synthetic(out=tmp_path / "b", seeds=(7, 3), **kw)
+    listed = run_synthetic(seeds=(7, 3), **kw).summary
     assert set(listed["seed"]) == {3, 7}
     # the label is only a name: seeds=2 runs the same problems as before the labels
     from scarce.core.random import spawn_seeds
 
-    roots, _ = run_synthetic(out=tmp_path / "c", seeds=tuple(spawn_seeds(0, 2)), **kw)
+    roots = run_synthetic(seeds=tuple(spawn_seeds(0, 2)), **kw).summary
     by_root = roots.sort_values(["policy", "metric", "seed"])["value"].to_numpy()
     by_label = counted.sort_values(["policy", "metric", "seed"])["value"].to_numpy()
     assert sorted(by_root) == sorted(by_label)
@@ -117,15 +120,18 @@ def test_seed_column_is_the_seed_label(tmp_path):
 
 @pytest.mark.data
 def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
-    summary, paths = run_movielens(
-        out=tmp_path,
-        horizon=20,
-        seeds=(1,),
-        n_jobs=1,
-        n_actions=10,
-        likelihoods=("linear",),
-        min_item_ratings=20,
-        factored_exact=True,
+    summary, paths = write_result(
+        run_movielens(
+            horizon=20,
+            seeds=(1,),
+            n_jobs=1,
+            n_actions=10,
+            likelihoods=("linear",),
+            min_item_ratings=20,
+            factored_exact=True,
+        ),
+        "mets-movielens",
+        tmp_path,
     )
     exact = ("meTS", "meTS-Fa", "meTS-Fa-exact", "HierTS", "LinTS")
     assert MOVIELENS_LINEAR == ("meTS", "meTS-Fa", "HierTS", "LinTS")

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 _WHERE = {
     "LoggedData": "scarce.ope.data",
     "load_obd": "scarce.ope.obd",
+    "cross_fit_rewards": "scarce.ope.reward_models",
     **{
         name: "scarce.ope.estimators"
         for name in (
             "ESTIMATORS",
             "Estimate",
             "clipped_ips",
-            "cross_fit_rewards",
             "dm",
             "dr",
             "evaluate",
@@ -59,7 +59,6 @@ if TYPE_CHECKING:  # pragma: no cover
         ESTIMATORS,
         Estimate,
         clipped_ips,
-        cross_fit_rewards,
         dm,
         dr,
         evaluate,
@@ -71,6 +70,7 @@ if TYPE_CHECKING:  # pragma: no cover
         target_probabilities,
     )
     from scarce.ope.obd import load_obd
+    from scarce.ope.reward_models import cross_fit_rewards
 
 
 def __getattr__(name: str) -> Any:

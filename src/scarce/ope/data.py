@@ -352,3 +352,10 @@ class LoggedData:
             groups=groups,
             event_ids=col("event_id"),
         )
+
+
+def check_logged_data(data: Any) -> LoggedData:
+    """``data`` if it is a :class:`LoggedData`, else a ``TypeError`` naming it."""
+    if not isinstance(data, LoggedData):
+        raise TypeError(f"data must be a scarce.ope.LoggedData; got {type(data).__name__}")
+    return data

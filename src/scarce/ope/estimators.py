@@ -45,7 +45,8 @@ from scipy.stats import norm
 
 from scarce.core.random import SeedLike, as_generator
 from scarce.core.validation import check_positive_int, check_scalar
-from scarce.ope.data import LoggedData
+from scarce.ope.data import LoggedData, check_logged_data
+from scarce.ope.reward_models import reward_table
 
 #: row-sum tolerance for target probabilities
 _SUM_TOL = 1e-6
@@ -105,12 +106,6 @@ class Estimate:
 
 
 # ---------------------------------------------------------------------------- inputs
-def _check_data(data: Any) -> LoggedData:
-    if not isinstance(data, LoggedData):
-        raise TypeError(f"data must be a scarce.ope.LoggedData; got {type(data).__name__}")
-    return data
-
-
 def target_probabilities(data: LoggedData, target: Any) -> np.ndarray:
     """The target policy's ``(n, K)`` action distribution for each logged row.
 
@@ -128,7 +123,7 @@ def target_probabilities(data: LoggedData, target: Any) -> np.ndarray:
     -------
     ``(n, K)`` float64.
     """
-    data = _check_data(data)
+    data = check_logged_data(data)
     n, K = data.n, data.n_actions
     if hasattr(target, "action_probabilities") and not isinstance(target, np.ndarray):
         probs = np.asarray(target.action_probabilities(data.contexts), dtype=np.float64)
@@ -275,7 +270,7 @@ def ips(
         interval method (``"normal"`` or ``"bootstrap"``), miscoverage, bootstrap resamples
         and their seed (see the module docstring).
     """
-    data = _check_data(data)
+    data = check_logged_data(data)
     w = importance_weights(data, target)
     return _ratio_estimate(
         "ips",
@@ -300,7 +295,7 @@ def snips(
 ) -> Estimate:
     """Self-normalised IPS: ``sum(w_i r_i) / sum(w_i)``; a little biased, consistent, and
     invariant to shifting all rewards by a constant. Arguments as in :func:`ips`."""
-    data = _check_data(data)
+    data = check_logged_data(data)
     w = importance_weights(data, target)
     return _ratio_estimate(
         "snips",
@@ -326,7 +321,7 @@ def clipped_ips(
 ) -> Estimate:
     """IPS with weights clipped at ``max_weight`` (> 0): ``mean(min(w_i, M) r_i)``; trades a
     bias towards 0 for lower variance. Other arguments as in :func:`ips`."""
-    data = _check_data(data)
+    data = check_logged_data(data)
     M = check_scalar(max_weight, "max_weight", low=0.0, low_inclusive=False)
     w = importance_weights(data, target)
     wc = np.minimum(w, M)
@@ -359,7 +354,7 @@ def replay(
     ``target`` must be deterministic (every row of its probabilities one-hot), else a
     ``ValueError``. The estimate is NaN when no row matches. Other arguments as in :func:`ips`.
     """
-    data = _check_data(data)
+    data = check_logged_data(data)
     pi = target_probabilities(data, target)
     if not np.all((pi == 0) | (pi == 1)):
         row = int(np.argmax(~np.all((pi == 0) | (pi == 1), axis=1)))
@@ -378,91 +373,6 @@ def replay(
         seed=seed,
         details={"n_matched": int(match.sum())},
     )
-
-
-# ---------------------------------------------------------------------------- reward models
-def cross_fit_rewards(
-    data: LoggedData,
-    regressor: Any = None,
-    *,
-    n_folds: int = 2,
-    per_action: bool = True,
-    seed: SeedLike = 0,
-) -> np.ndarray:
-    """Cross-fitted reward predictions ``q_i(a)`` ``(n, K)`` for every row and action.
-
-    Parameters
-    ----------
-    data:
-        the logs.
-    regressor:
-        any scikit-learn regressor (cloned per fit); default ``Ridge(alpha=1.0)``.
-    n_folds:
-        folds (>= 2); fold ``k``'s predictions come from a model fitted on the other folds.
-    per_action:
-        for ``(n, d)`` contexts: one model per action fitted on that action's rows (an action
-        with fewer than 2 training rows predicts the training folds' mean reward) if True,
-        else one model on ``[x, one_hot(a)]``. For ``(n, K, d)`` per-action features one model
-        on ``x_{i, a_i}`` is always used. With positions (ranking logs, ``(n, d)`` contexts)
-        the one-hot position is appended to ``x``, and ``q_i(a)`` is the prediction for action
-        ``a`` at row ``i``'s position.
-    seed:
-        seed of the fold assignment.
-    """
-    from sklearn.base import clone
-    from sklearn.linear_model import Ridge
-    from sklearn.model_selection import KFold
-
-    data = _check_data(data)
-    n_folds = check_positive_int(n_folds, "n_folds", minimum=2)
-    if n_folds > data.n:
-        raise ValueError(f"n_folds must be <= the number of rows {data.n}; got {n_folds}")
-    base = Ridge(alpha=1.0) if regressor is None else regressor
-    if not hasattr(base, "fit") or not hasattr(base, "predict"):
-        raise TypeError(f"regressor must have fit and predict; got {type(base).__name__}")
-    n, K = data.n, data.n_actions
-    X, a, r = data.contexts, data.actions, data.rewards
-    if data.positions is not None and X.ndim == 2 and data.n_positions > 1:
-        # rewards of ranking logs depend on the slot: the model sees the row's position
-        X = np.hstack([X, np.eye(data.n_positions)[data.positions]])
-    rows = np.arange(n)
-    q = np.empty((n, K))
-    rs = int(as_generator(seed).integers(2**31 - 1))
-    for train, test in KFold(n_folds, shuffle=True, random_state=rs).split(rows):
-        if X.ndim == 3:
-            model = clone(base).fit(X[train, a[train]], r[train])
-            q[test] = model.predict(X[test].reshape(-1, X.shape[2])).reshape(len(test), K)
-        elif per_action:
-            fallback = float(r[train].mean())
-            for k in range(K):
-                mine = train[a[train] == k]
-                if mine.size < 2:
-                    q[test, k] = fallback if mine.size == 0 else float(r[mine].mean())
-                    continue
-                q[test, k] = clone(base).fit(X[mine], r[mine]).predict(X[test])
-        else:
-            eye = np.eye(K)
-            model = clone(base).fit(np.hstack([X[train], eye[a[train]]]), r[train])
-            Xt = np.repeat(X[test], K, axis=0)
-            At = np.tile(eye, (len(test), 1))
-            q[test] = model.predict(np.hstack([Xt, At])).reshape(len(test), K)
-    return q
-
-
-def _reward_table(
-    data: LoggedData, reward_model: Any, n_folds: int, per_action: bool, seed: SeedLike
-) -> np.ndarray:
-    if isinstance(reward_model, np.ndarray):
-        q = np.asarray(reward_model, dtype=np.float64)
-        if q.shape != (data.n, data.n_actions):
-            raise ValueError(
-                f"reward_model given as predictions must have shape ({data.n}, "
-                f"{data.n_actions}); got {q.shape}"
-            )
-        if not np.isfinite(q).all():
-            raise ValueError("reward_model predictions must be finite")
-        return q
-    return cross_fit_rewards(data, reward_model, n_folds=n_folds, per_action=per_action, seed=seed)
 
 
 def dm(
@@ -492,9 +402,9 @@ def dm(
     Its interval reflects only the sampling of contexts given the fitted model, not the
     model's bias. Other arguments as in :func:`ips`.
     """
-    data = _check_data(data)
+    data = check_logged_data(data)
     pi = target_probabilities(data, target)
-    q = _reward_table(data, reward_model, n_folds, per_action, seed)
+    q = reward_table(data, reward_model, n_folds, per_action, seed)
     return _ratio_estimate(
         "dm",
         (pi * q).sum(axis=1),
@@ -576,9 +486,9 @@ def _dr_like(
     n_bootstrap: int,
     seed: SeedLike,
 ) -> Estimate:
-    data = _check_data(data)
+    data = check_logged_data(data)
     pi = target_probabilities(data, target)
-    q = _reward_table(data, reward_model, n_folds, per_action, seed)
+    q = reward_table(data, reward_model, n_folds, per_action, seed)
     rows = np.arange(data.n)
     w = pi[rows, data.actions] / data.propensities
     keep = w <= tau
@@ -633,7 +543,7 @@ def evaluate(
         ``n_folds``, ``per_action`` for the model-based ones (the reward model is fitted once
         and shared); ``max_weight`` for clipped IPS; ``tau`` for switch-DR.
     """
-    data = _check_data(data)
+    data = check_logged_data(data)
     pi = target_probabilities(data, target)
     if estimators is None:
         estimators = [e for e in ESTIMATORS if e != "replay" or is_deterministic(pi)]
@@ -647,7 +557,7 @@ def evaluate(
         raise TypeError(f"evaluate got unexpected keyword(s) {sorted(extra)}")
     q = None
     if any(e in ("dm", "dr", "switch_dr") for e in estimators):
-        q = _reward_table(
+        q = reward_table(
             data,
             kwargs.get("reward_model"),
             model_kw.get("n_folds", 2),

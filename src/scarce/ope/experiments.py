@@ -31,14 +31,14 @@ Outputs: ``summary.csv`` (metrics ``truth``, ``truth_se`` and per estimator ``<e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from scarce.sim import parallel_map, run_seeds
-from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
+from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, ExperimentResult, register
+from scarce.sim.plot import new_figure
 
 EXPERIMENT = "ope-obd"
 CAMPAIGNS = ("all", "men", "women")
@@ -143,20 +143,12 @@ def _summary(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
 
 
-def plot_estimates(table: pd.DataFrame, path: Path) -> Path:
+def estimates_figure(table: pd.DataFrame) -> Any:
     """One panel per (target, campaign): each estimator's estimates (mean over seeds, with the
     mean 95% interval) against the on-policy truth (line, with its 95% band)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     targets = list(dict.fromkeys(table["target"]))
     campaigns = list(dict.fromkeys(table["campaign"]))
-    fig, axes = plt.subplots(
-        len(targets), len(campaigns), figsize=(4.2 * len(campaigns), 3.4 * len(targets)),
-        squeeze=False, sharey=False,
-    )  # fmt: skip
+    fig, axes = new_figure(len(targets), len(campaigns), width=4.2, height=3.4)
     for i, target in enumerate(targets):
         for j, campaign in enumerate(campaigns):
             ax = axes[i][j]
@@ -183,29 +175,29 @@ def plot_estimates(table: pd.DataFrame, path: Path) -> Path:
             if i == 0 and j == 0:
                 ax.legend(fontsize=7)
     fig.suptitle("Open Bandit Dataset: off-policy estimate vs on-policy truth")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def run_ope_obd(
     *,
-    out: Path,
     horizon: int,
-    seeds: int | tuple[int, ...],
+    seeds: int | tuple[int, ...] | list[tuple[int, int]],
     n_jobs: int | None = None,
     progress: Any = None,
     campaigns: tuple[str, ...] = CAMPAIGNS,
     targets: tuple[str, ...] = tuple(DIRECTIONS),
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+    base_seed: int = 0,
+) -> ExperimentResult:
     """Run the protocol (module docstring); ``horizon`` = evaluation rows per run (<= 10000);
-    ``targets``: any of ``"bts"`` (empirical BTS frequencies), ``"bts-obp"`` (obp's protocol)
-    and ``"random"``. A seed draws the same bootstrap rows for every target of a direction."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    ``seeds``: ``(label, root)`` pairs (what ``scarce run`` passes) or a number / list of
+    roots for :func:`scarce.sim.run_seeds` with ``base_seed``; ``targets``: any of ``"bts"``
+    (empirical BTS frequencies), ``"bts-obp"`` (obp's protocol) and ``"random"``. A seed draws
+    the same bootstrap rows for every target of a direction."""
     n_rows = int(min(horizon, 10_000))
-    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, 0)
+    if isinstance(seeds, list) and seeds and isinstance(seeds[0], tuple):
+        labels, roots = [p[0] for p in seeds], [p[1] for p in seeds]
+    else:
+        labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, base_seed)
     bad = [t for t in targets if t not in DIRECTIONS]
     if bad or not targets:
         raise ValueError(f"targets must be among {tuple(DIRECTIONS)}; got {targets!r}")
@@ -218,17 +210,8 @@ def run_ope_obd(
     ]
     results = parallel_map(_evaluate, tasks, n_jobs=n_jobs, progress=progress)
     table = pd.DataFrame([row for rows in results for row in rows])
-    summary = _summary(table)
-    paths = {
-        "summary": out / "summary.csv",
-        "traces": out / "estimates.parquet",
-        "plot": out / "estimate_vs_truth.png",
-    }
-    summary.to_csv(paths["summary"], index=False)
-    table.insert(0, "experiment", EXPERIMENT)
-    table.to_parquet(paths["traces"], index=False)
-    plot_estimates(table, paths["plot"])
-    return summary, paths
+    figure = estimates_figure(table)
+    return ExperimentResult(_summary(table), {"estimates": table}, {"estimate_vs_truth": figure})
 
 
 register(

@@ -7,18 +7,18 @@ paper's code plots the realised regret; the expected one has less noise and the 
 The ``seed`` column holds the seed label (``0 .. n-1`` for ``seeds=n``; the values themselves
 for an explicit list), as in every experiment.
 
-One run is the pure function :func:`_run_task` (a problem and its policies -> rows);
-:func:`_tables` turns the runs into the summary and traces tables; only :func:`_write` writes
-files (``summary.csv`` with the contract columns, ``traces.parquet`` with the cumulative
-regret at checkpoints per env, policy, seed, and ``regret.png`` plus one ``regret-ENV.png``
-per environment: mean curves with +/- one standard-error bands).
+One run is the pure function :func:`_run_task` (a problem and its policies, each run in
+:func:`scarce.sim.run` -> rows); :func:`_result` turns the runs into an
+:class:`~scarce.sim.ExperimentResult`: the summary (contract columns), ``traces`` (the
+cumulative regret at checkpoints per env, policy, seed) and the figures ``regret`` plus one
+``regret-ENV`` per environment (mean curves with +/- one standard-error bands), which
+``scarce run`` writes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,10 +26,11 @@ import pandas as pd
 
 from scarce.core.policy import Policy
 from scarce.envs.base import Environment
-from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
-from scarce.sim.plot import plot_regret
+from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, ExperimentResult, register
+from scarce.sim.parallel import parallel_map
+from scarce.sim.plot import regret_figure
 from scarce.sim.run import run as run_policy
-from scarce.sim.sweep import checkpoints, parallel_map, run_seeds
+from scarce.sim.sweep import checkpoints, run_seeds
 from scarce.structured.baselines import (
     DisjointGLMTS,
     DisjointGLMUCB,
@@ -40,6 +41,9 @@ from scarce.structured.baselines import (
 )
 from scarce.structured.envs import MixedEffectEnv, MovieLensEnv
 from scarce.structured.mets import HierarchicalTS, MixedEffectTS
+
+#: seeds as a run takes them: a number, a list of root seeds, or ``(label, root)`` pairs
+Seeds = int | tuple[int, ...] | list[int] | list[tuple[int, int]]
 
 LINEAR_POLICIES = ("meTS", "meTS-Fa", "HierTS", "LinTS", "LinUCB")
 LOGISTIC_POLICIES = ("meTS-GLM", "meTS-GLM-Fa", "meTS-Lin", "GLM-TS", "UCB-GLM")
@@ -229,46 +233,45 @@ def _tables(name: str, results: list[list[dict[str, Any]]]) -> tuple[pd.DataFram
     return summary, traces
 
 
-def _write(
-    name: str, summary: pd.DataFrame, traces: pd.DataFrame, out: Path, horizon: int
-) -> dict[str, Path]:
-    """Write the tables and plots of one experiment to ``out``; returns the paths."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "summary": out / "summary.csv",
-        "traces": out / "traces.parquet",
-        "plot": out / "regret.png",
-    }
-    summary.to_csv(paths["summary"], index=False)
-    traces.to_parquet(paths["traces"], index=False)
+def _result(
+    name: str, summary: pd.DataFrame, traces: pd.DataFrame, horizon: int
+) -> ExperimentResult:
+    """The experiment's outputs: tables and the regret figures (one per environment too)."""
     n_seeds = traces["seed"].nunique()
     title = f"{name}: cumulative expected regret (n = {horizon}, {n_seeds} runs, ±1 s.e.)"
-    plot_regret(traces, paths["plot"], title=title)
+    figures = {"regret": regret_figure(traces, title=title)}
     # one figure per environment as well, each with its own legend
     for env, frame in traces.groupby("env", sort=False):
-        paths[f"plot_{env}"] = plot_regret(
-            frame, out / f"regret-{env}.png", title=f"{name} (n = {horizon}, {n_seeds} runs)"
+        figures[f"regret-{env}"] = regret_figure(
+            frame, title=f"{name} (n = {horizon}, {n_seeds} runs)"
         )
-    return paths
+    return ExperimentResult(summary, {"traces": traces}, figures)
+
+
+def _pairs(seeds: Seeds, base_seed: int) -> list[tuple[int, int]]:
+    """``(label, root)`` pairs: as given, or from :func:`scarce.sim.run_seeds`."""
+    if isinstance(seeds, list) and seeds and isinstance(seeds[0], tuple):
+        return [(int(a), int(b)) for a, b in seeds]  # type: ignore[misc]
+    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, base_seed)  # type: ignore[arg-type]
+    return list(zip(labels, roots, strict=True))
 
 
 def _run_all(
     name: str,
     tasks: list[_Task],
-    out: Path,
     n_jobs: int | None,
     progress: Callable[[int, int], None] | None,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+) -> ExperimentResult:
     results = parallel_map(_run_task, tasks, n_jobs=n_jobs, progress=progress)
     summary, traces = _tables(name, results)
-    return summary, _write(name, summary, traces, Path(out), tasks[0].horizon)
+    return _result(name, summary, traces, tasks[0].horizon)
 
 
 def run_synthetic(
     *,
-    out: Path,
     horizon: int = 2000,
-    seeds: int | tuple[int, ...] = 10,
+    seeds: Seeds = 10,
+    base_seed: int = 0,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     n_actions: int = 100,
@@ -281,8 +284,12 @@ def run_synthetic(
     effect_var: float = 3.0,
     action_var: float = 1.0,
     factored_exact: bool = False,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+) -> ExperimentResult:
     """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
+
+    ``seeds``: a number of seeds, a list of root seeds, or ``(label, root)`` pairs (what
+    ``scarce run`` passes); numbers and lists go through :func:`scarce.sim.run_seeds` with
+    ``base_seed``.
 
     Mixing weights are ``U[-1, 1]`` (linear, as paper and code) and ``U[-1,
     logistic_mixing_high]`` for the logistic problem: the paper's code, which made Fig. 2b,
@@ -304,7 +311,6 @@ def run_synthetic(
         "linear": base,
         "logistic": (*base, ("mixing_high", float(logistic_mixing_high))),
     }
-    labels, roots = run_seeds(seeds, 0)
     tasks = [
         _Task(
             "synthetic",
@@ -317,16 +323,16 @@ def run_synthetic(
             kwargs[lik],
         )
         for lik in likelihoods
-        for label, root in zip(labels, roots, strict=True)
+        for label, root in _pairs(seeds, base_seed)
     ]
-    return _run_all("mets-synthetic", tasks, out, n_jobs, progress)
+    return _run_all("mets-synthetic", tasks, n_jobs, progress)
 
 
 def run_movielens(
     *,
-    out: Path,
     horizon: int = 2000,
-    seeds: int | tuple[int, ...] = 5,
+    seeds: Seeds = 5,
+    base_seed: int = 1,
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
     n_actions: int = 100,
@@ -337,11 +343,12 @@ def run_movielens(
     per_action_context: bool = False,
     min_item_ratings: int = 1,
     factored_exact: bool = False,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
+) -> ExperimentResult:
     """The MovieLens experiment (Fig. 3) on the bundled ``dslabs`` ratings: ALS embeddings
     (rank 5), K = 100 random movies and 100 random users per run, GMM structure with L = 5.
 
-    ``min_item_ratings``: movies kept for the embeddings, the GMM and the draw of the K
+    ``base_seed`` is 1 here (the registered experiment's too): the figures in the docs were
+    made with it. ``min_item_ratings``: movies kept for the embeddings, the GMM and the draw of the K
     actions. The default 1 keeps every movie, as the paper does with ML-1M; 20 keeps the
     1,303 movies with at least 20 ratings, which makes the GMM weights soft (see the docs).
     ``factored_exact=True`` adds ``meTS-Fa-exact`` / ``meTS-GLM-Fa-exact``
@@ -350,7 +357,6 @@ def run_movielens(
     from scarce.structured.learn import movielens_embeddings
 
     users, items, _ = movielens_embeddings(rank, min_item_ratings=min_item_ratings)
-    labels, roots = run_seeds(seeds, 1)
     tasks = [
         _Task(
             "movielens",
@@ -371,16 +377,16 @@ def run_movielens(
             items,
         )
         for lik in likelihoods
-        for label, root in zip(labels, roots, strict=True)
+        for label, root in _pairs(seeds, base_seed)
     ]
-    return _run_all("mets-movielens", tasks, out, n_jobs, progress)
+    return _run_all("mets-movielens", tasks, n_jobs, progress)
 
 
-def _synthetic_entry(**kwargs: Any) -> tuple[pd.DataFrame, dict[str, Path]]:
+def _synthetic_entry(**kwargs: Any) -> ExperimentResult:
     return run_synthetic(**kwargs)
 
 
-def _movielens_entry(**kwargs: Any) -> tuple[pd.DataFrame, dict[str, Path]]:
+def _movielens_entry(**kwargs: Any) -> ExperimentResult:
     return run_movielens(**kwargs)
 
 
@@ -409,5 +415,6 @@ register(
         horizon=2000,
         seeds=5,
         table_metrics=("cumulative_regret",),
+        base_seed=1,
     )
 )
