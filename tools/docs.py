@@ -105,7 +105,7 @@ def _directive(module: str, members: list[str] | None, heading_level: int, quiet
     lines = [f"::: {module}", "    options:", f"      heading_level: {heading_level}"]
     if members is None:
         lines.append("      members: false")
-    else:
+    elif members:
         lines.append("      members:")
         lines += [f"        - {m}" for m in members]
     if quiet:
@@ -154,12 +154,19 @@ def api_pages() -> dict[str, str]:
         if own is None:
             own = _defined_here(module)
         members = []
+        shadowed = []  # exported under a submodule's name: griffe sees the module there
+        submodule_names = {s.rsplit(".", 1)[1] for s in _submodules(module)}
         for n in own:
             obj = getattr(module, n)
             if id(obj) not in documented:
                 documented.add(id(obj))
-                members.append(n)
+                if n in submodule_names:
+                    shadowed.append(f"{obj.__module__}.{obj.__qualname__}")
+                else:
+                    members.append(n)
         parts = [header, _directive(name, members or None, 1, quiet)]
+        for path in shadowed:
+            parts += ["", _directive(path, [], 2, quiet)]
         for sub_name in _submodules(module):
             sub = importlib.import_module(sub_name)
             extra = []
@@ -270,9 +277,10 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
     headers: dict[str, str] = spec.get("headers", {})
     digits = spec.get("digits", 1)
     scale = float(spec.get("scale", 1.0))
-    how = spec.get("aggregate", "mean_sd")
-    if how not in ("mean_sd", "mean", "single"):
-        raise ResultError(f"{name}: aggregate must be mean_sd, mean or single; got {how!r}")
+    aggregate = spec.get("aggregate", "mean_sd")
+    for how in aggregate.values() if isinstance(aggregate, dict) else [aggregate]:
+        if how not in ("mean_sd", "mean", "single"):
+            raise ResultError(f"{name}: aggregate must be mean_sd, mean or single; got {how!r}")
     for col in index:
         if col in order:
             df = df[df[col].isin(order[col])]
@@ -288,10 +296,10 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
     else:
         col_keys = value_cols
 
-    def digits_of(key: Any) -> int:
-        if isinstance(digits, dict):
-            return int(digits.get(str(key), digits.get("*", 1)))
-        return int(digits)
+    def per_column(setting: Any, key: Any, default: Any) -> Any:
+        if isinstance(setting, dict):
+            return setting.get(str(key), setting.get("*", default))
+        return setting
 
     def cell(rows: Any, key: Any) -> str:
         col = values if columns is not None else key
@@ -299,7 +307,8 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
         x = pd.to_numeric(sel[col], errors="coerce").dropna() * scale
         if x.empty:
             return "—"
-        d = digits_of(key)
+        d = int(per_column(digits, key, 1))
+        how = per_column(aggregate, key, "mean_sd")
         if how == "single":
             if len(x) != 1:
                 raise ResultError(f"{name}: aggregate 'single' found {len(x)} values for {key!r}")
@@ -319,7 +328,7 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
     for key in keys.itertuples(index=False):
         mask = (df[index] == pd.Series(key, index=index)).all(axis=1)
         rows = df[mask]
-        labels = [str(v) for v in key]
+        labels = [headers.get(str(v), str(v)) for v in key]
         lines.append("| " + " | ".join(labels + [cell(rows, k) for k in col_keys]) + " |")
     return "\n".join(lines)
 
