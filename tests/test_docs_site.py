@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import zlib
@@ -89,3 +90,16 @@ def test_roles_become_code_or_links(site: Path) -> None:
     html = (site / "api" / "sim" / "index.html").read_text()
     assert ":func:" not in html and ":class:" not in html
     assert 'href="../envs/#scarce.envs.make_env"' in html  # a resolved :func: reference
+
+
+def test_files_the_pages_name_exist() -> None:
+    """A page that names a test, benchmark or source file names one that exists."""
+    missing = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        pattern = r"`((?:tests|benchmarks|src|docs|tools)/[\w/.\-]*\w)`"
+        for path in re.findall(pattern, page.read_text()):
+            if re.search(r"/[A-Z]+(/|\.|$)", path):
+                continue  # a placeholder such as docs/results/NAME/
+            if not (ROOT / path).exists():
+                missing.append(f"{page.name}: {path}")
+    assert missing == []

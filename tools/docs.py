@@ -96,9 +96,7 @@ def _submodules(package: Any) -> list[str]:
     path = getattr(package, "__path__", None)
     if path is None:
         return []
-    return [
-        f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(path) if m.name[0] != "_"
-    ]
+    return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(path) if m.name[0] != "_"]
 
 
 def _directive(module: str, members: list[str] | None, heading_level: int, quiet: bool) -> str:
@@ -204,7 +202,9 @@ def write_api(check: bool = False) -> list[str]:
 
 # ------------------------------------------------------------------------------ result files
 
-BLOCK = re.compile(r"(<!-- result: (?P<ref>[\w.-]+)/(?P<view>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S)
+BLOCK = re.compile(
+    r"(<!-- result: (?P<ref>[\w.-]+)/(?P<view>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /result -->)", re.S
+)
 #: what ``meta.json`` must say (``record`` writes all of it)
 META_KEYS = ("command", "date", "machine", "wall_seconds", "cpu_seconds", "commit")
 
@@ -258,8 +258,8 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
     """The markdown table of one view of result ``name`` (see docs/contributing-docs.md)."""
     import pandas as pd
 
-    known = {"source", "where", "index", "columns", "values", "aggregate", "digits", "scale",
-             "headers", "order", "note"}  # fmt: skip
+    known = {"source", "where", "rename", "index", "columns", "values", "aggregate", "digits",
+             "scale", "headers", "order", "note"}  # fmt: skip
     unknown = set(spec) - known
     if unknown:
         raise ResultError(f"{name}: unknown view key(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -269,6 +269,8 @@ def render_view(name: str, spec: dict[str, Any], results: Path = RESULTS) -> str
     df = pd.read_csv(path)
     for col, val in spec.get("where", {}).items():
         df = df[df[col].isin(val if isinstance(val, list) else [val])]
+    for col, mapping in spec.get("rename", {}).items():
+        df = df.assign(**{col: df[col].map(lambda v, m=mapping: m.get(str(v), v))})
     index: list[str] = list(spec["index"])
     columns: str | None = spec.get("columns")
     values = spec.get("values", "value")
@@ -402,7 +404,7 @@ def record(name: str, command: list[str], keep: list[str], results: Path = RESUL
         load_start = list(os.getloadavg())
         usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
-        date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
         proc = subprocess.run(argv, cwd=ROOT)
         wall = time.perf_counter() - start
         after = resource.getrusage(resource.RUSAGE_CHILDREN)

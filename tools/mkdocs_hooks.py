@@ -12,7 +12,9 @@ import html
 import re
 from typing import Any
 
-_ROLE = re.compile(r":(?:py:)?(?:class|func|meth|attr|data|mod|obj|exc|const):<code>(~?)([^<]+)</code>")
+_ROLE = re.compile(
+    r":(?:py:)?(?:class|func|meth|attr|data|mod|obj|exc|const):<code>(~?)([^<]+)</code>"
+)
 
 
 def _autoref(match: re.Match[str]) -> str:
