@@ -124,6 +124,10 @@ def test_record_then_render_a_page(tmp_path: Path) -> None:
     # rendering is idempotent: a rendered page is up to date
     page.write_text(text)
     assert docs_tool.render_page(page, results) == text
+    # a marker inside a fenced code block is an example, left alone
+    example = "```text\n<!-- result: toy/m -->\n<!-- /result -->\n```\n"
+    page.write_text(example + text)
+    assert docs_tool.render_page(page, results) == example + text
 
 
 def test_record_refuses_a_failing_command(tmp_path: Path) -> None:

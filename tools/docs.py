@@ -362,12 +362,14 @@ def render_page(path: Path, results: Path = RESULTS) -> str:
         body += "\n" + provenance(name, path, results) + "\n"
         return match.group(1) + body + match.group(5)
 
-    return BLOCK.sub(fill, text)
+    # markers inside fenced code blocks are examples (docs/contributing-docs.md), not blocks
+    parts = re.split(r"(^(?:```|~~~).*?^(?:```|~~~)[^\n]*$)", text, flags=re.S | re.M)
+    return "".join(p if i % 2 else BLOCK.sub(fill, p) for i, p in enumerate(parts))
 
 
 def pages_with_results() -> list[Path]:
     pages = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
-    return [p for p in pages if "<!-- result: " in p.read_text()]
+    return [p for p in pages if BLOCK.search(p.read_text())]
 
 
 def render_all(check: bool = False) -> list[str]:
