@@ -44,7 +44,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         except ValueError:
             continue
         if page in NOT_YET_RUNNABLE:
-            item.add_marker(pytest.mark.skip(reason=f"{page}: {NOT_YET_RUNNABLE[page]}"))
+            item.add_marker(pytest.mark.skip(reason=NOT_YET_RUNNABLE[page]))
 
 
 @pytest.fixture(autouse=True)
