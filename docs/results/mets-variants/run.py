@@ -26,7 +26,7 @@ if __name__ == "__main__":
     for name, run in VARIANTS.items():
         summary = run().summary.copy()
         summary["env"] = name + ":" + summary["env"]
-        summary.insert(0, "experiment", "mets-variants")
+        summary["experiment"] = "mets-variants"
         parts.append(summary)
         print(name, "done", flush=True)
     pd.concat(parts).to_csv(out / "summary.csv", index=False)
