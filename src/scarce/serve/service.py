@@ -454,6 +454,7 @@ class DecisionService:
         ``snapshot_every`` events have been applied since the last. Returns events applied."""
         cfg = self.config
         with self._sync_lock:
+            self.health.maybe_check_integrity()
             self.store.join(
                 now=float(self.clock()),
                 window=cfg.reward_window,
@@ -465,7 +466,6 @@ class DecisionService:
             applied = self.catch_up()
             if cfg.snapshot_every and self._since_snapshot >= cfg.snapshot_every:
                 self.publish_snapshot()
-            self.health.maybe_check_integrity()
             return applied
 
     def catch_up(self) -> int:
