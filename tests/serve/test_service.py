@@ -612,9 +612,9 @@ def test_decide_async_hands_one_turns_decisions_over_together(tmp_path, clock, m
     sizes: list[int] = []
     submit = a.store.submit_decisions
 
-    def recorded(items):
-        sizes.append(len(items))
-        return submit(items)
+    def recorded(units, on_done):
+        sizes.append(len(units))
+        return submit(units, on_done)
 
     monkeypatch.setattr(a.store, "submit_decisions", recorded)
     X = _contexts(20)

@@ -94,6 +94,20 @@ def _key_id(key: KeyInfo, keys: KeyVerifier | None) -> str | None:
     return key.id if keys is not None else None
 
 
+class ServiceApp(FastAPI):
+    """The FastAPI app with :class:`GuardMiddleware` in front of everything: the key check and
+    the fast path run before FastAPI's own layers (telemetry, error and body-limit
+    middleware), so a decision answered by the fast path never enters them."""
+
+    guard: GuardMiddleware | None = None
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if self.guard is not None and scope["type"] == "http":
+            await self.guard(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(
     service: DecisionService,
     *,
@@ -143,7 +157,7 @@ def create_app(
             except Exception:  # noqa: BLE001 - keep the joiner alive; the error is logged
                 _LOG.exception("joiner run failed")
 
-    app = FastAPI(
+    app = ServiceApp(
         title="scarce decision service",
         version="1",
         description=__doc__,
@@ -215,8 +229,8 @@ def create_app(
         return 200, dumps(r.to_dict())
 
     open_paths = {"/v1/health", "/openapi.json"} | ({"/metrics"} if open_metrics else set())
-    app.add_middleware(
-        GuardMiddleware,
+    app.guard = GuardMiddleware(
+        partial(FastAPI.__call__, app),
         keys=keys,
         max_bytes=cfg.max_body_bytes,
         open_paths=frozenset(open_paths),

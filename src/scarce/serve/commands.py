@@ -189,6 +189,7 @@ def serve_command(
         "access_log": False,
         "http": GuardedHttpToolsProtocol,
         "timeout_keep_alive": timeout_keep_alive,
+        "server_header": False,  # no "server: uvicorn" (one header less to build per answer)
         "limit_concurrency": limit_concurrency,
     }
     if workers > 1:

@@ -1,7 +1,8 @@
 """The log-ordered learner: joined events applied one at a time, in join order, with a
 quarantine for the events a model cannot learn.
 
-An event is *quarantined* when its update raises or leaves the model with a non-finite number:
+An event is *quarantined* when its update raises or leaves the model with a non-finite number
+(or with numbers so large that their sum overflows):
 the model goes on from its state before that event, as if it had not been joined. The verdict
 depends only on the model's state and the event, so every replica and ``scarce replay`` reach
 the same one, and models stay bit-identical across them. Updates run on a copy of the model,
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,20 +31,26 @@ def event_input(context_json: str) -> np.ndarray:
 
 
 def _finite(state: Any) -> bool:
-    if isinstance(state, np.ndarray):
-        return state.dtype.kind not in "fc" or bool(np.isfinite(state).all())
-    if isinstance(state, dict):
-        return all(_finite(v) for v in state.values())
-    if isinstance(state, (list, tuple)):
-        return all(_finite(v) for v in state)
-    if isinstance(state, float):
-        return bool(np.isfinite(state))
+    """Whether every number in a saved-state tree is finite. (An array's sum is finite iff
+    its entries are, short of an overflow of the sum itself, which is as bad a sign; one sum
+    costs less than an elementwise test.)"""
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind in "fc" and not math.isfinite(abs(item.sum())):
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return False
     return True
 
 
 def _learn_one(policy: Policy, ev: JoinedEvent) -> None:
-    with np.errstate(all="ignore"):
-        policy.update(event_input(ev.context), np.array([ev.action]), np.array([ev.reward]))
+    policy.update(event_input(ev.context), np.array([ev.action]), np.array([ev.reward]))
     if not _finite(policy._get_state()):
         raise FloatingPointError("the update left a non-finite number in the model")
 
@@ -65,6 +73,13 @@ def learn_events(
     (model, quarantined):
         the new model and ``(event, reason)`` of each quarantined event.
     """
+    with np.errstate(all="ignore"):  # overflow is judged on the result, not warned about
+        return _learn_events(copy_of_model, events)
+
+
+def _learn_events(
+    copy_of_model: Callable[[], Policy], events: Sequence[JoinedEvent]
+) -> tuple[Policy, list[tuple[JoinedEvent, str]]]:
     work = copy_of_model()
     good: list[JoinedEvent] = []
     quarantined: list[tuple[JoinedEvent, str]] = []

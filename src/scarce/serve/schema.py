@@ -83,6 +83,19 @@ INSERT_DECISION = (
     f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+#: PostgreSQL: a decision and its one charge in one statement (the charge applies only when
+#: the insert did; ``(inserted, charged)`` counts come back: 1, 0 means the budget was short and
+#: the inserted row must be deleted again, in the same transaction)
+INSERT_AND_CHARGE_PG = (
+    "WITH ins AS ("
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING 1), "
+    "upd AS (UPDATE budgets SET remaining = remaining - %s "
+    "WHERE resource = %s AND grp = %s AND remaining >= %s AND EXISTS (SELECT 1 FROM ins) "
+    "RETURNING 1) "
+    "SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM upd)"
+)
 CHARGE = (
     "UPDATE budgets SET remaining = remaining - ? WHERE resource = ? AND grp = ? AND remaining >= ?"
 )

@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,6 +87,16 @@ class DecisionResult:
 Steps = Generator[list[tuple[DecisionRecord, list[tuple[str, str, float]]]], str, Any]
 
 
+def _settle(futures: list[asyncio.Future[str]], results: list[Any]) -> None:
+    for fut, result in zip(futures, results, strict=True):
+        if fut.done():  # the request was cancelled (client gone)
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
+
+
 class DecisionService:
     """Serve one policy over an :class:`EventStore`.
 
@@ -119,7 +128,7 @@ class DecisionService:
         self._policy_lock = threading.RLock()
         self._new_event_id = EventIds()
         # decision units of decide_async waiting for the next event-loop turn (loop thread only)
-        self._to_submit: list[tuple[Any, Future[str]]] = []
+        self._to_submit: list[tuple[Any, asyncio.Future[str]]] = []
         self._sync_lock = threading.Lock()
         self.policy: Policy = config.make_policy()
         self.checker = RequestChecker(config, self.policy.reward_bounds)
@@ -130,6 +139,7 @@ class DecisionService:
         self._since_snapshot = 0
         self._costs = {b.resource: np.asarray(b.costs, dtype=float) for b in config.budgets}
         self._quota_groups = {b.resource: set(b.quotas) for b in config.budgets}
+        self._json_cache: dict[tuple[Any, ...], str] = {}
         self.health = HealthMonitor(
             store.db, config.min_free_disk_mb * 2**20, config.integrity_check_interval
         )
@@ -195,6 +205,17 @@ class DecisionService:
                 if group is not None and group in self._quota_groups[resource]:
                     out.append((resource, group, c))
         return out
+
+    def _charges_json(self, charges: list[tuple[str, str, float]]) -> str | None:
+        if not charges:
+            return None
+        key = tuple(charges)
+        text = self._json_cache.get(key)
+        if text is None:
+            text = json.dumps(charges)
+            if len(self._json_cache) < 4096:  # one entry per (action, quota group) in practice
+                self._json_cache[key] = text
+        return text
 
     def decide(
         self,
@@ -301,16 +322,23 @@ class DecisionService:
 
     async def _commit(self, unit: Any) -> str:
         # the units made in one turn of the event loop go to the writer together (one
-        # hand-over, one wake-up of its thread) at the start of the next turn
-        done: Future[str] = Future()
+        # hand-over, one wake-up of its thread) at the start of the next turn, and come back
+        # together (one wake-up of the loop per commit)
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._to_submit.append((unit, done))
         if len(self._to_submit) == 1:
             asyncio.get_running_loop().call_soon(self._submit_pending)
-        return await asyncio.wrap_future(done)
+        return await done
 
     def _submit_pending(self) -> None:
         items, self._to_submit = self._to_submit, []
-        self.store.submit_decisions(items)
+        loop = asyncio.get_running_loop()
+        futures = [f for _, f in items]
+
+        def resolve(results: list[Any]) -> None:  # in the writer thread
+            loop.call_soon_threadsafe(_settle, futures, results)
+
+        self.store.submit_decisions([u for u, _ in items], resolve)
 
     def _steps(self, cases: list[Case], key_id: str | None) -> Steps:
         """The logic of a decision unit without I/O to the writer: yields the records and
@@ -344,7 +372,7 @@ class DecisionService:
                     probability=probs[action],
                     probabilities=json.dumps(probs),
                     model_version=version,
-                    charges=json.dumps(charges) if charges else None,
+                    charges=self._charges_json(charges),
                     ts=float(self.clock()),
                     key_id=key_id,
                 )

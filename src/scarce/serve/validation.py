@@ -68,11 +68,18 @@ class EventIds:
             return self._ids.pop()
 
 
+_NO_OPTIONS = json.dumps([None, None]).encode()
+
+
 def request_fingerprint(X: np.ndarray, eligible: list[int] | None, group: str | None) -> str:
     """Identity of a request (to tell a retry from a reuse of its event id); ``eligible`` is
     sorted, so its order does not matter."""
     h = hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes())
-    h.update(json.dumps([eligible, group]).encode())
+    h.update(
+        _NO_OPTIONS
+        if eligible is None and group is None
+        else json.dumps([eligible, group]).encode()
+    )
     return h.hexdigest()
 
 
@@ -90,6 +97,8 @@ class RequestChecker:
     def __init__(self, config: ServiceConfig, reward_bounds: tuple[float, float] | None) -> None:
         self.config = config
         self.reward_bounds = reward_bounds
+        self._all_actions = np.ones(config.n_actions, dtype=bool)
+        self._all_actions.setflags(write=False)  # shared by every request without eligible
 
     def model_input(self, context: Any, action_features: Any) -> tuple[np.ndarray, Any]:
         """``(X, stored_context)``: the policy input ``(1, d)`` or ``(1, K, d)`` and what is
@@ -127,9 +136,9 @@ class RequestChecker:
     def eligible_mask(self, eligible: Sequence[int] | None) -> tuple[np.ndarray, list[int] | None]:
         """``(mask (K,), sorted ids or None)``: the order of ``eligible`` does not matter."""
         K = self.config.n_actions
-        mask = np.ones(K, dtype=bool)
         if eligible is None:
-            return mask, None
+            return self._all_actions, None
+        mask = np.ones(K, dtype=bool)
         if len(eligible) == 0:
             raise RequestError("eligible", "must list at least one action id")
         ids = list(eligible)
