@@ -312,7 +312,10 @@ async def bare_asgi(scope, receive, send):  # type: ignore[no-untyped-def]
         {
             "type": "http.response.start",
             "status": 200,
-            "headers": [(b"content-type", b"application/json")],
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(PEER_ANSWER)).encode()),
+            ],
         }
     )
     await send({"type": "http.response.body", "body": PEER_ANSWER})

@@ -331,3 +331,19 @@ def test_prometheus_metrics_over_http(loopback):
         "scarce_learner_lag_events",
     ):
         assert name in lines
+
+
+def test_a_log_written_before_key_ids_is_upgraded(tmp_path):
+    """A database from before key ids (no ``key_id`` column) gets the column at start and
+    keeps serving its logged decisions."""
+    svc = _service(tmp_path)
+    first = svc.decide([0.2, 0.3], event_id="old")
+    svc.store.run(lambda tx: tx.execute("ALTER TABLE decisions DROP COLUMN key_id"))
+    svc.store.close()
+    again = _service(tmp_path)
+    try:
+        assert again.decide([0.2, 0.3], event_id="old") == first
+        assert again.reward("old", 1.0) == "accepted"
+        assert again.store.query("SELECT key_id FROM decisions") == [(None,)]
+    finally:
+        again.store.close()

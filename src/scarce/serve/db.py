@@ -207,18 +207,25 @@ class Database:
         self._local = threading.local()
 
     # ------------------------------------------------------------------ units of work
-    def run(self, unit: Callable[[Tx], T], lock: str | None = None) -> T:
+    def run(self, unit: Callable[[Tx], T], lock: str | None = None, *, pipeline: bool = False) -> T:
         """Run ``unit(tx)`` in one transaction and commit; on a lost connection, once more on
         a new one. ``lock``: None, ``"shared"`` or ``"exclusive"`` (the joiner's advisory lock
-        on PostgreSQL; SQLite write transactions are serial anyway)."""
+        on PostgreSQL; SQLite write transactions are serial anyway). ``pipeline``
+        (PostgreSQL): send ``BEGIN`` with the first statements, in psycopg's pipeline mode;
+        only for units that read results by fetching them (``rowcount`` is not known before a
+        fetch in that mode)."""
         for attempt in (0, 1):
             conn = self._conn()
             try:
+                if pipeline and self.postgres:
+                    with conn.pipeline():
+                        return self._run_once(conn, unit, lock)
                 return self._run_once(conn, unit, lock)
             except self._lost as exc:
-                if not _is_broken(conn):
+                if _is_broken(conn):
+                    self._drop(conn)
+                elif not self._rolled_back(exc):
                     raise self._unavailable(exc) from None
-                self._drop(conn)
                 if attempt:
                     raise self._unavailable(exc) from None
             except self._db_errors as exc:
@@ -226,6 +233,13 @@ class Database:
                     raise
                 raise self._unavailable(exc) from None
         raise AssertionError("unreachable")
+
+    def _rolled_back(self, exc: BaseException) -> bool:
+        """PostgreSQL rolled the transaction back to resolve a deadlock or a serialisation
+        conflict between replicas: the unit can run again as it is."""
+        import psycopg
+
+        return isinstance(exc, psycopg.errors.TransactionRollback)
 
     def _run_once(self, conn: Any, unit: Callable[[Tx], T], lock: str | None) -> T:
         if self.postgres:

@@ -342,7 +342,11 @@ class EventStore:
                 size += len(item[0])
             units = [u for units, _ in batch for u in units]
             try:
-                results: list[Any] = self.run(lambda tx, units=units: self._insert_units(tx, units))
+                # all single-charge units (the common case): one pipeline, BEGIN included
+                results: list[Any] = self.db.run(
+                    lambda tx, units=units: self._insert_units(tx, units),
+                    pipeline=all(_single_charge(u) for u in units),
+                )
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
                 results = [exc] * len(units)
             start = 0
