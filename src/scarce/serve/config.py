@@ -39,6 +39,8 @@ from typing import Any
 from scarce.core.policy import Policy
 
 AGGREGATIONS = ("earliest", "sum")
+#: largest magnitude any number in a request or config may have (beyond it squares overflow)
+MAX_ABS = 1e12
 FEATURE_MODES = ("shared", "per_action")
 
 #: the policy served when ``scarce serve`` gets no ``--policy``: LinUCB on 4 features, 3 actions
@@ -98,6 +100,15 @@ class ServiceConfig:
         most decisions in one ``/v1/decisions/batch`` request.
     max_body_bytes:
         largest accepted request body.
+    max_abs_feature:
+        largest accepted magnitude of a context or action feature (a 422 beyond it): one
+        extreme event can make a model's matrices singular (GLM policies fail beyond about
+        1e9); rescale features rather than raise it.
+    min_free_disk_mb:
+        ``GET /v1/health`` is 503 when the SQLite database's file system has less free space.
+    integrity_check_interval:
+        seconds between SQLite integrity checks (``PRAGMA quick_check``, run at start and then
+        by the background joiner; 0: only at start). A failed check makes health 503.
     snapshot_every:
         publish a model snapshot after this many newly joined events (0: only on request).
     sync_interval:
@@ -118,6 +129,9 @@ class ServiceConfig:
     budgets: tuple[Budget, ...] = ()
     max_batch: int = 100
     max_body_bytes: int = 1 << 20
+    max_abs_feature: float = 1e6
+    min_free_disk_mb: float = 64.0
+    integrity_check_interval: float = 3600.0
     snapshot_every: int = 1000
     sync_interval: float = 1.0
 
@@ -176,6 +190,13 @@ class ServiceConfig:
                 f"service.snapshot_every must be an int >= 0; got {self.snapshot_every!r}"
             )
         _check_number(self.sync_interval, "service.sync_interval", low=0.0)
+        _check_number(self.min_free_disk_mb, "service.min_free_disk_mb", low=0.0)
+        _check_number(self.integrity_check_interval, "service.integrity_check_interval", low=0.0)
+        _check_number(self.max_abs_feature, "service.max_abs_feature")
+        if not 0 < self.max_abs_feature <= MAX_ABS:
+            raise ConfigError(
+                f"service.max_abs_feature must be in (0, {MAX_ABS:g}]; got {self.max_abs_feature!r}"
+            )
         if self.reward_weights is None:
             if self.reward_dim != 1:
                 raise ConfigError("service.reward_weights is required when service.reward_dim > 1")
@@ -277,6 +298,9 @@ _SERVICE_KEYS = {
     "reward_weights",
     "max_batch",
     "max_body_bytes",
+    "max_abs_feature",
+    "min_free_disk_mb",
+    "integrity_check_interval",
     "snapshot_every",
     "sync_interval",
 }
