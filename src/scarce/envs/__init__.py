@@ -10,12 +10,14 @@ from scarce.envs.datasets import (
     load_digits,
     load_image_segments,
     load_iris,
+    load_letter,
     load_mnist_small,
     load_wine,
     make_env,
 )
 from scarce.envs.supervised import SupervisedEnv
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
+from scarce.envs.wheel import WheelEnv
 
 __all__ = [
     "DATASETS",
@@ -24,11 +26,13 @@ __all__ = [
     "LinearGaussianEnv",
     "LogisticEnv",
     "SupervisedEnv",
+    "WheelEnv",
     "load_breast_cancer",
     "load_dataset",
     "load_digits",
     "load_image_segments",
     "load_iris",
+    "load_letter",
     "load_mnist_small",
     "load_wine",
     "make_env",

@@ -50,6 +50,22 @@ def torch_module() -> Any:
     return torch
 
 
+class one_torch_thread:
+    """Run torch on one intra-op thread inside the block, then restore the setting. The
+    networks here are small: on a loaded 2-core machine a batch step took 69 ms with two
+    threads and 2.9 ms with one (same script, same machine)."""
+
+    def __enter__(self) -> None:
+        self._torch = torch_module()
+        self._before = self._torch.get_num_threads()
+        if self._before != 1:
+            self._torch.set_num_threads(1)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._before != 1:
+            self._torch.set_num_threads(self._before)
+
+
 @dataclass(frozen=True)
 class NetworkConfig:
     """Shape and training schedule of an online network.
@@ -240,6 +256,7 @@ class MLP:
             W.mul_(self.scale / scale)
             b.mul_(self.scale / scale).add_((self.shift - shift) / scale)
         self.shift, self.scale = shift, scale
+        self._cache()
 
     def fit(
         self,
@@ -277,10 +294,20 @@ class MLP:
         yt = torch.from_numpy((np.asarray(y, dtype=np.float64) - self.shift) / self.scale)
         ht = torch.from_numpy(np.asarray(heads, dtype=np.int64))
         wt = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float64))
-        opt = torch.optim.Adam(self.params, lr=self.lr, weight_decay=self.weight_decay)
+        with one_torch_thread():
+            self._steps(Xt, yt, ht, wt, check_positive_int(n_steps, "n_steps"))
+        self._cache()
+        return self
+
+    def _steps(self, Xt: Any, yt: Any, ht: Any, wt: Any, n_steps: int) -> None:
+        torch = torch_module()
+        n = Xt.shape[0]
+        opt = torch.optim.Adam(
+            self.params, lr=self.lr, weight_decay=self.weight_decay, foreach=True
+        )
         keep = 1.0 - self.dropout
         M = self.n_members
-        for _ in range(check_positive_int(n_steps, "n_steps")):
+        for _ in range(n_steps):
             idx = torch.randint(n, (self.batch_size,), generator=self._gen)
             h = Xt[idx].unsqueeze(0)
             for layer, width in enumerate(self.hidden):
@@ -299,8 +326,6 @@ class MLP:
             opt.zero_grad()
             loss.backward()
             opt.step()
-        self._cache()
-        return self
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:

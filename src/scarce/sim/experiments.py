@@ -211,6 +211,7 @@ CAPABILITY_EXPERIMENT_MODULES: tuple[str, ...] = (
     "scarce.ope.experiments",
     "scarce.drift.experiments",
     "scarce.combinatorial.experiments",
+    "scarce.neural.experiments",
 )
 
 
