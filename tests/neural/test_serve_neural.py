@@ -48,3 +48,14 @@ def test_neural_policy_served_from_toml(tmp_path):
         )
     finally:
         store.close()
+
+
+def test_a_table_the_policy_does_not_take_is_still_rejected(tmp_path):
+    from scarce.serve import ConfigError
+
+    path = tmp_path / "linucb.toml"
+    path.write_text(
+        TOML.replace('type = "NeuralLinearTS"', 'type = "LinUCB"').replace("v = 0.5\n", "")
+    )
+    with pytest.raises(ConfigError, match=r"unknown table \[network\]"):
+        load_config(path)

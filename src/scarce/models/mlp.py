@@ -90,14 +90,14 @@ class NetworkConfig:
         keep only the most recent this many observations (None: all).
     """
 
-    hidden: tuple[int, ...] = (50,)
-    lr: float = 1e-2
+    hidden: tuple[int, ...] = (64, 64)
+    lr: float = 3e-3
     weight_decay: float = 1e-4
-    batch_size: int = 128
+    batch_size: int = 256
     train_steps: int = 100
     first_train: int = 32
-    retrain_every: int = 50
-    retrain_growth: float = 0.0
+    retrain_every: int = 10
+    retrain_growth: float = 0.3
     buffer_size: int | None = None
 
     def __post_init__(self) -> None:
