@@ -19,6 +19,7 @@ Writes ``benchmarks/results/neural.csv``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -42,13 +43,18 @@ ALL = (
 )
 
 
-def one_run(name: str, seed: int, horizon: int) -> dict[str, float]:
+def one_run(name: str, seed: int, horizon: int, network: dict | None = None) -> dict[str, float]:
     env = WheelEnv(delta=0.5, seed=seed)
     rng = np.random.default_rng(seed)
     X = env.contexts(horizon, rng=rng)
     full = env.full_outcomes(X, rng=rng)
     best = env.expected_rewards(X)
-    policy = policies_for("wheel")[name].build(env.n_actions, env.n_features, seed)
+    spec = policies_for("wheel")[name]
+    if network and "network" in spec.params:
+        spec = type(spec)(
+            spec.policy, {**spec.params, "network": {**spec.params["network"], **network}}
+        )
+    policy = spec.build(env.n_actions, env.n_features, seed)
     total = retrain_time = regret = 0.0
     for t in range(horizon):
         x = X[t : t + 1]
@@ -80,6 +86,11 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 cases, 1 seed")
     parser.add_argument("--policies", default="LinTS,NeuralLinearTS")
     parser.add_argument("--csv", default="benchmarks/results/neural.csv")
+    parser.add_argument(
+        "--network",
+        default="{}",
+        help="JSON overrides of the network settings, e.g. '{\"train_steps\": 100}'",
+    )
     args = parser.parse_args()
     horizon, seeds = (1000, 1) if args.quick else (args.horizon, args.seeds)
     names = args.policies.split(",")
@@ -91,7 +102,7 @@ def main() -> None:
     with threadpool_limits(limits=1, user_api="blas"):
         for seed in range(seeds):
             for name in names:
-                rows.append(one_run(name, seed, horizon))
+                rows.append(one_run(name, seed, horizon, json.loads(args.network)))
                 print(f"  seed {seed} {name}: {rows[-1]['us_per_case']:.0f} us/case", flush=True)
     df = pd.DataFrame(rows)
     table = df.groupby("policy", sort=False).mean(numeric_only=True).drop(columns="seed")
@@ -100,7 +111,8 @@ def main() -> None:
     pd.set_option("display.width", 200)
     print(
         f"\nwheel bandit delta=0.5, {horizon} cases, {seeds} seed(s), one torch/BLAS thread; "
-        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; network overrides "
+        f"{args.network}"
     )
     print(table.round(2).to_string())
     Path(args.csv).parent.mkdir(parents=True, exist_ok=True)
