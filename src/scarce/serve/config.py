@@ -29,6 +29,7 @@ add the service rules::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import tomllib
@@ -315,8 +316,14 @@ def config_from_dict(doc: dict[str, Any]) -> ServiceConfig:
     if "type" not in doc:
         raise ConfigError('the policy config needs a top-level "type" (e.g. type = "LinUCB")')
     policy_type = doc.pop("type")
+    # a table is a policy keyword only where the policy takes a mapping by that name (e.g. the
+    # neural policies' network = {hidden = [64, 64]}, ChangeDetecting's base_params)
+    from scarce.policies import get_policies
+
+    cls = get_policies().get(policy_type)
+    takes = set(inspect.signature(cls.__init__).parameters) if cls is not None else set()
     for key, value in doc.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in takes:
             raise ConfigError(f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*]")
     unknown = set(service) - _SERVICE_KEYS
     if unknown:
