@@ -1,47 +1,54 @@
-"""Decision-service throughput and latency: decisions/s and p50/p99 latency at 1, 8 and 32
-concurrent clients, every decision durably logged.
+"""Decision-service throughput, latency and server CPU per decision, with a client that can
+saturate a bare server: decisions/s, p50/p99 latency and the service process's CPU time per
+decision at 1, 8 and 32 keep-alive connections, every decision durably logged.
 
-Modes
------
-* ``inproc``: requests go through the FastAPI app in this process (httpx ``ASGITransport``,
-  N concurrent asyncio clients): app + validation + policy + event store, no sockets.
-* ``loopback``: ``python -m scarce.serve serve`` (uvicorn) in a subprocess, N client threads
-  with keep-alive httpx connections over 127.0.0.1.
+Client (``--client``):
 
-Stores: SQLite (WAL; ``synchronous=FULL``, i.e. an fsync per commit, and ``NORMAL``, durable
-across process crashes but not power loss) and PostgreSQL (a temporary cluster started from
-``/usr/lib/postgresql/*/bin`` when present, or ``--pg-url``). Peer: a plain single-process
-``http.server`` answering a fixed JSON (no model, no log) on loopback.
+* ``wrk``: `wrk <https://github.com/wg/wrk>`_ (C, epoll; Debian package ``wrk``) with a Lua
+  script that sends a fresh random context in every request; latency percentiles from wrk's
+  ``--latency`` output; non-2xx answers are counted and fail the run;
+* ``raw``: a Python client on raw keep-alive sockets (``selectors``), in ``--client-procs``
+  processes, each request built from pre-encoded bytes; per-request latencies;
+* ``auto`` (default): ``wrk`` when it is installed, else ``raw``.
+
+Targets: ``python -m scarce.serve serve`` (uvicorn) on SQLite (WAL; ``synchronous=FULL``, an
+fsync per commit, and ``NORMAL``) and PostgreSQL (a temporary cluster from
+``/usr/lib/postgresql/*/bin`` or ``--pg-url``); peers on the same loopback: ``bare-asgi``,
+uvicorn (httptools, uvloop) serving a fixed JSON answer from a three-line ASGI app (the HTTP
+floor of the service's stack), and ``http.server`` (stdlib, threaded).
+
+Server CPU ms/decision: user + system CPU time the service process(es) spent in the measured
+window divided by the decisions answered (the client and PostgreSQL run in other processes).
 
 Usage::
 
-    python benchmarks/bench_serve.py                  # all modes, stores, 1/8/32 clients
-    python benchmarks/bench_serve.py --quick          # shorter runs
-    python benchmarks/bench_serve.py --modes loopback --stores sqlite-full --clients 8
+    python benchmarks/bench_serve.py                           # everything, 5 s per cell
+    python benchmarks/bench_serve.py --quick                   # 2 s per cell
+    python benchmarks/bench_serve.py --targets sqlite-full,postgres --clients 8
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import glob
 import json
 import os
+import re
+import selectors
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from multiprocessing import get_context
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 KEY = "bench-key"
@@ -64,6 +71,20 @@ costs = [1.0, 1.0, 1.0, 1.0, 1.0]
 # every action costs 1: every decision reads the budget, is charged and logged in one
 # transaction (an untrained LinUCB breaks its ties towards action 0, so a free action 0 would
 # leave the budget path unmeasured)
+PEER_ANSWER = json.dumps(
+    {"event_id": "0" * 32, "action": 0, "probability": 1.0, "probabilities": [1.0, 0, 0, 0, 0]}
+).encode()
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%s"
+math.randomseed(%d)
+request = function()
+  local x = {}
+  for i = 1, 8 do x[i] = string.format("%%.6f", math.random() * 4 - 2) end
+  return wrk.format(nil, nil, nil, '{"context":[' .. table.concat(x, ",") .. ']}')
+end
+"""
 
 
 def _port() -> int:
@@ -72,11 +93,115 @@ def _port() -> int:
         return int(s.getsockname()[1])
 
 
-def _body(rng: np.random.Generator) -> dict:
-    return {"context": rng.normal(size=8).round(6).tolist()}
+def _request_bytes(rng: np.random.Generator, port: int, path: str) -> bytes:
+    body = json.dumps({"context": rng.normal(size=8).round(6).tolist()}).encode()
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nX-API-Key: {KEY}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
-# ---------------------------------------------------------------------- stores
+# ---------------------------------------------------------------------- raw-socket client
+def _raw_worker(port: int, path: str, conns: int, seconds: float, seed: int, out) -> None:  # type: ignore[no-untyped-def]
+    """One client process: ``conns`` keep-alive connections, one request in flight on each."""
+    rng = np.random.default_rng(seed)
+    requests = [_request_bytes(rng, port, path) for _ in range(512)]
+    sel = selectors.DefaultSelector()
+    state = {}
+    for i in range(conns):
+        s = socket.create_connection(("127.0.0.1", port))
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.setblocking(False)
+        state[s] = [b"", 0.0, i]
+        sel.register(s, selectors.EVENT_READ)
+    lat: list[float] = []
+    bad = 0
+    n = 0
+    end = time.perf_counter() + seconds
+    for s in state:
+        state[s][1] = time.perf_counter()
+        s.sendall(requests[n % 512])
+        n += 1
+    while True:
+        now = time.perf_counter()
+        if now >= end:
+            break
+        for key, _ in sel.select(timeout=end - now):
+            s = key.fileobj
+            st = state[s]
+            data = s.recv(65536)
+            if not data:
+                raise RuntimeError("the server closed a connection")
+            st[0] += data
+            head, sep, rest = st[0].partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            m = re.search(rb"(?i)content-length:\s*(\d+)", head)
+            length = int(m.group(1)) if m else 0
+            if len(rest) < length:
+                continue
+            t = time.perf_counter()
+            lat.append(t - st[1])
+            if not head.startswith(b"HTTP/1.1 200"):
+                bad += 1
+            st[0] = rest[length:]
+            st[1] = t
+            s.sendall(requests[n % 512])
+            n += 1
+    for s in state:
+        s.close()
+    out.put((lat, bad))
+
+
+def run_raw(port: int, path: str, clients: int, seconds: float, procs: int) -> dict:
+    ctx = get_context("fork")
+    queue = ctx.Queue()
+    procs = max(1, min(procs, clients))
+    shares = [clients // procs + (i < clients % procs) for i in range(procs)]
+    workers = [
+        ctx.Process(target=_raw_worker, args=(port, path, k, seconds, i, queue))
+        for i, k in enumerate(shares)
+    ]
+    for w in workers:
+        w.start()
+    results = [queue.get(timeout=seconds + 60) for _ in workers]
+    for w in workers:
+        w.join()
+    lat = np.concatenate([np.asarray(r[0]) for r in results])
+    bad = sum(r[1] for r in results)
+    if bad:
+        raise RuntimeError(f"{bad} answers were not 200")
+    return {
+        "requests": len(lat),
+        "p50_ms": float(np.percentile(lat, 50) * 1e3),
+        "p99_ms": float(np.percentile(lat, 99) * 1e3),
+    }
+
+
+# ---------------------------------------------------------------------- wrk client
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 6e4}[unit]
+
+
+def run_wrk(port: int, path: str, clients: int, seconds: float, threads: int) -> dict:
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as fh:
+        fh.write(WRK_SCRIPT % (KEY, 12345))
+        script = fh.name
+    try:
+        cmd = ["wrk", "-t", str(max(1, min(threads, clients))), "-c", str(clients)]
+        cmd += ["-d", f"{seconds:g}s", "--latency", "-s", script, f"http://127.0.0.1:{port}{path}"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script)
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk saw failed requests:\n{out}")
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"requests": total, "p50_ms": _ms(pct["50"]), "p99_ms": _ms(pct["99"])}
+
+
+# ---------------------------------------------------------------------- servers
 @contextmanager
 def postgres(url: str | None) -> Iterator[str | None]:
     """A PostgreSQL admin URL: the given one, or a temporary cluster (None if impossible)."""
@@ -122,10 +247,10 @@ def postgres(url: str | None) -> Iterator[str | None]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _fresh_db(store: str, tmp: Path, pg_admin: str | None, n: int) -> tuple[str, str]:
+def _fresh_db(target: str, tmp: Path, pg_admin: str | None, n: int) -> tuple[str, str]:
     """``(db url, sqlite synchronous mode)`` of a new, empty database."""
-    if store.startswith("sqlite"):
-        return f"sqlite:///{tmp / f'bench{n}.db'}", store.split("-")[1].upper()
+    if target.startswith("sqlite"):
+        return f"sqlite:///{tmp / f'bench{n}.db'}", target.split("-")[1].upper()
     import psycopg
 
     assert pg_admin is not None
@@ -135,38 +260,6 @@ def _fresh_db(store: str, tmp: Path, pg_admin: str | None, n: int) -> tuple[str,
     return pg_admin.rsplit("/", 1)[0] + f"/{name}", "FULL"
 
 
-# ---------------------------------------------------------------------- drivers
-def _threads(url: str, path: str, clients: int, seconds: float, headers: dict) -> list[float]:
-    lat: list[float] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-    errors: list[int] = []
-
-    def work(seed: int) -> None:
-        rng = np.random.default_rng(seed)
-        mine = []
-        with httpx.Client(base_url=url, timeout=30) as c:
-            while not stop.is_set():
-                t0 = time.perf_counter()
-                r = c.post(path, json=_body(rng), headers=headers)
-                mine.append(time.perf_counter() - t0)
-                if r.status_code != 200:
-                    errors.append(r.status_code)
-        with lock:
-            lat.extend(mine)
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(clients)]
-    for t in threads:
-        t.start()
-    time.sleep(seconds)
-    stop.set()
-    for t in threads:
-        t.join()
-    if errors:
-        raise RuntimeError(f"{len(errors)} failed requests, e.g. {errors[:3]}")
-    return lat
-
-
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -174,209 +267,172 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def _children(pid: int) -> list[int]:
-    """Child processes (uvicorn workers) of ``pid``."""
     out = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        children = (task / "children").read_text().split()
-        out.extend(int(c) for c in children)
+        out.extend(int(c) for c in (task / "children").read_text().split())
     return out
 
 
-def run_loopback(
-    db: str, sync: str, policy: Path, clients: int, seconds: float, workers: int = 1
-) -> tuple[list[float], float]:
-    port = _port()
-    env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", db, "--policy", str(policy)]
-    cmd += ["--port", str(port), "--sqlite-sync", sync, "--workers", str(workers)]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        _threads(url, "/v1/decisions", clients, min(1.0, seconds), {"X-API-Key": KEY})  # warm-up
-        pids = [proc.pid, *_children(proc.pid)]
-        cpu0 = sum(_cpu_seconds(p) for p in pids)
-        lat = _threads(url, "/v1/decisions", clients, seconds, {"X-API-Key": KEY})
-        return lat, sum(_cpu_seconds(p) for p in pids) - cpu0
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
-
-
-def run_inproc(
-    db: str, sync: str, policy: Path, clients: int, seconds: float
-) -> tuple[list[float], float]:
-    from scarce.serve import DecisionService, EventStore, load_config
-    from scarce.serve.app import create_app
-    from scarce.serve.auth import KeyVerifier, hash_key
-
-    store = EventStore(db, sqlite_synchronous=sync)
-    service = DecisionService(load_config(policy), store)
-    app = create_app(service, keys=KeyVerifier([hash_key(KEY)]))
-
-    async def main(duration: float) -> list[float]:
-        lat: list[float] = []
-        deadline = time.perf_counter() + duration
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://app") as c:
-
-            async def client(seed: int) -> None:
-                rng = np.random.default_rng(seed)
-                while time.perf_counter() < deadline:
-                    t0 = time.perf_counter()
-                    r = await c.post("/v1/decisions", json=_body(rng), headers={"X-API-Key": KEY})
-                    lat.append(time.perf_counter() - t0)
-                    if r.status_code != 200:
-                        raise RuntimeError(r.text)
-
-            await asyncio.gather(*(client(i) for i in range(clients)))
-        return lat
-
-    try:
-        asyncio.run(main(min(1.0, seconds)))
-        cpu0 = time.process_time()  # includes the in-process client's share
-        lat = asyncio.run(main(seconds))
-        return lat, time.process_time() - cpu0
-    finally:
-        store.close()
+def _wait_listening(port: int, proc: subprocess.Popen) -> None:
+    for _ in range(600):
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited with {proc.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("the server did not start")
 
 
 class _Plain(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True  # else headers and body go out in two delayed segments
-    payload = json.dumps({"event_id": "x", "action": 0, "probability": 1.0}).encode()
 
     def do_POST(self) -> None:  # noqa: N802 - http.server API
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(self.payload)))
+        self.send_header("Content-Length", str(len(PEER_ANSWER)))
         self.end_headers()
-        self.wfile.write(self.payload)
+        self.wfile.write(PEER_ANSWER)
 
     def log_message(self, *args: object) -> None:
         pass
 
 
-def run_plain_http(clients: int, seconds: float) -> tuple[list[float], float]:
-    """Peer: stdlib http.server in a subprocess (its own process, like the service)."""
-    port = _port()
-    here = str(Path(__file__).parent)
-    code = (
-        f"import sys; sys.path.insert(0, {here!r}); from bench_serve import _Plain; "
-        "from http.server import ThreadingHTTPServer; "
-        f"ThreadingHTTPServer(('127.0.0.1', {port}), _Plain).serve_forever()"
+async def bare_asgi(scope, receive, send):  # type: ignore[no-untyped-def]
+    """The peer ``bare-asgi``: read the body, answer a fixed JSON (no model, no log)."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        more = (await receive()).get("more_body", False)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(PEER_ANSWER)).encode()),
+            ],
+        }
     )
-    proc = subprocess.Popen([sys.executable, "-c", code])
-    url = f"http://127.0.0.1:{port}"
+    await send({"type": "http.response.body", "body": PEER_ANSWER})
+
+
+def _server_cmd(target: str, port: int, db: str, sync: str, policy: Path, workers: int) -> list:
+    here = str(Path(__file__).parent)
+    if target == "bare-asgi":
+        code = (
+            f"import sys; sys.path.insert(0, {here!r}); import uvicorn; from bench_serve import "
+            f"bare_asgi; uvicorn.run(bare_asgi, port={port}, log_level='warning', access_log=False)"
+        )
+        return [sys.executable, "-c", code]
+    if target == "http.server":
+        code = (
+            f"import sys; sys.path.insert(0, {here!r}); from bench_serve import _Plain; "
+            "from http.server import ThreadingHTTPServer; "
+            f"ThreadingHTTPServer(('127.0.0.1', {port}), _Plain).serve_forever()"
+        )
+        return [sys.executable, "-c", code]
+    cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", db, "--policy", str(policy)]
+    return cmd + ["--port", str(port), "--sqlite-sync", sync, "--workers", str(workers)]
+
+
+def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # type: ignore[no-untyped-def]
+    port = _port()
+    db, sync = ("", "FULL")
+    if target not in ("bare-asgi", "http.server"):
+        db, sync = _fresh_db(target, tmp, pg, n)
+    env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
+    cmd = _server_cmd(target, port, db, sync, policy, args.workers)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    path = "/" if target == "http.server" else "/v1/decisions"
     try:
-        for _ in range(300):
-            try:
-                httpx.post(url + "/", json={}, timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        cpu0 = _cpu_seconds(proc.pid)
-        lat = _threads(url, "/", clients, seconds, {})
-        return lat, _cpu_seconds(proc.pid) - cpu0
+        _wait_listening(port, proc)
+        drive = (
+            (lambda k, s: run_wrk(port, path, k, s, args.wrk_threads))
+            if args.client == "wrk"
+            else (lambda k, s: run_raw(port, path, k, s, args.client_procs))
+        )
+        drive(clients, min(1.0, seconds))  # warm-up (and the first decisions' set-up)
+        pids = [proc.pid, *_children(proc.pid)]
+        cpu0 = sum(_cpu_seconds(p) for p in pids)
+        res = drive(clients, seconds)
+        cpu = sum(_cpu_seconds(p) for p in pids) - cpu0
     finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return {
+        "target": target,
+        "clients": clients,
+        "rate": res["requests"] / seconds,
+        "p50_ms": res["p50_ms"],
+        "p99_ms": res["p99_ms"],
+        "server_cpu_ms": cpu / res["requests"] * 1e3,
+    }
 
 
 # ---------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--modes", default="inproc,loopback")
-    ap.add_argument("--stores", default="sqlite-full,sqlite-normal,postgres")
+    ap.add_argument("--targets", default="sqlite-full,sqlite-normal,postgres,bare-asgi,http.server")
     ap.add_argument("--clients", default="1,8,32")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="2-second runs")
+    ap.add_argument("--client", choices=("auto", "wrk", "raw"), default="auto")
+    ap.add_argument("--client-procs", type=int, default=1, help="processes of the raw client")
+    ap.add_argument("--wrk-threads", type=int, default=1, help="threads of wrk")
     ap.add_argument("--pg-url", default=None, help="admin URL of an existing PostgreSQL server")
-    ap.add_argument("--no-peer", action="store_true")
-    ap.add_argument("--workers", type=int, default=1, help="service processes (loopback mode)")
+    ap.add_argument("--workers", type=int, default=1, help="service processes")
     ap.add_argument("--csv", default=None)
     args = ap.parse_args()
+    if args.client == "auto":
+        args.client = "wrk" if shutil.which("wrk") else "raw"
     seconds = 2.0 if args.quick else args.seconds
     clients = [int(c) for c in args.clients.split(",")]
+    targets = args.targets.split(",")
     rows = []
     with (
         tempfile.TemporaryDirectory() as tmpdir,
-        postgres(args.pg_url if "postgres" in args.stores else "unused") as pg,
+        postgres(args.pg_url if "postgres" in targets else "unused") as pg,
     ):
         tmp = Path(tmpdir)
         policy = tmp / "policy.toml"
         policy.write_text(POLICY)
-        n = 0
-        for mode in args.modes.split(","):
-            for store in args.stores.split(","):
-                if store == "postgres" and pg in (None, "unused"):
-                    print("postgres: no server available, skipped", file=sys.stderr)
-                    continue
-                for k in clients:
-                    n += 1
-                    db, sync = _fresh_db(store, tmp, pg, n)
-                    if mode == "inproc":
-                        lat, cpu = run_inproc(db, sync, policy, k, seconds)
-                    else:
-                        lat, cpu = run_loopback(db, sync, policy, k, seconds, args.workers)
-                    rows.append((mode, store, k, len(lat) / seconds, np.array(lat), cpu / len(lat)))
-                    print(
-                        f"  {mode:8} {store:13} {k:3} clients: {len(lat) / seconds:8.0f}/s",
-                        file=sys.stderr,
-                    )
-        if not args.no_peer:
-            for k in clients:
-                lat, cpu = run_plain_http(k, seconds)
-                rows.append(
-                    (
-                        "loopback",
-                        "peer:http.server",
-                        k,
-                        len(lat) / seconds,
-                        np.array(lat),
-                        cpu / len(lat),
-                    )
-                )
+        for n, (target, k) in enumerate((t, k) for t in targets for k in clients):
+            if target == "postgres" and pg in (None, "unused"):
+                print("postgres: no server available, skipped", file=sys.stderr)
+                continue
+            row = run_cell(target, k, seconds, args, policy, tmp, pg, n)
+            rows.append(row)
+            print(f"  {target:13} {k:3} clients: {row['rate']:8.0f}/s", file=sys.stderr)
     header = (
-        f"{'mode':9} {'store':17} {'clients':>7} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'server CPU ms/req':>18}"
+        f"{'target':14} {'clients':>7} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'server CPU ms/decision':>23}"
     )
     print(header)
     print("-" * len(header))
-    out = []
-    for mode, store, k, rate, lat, cpu in rows:
-        p50, p99 = np.percentile(lat, 50) * 1e3, np.percentile(lat, 99) * 1e3
-        print(f"{mode:9} {store:17} {k:7d} {rate:12.0f} {p50:8.2f} {p99:8.2f} {cpu * 1e3:18.2f}")
-        out.append(
-            {
-                "mode": mode,
-                "store": store,
-                "clients": k,
-                "rate": rate,
-                "p50_ms": p50,
-                "p99_ms": p99,
-                "server_cpu_ms_per_request": cpu * 1e3,
-            }
+    for r in rows:
+        print(
+            f"{r['target']:14} {r['clients']:7d} {r['rate']:12.0f} {r['p50_ms']:8.2f} "
+            f"{r['p99_ms']:8.2f} {r['server_cpu_ms']:23.3f}"
         )
     load = os.getloadavg()
     print(
-        f"\n{os.cpu_count()} CPUs, load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-        f"{seconds:g} s per cell; policy LinUCB K=5 d=8 with a budget (every decision charged "
-        "and logged in one transaction).\nserver CPU ms/req: CPU time the server process spent "
-        "per request (in-process mode: the whole process, client included); 1000 / it is the "
-        "rate one free core would sustain."
+        f"\nclient {args.client}; {os.cpu_count()} CPUs, load average {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f}; {seconds:g} s per cell; policy LinUCB K=5 d=8 with a "
+        "budget (every decision charged and logged in one transaction)."
     )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(out[0]))
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]))
             w.writeheader()
-            w.writerows(out)
+            w.writerows(rows)
 
 
 if __name__ == "__main__":

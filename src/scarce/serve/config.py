@@ -29,6 +29,7 @@ add the service rules::
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import tomllib
@@ -39,6 +40,8 @@ from typing import Any
 from scarce.core.policy import Policy
 
 AGGREGATIONS = ("earliest", "sum")
+#: largest magnitude any number in a request or config may have (beyond it squares overflow)
+MAX_ABS = 1e12
 FEATURE_MODES = ("shared", "per_action")
 
 #: the policy served when ``scarce serve`` gets no ``--policy``: LinUCB on 4 features, 3 actions
@@ -98,6 +101,15 @@ class ServiceConfig:
         most decisions in one ``/v1/decisions/batch`` request.
     max_body_bytes:
         largest accepted request body.
+    max_abs_feature:
+        largest accepted magnitude of a context or action feature (a 422 beyond it): one
+        extreme event can make a model's matrices singular (GLM policies fail beyond about
+        1e9); rescale features rather than raise it.
+    min_free_disk_mb:
+        ``GET /v1/health`` is 503 when the SQLite database's file system has less free space.
+    integrity_check_interval:
+        seconds between SQLite integrity checks (``PRAGMA quick_check``, run at start and then
+        by the background joiner; 0: only at start). A failed check makes health 503.
     snapshot_every:
         publish a model snapshot after this many newly joined events (0: only on request).
     sync_interval:
@@ -118,6 +130,9 @@ class ServiceConfig:
     budgets: tuple[Budget, ...] = ()
     max_batch: int = 100
     max_body_bytes: int = 1 << 20
+    max_abs_feature: float = 1e6
+    min_free_disk_mb: float = 64.0
+    integrity_check_interval: float = 3600.0
     snapshot_every: int = 1000
     sync_interval: float = 1.0
 
@@ -176,6 +191,13 @@ class ServiceConfig:
                 f"service.snapshot_every must be an int >= 0; got {self.snapshot_every!r}"
             )
         _check_number(self.sync_interval, "service.sync_interval", low=0.0)
+        _check_number(self.min_free_disk_mb, "service.min_free_disk_mb", low=0.0)
+        _check_number(self.integrity_check_interval, "service.integrity_check_interval", low=0.0)
+        _check_number(self.max_abs_feature, "service.max_abs_feature")
+        if not 0 < self.max_abs_feature <= MAX_ABS:
+            raise ConfigError(
+                f"service.max_abs_feature must be in (0, {MAX_ABS:g}]; got {self.max_abs_feature!r}"
+            )
         if self.reward_weights is None:
             if self.reward_dim != 1:
                 raise ConfigError("service.reward_weights is required when service.reward_dim > 1")
@@ -277,6 +299,9 @@ _SERVICE_KEYS = {
     "reward_weights",
     "max_batch",
     "max_body_bytes",
+    "max_abs_feature",
+    "min_free_disk_mb",
+    "integrity_check_interval",
     "snapshot_every",
     "sync_interval",
 }
@@ -291,8 +316,14 @@ def config_from_dict(doc: dict[str, Any]) -> ServiceConfig:
     if "type" not in doc:
         raise ConfigError('the policy config needs a top-level "type" (e.g. type = "LinUCB")')
     policy_type = doc.pop("type")
+    # a table is a policy keyword only where the policy takes a mapping by that name (e.g. the
+    # neural policies' network = {hidden = [64, 64]}, ChangeDetecting's base_params)
+    from scarce.policies import get_policies
+
+    cls = get_policies().get(policy_type)
+    takes = set(inspect.signature(cls.__init__).parameters) if cls is not None else set()
     for key, value in doc.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and key not in takes:
             raise ConfigError(f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*]")
     unknown = set(service) - _SERVICE_KEYS
     if unknown:

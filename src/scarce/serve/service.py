@@ -7,20 +7,22 @@ the joined events, in join order. Retries of a logged event id return the logged
 
 Replicas: every process holds a learner and catches up by applying joined events in join order
 (after loading the latest snapshot when it is ahead), so all replicas at the same
-``model_version`` (= number of joined events applied) hold bit-identical models.
+``model_version`` (= number of joined events applied) hold bit-identical models. An event the
+model cannot learn is quarantined (see :mod:`scarce.serve.learner`) and the learner goes on.
+
+Batches are all or nothing: the decisions of ``decide_batch`` are logged and charged in one
+unit, so a batch that cannot be served whole logs nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import copy
 import json
-import math
-import os
+import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,29 +30,38 @@ import numpy as np
 
 from scarce.core.policy import Policy
 from scarce.serve import snapshot as snap
-from scarce.serve.config import ServiceConfig
-from scarce.serve.store import DecisionRecord, EventStore, UnknownEventError
+from scarce.serve.config import MAX_ABS, ServiceConfig
+from scarce.serve.health import HealthMonitor
+from scarce.serve.learner import learn_events, models_equal, replay, states_equal
+from scarce.serve.store import DecisionRecord, EventStore, StoreError, UnknownEventError
+from scarce.serve.validation import (
+    Case,
+    EventIds,
+    RequestChecker,
+    RequestError,
+    event_generator,
+    request_fingerprint,
+)
 
 _MAX_BUDGET_RETRIES = 20
-#: largest accepted magnitude of a feature, reward or cost (beyond it squares overflow soon)
-MAX_ABS = 1e12
-
-
-class RequestError(ValueError):
-    """Bad request content; ``field`` names the offending field."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
+_LOG = logging.getLogger("scarce.serve")
 
 
 class BudgetExhaustedError(RuntimeError):
-    """No eligible action is affordable under the remaining budgets and quotas."""
+    """No eligible action is affordable under the remaining budgets and quotas. ``field``:
+    ``"budget"``, or ``"requests[i]"`` for case ``i`` of a batch."""
+
+    def __init__(self, message: str, field: str = "budget") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class EventConflictError(RuntimeError):
-    """An event id was reused for a different request."""
+    """An event id was reused for a different request (or by another key)."""
+
+    def __init__(self, message: str, field: str = "event_id") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True)
@@ -73,37 +84,17 @@ class DecisionResult:
         }
 
 
-def event_generator(seed: int, event_id: str) -> np.random.Generator:
-    """The random stream of one decision: a function of the policy seed and the event id."""
-    digest = hashlib.sha256(event_id.encode("utf-8")).digest()
-    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4)]
-    return np.random.default_rng([int(seed), *words])
+Steps = Generator[list[tuple[DecisionRecord, list[tuple[str, str, float]]]], str, Any]
 
 
-class _EventIds:
-    """Random 128-bit hex event ids (as ``uuid.uuid4().hex``: 32 hex digits from the OS's
-    CSPRNG), drawn 256 at a time: each ``os.urandom`` call releases the GIL, and on a busy
-    server getting it back costs far more than the draw."""
-
-    _CHUNK = 256
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._ids: list[str] = []
-
-    def __call__(self) -> str:
-        with self._lock:
-            if not self._ids:
-                raw = os.urandom(16 * self._CHUNK).hex()
-                self._ids = [raw[i : i + 32] for i in range(0, len(raw), 32)]
-            return self._ids.pop()
-
-
-def _fingerprint(X: np.ndarray, eligible: Any, group: str | None) -> str:
-    """Identity of a request (to tell a retry from a reuse of its event id)."""
-    h = hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes())
-    h.update(json.dumps([eligible, group]).encode())
-    return h.hexdigest()
+def _settle(futures: list[asyncio.Future[str]], results: list[Any]) -> None:
+    for fut, result in zip(futures, results, strict=True):
+        if fut.done():  # the request was cancelled (client gone)
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
 
 
 class DecisionService:
@@ -135,111 +126,70 @@ class DecisionService:
             rows.extend((b.resource, g, q) for g, q in b.quotas.items())
         store.initialize(config.policy_fingerprint(), rows)
         self._policy_lock = threading.RLock()
-        self._new_event_id = _EventIds()
-        # decisions of decide_async waiting for the next event-loop turn (loop thread only)
-        self._to_submit: list[tuple[DecisionRecord, Any, Future[str]]] = []
+        self._new_event_id = EventIds()
+        # decision units of decide_async waiting for the next event-loop turn (loop thread only)
+        self._to_submit: list[tuple[Any, asyncio.Future[str]]] = []
         self._sync_lock = threading.Lock()
         self.policy: Policy = config.make_policy()
+        self.checker = RequestChecker(config, self.policy.reward_bounds)
         self.watermark = 0  # joined events applied to self.policy
         self.n_learned = 0
+        self.n_quarantined = 0  # quarantined by this process (the store counts every replica's)
         self.snapshot_version: int | None = None
         self._since_snapshot = 0
         self._costs = {b.resource: np.asarray(b.costs, dtype=float) for b in config.budgets}
         self._quota_groups = {b.resource: set(b.quotas) for b in config.budgets}
+        self._json_cache: dict[tuple[Any, ...], str] = {}
+        self.health = HealthMonitor(
+            store.db, config.min_free_disk_mb * 2**20, config.integrity_check_interval
+        )
+        found = self.health.check_integrity()
+        if found:
+            raise StoreError(f"the event store failed its integrity check: {found}")
         self.load_latest_snapshot()
         self.catch_up()
 
     # ------------------------------------------------------------------ validation
-    def _model_input(self, context: Any, action_features: Any) -> tuple[np.ndarray, Any]:
-        """``(X, stored_context)``: the policy input ``(1, d)`` or ``(1, K, d)`` and what is logged."""
-        cfg = self.config
-        d, K = cfg.n_features, cfg.n_actions
-        if cfg.features == "shared":
-            if action_features is not None:
-                raise RequestError(
-                    "action_features", "not accepted: this policy uses a shared context"
-                )
-            if context is None:
-                raise RequestError("context", f"required: a list of {d} numbers")
-            X = self._float_array(context, "context", (d,))
-            return X[None, :], [float(v) for v in X]
-        if action_features is None:
-            raise RequestError("action_features", f"required: {K} lists of {d} numbers")
-        X = self._float_array(action_features, "action_features", (K, d))
-        return X[None, :, :], X.tolist()
-
-    @staticmethod
-    def _float_array(value: Any, field: str, shape: tuple[int, ...]) -> np.ndarray:
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise RequestError(field, f"must be numbers with shape {list(shape)}") from None
-        if arr.shape != shape:
-            raise RequestError(field, f"must have shape {list(shape)}; got {list(arr.shape)}")
-        if not np.isfinite(arr).all():
-            raise RequestError(field, "must be finite (no NaN or infinity)")
-        if np.abs(arr).max() > MAX_ABS:
-            raise RequestError(field, f"values must be within +-{MAX_ABS:g}; rescale the features")
-        return arr
-
-    def _eligible_mask(self, eligible: Sequence[int] | None) -> np.ndarray:
-        K = self.config.n_actions
-        mask = np.ones(K, dtype=bool)
-        if eligible is None:
-            return mask
-        if len(eligible) == 0:
-            raise RequestError("eligible", "must list at least one action id")
-        ids = list(eligible)
-        for a in ids:
-            if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < K:
-                raise RequestError("eligible", f"action ids must be ints in [0, {K}); got {a!r}")
-        if len(set(ids)) != len(ids):
-            raise RequestError("eligible", "action ids must not repeat")
-        mask[:] = False
-        mask[ids] = True
-        return mask
-
     def check_reward(self, value: Any, cost: Any) -> tuple[list[float], list[float] | None]:
         """Validate a reward ``value`` (scalar or ``(reward_dim,)``) and optional ``cost``."""
-        dim = self.config.reward_dim
-        vals = value if isinstance(value, (list, tuple)) else [value]
-        if len(vals) != dim:
-            raise RequestError("value", f"must have {dim} component(s); got {len(vals)}")
-        out = []
-        for v in vals:
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise RequestError("value", f"must be finite numbers; got {v!r}")
-            if abs(v) > MAX_ABS:
-                raise RequestError("value", f"must be within +-{MAX_ABS:g}; got {v!r}")
-            out.append(float(v))
-        bounds = self.policy.reward_bounds
-        if bounds is not None:
-            r = float(np.dot(self.config.reward_weights, out))
-            if not bounds[0] <= r <= bounds[1]:
-                raise RequestError(
-                    "value",
-                    f"{self.config.policy_type} learns rewards in [{bounds[0]}, {bounds[1]}]; got {r}",
-                )
-        costs = None
-        if cost is not None:
-            cs = cost if isinstance(cost, (list, tuple)) else [cost]
-            if len(cs) == 0:
-                raise RequestError("cost", "must not be empty")
-            costs = []
-            for c in cs:
-                if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
-                    raise RequestError("cost", f"must be finite numbers; got {c!r}")
-                if c < 0 or c > MAX_ABS:
-                    raise RequestError("cost", f"must be in [0, {MAX_ABS:g}]; got {c!r}")
-                costs.append(float(c))
-        return out, costs
+        return self.checker.reward(value, cost)
+
+    def _case(
+        self,
+        context: Any,
+        action_features: Any,
+        eligible: Sequence[int] | None,
+        group: str | None,
+        event_id: str | None,
+        prefix: str = "",
+    ) -> Case:
+        try:
+            X, stored_context = self.checker.model_input(context, action_features)
+            mask, eligible_ids = self.checker.eligible_mask(eligible)
+            if group is not None and (not isinstance(group, str) or not group):
+                raise RequestError("group", "must be a non-empty string")
+            if event_id is None:
+                event_id = self._new_event_id()
+            elif not isinstance(event_id, str) or not event_id:
+                raise RequestError("event_id", "must be a non-empty string")
+        except RequestError as exc:
+            if prefix:
+                raise RequestError(prefix + exc.field, exc.message) from None
+            raise
+        return Case(
+            X=X,
+            mask=mask,
+            context_json=json.dumps(stored_context),
+            eligible_json=None if eligible_ids is None else json.dumps(eligible_ids),
+            group=group,
+            event_id=event_id,
+            fingerprint=request_fingerprint(X, eligible_ids, group),
+            prefix=prefix,
+        )
 
     # ------------------------------------------------------------------ decisions
-    def _affordable(self, group: str | None) -> np.ndarray:
+    def _affordable(self, group: str | None, remaining: dict[tuple[str, str], float]) -> np.ndarray:
         mask = np.ones(self.config.n_actions, dtype=bool)
-        if not self._costs:
-            return mask
-        remaining = self.store.remaining_budgets()
         for resource, costs in self._costs.items():
             mask &= costs <= remaining[(resource, "")] + 1e-9
             if group is not None and group in self._quota_groups[resource]:
@@ -256,6 +206,17 @@ class DecisionService:
                     out.append((resource, group, c))
         return out
 
+    def _charges_json(self, charges: list[tuple[str, str, float]]) -> str | None:
+        if not charges:
+            return None
+        key = tuple(charges)
+        text = self._json_cache.get(key)
+        if text is None:
+            text = json.dumps(charges)
+            if len(self._json_cache) < 4096:  # one entry per (action, quota group) in practice
+                self._json_cache[key] = text
+        return text
+
     def decide(
         self,
         context: Any = None,
@@ -264,6 +225,7 @@ class DecisionService:
         eligible: Sequence[int] | None = None,
         group: str | None = None,
         event_id: str | None = None,
+        key_id: str | None = None,
     ) -> DecisionResult:
         """Choose, log and charge a decision.
 
@@ -274,24 +236,21 @@ class DecisionService:
         action_features:
             ``(K, d)`` numbers (``features = "per_action"`` policies).
         eligible:
-            action ids that may be chosen (default: all).
+            action ids that may be chosen (default: all; their order does not matter).
         group:
             the case's group (quotas apply per group; exported with the logs).
         event_id:
             caller's id for the case; a new one is generated when absent. A retry with the
             same id and request returns the logged decision.
+        key_id:
+            the caller's API key id (recorded; a retry by another key is a conflict).
 
         Raises
         ------
         RequestError, BudgetExhaustedError, EventConflictError
         """
-        steps = self._decide_steps(context, action_features, eligible, group, event_id)
-        try:
-            step = next(steps)
-            while True:
-                step = steps.send(self.store.insert_decision(*step))
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        case = self._case(context, action_features, eligible, group, event_id)
+        return self._drive(self._steps([case], key_id))[0]  # type: ignore[no-any-return]
 
     async def decide_async(
         self,
@@ -301,106 +260,168 @@ class DecisionService:
         eligible: Sequence[int] | None = None,
         group: str | None = None,
         event_id: str | None = None,
+        key_id: str | None = None,
     ) -> DecisionResult:
         """:meth:`decide` for an event loop: the same steps, but the wait for the commit is
         awaited instead of blocking a thread (the choice and the budget read run inline; they
         take tens of microseconds). Only for stores with group commit on SQLite, whose reads
         do not wait on the network; elsewhere run :meth:`decide` in a worker thread."""
-        steps = self._decide_steps(context, action_features, eligible, group, event_id)
-        try:
-            step = next(steps)
-            while True:
-                result = await self._commit(*step)
-                step = steps.send(result)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
+        case = self._case(context, action_features, eligible, group, event_id)
+        return (await self._drive_async(self._steps([case], key_id)))[0]  # type: ignore[no-any-return]
 
-    async def _commit(self, rec: DecisionRecord, charges: list[tuple[str, str, float]]) -> str:
-        # the decisions made in one turn of the event loop go to the writer together (one
-        # hand-over, one wake-up of its thread) at the start of the next turn
-        done: Future[str] = Future()
-        self._to_submit.append((rec, charges, done))
+    def decide_batch(
+        self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
+    ) -> list[DecisionResult]:
+        """Decide several cases, all or nothing: either every case is answered (and logged
+        and charged together) or an error is raised and nothing is logged. ``requests``:
+        keyword dicts of :meth:`decide`; errors name the case (``requests[i].field``)."""
+        cases = self._batch_cases(requests)
+        return self._drive(self._steps(cases, key_id))  # type: ignore[no-any-return]
+
+    async def decide_batch_async(
+        self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
+    ) -> list[DecisionResult]:
+        """:meth:`decide_batch` on an event loop (see :meth:`decide_async`)."""
+        cases = self._batch_cases(requests)
+        return await self._drive_async(self._steps(cases, key_id))  # type: ignore[no-any-return]
+
+    def _batch_cases(self, requests: Sequence[dict[str, Any]]) -> list[Case]:
+        cases, seen = [], {}
+        for i, req in enumerate(requests):
+            given = req.get("event_id")
+            if given is not None and given in seen:
+                raise RequestError(f"requests[{i}].event_id", f"repeats requests[{seen[given]}]")
+            seen[given] = i
+            cases.append(
+                self._case(
+                    req.get("context"),
+                    req.get("action_features"),
+                    req.get("eligible"),
+                    req.get("group"),
+                    given,
+                    prefix=f"requests[{i}].",
+                )
+            )
+        return cases
+
+    def _drive(self, steps: Steps) -> Any:
+        try:
+            unit = next(steps)
+            while True:
+                unit = steps.send(self.store.insert_unit(unit))
+        except StopIteration as done:
+            return done.value
+
+    async def _drive_async(self, steps: Steps) -> Any:
+        try:
+            unit = next(steps)
+            while True:
+                unit = steps.send(await self._commit(unit))
+        except StopIteration as done:
+            return done.value
+
+    async def _commit(self, unit: Any) -> str:
+        # the units made in one turn of the event loop go to the writer together (one
+        # hand-over, one wake-up of its thread) at the start of the next turn, and come back
+        # together (one wake-up of the loop per commit)
+        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        self._to_submit.append((unit, done))
         if len(self._to_submit) == 1:
             asyncio.get_running_loop().call_soon(self._submit_pending)
-        return await asyncio.wrap_future(done)
+        return await done
 
     def _submit_pending(self) -> None:
         items, self._to_submit = self._to_submit, []
-        self.store.submit_decisions(items)
+        loop = asyncio.get_running_loop()
+        futures = [f for _, f in items]
 
-    def _decide_steps(
-        self,
-        context: Any,
-        action_features: Any,
-        eligible: Sequence[int] | None,
-        group: str | None,
-        event_id: str | None,
-    ) -> Generator[tuple[DecisionRecord, list[tuple[str, str, float]]], str, DecisionResult]:
-        """The logic of :meth:`decide` without I/O to the writer: yields ``(record, charges)``
-        to be inserted and receives the insert's result (one logic for the sync and async
-        callers)."""
-        X, stored_context = self._model_input(context, action_features)
-        mask = self._eligible_mask(eligible)
-        if group is not None and (not isinstance(group, str) or not group):
-            raise RequestError("group", "must be a non-empty string")
-        if event_id is None:
-            event_id = self._new_event_id()
-        elif not isinstance(event_id, str) or not event_id:
-            raise RequestError("event_id", "must be a non-empty string")
-        eligible_ids = None if eligible is None else [int(a) for a in eligible]
-        fp = _fingerprint(X, eligible_ids, group)
-        context_json = json.dumps(stored_context)
-        eligible_json = None if eligible_ids is None else json.dumps(eligible_ids)
+        def resolve(results: list[Any]) -> None:  # in the writer thread
+            loop.call_soon_threadsafe(_settle, futures, results)
+
+        self.store.submit_decisions([u for u, _ in items], resolve)
+
+    def _steps(self, cases: list[Case], key_id: str | None) -> Steps:
+        """The logic of a decision unit without I/O to the writer: yields the records and
+        charges to log together and receives the unit's result (one logic for the sync and
+        async callers, single decisions and batches). Returns the answers in case order."""
+        known: dict[int, DecisionResult] = {}  # answered from the log (retries)
+        looked_up = False
         for _ in range(_MAX_BUDGET_RETRIES):
-            allowed = mask & self._affordable(group) if self._costs else mask
-            if not allowed.any():
-                prior = self._logged(event_id, fp)
-                if prior is not None:
-                    return prior
+            remaining = self.store.remaining_budgets() if self._costs else {}
+            unit, answers = [], []
+            exhausted = None
+            for i, case in enumerate(cases):
+                if i in known:
+                    answers.append(known[i])
+                    continue
+                allowed = case.mask & self._affordable(case.group, remaining)
+                if not allowed.any():
+                    exhausted = case
+                    break
+                action, probs, version = self._choose(case.X, allowed, case.event_id)
+                charges = self._charges(action, case.group)
+                for resource, group, amount in charges:  # later cases of the unit see them
+                    remaining[(resource, group)] -= amount
+                rec = DecisionRecord(
+                    event_id=case.event_id,
+                    fingerprint=case.fingerprint,
+                    context=case.context_json,
+                    eligible=case.eligible_json,
+                    group=case.group,
+                    action=action,
+                    probability=probs[action],
+                    probabilities=json.dumps(probs),
+                    model_version=version,
+                    charges=self._charges_json(charges),
+                    ts=float(self.clock()),
+                    key_id=key_id,
+                )
+                unit.append((rec, charges))
+                answers.append(DecisionResult(case.event_id, action, probs[action], probs, version))
+            if exhausted is not None:
+                if not looked_up:  # perhaps a retry of logged decisions: answer from the log
+                    known.update(self._logged(cases, known, key_id))
+                    looked_up = True
+                    continue
+                where = exhausted.prefix.rstrip(".") or "budget"
                 raise BudgetExhaustedError(
                     "no eligible action is affordable under the remaining budgets"
-                    + (f" and the quotas of group {group!r}" if group is not None else "")
+                    + (f" and the quotas of group {exhausted.group!r}" if exhausted.group else ""),
+                    field=where,
                 )
-            action, probs, version = self._choose(X, allowed, event_id)
-            charges = self._charges(action, group)
-            rec = DecisionRecord(
-                event_id=event_id,
-                fingerprint=fp,
-                context=context_json,
-                eligible=eligible_json,
-                group=group,
-                action=action,
-                probability=probs[action],
-                probabilities=json.dumps(probs),
-                model_version=version,
-                charges=json.dumps(charges) if charges else None,
-                ts=float(self.clock()),
-            )
-            result = yield rec, charges
+            if not unit:
+                return answers
+            result = yield unit
             if result == "inserted":
-                return DecisionResult(event_id, action, probs[action], probs, version)
+                return answers
             if result == "exists":
-                prior = self._logged(event_id, fp)
-                assert prior is not None
-                return prior
+                known.update(self._logged(cases, known, key_id))
+                looked_up = True
             # "budget": another request spent it first; look again
         raise BudgetExhaustedError("budgets changed under contention; retry the request")
 
-    def _logged(self, event_id: str, fingerprint: str) -> DecisionResult | None:
-        rec = self.store.get_decision(event_id)
-        if rec is None:
-            return None
-        if rec.fingerprint != fingerprint:
-            raise EventConflictError(
-                f"event_id {event_id!r} was already used for a different request"
+    def _logged(
+        self, cases: list[Case], known: dict[int, DecisionResult], key_id: str | None
+    ) -> dict[int, DecisionResult]:
+        """The logged decisions of ``cases`` (not in ``known``) by case index; a logged event
+        id with another request or key is an :class:`EventConflictError`."""
+        todo = {c.event_id: i for i, c in enumerate(cases) if i not in known}
+        out = {}
+        for event_id, rec in self.store.get_decisions(list(todo)).items():
+            case = cases[todo[event_id]]
+            if rec.fingerprint != case.fingerprint or (rec.key_id or None) != key_id:
+                raise EventConflictError(
+                    f"event_id {event_id!r} was already used for a different request",
+                    field=case.prefix + "event_id",
+                )
+            out[todo[event_id]] = DecisionResult(
+                rec.event_id,
+                rec.action,
+                rec.probability,
+                json.loads(rec.probabilities),
+                rec.model_version,
             )
-        return DecisionResult(
-            rec.event_id,
-            rec.action,
-            rec.probability,
-            json.loads(rec.probabilities),
-            rec.model_version,
-        )
+        return out
 
     def _choose(
         self, X: np.ndarray, allowed: np.ndarray, event_id: str
@@ -432,7 +453,9 @@ class DecisionService:
         return action, probs.tolist(), version
 
     # ------------------------------------------------------------------ rewards
-    def reward(self, event_id: str, value: Any, cost: Any = None) -> str:
+    def reward(
+        self, event_id: str, value: Any, cost: Any = None, *, key_id: str | None = None
+    ) -> str:
         """Record a reward for ``event_id``; returns its status (see :meth:`EventStore.add_reward`).
 
         Raises
@@ -440,9 +463,9 @@ class DecisionService:
         RequestError
             bad value or cost.
         UnknownEventError
-            no decision was logged under ``event_id``.
+            no decision was logged under ``event_id`` (by the key ``key_id``).
         """
-        vals, costs = self.check_reward(value, cost)
+        vals, costs = self.checker.reward(value, cost)
         return self.store.add_reward(
             event_id,
             vals,
@@ -450,6 +473,7 @@ class DecisionService:
             now=float(self.clock()),
             window=self.config.reward_window,
             aggregation=self.config.aggregation,
+            key_id=key_id,
         )
 
     # ------------------------------------------------------------------ joiner and learner
@@ -458,6 +482,7 @@ class DecisionService:
         ``snapshot_every`` events have been applied since the last. Returns events applied."""
         cfg = self.config
         with self._sync_lock:
+            self.health.maybe_check_integrity()
             self.store.join(
                 now=float(self.clock()),
                 window=cfg.reward_window,
@@ -473,34 +498,47 @@ class DecisionService:
 
     def catch_up(self) -> int:
         """Apply joined events after the current watermark, in join order, one at a time
-        (so that live learning and replay give bit-identical models)."""
+        (so that live learning and replay give bit-identical models). Updates run on a copy
+        that replaces the served model every 64 events; events the model cannot learn are
+        quarantined (logged, recorded in the store) and skipped."""
         applied = 0
         while True:
             batch = self.store.joined_since(self.watermark)
             if not batch:
                 return applied
-            for start in range(0, len(batch), 64):  # let decisions in between chunks
+            for start in range(0, len(batch), 64):
+                chunk = batch[start : start + 64]
+                model, bad = learn_events(self._model_copy, chunk)
                 with self._policy_lock:
-                    for ev in batch[start : start + 64]:
-                        if ev.reward is not None:
-                            X = self._event_input(ev.context)
-                            self.policy.update(X, np.array([ev.action]), np.array([ev.reward]))
-                            self.n_learned += 1
-                        self.watermark = ev.seq
-                        self._since_snapshot += 1
-                        applied += 1
+                    self.policy = model
+                    self.watermark = chunk[-1].seq
+                    learned = sum(ev.reward is not None for ev in chunk) - len(bad)
+                    self.n_learned += learned
+                    self.n_quarantined += len(bad)
+                    self._since_snapshot += len(chunk)
+                applied += len(chunk)
+                for ev, reason in bad:
+                    _LOG.warning(
+                        "event %r (join seq %d) quarantined: the model cannot learn it (%s)",
+                        ev.event_id,
+                        ev.seq,
+                        reason,
+                    )
+                    self.store.quarantine(ev.seq, ev.event_id, reason, float(self.clock()))
 
-    def _event_input(self, context_json: str) -> np.ndarray:
-        return np.asarray(json.loads(context_json), dtype=np.float64)[None, ...]
+    def _model_copy(self) -> Policy:
+        with self._policy_lock:  # decisions swap the policy's generator under this lock
+            return copy.deepcopy(self.policy)
 
     def load_latest_snapshot(self) -> bool:
-        """Load the latest published snapshot if it is ahead of this learner (checksum verified)."""
+        """Load the latest published snapshot if it is ahead of this learner (checksum,
+        class and parameters verified before anything is constructed)."""
         head = self.store.latest_snapshot(with_data=False)
         if head is None or head.watermark <= self.watermark:
             return False
         s = self.store.latest_snapshot()
         assert s is not None
-        policy = snap.decode(s.state_json, s.arrays_npz, s.checksum, self.config.policy_type)
+        policy = snap.decode(s.state_json, s.arrays_npz, s.checksum, self.config.make_policy())
         with self._policy_lock:
             self.policy = policy
             self.watermark = s.watermark
@@ -546,51 +584,8 @@ class DecisionService:
         }
 
 
-def replay(config: ServiceConfig, store: EventStore, *, until: int | None = None) -> Policy:
-    """Rebuild the model from the log: a fresh policy fed every joined event in join order
-    (up to join sequence number ``until`` when given)."""
-    policy = config.make_policy()
-    after = 0
-    while True:
-        batch = store.joined_since(after)
-        for ev in batch:
-            if until is not None and ev.seq > until:
-                return policy
-            if ev.reward is not None:
-                X = np.asarray(json.loads(ev.context), dtype=np.float64)[None, ...]
-                policy.update(X, np.array([ev.action]), np.array([ev.reward]))
-            after = ev.seq
-        if not batch:
-            return policy
-
-
-def states_equal(a: Any, b: Any) -> bool:
-    """Whether two saved-state trees (``policy._get_state()``) are identical, arrays bitwise."""
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return (
-            isinstance(a, np.ndarray)
-            and isinstance(b, np.ndarray)
-            and a.shape == b.shape
-            and a.dtype == b.dtype
-            and bool(np.array_equal(a, b, equal_nan=a.dtype.kind == "f"))
-        )
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(states_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        return len(a) == len(b) and all(states_equal(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
-def models_equal(p: Policy, q: Policy) -> bool:
-    """Whether two policies have the same class, parameters and bit-identical learned state."""
-    return (
-        type(p) is type(q)
-        and p.get_params() == q.get_params()
-        and states_equal(p._get_state(), q._get_state())
-    )
-
-
 __all__ = [
+    "MAX_ABS",
     "BudgetExhaustedError",
     "DecisionResult",
     "DecisionService",

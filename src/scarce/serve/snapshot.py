@@ -5,6 +5,7 @@ through ``persist.load`` (``allow_pickle=False``, only ``scarce`` classes)."""
 from __future__ import annotations
 
 import hashlib
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,18 +51,42 @@ def encode(policy: Any) -> tuple[bytes, bytes, str]:
     return state_json, arrays_npz, checksum(state_json, arrays_npz)
 
 
-def decode(state_json: bytes, arrays_npz: bytes, expected_checksum: str, policy_class: str) -> Any:
-    """Verify the checksum, then load through ``persist.load``; the class must be ``policy_class``.
+def _header(state_json: bytes) -> tuple[Any, Any]:
+    """``(class, params)`` as a saved ``scarce.json`` states them (nothing is constructed)."""
+    try:
+        doc = json.loads(state_json)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SnapshotError(f"snapshot state is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise SnapshotError("snapshot state is not a saved scarce object")
+    return doc.get("class"), doc.get("params")
+
+
+def decode(
+    state_json: bytes, arrays_npz: bytes, expected_checksum: str, expected_model: Any
+) -> Any:
+    """Verify the checksum, then that the snapshot holds the class and the parameters of
+    ``expected_model`` (a fresh instance of the configured policy), and only then load it
+    through ``persist.load``: a forged snapshot's class is never constructed, and a model with
+    other parameters is never served.
 
     Raises
     ------
     SnapshotError
-        on a checksum mismatch or a different class.
+        on a checksum mismatch, another class or other parameters.
     """
     actual = checksum(state_json, arrays_npz)
     if actual != expected_checksum:
         raise SnapshotError(
             f"snapshot checksum mismatch: stored {expected_checksum[:16]}..., computed {actual[:16]}..."
+        )
+    want_class, want_params = _header(encode(expected_model)[0])
+    got_class, got_params = _header(state_json)
+    if got_class != want_class:
+        raise SnapshotError(f"snapshot holds a {got_class!r}, expected {want_class!r}")
+    if got_params != want_params:
+        raise SnapshotError(
+            f"snapshot parameters {got_params!r} differ from the configured {want_params!r}"
         )
     with tempfile.TemporaryDirectory(prefix="scarce-snap-") as tmp:
         path = Path(tmp) / "model"
@@ -69,6 +94,6 @@ def decode(state_json: bytes, arrays_npz: bytes, expected_checksum: str, policy_
         (path / "scarce.json").write_bytes(state_json)
         (path / "arrays.npz").write_bytes(arrays_npz)
         obj = persist.load(path)
-    if type(obj).__name__ != policy_class:
-        raise SnapshotError(f"snapshot holds a {type(obj).__name__}, expected {policy_class}")
+    if type(obj) is not type(expected_model):  # pragma: no cover - the header said so
+        raise SnapshotError(f"snapshot holds a {type(obj).__name__}")
     return obj

@@ -14,156 +14,29 @@ transaction that logs the decision, so concurrent requests can never overspend.
 from __future__ import annotations
 
 import json
-import queue
-import sqlite3
-import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from scarce.serve.db import (
+    Database,
+    StoreError,
+    StoreUnavailableError,
+    Tx,
+    parse_db_url,
+    redact_url,
+)
+from scarce.serve.schema import (
+    DECISION_COLUMNS,
+    SCHEMA,
+    Charges,
+    DecisionRecord,
+    JoinedEvent,
+    Unit,
+    UnknownEventError,
+)
 from scarce.serve.snapshot import Snapshot
-
-#: slack for float budget comparisons (costs are sums of config numbers)
-BUDGET_EPS = 1e-9
-_LOCK_KEY = 0x5CA3CE  # advisory-lock id of the joiner (PostgreSQL)
-_MAX_GROUP = 256  # most decisions committed together
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS scarce_meta (
-    key TEXT PRIMARY KEY,
-    value TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    event_id TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    context TEXT NOT NULL,
-    eligible TEXT,
-    grp TEXT,
-    action BIGINT NOT NULL,
-    probability DOUBLE PRECISION NOT NULL,
-    probabilities TEXT NOT NULL,
-    model_version BIGINT NOT NULL,
-    charges TEXT,
-    ts DOUBLE PRECISION NOT NULL,
-    join_seq BIGINT
-);
-CREATE INDEX IF NOT EXISTS decisions_unjoined ON decisions (ts) WHERE join_seq IS NULL;
-CREATE TABLE IF NOT EXISTS rewards (
-    event_id TEXT NOT NULL REFERENCES decisions (event_id),
-    n BIGINT NOT NULL,
-    payload TEXT NOT NULL,
-    value TEXT NOT NULL,
-    cost TEXT,
-    received_at DOUBLE PRECISION NOT NULL,
-    status TEXT NOT NULL,
-    pending BIGINT NOT NULL,
-    PRIMARY KEY (event_id, n),
-    UNIQUE (event_id, payload)
-);
-CREATE INDEX IF NOT EXISTS rewards_pending ON rewards (event_id) WHERE pending = 1;
-CREATE TABLE IF NOT EXISTS joined_events (
-    seq BIGINT PRIMARY KEY,
-    event_id TEXT NOT NULL UNIQUE REFERENCES decisions (event_id),
-    reward DOUBLE PRECISION,
-    value TEXT,
-    cost TEXT,
-    source TEXT NOT NULL,
-    joined_at DOUBLE PRECISION NOT NULL
-);
-CREATE TABLE IF NOT EXISTS budgets (
-    resource TEXT NOT NULL,
-    grp TEXT NOT NULL,
-    initial DOUBLE PRECISION NOT NULL,
-    remaining DOUBLE PRECISION NOT NULL,
-    PRIMARY KEY (resource, grp)
-);
-CREATE TABLE IF NOT EXISTS snapshots (
-    version BIGINT PRIMARY KEY,
-    watermark BIGINT NOT NULL UNIQUE,
-    created_at DOUBLE PRECISION NOT NULL,
-    checksum TEXT NOT NULL,
-    state_json {blob} NOT NULL,
-    arrays_npz {blob} NOT NULL
-);
-"""
-
-
-class StoreError(RuntimeError):
-    """The database cannot be used as asked (wrong policy, bad URL)."""
-
-
-class UnknownEventError(KeyError):
-    """No decision was logged under this event id."""
-
-
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One logged decision (JSON-encoded fields are kept as text)."""
-
-    event_id: str
-    fingerprint: str
-    context: str
-    eligible: str | None
-    group: str | None
-    action: int
-    probability: float
-    probabilities: str
-    model_version: int
-    charges: str | None
-    ts: float
-
-
-@dataclass(frozen=True)
-class JoinedEvent:
-    """A decision joined with its (aggregated) reward, in join order ``seq``."""
-
-    seq: int
-    event_id: str
-    context: str
-    action: int
-    reward: float | None
-
-
-class _Abort(Exception):
-    def __init__(self, result: str) -> None:
-        self.result = result
-
-
-class _Tx:
-    """Executes statements inside one transaction, translating ``?`` markers."""
-
-    def __init__(self, cursor: Any, postgres: bool) -> None:
-        self.cursor = cursor
-        self.postgres = postgres
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        if self.postgres:
-            sql = sql.replace("?", "%s")
-        self.cursor.execute(sql, tuple(params))
-        return self.cursor
-
-    def one(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self.execute(sql, params).fetchone()
-
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        return list(self.execute(sql, params).fetchall())
-
-
-def parse_db_url(url: str | Path) -> tuple[str, str]:
-    """``(dialect, target)`` from ``sqlite:///path``, a plain file path, or ``postgresql://...``."""
-    s = str(url)
-    if s.startswith(("postgresql://", "postgres://")):
-        return "postgres", s
-    if s.startswith("sqlite:///"):
-        return "sqlite", s[len("sqlite:///") :]
-    if s.startswith("sqlite://"):
-        raise StoreError(f"db URL {s!r}: use sqlite:///PATH (three slashes) or a plain path")
-    if "://" in s:
-        raise StoreError(f"db URL {s!r}: expected sqlite:///PATH, a path, or postgresql://...")
-    return "sqlite", s
+from scarce.serve.writer import Callback, DecisionWriter
 
 
 class EventStore:
@@ -179,104 +52,48 @@ class EventStore:
     group_commit:
         commit concurrent decisions together (one commit per batch, each still acknowledged
         only after its commit); False commits each decision on its own.
+    create:
+        create a missing SQLite database (owner-only file mode); False: refuse it.
 
-    Each thread gets its own connection.
+    Each thread gets its own connection; a broken one is replaced (see :mod:`scarce.serve.db`).
     """
 
     def __init__(
-        self, url: str | Path, *, sqlite_synchronous: str = "FULL", group_commit: bool = True
+        self,
+        url: str | Path,
+        *,
+        sqlite_synchronous: str = "FULL",
+        group_commit: bool = True,
+        create: bool = True,
     ) -> None:
-        self.dialect, self.target = parse_db_url(url)
-        if sqlite_synchronous.upper() not in ("FULL", "NORMAL"):
-            raise ValueError(
-                f"sqlite_synchronous must be 'FULL' or 'NORMAL'; got {sqlite_synchronous!r}"
-            )
-        self.sqlite_synchronous = sqlite_synchronous.upper()
+        self.db = Database(url, sqlite_synchronous=sqlite_synchronous, create=create)
+        self.dialect, self.target = self.db.dialect, self.db.target
+        self.sqlite_synchronous = self.db.sqlite_synchronous
         self.url = str(url)
         self.group_commit = bool(group_commit)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._writer: threading.Thread | None = None
-        self._writer_lock = threading.Lock()
-        self._local = threading.local()
-        self._conns: list[Any] = []
-        self._conns_lock = threading.Lock()
-        if self.dialect == "postgres":
-            import psycopg  # noqa: F401  (fail early with a clear ImportError)
-        else:
-            Path(self.target).expanduser().resolve().parent.mkdir(parents=True, exist_ok=True)
+        self.writer = DecisionWriter(self.db, group_commit=self.group_commit)
 
     @property
     def postgres(self) -> bool:
-        return self.dialect == "postgres"
+        return self.db.postgres
 
-    # ------------------------------------------------------------------ connections
-    def _connect(self) -> Any:
-        if self.postgres:
-            import psycopg
+    @property
+    def redacted_url(self) -> str:
+        """The URL as it may be printed (no password)."""
+        return self.db.redacted_url
 
-            return psycopg.connect(self.target, autocommit=True)
-        conn = sqlite3.connect(
-            self.target, isolation_level=None, timeout=60.0, check_same_thread=False
-        )
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self.sqlite_synchronous}")
-        conn.execute("PRAGMA foreign_keys=ON")
-        conn.execute("PRAGMA busy_timeout=60000")
-        return conn
-
-    def _conn(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
-            with self._conns_lock:
-                self._conns.append(conn)
-        return conn
-
-    def close(self) -> None:
-        """Stop the group-commit writer and close every connection this store opened."""
-        with self._writer_lock:
-            if self._writer is not None and self._writer.is_alive():
-                self._queue.put(None)
-                self._writer.join(timeout=30)
-            self._writer = None
-        with self._conns_lock:
-            for conn in self._conns:
-                try:
-                    conn.close()
-                except Exception:  # noqa: BLE001 - closing is best effort
-                    pass
-            self._conns.clear()
-        self._local = threading.local()
-
-    @contextmanager
-    def transaction(self, lock: str | None = None) -> Iterator[_Tx]:
-        """A serialisable unit of work. ``lock``: None, ``"shared"`` or ``"exclusive"`` (the
-        joiner's advisory lock on PostgreSQL; SQLite write transactions are serial anyway)."""
-        conn = self._conn()
-        if self.postgres:
-            with conn.transaction():
-                tx = _Tx(conn.cursor(), True)
-                if lock == "exclusive":
-                    tx.execute("SELECT pg_advisory_xact_lock(?)", (_LOCK_KEY,))
-                elif lock == "shared":
-                    tx.execute("SELECT pg_advisory_xact_lock_shared(?)", (_LOCK_KEY,))
-                yield tx
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield _Tx(conn.cursor(), False)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+    def run(self, unit: Any, lock: str | None = None) -> Any:
+        """``unit(tx)`` in one transaction (see :meth:`Database.run`)."""
+        return self.db.run(unit, lock)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         """Rows of a read-only statement (autocommit)."""
-        conn = self._conn()
-        cur = conn.cursor()
-        cur.execute(sql.replace("?", "%s") if self.postgres else sql, tuple(params))
-        return list(cur.fetchall())
+        return self.db.query(sql, params)
+
+    def close(self) -> None:
+        """Stop the group-commit writer and close every connection this store opened."""
+        self.writer.stop()
+        self.db.close()
 
     # ------------------------------------------------------------------ setup
     def initialize(self, fingerprint: str, budgets: Sequence[tuple[str, str, float]]) -> None:
@@ -284,26 +101,63 @@ class EventStore:
         create budget rows ``(resource, group or "", amount)`` that do not exist yet (a restart
         keeps what is left)."""
         blob = "BYTEA" if self.postgres else "BLOB"
-        with self.transaction(lock="exclusive") as tx:
-            for stmt in _SCHEMA.format(blob=blob).split(";"):
+
+        def unit(tx: Tx) -> None:
+            for stmt in SCHEMA.format(blob=blob).split(";"):
                 if stmt.strip():
                     tx.execute(stmt)
+            columns = (
+                [
+                    r[0]
+                    for r in tx.all(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = 'decisions' AND table_schema = current_schema()"
+                    )
+                ]
+                if self.postgres
+                else [r[1] for r in tx.all("PRAGMA table_info(decisions)")]
+            )
+            if "key_id" not in columns:  # a log written before keys were recorded
+                tx.execute("ALTER TABLE decisions ADD COLUMN key_id TEXT")
             tx.execute(
-                "INSERT INTO scarce_meta (key, value) VALUES ('policy', ?) ON CONFLICT (key) DO NOTHING",
+                "INSERT INTO scarce_meta (key, value) VALUES ('policy', ?) "
+                "ON CONFLICT (key) DO NOTHING",
                 (fingerprint,),
             )
-            stored = tx.one("SELECT value FROM scarce_meta WHERE key = 'policy'")[0]
-            if stored != fingerprint:
-                raise StoreError(
-                    "this database logs a different policy configuration (fingerprint "
-                    f"{stored[:12]}, configured {fingerprint[:12]}); use another --db"
-                )
+            self._check_fingerprint(tx, fingerprint)
             for resource, group, amount in budgets:
                 tx.execute(
                     "INSERT INTO budgets (resource, grp, initial, remaining) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (resource, grp) DO NOTHING",
                     (resource, group, float(amount), float(amount)),
                 )
+
+        self.run(unit, lock="exclusive")
+
+    def verify(self, fingerprint: str) -> None:
+        """Check, without writing, that this is an event store of the policy ``fingerprint``
+        (for commands that only read a log)."""
+
+        def unit(tx: Tx) -> None:
+            self._check_fingerprint(tx, fingerprint)
+
+        try:
+            self.run(unit)
+        except StoreUnavailableError as exc:
+            if "no such table" in str(exc) or "does not exist" in str(exc):
+                raise StoreError(f"{self.redacted_url} is not a scarce event store") from None
+            raise
+
+    @staticmethod
+    def _check_fingerprint(tx: Tx, fingerprint: str) -> None:
+        row = tx.one("SELECT value FROM scarce_meta WHERE key = 'policy'")
+        if row is None:
+            raise StoreError("the database has no policy configuration: not a scarce event store")
+        if row[0] != fingerprint:
+            raise StoreError(
+                "this database logs a different policy configuration (fingerprint "
+                f"{row[0][:12]}, configured {fingerprint[:12]}); use another --db"
+            )
 
     # ------------------------------------------------------------------ decisions
     def remaining_budgets(self) -> dict[tuple[str, str], float]:
@@ -320,146 +174,55 @@ class EventStore:
         )
         return [(r, g, float(i), float(v)) for r, g, i, v in rows]
 
-    def insert_decision(
-        self, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
-    ) -> str:
+    def insert_decision(self, rec: DecisionRecord, charges: Charges) -> str:
         """Log a decision and charge its costs atomically; return once it is committed.
+        The result is that of :meth:`insert_unit` for the unit of this one decision."""
+        return self.insert_unit([(rec, charges)])
 
-        Returns ``"inserted"``, ``"exists"`` (the event id is already logged; nothing
-        changed) or ``"budget"`` (a charge would overspend; nothing changed).
+    def insert_unit(self, unit: Unit) -> str:
+        """Log decisions and charge their costs, all or none; return once committed.
 
-        With ``group_commit`` (the default), concurrent calls are committed together by one
-        writer thread: each decision runs in its own savepoint (so one that fails changes
-        nothing), and the batch shares one commit, i.e. one fsync.
+        Returns ``"inserted"`` (all were logged and charged), ``"exists"`` (an event id is
+        already logged; nothing changed) or ``"budget"`` (a charge would overspend; nothing
+        changed). With ``group_commit`` (the default), concurrent units are committed together
+        (see :class:`~scarce.serve.writer.DecisionWriter`).
         """
-        if not self.group_commit:
-            with self.transaction() as tx:
-                return self._insert_one(tx, rec, charges)
-        return self.submit_decision(rec, charges).result()
+        return self.writer.insert_unit(unit)
 
-    def submit_decision(
-        self, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
-    ) -> Future[str]:
-        """Queue a decision for the group-commit writer; the future's result is what
-        :meth:`insert_decision` returns, set only after the batch's commit (without
-        ``group_commit`` the insert is committed here and the future is already done)."""
-        done: Future[str] = Future()
-        self.submit_decisions([(rec, charges, done)])
-        return done
+    def submit_decisions(self, units: Sequence[Unit], on_done: Callback) -> None:
+        """Hand decision units to the writer; ``on_done(results)`` is called once after the
+        commit that holds them (see :meth:`DecisionWriter.submit`)."""
+        self.writer.submit(units, on_done)
 
-    def submit_decisions(
-        self, items: Sequence[tuple[DecisionRecord, Sequence[tuple[str, str, float]], Future[str]]]
-    ) -> None:
-        """:meth:`submit_decision` for several decisions at once: ``(record, charges, future)``
-        triples, handed to the writer in one go (one wake-up of the writer thread)."""
-        if not self.group_commit:
-            for rec, charges, done in items:
-                try:
-                    with self.transaction() as tx:
-                        done.set_result(self._insert_one(tx, rec, charges))
-                except BaseException as exc:  # noqa: BLE001 - handed to the caller via the future
-                    done.set_exception(exc)
-            return
-        writer = self._writer
-        if writer is None or not writer.is_alive():
-            with self._writer_lock:
-                if self._writer is None or not self._writer.is_alive():
-                    self._writer = threading.Thread(
-                        target=self._write_loop, name="scarce-group-commit", daemon=True
-                    )
-                    self._writer.start()
-        self._queue.put(list(items))
-
-    def _insert_one(
-        self, tx: _Tx, rec: DecisionRecord, charges: Sequence[tuple[str, str, float]]
-    ) -> str:
-        insert = (
-            "INSERT INTO decisions (event_id, fingerprint, context, eligible, grp, action, "
-            "probability, probabilities, model_version, charges, ts) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+    def get_decisions(self, event_ids: Sequence[str]) -> dict[str, DecisionRecord]:
+        """The logged decisions among ``event_ids``, by event id."""
+        if not event_ids:
+            return {}
+        marks = ", ".join("?" * len(event_ids))
+        rows = self.query(
+            f"SELECT {DECISION_COLUMNS} FROM decisions WHERE event_id IN ({marks})",
+            tuple(event_ids),
         )
-        params = (
-            rec.event_id,
-            rec.fingerprint,
-            rec.context,
-            rec.eligible,
-            rec.group,
-            rec.action,
-            rec.probability,
-            rec.probabilities,
-            rec.model_version,
-            rec.charges,
-            rec.ts,
-        )
-        if not charges:  # one statement is atomic by itself: no savepoint needed
-            return "inserted" if tx.execute(insert, params).rowcount == 1 else "exists"
-        tx.execute("SAVEPOINT decision")
-        try:
-            cur = tx.execute(insert, params)
-            if cur.rowcount == 0:
-                raise _Abort("exists")
-            for resource, group, amount in charges:
-                cur = tx.execute(
-                    "UPDATE budgets SET remaining = remaining - ? "
-                    "WHERE resource = ? AND grp = ? AND remaining >= ?",
-                    (amount, resource, group, amount - BUDGET_EPS),
-                )
-                if cur.rowcount != 1:
-                    raise _Abort("budget")
-        except _Abort as abort:
-            tx.execute("ROLLBACK TO SAVEPOINT decision")
-            tx.execute("RELEASE SAVEPOINT decision")
-            return abort.result
-        tx.execute("RELEASE SAVEPOINT decision")
-        return "inserted"
-
-    def _write_loop(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is None:  # close()
-                return
-            batch = list(first)
-            while len(batch) < _MAX_GROUP:
-                try:
-                    items = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if items is None:
-                    self._queue.put(None)  # finish this batch, then stop
-                    break
-                batch.extend(items)
-            try:
-                with self.transaction() as tx:
-                    results = [self._insert_one(tx, rec, ch) for rec, ch, _ in batch]
-            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
-                for _, _, done in batch:
-                    done.set_exception(exc)
-                continue
-            for (_, _, done), result in zip(batch, results, strict=True):
-                done.set_result(result)
+        out = {}
+        for r in rows:
+            out[r[0]] = DecisionRecord(
+                event_id=r[0],
+                fingerprint=r[1],
+                context=r[2],
+                eligible=r[3],
+                group=r[4],
+                action=int(r[5]),
+                probability=float(r[6]),
+                probabilities=r[7],
+                model_version=int(r[8]),
+                charges=r[9],
+                ts=float(r[10]),
+                key_id=r[11],
+            )
+        return out
 
     def get_decision(self, event_id: str) -> DecisionRecord | None:
-        rows = self.query(
-            "SELECT event_id, fingerprint, context, eligible, grp, action, probability, "
-            "probabilities, model_version, charges, ts FROM decisions WHERE event_id = ?",
-            (event_id,),
-        )
-        if not rows:
-            return None
-        r = rows[0]
-        return DecisionRecord(
-            event_id=r[0],
-            fingerprint=r[1],
-            context=r[2],
-            eligible=r[3],
-            group=r[4],
-            action=int(r[5]),
-            probability=float(r[6]),
-            probabilities=r[7],
-            model_version=int(r[8]),
-            charges=r[9],
-            ts=float(r[10]),
-        )
+        return self.get_decisions([event_id]).get(event_id)
 
     # ------------------------------------------------------------------ rewards
     def add_reward(
@@ -471,6 +234,7 @@ class EventStore:
         now: float,
         window: float,
         aggregation: str,
+        key_id: str | None = None,
     ) -> str:
         """Store a reward. Returns its status:
 
@@ -479,19 +243,29 @@ class EventStore:
         ``"ignored"``: a different reward while ``aggregation="earliest"`` already has one
         (stored, not learned); ``"accepted"``: will be learned.
 
+        ``key_id``: the caller's key; a decision made under another key is unknown to it.
+        The rewards of one event are serialised by a row lock on its decision (PostgreSQL;
+        SQLite write transactions are serial), so concurrent identical rewards are one
+        ``accepted`` and the rest ``duplicate``.
+
         Raises
         ------
         UnknownEventError
-            when no decision was logged under ``event_id``.
+            when no decision was logged under ``event_id`` (by this key).
         """
         value_json = json.dumps([float(v) for v in value])
         cost_json = None if cost is None else json.dumps([float(c) for c in cost])
         payload = json.dumps(
             {"value": json.loads(value_json), "cost": cost_json and json.loads(cost_json)}
         )
-        with self.transaction(lock="shared") as tx:
-            row = tx.one("SELECT ts, join_seq FROM decisions WHERE event_id = ?", (event_id,))
-            if row is None:
+        lock_row = " FOR UPDATE" if self.postgres else ""
+
+        def unit(tx: Tx) -> str:
+            row = tx.one(
+                f"SELECT ts, join_seq, key_id FROM decisions WHERE event_id = ?{lock_row}",
+                (event_id,),
+            )
+            if row is None or (key_id is not None and row[2] not in (None, key_id)):
                 raise UnknownEventError(event_id)
             ts, join_seq = float(row[0]), row[1]
             existing = tx.all("SELECT payload, status FROM rewards WHERE event_id = ?", (event_id,))
@@ -506,8 +280,8 @@ class EventStore:
             else:
                 status = "accepted"
             tx.execute(
-                "INSERT INTO rewards (event_id, n, payload, value, cost, received_at, status, pending) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO rewards (event_id, n, payload, value, cost, received_at, status, "
+                "pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     event_id,
                     len(existing) + 1,
@@ -519,7 +293,9 @@ class EventStore:
                     1 if status == "accepted" else 0,
                 ),
             )
-        return status
+            return status
+
+        return str(self.run(unit, lock="shared"))
 
     # ------------------------------------------------------------------ join
     def join(
@@ -540,7 +316,8 @@ class EventStore:
         of accepted rewards (``"sum"``), else ``default_reward`` (None: the event is joined
         without a reward and not learned). Join order (``seq``) is the learning order.
         """
-        with self.transaction(lock="exclusive") as tx:
+
+        def unit(tx: Tx) -> int:
             last = tx.one("SELECT COALESCE(MAX(seq), 0) FROM joined_events")[0]
             cands = {
                 eid: float(ts)
@@ -595,6 +372,8 @@ class EventStore:
                 )
             return len(order)
 
+        return int(self.run(unit, lock="exclusive"))
+
     def joined_since(self, after_seq: int, limit: int = 10_000) -> list[JoinedEvent]:
         """Joined events with ``seq > after_seq`` in join order."""
         rows = self.query(
@@ -619,7 +398,8 @@ class EventStore:
     ) -> tuple[int, str]:
         """Store a snapshot; returns ``(version, checksum)`` (of the existing snapshot if this
         watermark has one: replicas at the same watermark hold the same model)."""
-        with self.transaction(lock="exclusive") as tx:
+
+        def unit(tx: Tx) -> tuple[int, str]:
             row = tx.one(
                 "SELECT version, checksum FROM snapshots WHERE watermark = ?", (watermark,)
             )
@@ -632,6 +412,8 @@ class EventStore:
                 (version, watermark, created_at, checksum, state_json, arrays_npz),
             )
             return version, checksum
+
+        return self.run(unit, lock="exclusive")  # type: ignore[no-any-return]
 
     def latest_snapshot(self, *, with_data: bool = True) -> Snapshot | None:
         """The snapshot with the highest watermark, or None."""
@@ -651,16 +433,35 @@ class EventStore:
             arrays_npz=bytes(r[5]) if with_data else b"",
         )
 
+    # ------------------------------------------------------------------ quarantine
+    def quarantine(self, seq: int, event_id: str, error: str, at: float) -> None:
+        """Record that the joined event ``seq`` could not be learned (every replica and replay
+        come to the same verdict; the first record stays)."""
+        self.run(
+            lambda tx: tx.execute(
+                "INSERT INTO quarantined_events (seq, event_id, error, at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (seq) DO NOTHING",
+                (seq, event_id, error[:1000], at),
+            )
+        )
+
+    def quarantined(self) -> list[tuple[int, str, str]]:
+        """``(seq, event_id, error)`` of the quarantined events, in join order."""
+        rows = self.query("SELECT seq, event_id, error FROM quarantined_events ORDER BY seq")
+        return [(int(s), e, m) for s, e, m in rows]
+
     # ------------------------------------------------------------------ reporting
     def counts(self) -> dict[str, int]:
-        """Numbers of decisions, rewards by status, joined and learned events."""
+        """Numbers of decisions, rewards by status, joined, learned and quarantined events."""
         out = {
             "decisions": int(self.query("SELECT COUNT(*) FROM decisions")[0][0]),
             "joined": int(self.query("SELECT COUNT(*) FROM joined_events")[0][0]),
-            "learned": int(
-                self.query("SELECT COUNT(*) FROM joined_events WHERE reward IS NOT NULL")[0][0]
-            ),
+            "quarantined": int(self.query("SELECT COUNT(*) FROM quarantined_events")[0][0]),
         }
+        with_reward = int(
+            self.query("SELECT COUNT(*) FROM joined_events WHERE reward IS NOT NULL")[0][0]
+        )
+        out["learned"] = with_reward - out["quarantined"]
         by_status = dict(self.query("SELECT status, COUNT(*) FROM rewards GROUP BY status"))
         out["rewards"] = int(sum(by_status.values()))
         for status in ("accepted", "ignored", "late"):
@@ -675,3 +476,15 @@ class EventStore:
             "FROM joined_events j JOIN decisions d ON d.event_id = j.event_id "
             "WHERE j.reward IS NOT NULL ORDER BY j.seq"
         )
+
+
+__all__ = [
+    "DecisionRecord",
+    "EventStore",
+    "JoinedEvent",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownEventError",
+    "parse_db_url",
+    "redact_url",
+]

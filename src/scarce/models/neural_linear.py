@@ -1,0 +1,129 @@
+"""Neural-linear regression with the interface of :class:`~scarce.models.ridge.RidgeRegression`
+(extra ``neural``).
+
+Riquelme, Tucker and Snoek (2018), "Deep Bayesian bandits showdown": a network learns a
+representation ``phi(x)``; a Bayesian linear regression on ``phi`` gives the posterior that
+Thompson sampling (or a UCB) uses. ``M`` models (one per action for shared contexts) share one
+network body with ``M`` output heads, each row training only its own model's head; each model
+has its own ridge posterior on ``phi``. Between retrainings the posteriors are updated online
+(rank-1) on the current embedding; after each retraining (:class:`~scarce.models.mlp.OnlineNetwork`:
+a fixed number of warm-started minibatch steps on the replay buffer, on a schedule), every
+buffered row is re-embedded and the posteriors are refitted from scratch on the new features,
+as in the paper. The refit is a forward pass and one ``Z^T Z`` per model: linear in the
+buffer, no training on the whole history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from scarce.core.random import SeedLike
+from scarce.core.validation import check_positive_int, check_scalar
+from scarce.models.mlp import NetworkConfig, OnlineNetwork
+from scarce.models.ridge import RidgeRegression
+
+
+class NeuralLinearRegression:
+    """``M`` neural-linear regressions on a shared network body.
+
+    Parameters
+    ----------
+    n_models:
+        ``M``: output heads and ridge posteriors (``K`` for disjoint per-action models, 1 for
+        per-action features).
+    n_features:
+        input dimension ``d``.
+    lam:
+        ridge penalty (prior precision) of the linear posteriors on the embedding.
+    network:
+        a :class:`~scarce.models.mlp.NetworkConfig` or a mapping of its fields.
+    seed:
+        seed or NumPy generator of the network.
+
+    Attributes
+    ----------
+    net:
+        the :class:`~scarce.models.mlp.OnlineNetwork` (its ``mlp``, ``buffer``, ``schedule``).
+    ridge:
+        the :class:`~scarce.models.ridge.RidgeRegression` on the embeddings (``M`` models in
+        ``hidden[-1]`` dimensions).
+    """
+
+    def __init__(
+        self,
+        n_models: int,
+        n_features: int,
+        *,
+        lam: float = 1.0,
+        network: NetworkConfig | Mapping[str, Any] | None = None,
+        seed: SeedLike = None,
+    ) -> None:
+        self.n_models = check_positive_int(n_models, "n_models")
+        self.n_features = check_positive_int(n_features, "n_features")
+        self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
+        self.net = OnlineNetwork(n_features, n_models, network, seed=seed)
+        self.ridge = RidgeRegression(n_models, self.net.mlp.embedding_dim, lam=self.lam)
+
+    # ------------------------------------------------------------------ posterior
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """Embeddings: ``(n, h)`` for ``X`` ``(n, d)``, ``(n, K, h)`` for ``(n, K, d)``."""
+        if X.ndim == 3:
+            n, K, d = X.shape
+            return self.net.mlp.embed(X.reshape(n * K, d))[0].reshape(n, K, -1)
+        return self.net.mlp.embed(X)[0]
+
+    @property
+    def theta(self) -> np.ndarray:
+        """``(M, h)`` posterior means on the embedding."""
+        return self.ridge.theta
+
+    @property
+    def A_inv(self) -> np.ndarray:
+        """``(M, h, h)`` unit-noise posterior covariances on the embedding."""
+        return self.ridge.A_inv
+
+    cov = A_inv
+
+    @property
+    def n_obs(self) -> np.ndarray:
+        """``(M,)`` observations per model."""
+        return self.ridge.n_obs
+
+    @property
+    def n_retrains(self) -> int:
+        return self.net.n_retrains
+
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and unit-noise variance ``(n, M)`` (``(n, K)`` for per-action features)."""
+        return self.ridge.predict(self.transform(X))
+
+    # ------------------------------------------------------------------ learning
+    def partial_fit(
+        self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray | None = None
+    ) -> bool:
+        """Add rows ``X`` ``(n, d)``, ``y`` ``(n,)`` to models ``model_ids`` ``(n,)`` (all to 0
+        if None). Returns whether the network was retrained (and the posteriors refitted)."""
+        ids = np.zeros(X.shape[0], dtype=np.int64) if model_ids is None else model_ids
+        if not self.net.add(X, y, ids):
+            self.ridge.partial_fit(self.transform(X), y, ids)
+            return False
+        self.refit()
+        return True
+
+    def refit(self) -> None:
+        """Refit every posterior from scratch on the buffer's rows, re-embedded."""
+        b = self.net.buffer
+        self.ridge = RidgeRegression(self.n_models, self.net.mlp.embedding_dim, lam=self.lam)
+        if b.size:
+            self.ridge.partial_fit(self.transform(b.X), b.y, b.heads)
+
+    # ------------------------------------------------------------------ persistence
+    def get_state(self) -> dict[str, Any]:
+        return {"net": self.net.get_state(), "ridge": self.ridge.get_state()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.net.set_state(state["net"])
+        self.ridge.set_state(state["ridge"])

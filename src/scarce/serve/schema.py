@@ -1,0 +1,157 @@
+"""The event store's tables and the records read from and written to them (one schema for
+SQLite and PostgreSQL: plain SQL that both accept)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+#: slack for float budget comparisons (costs are sums of config numbers)
+BUDGET_EPS = 1e-9
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS scarce_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    event_id TEXT PRIMARY KEY,
+    fingerprint TEXT NOT NULL,
+    context TEXT NOT NULL,
+    eligible TEXT,
+    grp TEXT,
+    action BIGINT NOT NULL,
+    probability DOUBLE PRECISION NOT NULL,
+    probabilities TEXT NOT NULL,
+    model_version BIGINT NOT NULL,
+    charges TEXT,
+    ts DOUBLE PRECISION NOT NULL,
+    join_seq BIGINT
+);
+CREATE INDEX IF NOT EXISTS decisions_unjoined ON decisions (ts) WHERE join_seq IS NULL;
+CREATE TABLE IF NOT EXISTS rewards (
+    event_id TEXT NOT NULL REFERENCES decisions (event_id),
+    n BIGINT NOT NULL,
+    payload TEXT NOT NULL,
+    value TEXT NOT NULL,
+    cost TEXT,
+    received_at DOUBLE PRECISION NOT NULL,
+    status TEXT NOT NULL,
+    pending BIGINT NOT NULL,
+    PRIMARY KEY (event_id, n),
+    UNIQUE (event_id, payload)
+);
+CREATE INDEX IF NOT EXISTS rewards_pending ON rewards (event_id) WHERE pending = 1;
+CREATE TABLE IF NOT EXISTS joined_events (
+    seq BIGINT PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE REFERENCES decisions (event_id),
+    reward DOUBLE PRECISION,
+    value TEXT,
+    cost TEXT,
+    source TEXT NOT NULL,
+    joined_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS quarantined_events (
+    seq BIGINT PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    error TEXT NOT NULL,
+    at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS budgets (
+    resource TEXT NOT NULL,
+    grp TEXT NOT NULL,
+    initial DOUBLE PRECISION NOT NULL,
+    remaining DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (resource, grp)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+    version BIGINT PRIMARY KEY,
+    watermark BIGINT NOT NULL UNIQUE,
+    created_at DOUBLE PRECISION NOT NULL,
+    checksum TEXT NOT NULL,
+    state_json {blob} NOT NULL,
+    arrays_npz {blob} NOT NULL
+)
+"""
+
+DECISION_COLUMNS = (
+    "event_id, fingerprint, context, eligible, grp, action, probability, probabilities, "
+    "model_version, charges, ts, key_id"
+)
+INSERT_DECISION = (
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+#: PostgreSQL: a decision and its one charge in one statement (the charge applies only when
+#: the insert did; ``(inserted, charged)`` counts come back: 1, 0 means the budget was short and
+#: the inserted row must be deleted again, in the same transaction)
+INSERT_AND_CHARGE_PG = (
+    "WITH ins AS ("
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    "ON CONFLICT (event_id) DO NOTHING RETURNING 1), "
+    "upd AS (UPDATE budgets SET remaining = remaining - %s "
+    "WHERE resource = %s AND grp = %s AND remaining >= %s AND EXISTS (SELECT 1 FROM ins) "
+    "RETURNING 1) "
+    "SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM upd)"
+)
+CHARGE = (
+    "UPDATE budgets SET remaining = remaining - ? WHERE resource = ? AND grp = ? AND remaining >= ?"
+)
+
+Charges = Sequence[tuple[str, str, float]]
+
+
+class UnknownEventError(KeyError):
+    """No decision was logged under this event id (for this key)."""
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One logged decision (JSON-encoded fields are kept as text). ``key_id``: the API key
+    (tenant) that made it; None when the service runs without keys."""
+
+    event_id: str
+    fingerprint: str
+    context: str
+    eligible: str | None
+    group: str | None
+    action: int
+    probability: float
+    probabilities: str
+    model_version: int
+    charges: str | None
+    ts: float
+    key_id: str | None = None
+
+    def row(self) -> tuple[Any, ...]:
+        return (
+            self.event_id,
+            self.fingerprint,
+            self.context,
+            self.eligible,
+            self.group,
+            self.action,
+            self.probability,
+            self.probabilities,
+            self.model_version,
+            self.charges,
+            self.ts,
+            self.key_id,
+        )
+
+
+#: decisions logged together, all or none: ``(record, charges)`` pairs
+Unit = Sequence[tuple[DecisionRecord, Charges]]
+
+
+@dataclass(frozen=True)
+class JoinedEvent:
+    """A decision joined with its (aggregated) reward, in join order ``seq``."""
+
+    seq: int
+    event_id: str
+    context: str
+    action: int
+    reward: float | None

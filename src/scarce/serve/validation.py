@@ -1,0 +1,188 @@
+"""Checks of what a request asks the service (beyond the HTTP schema, for direct Python
+callers too): shapes, finiteness and bounds of features, action ids, rewards and costs. Each
+failure is a :class:`RequestError` naming the field."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from scarce.serve.config import MAX_ABS, ServiceConfig
+
+
+class RequestError(ValueError):
+    """Bad request content; ``field`` names the offending field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Case:
+    """One checked decision request; ``prefix`` names it in errors (``""`` or
+    ``"requests[i]."``)."""
+
+    X: np.ndarray
+    mask: np.ndarray
+    context_json: str
+    eligible_json: str | None
+    group: str | None
+    event_id: str
+    fingerprint: str
+    prefix: str = ""
+
+
+def event_generator(seed: int, event_id: str) -> np.random.Generator:
+    """The random stream of one decision: a function of the policy seed and the event id."""
+    digest = hashlib.sha256(event_id.encode("utf-8")).digest()
+    words = [int.from_bytes(digest[i : i + 4], "little") for i in range(0, 32, 4)]
+    return np.random.default_rng([int(seed), *words])
+
+
+class EventIds:
+    """Random 128-bit hex event ids (as ``uuid.uuid4().hex``: 32 hex digits from the OS's
+    CSPRNG), drawn 256 at a time: each ``os.urandom`` call releases the GIL, and on a busy
+    server getting it back costs far more than the draw."""
+
+    _CHUNK = 256
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ids: list[str] = []
+
+    def __call__(self) -> str:
+        with self._lock:
+            if not self._ids:
+                raw = os.urandom(16 * self._CHUNK).hex()
+                self._ids = [raw[i : i + 32] for i in range(0, len(raw), 32)]
+            return self._ids.pop()
+
+
+_NO_OPTIONS = json.dumps([None, None]).encode()
+
+
+def request_fingerprint(X: np.ndarray, eligible: list[int] | None, group: str | None) -> str:
+    """Identity of a request (to tell a retry from a reuse of its event id); ``eligible`` is
+    sorted, so its order does not matter."""
+    h = hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes())
+    h.update(
+        _NO_OPTIONS
+        if eligible is None and group is None
+        else json.dumps([eligible, group]).encode()
+    )
+    return h.hexdigest()
+
+
+class RequestChecker:
+    """Validates requests for one service configuration.
+
+    Parameters
+    ----------
+    config:
+        the service configuration (shapes, ``max_abs_feature``, reward dimension and weights).
+    reward_bounds:
+        ``(low, high)`` of the scalar reward the policy learns, or None.
+    """
+
+    def __init__(self, config: ServiceConfig, reward_bounds: tuple[float, float] | None) -> None:
+        self.config = config
+        self.reward_bounds = reward_bounds
+        self._all_actions = np.ones(config.n_actions, dtype=bool)
+        self._all_actions.setflags(write=False)  # shared by every request without eligible
+
+    def model_input(self, context: Any, action_features: Any) -> tuple[np.ndarray, Any]:
+        """``(X, stored_context)``: the policy input ``(1, d)`` or ``(1, K, d)`` and what is
+        logged."""
+        cfg = self.config
+        d, K = cfg.n_features, cfg.n_actions
+        if cfg.features == "shared":
+            if action_features is not None:
+                raise RequestError(
+                    "action_features", "not accepted: this policy uses a shared context"
+                )
+            if context is None:
+                raise RequestError("context", f"required: a list of {d} numbers")
+            X = self.float_array(context, "context", (d,))
+            return X[None, :], X.tolist()
+        if action_features is None:
+            raise RequestError("action_features", f"required: {K} lists of {d} numbers")
+        X = self.float_array(action_features, "action_features", (K, d))
+        return X[None, :, :], X.tolist()
+
+    def float_array(self, value: Any, field: str, shape: tuple[int, ...]) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise RequestError(field, f"must be numbers with shape {list(shape)}") from None
+        if arr.shape != shape:
+            raise RequestError(field, f"must have shape {list(shape)}; got {list(arr.shape)}")
+        if not np.isfinite(arr).all():
+            raise RequestError(field, "must be finite (no NaN or infinity)")
+        bound = self.config.max_abs_feature
+        if np.abs(arr).max() > bound:
+            raise RequestError(field, f"values must be within +-{bound:g}; rescale the features")
+        return arr
+
+    def eligible_mask(self, eligible: Sequence[int] | None) -> tuple[np.ndarray, list[int] | None]:
+        """``(mask (K,), sorted ids or None)``: the order of ``eligible`` does not matter."""
+        K = self.config.n_actions
+        if eligible is None:
+            return self._all_actions, None
+        mask = np.ones(K, dtype=bool)
+        if len(eligible) == 0:
+            raise RequestError("eligible", "must list at least one action id")
+        ids = list(eligible)
+        for a in ids:
+            if isinstance(a, bool) or not isinstance(a, (int, np.integer)) or not 0 <= a < K:
+                raise RequestError("eligible", f"action ids must be ints in [0, {K}); got {a!r}")
+        if len(set(ids)) != len(ids):
+            raise RequestError("eligible", "action ids must not repeat")
+        mask[:] = False
+        mask[ids] = True
+        return mask, sorted(int(a) for a in ids)
+
+    def reward(self, value: Any, cost: Any) -> tuple[list[float], list[float] | None]:
+        """Validate a reward ``value`` (scalar or ``(reward_dim,)``) and optional ``cost``."""
+        dim = self.config.reward_dim
+        vals = value if isinstance(value, (list, tuple)) else [value]
+        if len(vals) != dim:
+            raise RequestError("value", f"must have {dim} component(s); got {len(vals)}")
+        out = []
+        for v in vals:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise RequestError("value", f"must be finite numbers; got {v!r}")
+            if abs(v) > MAX_ABS:
+                raise RequestError("value", f"must be within +-{MAX_ABS:g}; got {v!r}")
+            out.append(float(v))
+        bounds = self.reward_bounds
+        if bounds is not None:
+            r = float(np.dot(self.config.reward_weights, out))
+            if not bounds[0] <= r <= bounds[1]:
+                raise RequestError(
+                    "value",
+                    f"{self.config.policy_type} learns rewards in [{bounds[0]}, {bounds[1]}]; "
+                    f"got {r}",
+                )
+        costs = None
+        if cost is not None:
+            cs = cost if isinstance(cost, (list, tuple)) else [cost]
+            if len(cs) == 0:
+                raise RequestError("cost", "must not be empty")
+            costs = []
+            for c in cs:
+                if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c):
+                    raise RequestError("cost", f"must be finite numbers; got {c!r}")
+                if c < 0 or c > MAX_ABS:
+                    raise RequestError("cost", f"must be in [0, {MAX_ABS:g}]; got {c!r}")
+                costs.append(float(c))
+        return out, costs

@@ -1,0 +1,216 @@
+"""The decision writer of the event store: decision units (one decision, or a batch) logged and
+charged all or none, concurrent units committed together by one thread (group commit).
+
+Each unit runs in its own savepoint, so one that fails changes nothing, and a group shares one
+commit, i.e. one fsync; every caller is answered only after the commit that holds its unit.
+On PostgreSQL a unit of one decision with one charge is one statement, and a group of such
+units is sent with its ``BEGIN`` in one pipeline.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from scarce.serve.db import Database, Tx
+from scarce.serve.schema import (
+    BUDGET_EPS,
+    CHARGE,
+    INSERT_AND_CHARGE_PG,
+    INSERT_DECISION,
+    Unit,
+)
+
+_MAX_GROUP = 256  # most decision units committed together
+
+
+#: called with the results of submitted units (see :meth:`EventStore.submit_decisions`)
+Callback = Callable[[list[Any]], None]
+
+
+def _single_charge(unit: Unit) -> bool:
+    return len(unit) == 1 and len(unit[0][1]) == 1
+
+
+class _Abort(Exception):
+    def __init__(self, result: str) -> None:
+        self.result = result
+
+
+class DecisionWriter:
+    """Writes decision units to ``db``.
+
+    Parameters
+    ----------
+    db:
+        the database.
+    group_commit:
+        commit concurrent units together in a writer thread; False: each unit is committed
+        on its own, in the caller's thread.
+    """
+
+    def __init__(self, db: Database, *, group_commit: bool = True) -> None:
+        self.db = db
+        self.group_commit = group_commit
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Finish what is queued, then stop the writer thread."""
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._queue.put(None)
+                self._thread.join(timeout=30)
+            self._thread = None
+
+    def insert_unit(self, unit: Unit) -> str:
+        """Log decisions and charge their costs, all or none; return once committed.
+
+        Returns ``"inserted"`` (all were logged and charged), ``"exists"`` (an event id is
+        already logged; nothing changed) or ``"budget"`` (a charge would overspend; nothing
+        changed).
+
+        With ``group_commit`` (the default), concurrent units are committed together by one
+        writer thread: each runs in its own savepoint (so one that fails changes nothing), and
+        the batch shares one commit, i.e. one fsync.
+        """
+        done: Future[str] = Future()
+
+        def resolve(results: list[str | BaseException]) -> None:
+            if isinstance(results[0], BaseException):
+                done.set_exception(results[0])
+            else:
+                done.set_result(results[0])
+
+        self.submit([unit], resolve)
+        return done.result()
+
+    def submit(self, units: Sequence[Unit], on_done: Callback) -> None:
+        """Hand decision units to the group-commit writer (one wake-up of its thread).
+        ``on_done(results)`` is called once, from the writer thread, after the commit that
+        holds them: ``results[i]`` is what :meth:`insert_unit` returns for ``units[i]``, or
+        the exception that failed the commit (without ``group_commit`` each unit is
+        committed here, in turn, and ``on_done`` is called before this returns)."""
+        if not self.group_commit:
+            results: list[str | BaseException] = []
+            for unit in units:
+                try:
+                    results.append(self.db.run(lambda tx, unit=unit: self._insert_unit(tx, unit)))
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller
+                    results.append(exc)
+            on_done(results)
+            return
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            with self._lock:
+                if self._thread is None or not self._thread.is_alive():
+                    self._thread = threading.Thread(
+                        target=self._write_loop, name="scarce-group-commit", daemon=True
+                    )
+                    self._thread.start()
+        self._queue.put((list(units), on_done))
+
+    @staticmethod
+    def _insert_unit(tx: Tx, unit: Unit) -> str:
+        if len(unit) == 1 and not unit[0][1]:
+            # one uncharged decision: a single statement is atomic by itself, no savepoint
+            return (
+                "inserted" if tx.execute(INSERT_DECISION, unit[0][0].row()).rowcount else "exists"
+            )
+        if tx.postgres and _single_charge(unit):
+            return DecisionWriter._insert_single_charges(tx, [unit])[0]
+        tx.execute("SAVEPOINT unit")
+        try:
+            for rec, charges in unit:
+                if tx.execute(INSERT_DECISION, rec.row()).rowcount == 0:
+                    raise _Abort("exists")
+                for resource, group, amount in charges:
+                    cur = tx.execute(CHARGE, (amount, resource, group, amount - BUDGET_EPS))
+                    if cur.rowcount != 1:
+                        raise _Abort("budget")
+        except _Abort as abort:
+            tx.execute("ROLLBACK TO SAVEPOINT unit")
+            tx.execute("RELEASE SAVEPOINT unit")
+            return abort.result
+        tx.execute("RELEASE SAVEPOINT unit")
+        return "inserted"
+
+    @staticmethod
+    def _insert_single_charges(tx: Tx, units: Sequence[Unit]) -> list[str]:
+        """PostgreSQL: units of one decision with one charge, each in one statement (sent
+        together in one pipeline): a round trip per group instead of four per decision
+        (savepoint, insert, update, release). A short budget is undone by deleting the new
+        row again, in the same transaction."""
+        params = []
+        for unit in units:
+            rec, ((resource, group, amount),) = unit[0]
+            params.append((*rec.row(), amount, resource, group, amount - BUDGET_EPS))
+        cur = tx.cursor
+        cur.executemany(INSERT_AND_CHARGE_PG, params, returning=True)
+        counts = []
+        while True:
+            counts.append(cur.fetchone())
+            if not cur.nextset():
+                break
+        out = []
+        for unit, (inserted, charged) in zip(units, counts, strict=True):
+            if not inserted:
+                out.append("exists")
+            elif not charged:
+                tx.execute("DELETE FROM decisions WHERE event_id = ?", (unit[0][0].event_id,))
+                out.append("budget")
+            else:
+                out.append("inserted")
+        return out
+
+    def _insert_units(self, tx: Tx, units: Sequence[Unit]) -> list[str]:
+        """Every unit of a group in order (runs of single-charge units pipelined on
+        PostgreSQL)."""
+        results: list[str] = []
+        i = 0
+        while i < len(units):
+            j = i
+            while tx.postgres and j < len(units) and _single_charge(units[j]):
+                j += 1
+            if j > i + 1:
+                results.extend(self._insert_single_charges(tx, units[i:j]))
+                i = j
+            else:
+                results.append(self._insert_unit(tx, units[i]))
+                i += 1
+        return results
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is None:  # close()
+                return
+            batch = [first]
+            size = len(first[0])
+            while size < _MAX_GROUP:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._queue.put(None)  # finish this batch, then stop
+                    break
+                batch.append(item)
+                size += len(item[0])
+            units = [u for units, _ in batch for u in units]
+            try:
+                # all single-charge units (the common case): one pipeline, BEGIN included
+                results: list[Any] = self.db.run(
+                    lambda tx, units=units: self._insert_units(tx, units),
+                    pipeline=all(_single_charge(u) for u in units),
+                )
+            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
+                results = [exc] * len(units)
+            start = 0
+            for submitted, on_done in batch:
+                on_done(results[start : start + len(submitted)])
+                start += len(submitted)
