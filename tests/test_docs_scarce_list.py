@@ -24,7 +24,7 @@ def test_list_says_which_extra_a_dataset_needs(wide_console: None) -> None:
     lines = result.output.splitlines()
     for name, extra in needing.items():
         install = f"pip install 'scarce[{extra}]'"
-        rows = [line for line in lines if f" {name} " in line]
+        rows = [line for line in lines if line.startswith(f"│ {name} ")]
         # one row in the environments table, one in the data sets table
         assert len(rows) == 2, rows
         for row in rows:

@@ -48,26 +48,25 @@ RESULTS = DOCS / "results"
 
 # ---------------------------------------------------------------------------------- API pages
 
-#: API pages in order: (page file stem, module). An object exported by several packages is
-#: documented at the first one here.
-API_MODULES: tuple[tuple[str, str], ...] = (
-    ("core", "scarce.core"),
-    ("models", "scarce.models"),
-    ("policies", "scarce.policies"),
-    ("envs", "scarce.envs"),
-    ("sim", "scarce.sim"),
-    ("budget", "scarce.budget"),
-    ("structured", "scarce.structured"),
-    ("fair", "scarce.fair"),
-    ("feedback", "scarce.feedback"),
-    ("pareto", "scarce.pareto"),
-    ("ope", "scarce.ope"),
-    ("drift", "scarce.drift"),
-    ("combinatorial", "scarce.combinatorial"),
-    ("serve", "scarce.serve"),
-    ("checks", "scarce.checks"),
-    ("cli", "scarce.cli"),
-)
+#: the order of the API pages; a package or module of ``scarce`` not named here comes after
+#: them, alphabetically. An object exported by several packages is documented at the first.
+API_ORDER: tuple[str, ...] = (
+    "core", "models", "policies", "envs", "sim", "budget", "structured", "fair", "feedback",
+    "pareto", "ope", "drift", "combinatorial", "neural", "serve", "checks", "cli",
+)  # fmt: skip
+
+
+def api_modules() -> list[tuple[str, str]]:
+    """(page stem, module name) of every public package and module of ``scarce``."""
+    import pkgutil
+
+    import scarce
+
+    found = [m.name for m in pkgutil.iter_modules(scarce.__path__) if not m.name.startswith("_")]
+    rank = {name: i for i, name in enumerate(API_ORDER)}
+    found.sort(key=lambda n: (rank.get(n, len(rank)), n))
+    return [(name, f"scarce.{name}") for name in found]
+
 
 #: packages whose docstrings still make griffe warn (prose inside numpy sections). Their pages
 #: render with griffe's warnings off, so that ``mkdocs build --strict`` passes meanwhile.
@@ -125,7 +124,7 @@ def api_pages() -> dict[str, str]:
     the public classes and functions the submodule defines that no package exports. A module
     without ``__all__`` renders the public classes and functions it defines.
     """
-    modules = {stem: importlib.import_module(name) for stem, name in API_MODULES}
+    modules = {stem: importlib.import_module(name) for stem, name in api_modules()}
     exported: set[int] = set()
     for module in modules.values():
         for n in getattr(module, "__all__", ()):
