@@ -291,9 +291,13 @@ CLASS_CHECKS: tuple[Callable[[type], None], ...] = (
 
 
 def applies(check: Callable[..., None], cls: type) -> bool:
-    """Whether ``check`` applies to ``cls`` (the batch check only to deterministic policies)."""
+    """Whether ``check`` applies to ``cls``, by its declared tags: the batch check only to
+    deterministic policies, the full-information check only to policies that learn from
+    full-information feedback (tag ``full_information``)."""
     if check is check_batched_decide_equals_one_by_one_when_deterministic:
         return bool(_make(cls).deterministic)
+    if check is check_full_information_feedback_learns_every_action:
+        return bool(getattr(cls, "full_information", True))
     return True
 
 

@@ -62,8 +62,14 @@ class Policy:
     #: a dict gives one per layout
     probability_method: str | dict[str, str] = "exact"
     #: the declared variant of the protocol (OBP's ``policy_type``): ``"discrete"`` chooses one
-    #: of ``n_actions`` actions per case, independently of the other cases of the batch
+    #: of ``n_actions`` actions per case, independently of the other cases of the batch;
+    #: ``"allocation"`` (:class:`scarce.fair.AllocationPolicy`): the batch is one round's
+    #: cohort, action 0 gives a case nothing and action ``r + 1`` resource ``r``, and the
+    #: cases of a batch are coupled by decision-time context (``capacities``: how many cases
+    #: may take each action this round; ``groups``; ``units``: who each case is across rounds)
     action_type: str = "discrete"
+    #: whether ``update(X, full_rewards=...)`` (every action's reward) is learned from
+    full_information: bool = True
 
     def __init__(self, *, n_actions: int, n_features: int, seed: SeedLike = None) -> None:
         self.n_actions = n_actions
