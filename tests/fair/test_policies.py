@@ -211,11 +211,15 @@ def test_feedback_is_recorded_with_remainders(env):
     rewards = np.array([0.5, 0.0, 0.25, 0.0])
     p.update(X, d.actions, rewards, info=d.info, round_outcome=np.full(4, 2.0))
     obs = p.history_.observations()
-    assert obs.unit.tolist() == [0, 1, 2, 3, -1] and obs.round.tolist() == [0] * 5
-    np.testing.assert_allclose(obs.value, [0.5, 0.0, 0.25, 0.0, 1.25])
+    # own rows where a window is open (the allocated) or something was seen, then the remainder
+    kept = np.flatnonzero((rewards != 0) | (d.actions > 0))
+    assert obs.unit.tolist() == [*kept.tolist(), -1] and set(obs.round.tolist()) == {0}
+    np.testing.assert_allclose(obs.value, [*rewards[kept], 1.25])
     u, r, t, g, Xa = p.history_.allocations()
     assert sorted(u.tolist()) == np.flatnonzero(d.actions).tolist() and len(u) == 2
-    # aggregate feedback: no own rows, one remainder row with the whole total
+    # aggregate feedback (a new round): no own rows, one remainder row with the whole total
+    d = p.decide(X, units=np.arange(4), capacities=np.array([4, 1, 1]))
+    before = len(p.history_.observations().unit)
     p.update(
         X,
         d.actions,
@@ -224,10 +228,11 @@ def test_feedback_is_recorded_with_remainders(env):
         round_outcome=np.full(4, 2.0),
         individual=np.zeros(4, bool),
     )
-    assert p.history_.observations().unit.tolist()[-1:] == [-1]
+    obs = p.history_.observations()
+    assert obs.unit[before:].tolist() == [-1] and obs.value[-1] == 2.0 and obs.round[-1] == 1
     # by hand, without the decision's info: new individuals of the last round
-    p.update(X, np.zeros(4, dtype=int), np.zeros(4))
-    assert p.history_.observations().unit.max() >= 4
+    p.update(X, np.array([1, 0, 0, 0]), np.zeros(4))
+    assert p.history_.allocations()[0].max() >= 4
 
 
 def test_context_is_validated_with_names(env):

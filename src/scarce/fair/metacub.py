@@ -93,9 +93,8 @@ class MetaCUB(AllocationPolicy):
         """Given its plan, the base level is deterministic unless rounding is randomised."""
         return self.rounding != "randomized"
 
-    @property
-    def probability_method(self) -> str:  # type: ignore[override]
-        return "exact" if self.deterministic else "monte_carlo"
+    #: Monte Carlo under randomised rounding; exact (deterministic) otherwise
+    probability_method = "monte_carlo"
 
     def __init__(
         self,

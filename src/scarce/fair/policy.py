@@ -163,6 +163,7 @@ class AllocationPolicy(Policy):
         self.n_groups_ = 0
         self.fit_round_ = -1
         self.eager_ = False
+        self.last_given_ = np.zeros(0, dtype=np.int64)
         self.history_ = History(self.n_features)
 
     def _get_learned_state(self) -> dict[str, Any]:
@@ -174,6 +175,7 @@ class AllocationPolicy(Policy):
             "n_groups": self.n_groups_,
             "fit_round": self.fit_round_,
             "eager": self.eager_,
+            "last_given": self.last_given_,
             "history": self.history_.get_state(),
             "own": self._get_own_state(),
         }
@@ -186,6 +188,7 @@ class AllocationPolicy(Policy):
         self.n_groups_ = int(state["n_groups"])
         self.fit_round_ = int(state["fit_round"])
         self.eager_ = bool(state["eager"])
+        self.last_given_ = np.asarray(state["last_given"], np.int64)
         self.history_.set_state(state["history"])
         self._set_own_state(state["own"])
 
@@ -405,7 +408,17 @@ class AllocationPolicy(Policy):
         self.history_.add_allocations(
             units[given], actions[given] - 1, rounds[given], groups[given], X[given]
         )
-        self.history_.add_observations(units[own], rounds[own], rewards[own])
+        # own rows matter only where a window is open (under the assumed kernels) or something
+        # was seen; a member with neither released nothing, so dropping its 0 loses nothing
+        top = int(units.max(initial=-1)) + 1
+        if top > self.last_given_.shape[0]:
+            grown = np.full(max(top, 2 * self.last_given_.shape[0]), np.iinfo(np.int64).min // 2)
+            grown[: self.last_given_.shape[0]] = self.last_given_
+            self.last_given_ = grown
+        np.maximum.at(self.last_given_, units[given], rounds[given])
+        D = max(k.support for k in self._kernels())
+        keep = own & ((rounds - self.last_given_[units] < D) | (rewards != 0))
+        self.history_.add_observations(units[keep], rounds[keep], rewards[keep])
         if round_outcome is not None:
             total = np.asarray(round_outcome, dtype=np.float64).reshape(n)
             if not np.all(np.isfinite(total)):
