@@ -63,11 +63,17 @@ class Policy:
     probability_method: str | dict[str, str] = "exact"
     #: the declared variant of the protocol (OBP's ``policy_type``):
     #: ``"discrete"`` chooses one of ``n_actions`` actions per case, independently of the
-    #: other cases of the batch; ``"levels"`` (:mod:`scarce.combinatorial`) gives each of
-    #: ``n_actions`` items of a case one of several levels under a per-case cap: contexts
-    #: ``(n, n_actions, d)``, actions ``(n, n_actions)`` level ids, rewards the case totals
-    #: ``(n,)`` (per-item rewards as the ``item_rewards`` keyword)
+    #: other cases of the batch; ``"allocation"`` (:class:`scarce.fair.CohortPolicy`): the
+    #: batch is one round's cohort, action 0 gives a case nothing and action ``r + 1``
+    #: resource ``r``, and the cases of a batch are coupled by decision-time context
+    #: (``capacities``: how many cases may take each action this round; ``groups``;
+    #: ``units``: who each case is across rounds); ``"levels"`` (:mod:`scarce.combinatorial`)
+    #: gives each of ``n_actions`` items of a case one of several levels under a per-case
+    #: cap: contexts ``(n, n_actions, d)``, actions ``(n, n_actions)`` level ids, rewards the
+    #: case totals ``(n,)`` (per-item rewards as the ``item_rewards`` keyword)
     action_type: str = "discrete"
+    #: whether ``update(X, full_rewards=...)`` (every action's reward) is learned from
+    full_information: bool = True
 
     def __init__(self, *, n_actions: int, n_features: int, seed: SeedLike = None) -> None:
         self.n_actions = n_actions

@@ -33,6 +33,7 @@ CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
     "scarce.drift",
     "scarce.structured",
     "scarce.combinatorial",
+    "scarce.fair",
 )
 
 
