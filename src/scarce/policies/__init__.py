@@ -28,7 +28,12 @@ P = TypeVar("P", bound=type[Policy])
 POLICIES: dict[str, type[Policy]] = {}
 
 #: modules whose import registers more policies; skipped when the capability is absent
-CAPABILITY_POLICY_MODULES: tuple[str, ...] = ("scarce.drift", "scarce.structured")
+CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
+    "scarce.drift",
+    "scarce.structured",
+    "scarce.policies.catalog",
+    "scarce.policies.spanner",
+)
 
 
 def register_policy(cls: P) -> P:
