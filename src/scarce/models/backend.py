@@ -19,8 +19,8 @@ import numpy as np
 
 BACKENDS = ("numpy", "torch")
 
-# actions scored per chunk: bounds the temporary (n, chunk) block
-_CHUNK = 1 << 16
+# scores per block (n cases x chunk actions): bounds the temporary block to ~16 MB in float32
+_BLOCK = 1 << 22
 
 
 def check_backend(name: Any, device: Any) -> None:
@@ -68,10 +68,33 @@ class ArrayBackend:
 
     def scores(self, queries: np.ndarray, held: Any) -> np.ndarray:
         """``(n, K)`` float64 inner products of ``queries`` ``(n, m)`` with every held row."""
+        return self._to_numpy(self._block(queries, held)).astype(np.float64)
+
+    def _block(self, queries: np.ndarray, held: Any) -> Any:
+        """Products in the held dtype, as a backend array."""
         if self.name == "numpy":
-            return (queries.astype(held.dtype, copy=False) @ held.T).astype(np.float64)
+            return queries.astype(held.dtype, copy=False) @ held.T
         q = self._torch.from_numpy(np.ascontiguousarray(queries)).to(self.device, held.dtype)
-        return (q @ held.T).double().cpu().numpy()
+        return q @ held.T
+
+    def _to_numpy(self, a: Any) -> np.ndarray:
+        return a if self.name == "numpy" else a.cpu().numpy()
+
+    def _mask(self, block: Any, mask: np.ndarray) -> Any:
+        if self.name == "numpy":
+            return np.where(mask, block, -np.inf)
+        m = self._torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
+        return block.masked_fill(~m, float("-inf"))
+
+    def _block_topk(self, block: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.name == "numpy":
+            if k < block.shape[1]:
+                idx = np.argpartition(-block, k - 1, axis=1)[:, :k]
+            else:
+                idx = np.broadcast_to(np.arange(block.shape[1]), block.shape)
+            return np.take_along_axis(block, idx, axis=1).astype(np.float64), idx
+        vals, idx = self._torch.topk(block, k, dim=1)
+        return vals.double().cpu().numpy(), idx.cpu().numpy()
 
     def topk(
         self,
@@ -98,25 +121,23 @@ class ArrayBackend:
         Returns
         -------
         scores, ids:
-            ``(n, k)`` float64 and int64, sorted by decreasing score (ties: lower id first).
+            ``(n, k)`` float64 (computed in the held dtype) and int64, by decreasing score
+            (ties: lower id first).
         """
         n, K = queries.shape[0], int(held.shape[0])
         k = min(int(k), K)
+        step = max(1024, _BLOCK // max(n, 1))
         best_s = np.full((n, 0), -np.inf)
         best_i = np.zeros((n, 0), dtype=np.int64)
-        for start in range(0, K, _CHUNK):
-            stop = min(K, start + _CHUNK)
-            s = self.scores(queries, held[start:stop])
+        for start in range(0, K, step):
+            stop = min(K, start + step)
+            block = self._block(queries, held[start:stop])
             if allowed is not None:
                 mask = allowed[..., start:stop]
-                s = np.where(mask if mask.ndim == 2 else mask[None, :], s, -np.inf)
-            kk = min(k, stop - start)
-            part = np.argpartition(-s, kk - 1, axis=1)[:, :kk] if kk < s.shape[1] else None
-            if part is None:
-                part = np.broadcast_to(np.arange(s.shape[1]), s.shape)
-            cand_s = np.concatenate([best_s, np.take_along_axis(s, part, axis=1)], axis=1)
-            cand_i = np.concatenate([best_i, part + start], axis=1)
-            # stable sort on (-score, id) keeps ties in id order
+                block = self._mask(block, mask if mask.ndim == 2 else np.broadcast_to(mask, (n, stop - start)))
+            vals, idx = self._block_topk(block, min(k, stop - start))
+            cand_s = np.concatenate([best_s, vals], axis=1)
+            cand_i = np.concatenate([best_i, idx + start], axis=1)
             order = np.lexsort((cand_i, -cand_s), axis=1)[:, :k]
             best_s = np.take_along_axis(cand_s, order, axis=1)
             best_i = np.take_along_axis(cand_i, order, axis=1)

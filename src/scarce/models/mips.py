@@ -309,6 +309,15 @@ class ActionCatalog:
         allowed = self.active if eligible is None else eligible & self.active[None, :]
         return self.backend.topk(queries, self.held(), k, allowed=allowed)
 
+    def _rescore(self, queries: np.ndarray, ids: np.ndarray, ok: np.ndarray):
+        """Exact float64 scores of ``ids`` ``(n, k)`` (``-inf`` where not ``ok``), re-sorted."""
+        rows = self.rows(np.maximum(ids, 0))
+        scores = np.where(ok, np.einsum("nm,nkm->nk", queries, rows), -np.inf)
+        order = np.lexsort((ids, -scores), axis=1)
+        scores = np.take_along_axis(scores, order, axis=1)
+        ids = np.where(np.isfinite(scores), np.take_along_axis(ids, order, axis=1), -1)
+        return scores, ids
+
     def search(
         self, queries: np.ndarray, k: int, eligible: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -335,23 +344,20 @@ class ActionCatalog:
             raise ValueError("the catalog has no active actions: set or add actions first")
         self._ensure()
         if self._ivf is None:
-            return self.exact_topk(queries, k, eligible)
+            _, ids = self.exact_topk(queries, k, eligible)
+            return self._rescore(queries, ids, ids >= 0)
         n = queries.shape[0]
         fetch = k if eligible is None else min(self.n_active, 4 * k + 16)
         ids = self._ivf.search(queries, fetch)
         ok = ids >= 0
         if eligible is not None:
             ok &= eligible[np.arange(n)[:, None], np.maximum(ids, 0)]
-        scores = np.where(ok, np.einsum("nm,nkm->nk", queries, self.rows(np.maximum(ids, 0))), -np.inf)
-        order = np.lexsort((ids, -scores), axis=1)[:, :k]
-        scores = np.take_along_axis(scores, order, axis=1)
-        ids = np.where(np.isfinite(scores), np.take_along_axis(ids, order, axis=1), -1)
+        scores, ids = self._rescore(queries, ids, ok)
+        scores, ids = scores[:, :k], ids[:, :k]
         short = np.flatnonzero((ids < 0).any(axis=1))
         if short.size:  # too few eligible among the candidates: search those cases exactly
-            s2, i2 = self.exact_topk(
-                queries[short], k, None if eligible is None else eligible[short]
-            )
-            scores[short], ids[short] = s2, i2
+            _, i2 = self.exact_topk(queries[short], k, None if eligible is None else eligible[short])
+            scores[short], ids[short] = self._rescore(queries[short], i2, i2 >= 0)
         return scores, ids
 
     def memory_bytes(self) -> int:
