@@ -83,17 +83,32 @@ class ArrayBackend:
     def _mask(self, block: Any, mask: np.ndarray) -> Any:
         if self.name == "numpy":
             return np.where(mask, block, -np.inf)
-        m = self._torch.from_numpy(np.ascontiguousarray(mask)).to(self.device)
+        m = self._torch.from_numpy(np.array(mask, dtype=bool, copy=not mask.flags.writeable))
+        m = m.to(self.device)
         return block.masked_fill(~m, float("-inf"))
 
     def _block_topk(self, block: Any, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` of each row, ties at the cut resolved to the lower column (as a stable sort)."""
         if self.name == "numpy":
             if k < block.shape[1]:
                 idx = np.argpartition(-block, k - 1, axis=1)[:, :k]
             else:
                 idx = np.broadcast_to(np.arange(block.shape[1]), block.shape)
-            return np.take_along_axis(block, idx, axis=1).astype(np.float64), idx
-        vals, idx = self._torch.topk(block, k, dim=1)
+            vals = np.take_along_axis(block, idx, axis=1)
+            cut = vals.min(axis=1)
+            tied = np.flatnonzero(np.isfinite(cut) & ((block >= cut[:, None]).sum(axis=1) > k))
+            for r in tied:  # rare: a tie straddles the cut
+                idx[r] = np.argsort(-block[r], kind="stable")[:k]
+                vals[r] = block[r, idx[r]]
+            return vals.astype(np.float64), idx
+        torch = self._torch
+        vals, idx = torch.topk(block, k, dim=1)
+        cut = vals[:, -1:]
+        tied = torch.nonzero(torch.isfinite(cut[:, 0]) & ((block >= cut).sum(dim=1) > k)).flatten()
+        if tied.numel():
+            order = torch.sort(-block[tied], dim=1, stable=True).indices[:, :k]
+            idx[tied] = order
+            vals[tied] = torch.gather(block[tied], 1, order)
         return vals.double().cpu().numpy(), idx.cpu().numpy()
 
     def topk(

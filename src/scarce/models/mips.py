@@ -61,11 +61,16 @@ class IndexSpec:
 
     @classmethod
     def from_param(cls, value: Any, name: str = "index") -> IndexSpec:
-        """Build from a policy parameter: None (defaults) or a dict of the attributes above."""
+        """Build from a policy parameter: None (defaults), a kind (``"ivf"``) or a dict of the
+        attributes above (a TOML config can give the kind as a string)."""
         if value is None:
             return cls()
+        if isinstance(value, str):
+            value = {"kind": value}
         if not isinstance(value, dict):
-            raise ValueError(f"{name} must be None or a dict of index settings; got {value!r}")
+            raise ValueError(
+                f"{name} must be None, an index kind {INDEX_KINDS} or a dict of index settings; got {value!r}"
+            )
         unknown = set(value) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(

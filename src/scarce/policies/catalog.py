@@ -113,7 +113,9 @@ class CatalogPolicy(Policy):
     lam:
         ridge penalty (prior precision), > 0.
     index:
-        search settings (:class:`~scarce.models.mips.IndexSpec` as a dict), None for defaults.
+        search settings: None (defaults: exact up to 100,000 actions, IVF above), a kind
+        (``"auto"``, ``"exact"``, ``"ivf"``) or a dict of :class:`~scarce.models.mips.IndexSpec`
+        fields.
     backend, device:
         array backend of exact search: ``"numpy"`` or ``"torch"`` (on ``device``).
     """
@@ -128,7 +130,7 @@ class CatalogPolicy(Policy):
         n_features: int,
         actions: str | list | None = None,
         lam: float = 1.0,
-        index: dict | None = None,
+        index: str | dict | None = None,
         backend: str = "numpy",
         device: str = "cpu",
         seed: SeedLike = None,
@@ -230,7 +232,14 @@ class CatalogPolicy(Policy):
         """``phi(x_i, a_i)`` rows ``(n, d)``."""
         if X.ndim == 3:
             return X[np.arange(X.shape[0]), actions]
-        return X * self.catalog.rows(actions)
+        cat = self._shared_catalog()
+        gone = ~cat.active[actions]
+        if gone.any():
+            raise ValueError(
+                f"actions must be in the catalog; {np.unique(actions[gone]).tolist()[:10]} "
+                "are free slots (never added, or removed)"
+            )
+        return X * cat.rows(actions)
 
     def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
         n = X.shape[0]
@@ -300,7 +309,7 @@ class CatalogTS(CatalogPolicy):
         actions: str | list | None = None,
         v: float = 1.0,
         lam: float = 1.0,
-        index: dict | None = None,
+        index: str | dict | None = None,
         backend: str = "numpy",
         device: str = "cpu",
         propensity_samples: int = 200,
@@ -422,7 +431,7 @@ class CatalogUCB(CatalogPolicy):
         actions: str | list | None = None,
         alpha: float = 1.0,
         lam: float = 1.0,
-        index: dict | None = None,
+        index: str | dict | None = None,
         backend: str = "numpy",
         device: str = "cpu",
         n_candidates: int = 32,
@@ -479,7 +488,7 @@ class CatalogUCB(CatalogPolicy):
         rows = self.catalog.rows(np.maximum(ids, 0))  # (n, C, d)
         phi = X[:, None, :] * rows
         mu = phi @ theta
-        width = np.sqrt(np.maximum(np.einsum("ncd,de,nce->nc", phi, A_inv, phi), 0.0))
+        width = np.sqrt(np.maximum(np.einsum("ncd,ncd->nc", phi @ A_inv, phi), 0.0))
         ucb = np.where(ids >= 0, mu + self.alpha * width, -np.inf)
         order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -ucb), axis=1)
         best = order[:, 0]

@@ -8,7 +8,8 @@ Per case, :class:`SpannerCB`:
    catalog's layout of :mod:`scarce.policies.catalog`; per-case features ``(n, K, d)`` too);
 2. keeps a pool: the ``n_candidates`` best predictions (from the catalog's inner-product
    index) plus a spanner of the whole catalog (so early, when every gap is small, the pool
-   still spans the catalog); every allowed action when that is no more;
+   still spans the catalog; above 65,536 actions, of a seeded sample of that many); every
+   allowed action when that is no more;
 3. reweights the pool's embeddings by VW's shrink factors
    ``1 / sqrt(1 + r + gamma / (4 r) * gap_a)`` (squarecb only), projects them on the top right
    singular vectors of the catalog (randomized SVD, scikit-learn; rank ``r`` at most
@@ -37,6 +38,9 @@ from scarce.policies import register_policy
 from scarce.policies.catalog import CatalogDecision, CatalogPolicy, make_decision
 
 EXPLORATION_RULES = ("squarecb", "epsilon")
+# catalogs above this many actions get their SVD basis and catalog-level spanner from a seeded
+# sample of this size (the spanner's passes over all rows would cost seconds per catalog change)
+_BASIS_SAMPLE = 65_536
 
 
 def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
@@ -117,7 +121,7 @@ class SpannerCB(CatalogPolicy):
         approximation factor of the spanner, > 1 (VW's ``--spanner_c``).
     exploration:
         ``{"rule": "squarecb", "gamma_scale": 10.0, "gamma_exponent": 0.5}`` (the default) or
-        ``{"rule": "epsilon", "epsilon": 0.05}``.
+        ``{"rule": "epsilon", "epsilon": 0.05}``; a rule name alone takes its defaults.
     n_candidates:
         best-predicted actions put in the pool (from the catalog's index).
     n_actions, n_features, actions, lam, index, backend, device, seed:
@@ -136,7 +140,7 @@ class SpannerCB(CatalogPolicy):
         actions: str | list | None = None,
         max_actions: int = 50,
         spanner_c: float = 2.0,
-        exploration: dict | None = None,
+        exploration: str | dict | None = None,
         lam: float = 1.0,
         index: dict | None = None,
         backend: str = "numpy",
@@ -162,6 +166,8 @@ class SpannerCB(CatalogPolicy):
     def _rule_spec(self) -> dict[str, Any]:
         spec = {"rule": "squarecb", "gamma_scale": 10.0, "gamma_exponent": 0.5, "epsilon": 0.05}
         given = self.exploration or {}
+        if isinstance(given, str):  # the rule alone (a TOML config's form)
+            given = {"rule": given}
         if not isinstance(given, dict) or set(given) - set(spec):
             raise ValueError(
                 f"exploration must be a dict with keys among {sorted(spec)}; got {self.exploration!r}"
@@ -190,6 +196,9 @@ class SpannerCB(CatalogPolicy):
         cached = getattr(self, "_basis_cache", None)
         if cached is None or cached[0] != cat.version:
             live = np.flatnonzero(cat.active)
+            if live.size > _BASIS_SAMPLE:  # a seeded sample stands for a huge catalog
+                rng = np.random.default_rng([self._int_seed(), cat.version, 15_485_863])
+                live = np.sort(rng.choice(live, _BASIS_SAMPLE, replace=False))
             V = self._svd_basis(cat.features[live])
             ids = live[barycentric_spanner(cat.features[live].astype(np.float64) @ V, self.spanner_c)]
             cached = (cat.version, V, ids)
@@ -199,10 +208,12 @@ class SpannerCB(CatalogPolicy):
     def _svd_basis(self, F: np.ndarray) -> np.ndarray:
         """Top right singular vectors ``(d, r)`` of ``F`` (``r`` by :func:`numerical_rank`)."""
         k = min(self.max_actions, *F.shape)
-        seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else 0
-        _, s, Vt = randomized_svd(F.astype(np.float64), k, random_state=seed)
+        _, s, Vt = randomized_svd(F.astype(np.float64), k, random_state=self._int_seed())
         r = max(1, numerical_rank(s))
         return Vt[:r].T
+
+    def _int_seed(self) -> int:
+        return int(self.seed) if isinstance(self.seed, (int, np.integer)) else 0
 
     def _gamma(self, spec: dict[str, Any]) -> float:
         return float(spec["gamma_scale"] * max(1, self.n_updates_) ** spec["gamma_exponent"])
