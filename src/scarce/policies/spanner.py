@@ -48,43 +48,43 @@ def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
 
     Every row is then a combination of the returned rows with coefficients in ``[-c, c]``
     (Awerbuch and Kleinberg 2004, Proposition 2.4): a basis of rows is grown by maximising the
-    determinant one position at a time, then any swap that multiplies the determinant by more
-    than ``c`` is made, at most ``r log_c r`` times. Rows spanning fewer than ``r`` dimensions
-    give a smaller spanner (its positions stop when no row adds volume).
+    determinant one position at a time, then the swap that multiplies the determinant the most
+    is made while that factor exceeds ``c`` (at most ``r log_c r`` swaps). By the matrix
+    determinant lemma, putting row ``a`` at position ``i`` multiplies the determinant by
+    ``rows[a] . inv[:, i]``; the inverse follows each swap by a Sherman-Morrison update. Rows
+    spanning fewer than ``r`` dimensions give a smaller spanner, computed in their own span.
     """
     N, r = rows.shape
     if c <= 1:
         raise ValueError(f"c must be > 1; got {c}")
-    basis = np.eye(r)
-    chosen: list[int] = []
-    scale = max(float(np.abs(rows).max()), 1e-300)
+    basis, inv = np.eye(r), np.eye(r)
+    chosen = np.full(r, -1, dtype=np.int64)
+    tol = 1e-9 * max(float(np.abs(rows).max(initial=0.0)), 1e-300)
+
+    def put(i: int, a: int) -> None:
+        nonlocal inv
+        u = rows[a] - basis[i]  # X' = X + e_i u^T
+        col = inv[:, i].copy()
+        inv = inv - np.outer(col, u @ inv) / (1.0 + u @ col)
+        basis[i], chosen[i] = rows[a], a
+
     for i in range(r):
-        # |det| after putting row a at position i, relative to now: |rows[a] . inv[:, i]|
-        vol = np.abs(rows @ np.linalg.inv(basis)[:, i])
+        vol = np.abs(rows @ inv[:, i])
         a = int(np.argmax(vol))
-        if vol[a] <= 1e-9 * scale:  # nothing adds volume: the rows span i dimensions
-            break
-        basis[i] = rows[a]
-        chosen.append(a)
-    k = len(chosen)
-    if k < r:  # spanner of a lower-dimensional set: its own coordinates
-        if k == 0:
-            return np.zeros(0, dtype=np.int64)
-        _, _, Vt = np.linalg.svd(rows[chosen], full_matrices=False)
-        return barycentric_spanner(rows @ Vt.T, c)
-    inv = np.linalg.inv(basis)
+        if vol[a] <= tol:  # nothing adds volume: the rows span i dimensions only
+            if i == 0:
+                return np.zeros(0, dtype=np.int64)
+            _, _, Vt = np.linalg.svd(rows[chosen[:i]], full_matrices=False)
+            return barycentric_spanner(rows @ Vt.T, c)
+        put(i, a)
+    inv = np.linalg.inv(basis)  # drop the round-off of r rank-one updates
     for _ in range(int(np.ceil(r * np.log(max(r, 2)) / np.log(c))) + 1):
-        for i in range(r):
-            vol = np.abs(rows @ inv[:, i])
-            a = int(np.argmax(vol))
-            if vol[a] > c:
-                basis[i] = rows[a]
-                chosen[i] = a
-                inv = np.linalg.inv(basis)
-                break
-        else:
+        gain = np.abs(rows @ inv)  # (N, r): factor of each possible swap
+        a, i = np.unravel_index(int(np.argmax(gain)), gain.shape)
+        if gain[a, i] <= c:
             break
-    return np.unique(np.asarray(chosen, dtype=np.int64))
+        put(int(i), int(a))
+    return np.unique(chosen)
 
 
 def igw_probabilities(predictions: np.ndarray, gamma: float) -> np.ndarray:
