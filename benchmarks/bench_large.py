@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 from pathlib import Path
 
@@ -72,7 +73,9 @@ def brute_force_ucb(policy, X: np.ndarray) -> np.ndarray:
         best, best_v = -1, -np.inf
         for s in range(0, F.shape[0], 1 << 17):
             f = F[s : s + (1 << 17)].astype(np.float64)
-            v = f @ (x * theta) + policy.alpha * np.sqrt(np.maximum(np.einsum("kd,de,ke->k", f, B, f), 0))
+            v = f @ (x * theta) + policy.alpha * np.sqrt(
+                np.maximum(np.einsum("kd,de,ke->k", f, B, f), 0)
+            )
             j = int(np.argmax(v))
             if v[j] > best_v:
                 best, best_v = s + j, v[j]
@@ -162,10 +165,17 @@ def bench_regret(args, K: int) -> list[dict]:
                     "wall_s": round(time.perf_counter() - t0, 1),
                 }
             )
-            print(f"  regret K={K:,} seed {seed} {backend:<10} {rows[-1]['regret']:.2f}", flush=True)
-    by = {b: np.mean([r["regret"] for r in rows if r["backend"] == b]) for b in ("numpy", "faiss-ivf")}
-    print(f"  mean regret: exact {by['numpy']:.2f}, ivf {by['faiss-ivf']:.2f} "
-          f"(ratio {by['faiss-ivf'] / by['numpy']:.3f})", flush=True)
+            print(
+                f"  regret K={K:,} seed {seed} {backend:<10} {rows[-1]['regret']:.2f}", flush=True
+            )
+    by = {
+        b: np.mean([r["regret"] for r in rows if r["backend"] == b]) for b in ("numpy", "faiss-ivf")
+    }
+    print(
+        f"  mean regret: exact {by['numpy']:.2f}, ivf {by['faiss-ivf']:.2f} "
+        f"(ratio {by['faiss-ivf'] / by['numpy']:.3f})",
+        flush=True,
+    )
     return rows
 
 
@@ -202,10 +212,12 @@ def main() -> None:
         backends.insert(1, f"torch-{args.device}")
     except ModuleNotFoundError:
         print("torch not installed: no torch rows")
+    print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = bench_speed(args, sizes, backends)
     write(RESULTS / "large_actions.csv", rows, COLUMNS)
     regret = bench_regret(args, sizes[-1])
     write(RESULTS / "large_regret.csv", regret, list(regret[0]))
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,9 @@ def test_torch_backend_equals_numpy():
     Q = rng.normal(size=(7, 8))
     allowed = rng.random((7, 3000)) < 0.5
     tb, nb = ArrayBackend("torch", "cpu"), ArrayBackend("numpy")
-    np.testing.assert_allclose(tb.scores(Q, tb.put(F)), nb.scores(Q, nb.put(F)), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        tb.scores(Q, tb.put(F)), nb.scores(Q, nb.put(F)), rtol=1e-5, atol=1e-5
+    )
     for mask in (None, allowed, allowed[0]):
         ts, ti = tb.topk(Q, tb.put(F), 5, allowed=mask)
         ns, ni = nb.topk(Q, nb.put(F), 5, allowed=mask)

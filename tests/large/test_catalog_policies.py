@@ -79,7 +79,9 @@ def test_ucb_candidates_from_the_ellipsoid_axes_find_wide_actions():
     """Early on the widths dominate: the mean query alone misses most UCB maximisers."""
     agree = {}
     for n_dir in (0, 3):
-        p, env, rng = _trained(CatalogUCB, K=2000, d=6, n=5, alpha=3.0, n_candidates=4, n_directions=n_dir)
+        p, env, rng = _trained(
+            CatalogUCB, K=2000, d=6, n=5, alpha=3.0, n_candidates=4, n_directions=n_dir
+        )
         X = env.contexts(200, rng=np.random.default_rng(9))
         agree[n_dir] = np.mean(p.decide(X).actions == np.argmax(_brute_ucb(p, X, 3.0), axis=1))
     assert agree[3] > agree[0] + 0.1
@@ -149,7 +151,9 @@ def test_npy_catalog_path_and_save_load_without_the_file(tmp_path):
     env = CatalogEnv(3000, 6, seed=2)
     path = tmp_path / "items.npy"
     np.save(path, env.action_features)
-    p = CatalogTS(n_actions=3100, n_features=6, actions=str(path), index={"kind": "ivf", "nprobe": 2}, seed=4)
+    p = CatalogTS(
+        n_actions=3100, n_features=6, actions=str(path), index={"kind": "ivf", "nprobe": 2}, seed=4
+    )
     rng = np.random.default_rng(0)
     for _ in range(3):
         X = env.contexts(20, rng=rng)
@@ -175,9 +179,13 @@ def test_index_search_regret_within_ten_percent_of_exact_search():
     for kind in ("exact", "ivf"):
         total = 0.0
         for seed in range(2):
-            p = CatalogTS(n_actions=20_000, n_features=16, v=0.1, index={"kind": kind, "nprobe": 8}, seed=seed)
+            p = CatalogTS(
+                n_actions=20_000, n_features=16, v=0.1, index={"kind": kind, "nprobe": 8}, seed=seed
+            )
             p.set_actions(env.action_features)
-            total += run(p, env, 1000, batch_size=20, seed=seed, record_probabilities=False).regret.sum()
+            total += run(
+                p, env, 1000, batch_size=20, seed=seed, record_probabilities=False
+            ).regret.sum()
         regret[kind] = total
     assert regret["ivf"] <= 1.10 * regret["exact"]
     # and both learn: far below a uniformly random choice

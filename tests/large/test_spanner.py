@@ -43,9 +43,7 @@ def test_spanner_of_the_simplex_corners_is_the_corners():
         barycentric_spanner(rows, 1.0)
 
 
-@given(
-    pred=st.lists(st.floats(-5, 5), min_size=1, max_size=12), gamma=st.floats(0, 1000)
-)
+@given(pred=st.lists(st.floats(-5, 5), min_size=1, max_size=12), gamma=st.floats(0, 1000))
 def test_inverse_gap_weighting(pred, gamma):
     pred = np.array(pred)
     p = igw_probabilities(pred, gamma)
@@ -94,8 +92,14 @@ def test_epsilon_rule_and_bad_exploration_settings():
     support = probs[probs > 0]
     assert np.isclose(support.min(), 0.2 / support.size)
     assert np.isclose(support.max(), 0.8 + 0.2 / support.size)
-    assert SpannerCB(n_actions=2, n_features=2, exploration="epsilon")._rule_spec()["epsilon"] == 0.05
-    for bad, match in (({"rule": "ucb"}, "rule"), ({"eps": 1}, "keys"), ({"epsilon": 2.0}, "epsilon")):
+    assert (
+        SpannerCB(n_actions=2, n_features=2, exploration="epsilon")._rule_spec()["epsilon"] == 0.05
+    )
+    for bad, match in (
+        ({"rule": "ucb"}, "rule"),
+        ({"eps": 1}, "keys"),
+        ({"epsilon": 2.0}, "epsilon"),
+    ):
         with pytest.raises(ValueError, match=match):
             SpannerCB(n_actions=2, n_features=2, exploration=bad, actions=[[1, 0], [0, 1]]).decide(
                 np.ones((1, 2))
@@ -107,7 +111,13 @@ def test_pool_from_the_index_matches_exact_search():
     env = CatalogEnv(6000, 8, seed=5)
     out = {}
     for kind in ("exact", "ivf"):
-        p = SpannerCB(n_actions=6000, n_features=8, index={"kind": kind, "nlist": 8, "nprobe": 8}, n_candidates=30, seed=1)
+        p = SpannerCB(
+            n_actions=6000,
+            n_features=8,
+            index={"kind": kind, "nlist": 8, "nprobe": 8},
+            n_candidates=30,
+            seed=1,
+        )
         p.set_actions(env.action_features)
         X = env.contexts(40, rng=np.random.default_rng(2))
         p.update(X, np.arange(40), env.outcomes(X, np.arange(40), rng=np.random.default_rng(3)))

@@ -93,4 +93,6 @@ class CatalogEnv(Environment):
         return np.einsum("nd,nd->n", X * self.theta, F) + noise
 
     def _full_outcomes(self, X: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return self.expected_rewards(X) + self.noise * rng.standard_normal((X.shape[0], self.n_actions))
+        return self.expected_rewards(X) + self.noise * rng.standard_normal(
+            (X.shape[0], self.n_actions)
+        )

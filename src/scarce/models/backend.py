@@ -28,7 +28,9 @@ def check_backend(name: Any, device: Any) -> None:
     if name not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}; got {name!r}")
     if not isinstance(device, str) or not device:
-        raise ValueError(f"device must be a torch device string such as 'cpu' or 'cuda'; got {device!r}")
+        raise ValueError(
+            f"device must be a torch device string such as 'cpu' or 'cuda'; got {device!r}"
+        )
     if name == "numpy" and device != "cpu":
         raise ValueError(f"device must be 'cpu' with backend='numpy'; got {device!r}")
 
@@ -149,7 +151,9 @@ class ArrayBackend:
             block = self._block(queries, held[start:stop])
             if allowed is not None:
                 mask = allowed[..., start:stop]
-                block = self._mask(block, mask if mask.ndim == 2 else np.broadcast_to(mask, (n, stop - start)))
+                block = self._mask(
+                    block, mask if mask.ndim == 2 else np.broadcast_to(mask, (n, stop - start))
+                )
             vals, idx = self._block_topk(block, min(k, stop - start))
             cand_s = np.concatenate([best_s, vals], axis=1)
             cand_i = np.concatenate([best_i, idx + start], axis=1)

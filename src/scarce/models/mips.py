@@ -84,7 +84,9 @@ class IndexSpec:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
                 raise ValueError(f"{name}[{key!r}] must be an int >= {low}; got {v!r}")
         if spec.nlist is not None and (
-            isinstance(spec.nlist, bool) or not isinstance(spec.nlist, (int, np.integer)) or spec.nlist < 1
+            isinstance(spec.nlist, bool)
+            or not isinstance(spec.nlist, (int, np.integer))
+            or spec.nlist < 1
         ):
             raise ValueError(f"{name}['nlist'] must be None or an int >= 1; got {spec.nlist!r}")
         return spec
@@ -243,7 +245,9 @@ class ActionCatalog:
         else:
             ids = self._ids(ids, "ids")
             if ids.shape[0] != F.shape[0]:
-                raise ValueError(f"ids must have one id per row of features ({F.shape[0]}); got {ids.shape[0]}")
+                raise ValueError(
+                    f"ids must have one id per row of features ({F.shape[0]}); got {ids.shape[0]}"
+                )
             if self.active[ids].any() or np.unique(ids).size != ids.size:
                 raise ValueError("ids must be distinct free slots; some are active or repeated")
         self.features[ids] = F
@@ -258,7 +262,9 @@ class ActionCatalog:
         """Free the slots ``ids`` (they are never returned by a search again)."""
         ids = self._ids(ids, "ids")
         if not self.active[ids].all():
-            raise ValueError(f"ids must be active actions; {ids[~self.active[ids]].tolist()} are not")
+            raise ValueError(
+                f"ids must be active actions; {ids[~self.active[ids]].tolist()} are not"
+            )
         self.active[ids] = False
         self.features[ids] = 0.0
         if self._ivf is not None:
@@ -361,7 +367,9 @@ class ActionCatalog:
         scores, ids = scores[:, :k], ids[:, :k]
         short = np.flatnonzero((ids < 0).any(axis=1))
         if short.size:  # too few eligible among the candidates: search those cases exactly
-            _, i2 = self.exact_topk(queries[short], k, None if eligible is None else eligible[short])
+            _, i2 = self.exact_topk(
+                queries[short], k, None if eligible is None else eligible[short]
+            )
             scores[short], ids[short] = self._rescore(queries[short], i2, i2 >= 0)
         return scores, ids
 

@@ -64,7 +64,11 @@ class CatalogDecision(Decision):
         probability_fn: Callable[[], np.ndarray] | None = None,
         info: dict[str, np.ndarray] | None = None,
     ) -> None:
-        self._cand_ids, self._cand_scores, self._n_actions = candidate_ids, candidate_scores, n_actions
+        self._cand_ids, self._cand_scores, self._n_actions = (
+            candidate_ids,
+            candidate_scores,
+            n_actions,
+        )
         self._dense: np.ndarray | None = None
         kw: dict[str, Any] = {"probability_fn": probability_fn}
         if _DECISION_TAKES_INFO:

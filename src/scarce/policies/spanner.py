@@ -200,7 +200,9 @@ class SpannerCB(CatalogPolicy):
                 rng = np.random.default_rng([self._int_seed(), cat.version, 15_485_863])
                 live = np.sort(rng.choice(live, _BASIS_SAMPLE, replace=False))
             V = self._svd_basis(cat.features[live])
-            ids = live[barycentric_spanner(cat.features[live].astype(np.float64) @ V, self.spanner_c)]
+            ids = live[
+                barycentric_spanner(cat.features[live].astype(np.float64) @ V, self.spanner_c)
+            ]
             cached = (cat.version, V, ids)
             self._basis_cache = cached
         return cached[1], cached[2]
@@ -248,7 +250,9 @@ class SpannerCB(CatalogPolicy):
         out = []
         if X.ndim == 3:
             for i in range(X.shape[0]):
-                pool = np.arange(self.n_actions) if eligible is None else np.flatnonzero(eligible[i])
+                pool = (
+                    np.arange(self.n_actions) if eligible is None else np.flatnonzero(eligible[i])
+                )
                 feats = X[i, pool]
                 pred = feats @ theta
                 rows = feats @ self._svd_basis(feats)
