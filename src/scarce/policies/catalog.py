@@ -159,7 +159,7 @@ class CatalogPolicy(Policy):
         check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
         IndexSpec.from_param(self.index)
         check_backend(self.backend, self.device)
-        if self.actions is not None and not isinstance(self.actions, (str, list, tuple)):
+        if self.actions is not None and not isinstance(self.actions, (str, list)):
             raise ValueError(
                 f"actions must be None, a path to a .npy file or a nested list; got {type(self.actions).__name__}"
             )
