@@ -173,5 +173,5 @@ def test_ivf_state_round_trip_searches_the_same():
 
 
 def test_ivf_memory_within_twice_the_features():
-    cat, _ = _catalog(K=20_000, d=32, kind="ivf")
+    cat, _ = _catalog(K=8_000, d=32, kind="ivf")
     assert cat.memory_bytes() <= 2 * cat.features.nbytes

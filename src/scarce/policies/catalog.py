@@ -467,17 +467,23 @@ class CatalogUCB(CatalogPolicy):
         return mean + self.alpha * np.sqrt(var)
 
     def _candidates(self, X, theta, A_inv, allowed):
-        """``(ids (n, C), mean-query scores (n, M))`` from the mean and axis queries."""
+        """``(ids (n, C), mean-query scores (n, M))`` from the mean and axis queries, searched
+        together (one index call for all of them)."""
         M = min(self.n_candidates, self.catalog.n_active)
-        mean_s, ids = self.catalog.search(X * theta, M, allowed)
-        found = [ids]
+        points = [theta]
         if self.n_directions and self.alpha > 0:
             w, V = np.linalg.eigh(A_inv)
             for j in range(1, min(self.n_directions, self.n_features) + 1):
                 step = self.alpha * np.sqrt(max(w[-j], 0.0)) * V[:, -j]
-                for sign in (1.0, -1.0):
-                    found.append(self.catalog.search(X * (theta + sign * step), M, allowed)[1])
-        return np.concatenate(found, axis=1), mean_s
+                points += [theta + step, theta - step]
+        n, q = X.shape[0], len(points)
+        if allowed is not None:  # (one search per point: no q-fold copy of an (n, K) mask)
+            found = [self.catalog.search(X * p, M, allowed) for p in points]
+            return np.concatenate([f[1] for f in found], axis=1), found[0][0]
+        queries = (X[None, :, :] * np.stack(points)[:, None, :]).reshape(q * n, -1)
+        scores, ids = self.catalog.search(queries, M)
+        ids = ids.reshape(q, n, M).transpose(1, 0, 2).reshape(n, q * M)
+        return ids, scores[:n]
 
     def _rule(self, X, eligible):
         """``(actions, candidate ids, candidate UCBs, certified)`` of the current state."""
