@@ -209,9 +209,9 @@ def main() -> None:
     ap.add_argument("--no-regret", action="store_true", help="skip the regret comparison")
     args = ap.parse_args()
     sizes = args.sizes or ([10_000, 100_000] if args.quick else [10_000, 100_000, 1_000_000])
-    args.cases = args.cases or (300 if args.quick else 1000)
+    args.cases = args.cases or (200 if args.quick else 1000)
     args.ucb_ref = args.ucb_ref or (50 if args.quick else 100)
-    args.horizon = args.horizon or (1000 if args.quick else 2000)
+    args.horizon = args.horizon or (600 if args.quick else 2000)
     args.regret_seeds = args.regret_seeds or (1 if args.quick else 2)
     backends = ["numpy", "faiss-ivf"]
     try:
