@@ -232,12 +232,7 @@ class Policy:
                 action = _one_action(actions, self.n_actions)
                 reward = _one_reward(rewards, self.reward_bounds)
                 if action is not None and reward is not None:  # the validated fast path
-                    self._learn(
-                        one,
-                        np.array([action], dtype=np.int64),
-                        np.array([reward], dtype=np.float64),
-                        None,
-                    )
+                    self._learn_one(one, action, reward)
                     self.n_updates_ += 1
                     return self
         X = check_contexts(X, self.n_features, self.n_actions)
@@ -326,6 +321,14 @@ class Policy:
         **extra: Any,
     ) -> None:
         raise NotImplementedError
+
+    def _learn_one(self, X: np.ndarray, action: int, reward: float) -> None:
+        """Bandit feedback on one validated case (``X`` ``(1, d)`` or ``(1, K, d)``): what
+        :meth:`_learn` does with ``actions = [action]`` and ``rewards = [reward]``; override
+        only with exactly that effect."""
+        self._learn(
+            X, np.array([action], dtype=np.int64), np.array([reward], dtype=np.float64), None
+        )
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not report action probabilities")

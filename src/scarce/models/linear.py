@@ -135,7 +135,8 @@ def _variance_stacked(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
 
 def predict(X: np.ndarray, theta: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (non-negative) variance of ``x^T theta`` for ``theta ~ N(theta, cov)``."""
-    return predict_mean(X, theta), np.maximum(predict_variance(X, cov), 0.0)
+    var = predict_variance(X, cov)  # a fresh array: clipped in place
+    return predict_mean(X, theta), np.maximum(var, 0.0, out=var)
 
 
 def sample_scores(

@@ -17,9 +17,9 @@ REFACTOR_ROWS = 8
 
 
 def rank_one_update(
-    A: np.ndarray,
+    A: np.ndarray | None,
     A_inv: np.ndarray,
-    b: np.ndarray,
+    b: np.ndarray | None,
     theta: np.ndarray,
     x: np.ndarray,
     y: Any,
@@ -31,7 +31,8 @@ def rank_one_update(
 
     Sherman-Morrison on ``A^{-1}`` and the recursive-least-squares step on ``theta``
     (``theta += A_new^{-1} x (y - x^T theta)``, exact in exact arithmetic), plus the
-    running ``A += x x^T`` and ``b += y x`` that later refactorisations start from.
+    running ``A += x x^T`` and ``b += y x`` that later refactorisations start from (skipped
+    where ``A`` / ``b`` is None: a caller that accumulates them later).
 
     One model: ``A``, ``A_inv`` ``(d, d)``, ``b``, ``theta`` ``(d,)`` (``(d, T)`` with ``T``
     targets), ``x`` ``(d,)``, ``y`` a scalar (``(T,)``). Many models at once: ``x`` ``(B, d)``
@@ -46,18 +47,23 @@ def rank_one_update(
         resid = y - x.dot(theta)
         if theta.ndim == 1:
             theta += gain * resid
-            b += (sign * y) * x
+            if b is not None:
+                b += (sign * y) * x
         else:
             theta += np.multiply.outer(gain, resid)
-            b += np.multiply.outer(x, sign * y)
+            if b is not None:
+                b += np.multiply.outer(x, sign * y)
         A_inv -= np.multiply.outer(gain, u)
-        A += np.multiply.outer(x if sign == 1.0 else sign * x, x)
+        if A is not None:
+            A += np.multiply.outer(x if sign == 1.0 else sign * x, x)
         return
     if index is not None:
-        parts = [arr.take(index, axis=0) for arr in (A, A_inv, b, theta)]
+        arrays = (A, A_inv, b, theta)
+        parts = [None if arr is None else arr.take(index, axis=0) for arr in arrays]
         rank_one_update(*parts, x, y, sign=sign)
-        for arr, part in zip((A, A_inv, b, theta), parts, strict=True):
-            arr[index] = part
+        for arr, part in zip(arrays, parts, strict=True):
+            if arr is not None:
+                arr[index] = part
         return
     xr = x[:, None, :]
     u = (A_inv @ x[:, :, None])[..., 0]  # A_inv x, one GEMV per model
@@ -66,13 +72,16 @@ def rank_one_update(
     if theta.ndim == 2:
         resid = y - (xr @ theta[:, :, None])[:, 0, 0]
         theta += gain * resid[:, None]
-        b += (sign * y)[:, None] * x
+        if b is not None:
+            b += (sign * y)[:, None] * x
     else:
         resid = y - (xr @ theta)[:, 0, :]
         theta += gain[:, :, None] * resid[:, None, :]
-        b += x[:, :, None] * (sign * y)[:, None, :]
+        if b is not None:
+            b += x[:, :, None] * (sign * y)[:, None, :]
     A_inv -= gain[:, :, None] * u[:, None, :]
-    A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
+    if A is not None:
+        A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
 
 
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -275,15 +284,17 @@ class RidgeRegression:
 
     def add_one(self, model: int, x: np.ndarray, y: float) -> None:
         """``partial_fit(x[None], [y], [model])`` for one row ``x`` ``(d,)`` of a single-target
-        model: the same arithmetic, without the bookkeeping of a batch."""
+        model: the same arithmetic, without a batch's bookkeeping."""
         if self.forgetting < 1.0 or self.window is not None or self.n_targets is not None:
             self.partial_fit(x[None, :], np.array([y], dtype=float), np.array([model]))
             return
-        self.n_obs[model] += 1.0
-        self._since_resync[model] += 1
-        if self._since_resync[model] >= self._resync_limit(model):
-            self._refactor_rows(model, x[None, :], np.array([y], dtype=float))
+        since = self._since_resync[model] + 1
+        limit = self.resync_every
+        if since >= (limit if type(limit) is int else self._resync_limit(model)):
+            self._add(model, x[None, :], np.array([y], dtype=float), 1.0)
             return
+        self._since_resync[model] = since
+        self.n_obs[model] += 1.0
         rank_one_update(self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y)
 
     def _resync_limit(self, m: int) -> int:

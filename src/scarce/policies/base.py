@@ -19,9 +19,11 @@ def masked(scores: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
 
 def greedy_decision(scores: np.ndarray, eligible: np.ndarray | None) -> Decision:
     """Deterministic argmax of the scores over eligible actions (ties: lowest action id)."""
-    s = masked(scores, eligible)
-    actions = np.argmax(s, axis=1)
-    return Decision(actions=actions, probabilities=np.ones(actions.shape[0]), scores=s)
+    s = scores if eligible is None else np.where(eligible, scores, -np.inf)
+    actions = s.argmax(axis=1)
+    ones = np.empty(actions.shape[0])
+    ones.fill(1.0)
+    return Decision(actions, ones, s)
 
 
 def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
@@ -67,6 +69,13 @@ class ModelPolicy(Policy):
     def _init_state(self) -> None:
         n_models = self.n_actions if self.context_mode_ == SHARED_CONTEXT else 1
         self.model_ = self._make_model(n_models)
+        cls = type(self)
+        # one bandit case is one row for one model (see _training_rows): models that learn a
+        # row at a time (RidgeRegression.add_one) take it directly
+        plain = (
+            cls._learn is ModelPolicy._learn and cls._training_rows is ModelPolicy._training_rows
+        )
+        self._add_row = getattr(self.model_, "add_one", None) if plain else None
 
     def _training_rows(
         self,
@@ -94,6 +103,14 @@ class ModelPolicy(Policy):
     def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
         feats, targets, ids = self._training_rows(X, actions, rewards, full_rewards)
         self.model_.partial_fit(feats, targets, ids)
+
+    def _learn_one(self, X, action, reward):
+        if self._add_row is None:
+            super()._learn_one(X, action, reward)
+        elif self.context_mode_ == SHARED_CONTEXT:  # the row _training_rows gives, to its model
+            self._add_row(action, X[0], reward)
+        else:
+            self._add_row(0, X[0, action], reward)
 
     def _get_learned_state(self) -> dict[str, Any]:
         return {"model": self.model_.get_state()}
