@@ -109,7 +109,8 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
     if len({id(p) for p in policies}) != S:
         raise ValueError("policies must be S distinct objects (one per replica); got repeats")
     cls = type(policies[0])
-    if not callable(getattr(cls, "_replicated", None)):
+    # the class itself must declare the hook: a subclass may decide or learn differently
+    if "_replicated" not in cls.__dict__:
         raise ValueError(
             "policies must be LinUCB or LinTS instances (or of another class with a "
             f"replicated form, a _replicated hook); got {cls.__name__}"
