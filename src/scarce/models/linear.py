@@ -65,14 +65,14 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     per case instead of ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for
     all ``K`` actions; other batches are one GEMM against all ``K`` covariances side by side.
     """
+    if X.ndim == 2 and X.shape[0] == 1 and cov.ndim == 3:  # one case (the online path)
+        x = X[0]
+        return ((cov @ x) @ x)[None, :]
     batch = cov.ndim - 3
     if X.ndim - batch == 3:  # shared model on per-action features: (.., K, d) @ (d, d)
         return np.einsum("...kd,...kd->...k", X @ cov, X)
     n, d = X.shape[-2:]
     if n == 1:
-        if batch == 0:
-            x = X[0]
-            return ((cov @ x) @ x)[None, :]
         x = X[..., 0, :, None]  # (*B, d, 1)
         Z = cov @ x[..., None, :, :]  # (*B, K, d, 1): cov[k] x, one GEMV per action
         return (Z[..., 0] @ x)[..., 0][..., None, :]

@@ -323,7 +323,11 @@ class RidgeRegression:
             (counts > 0) & (self._since_resync >= self.resync_every)
         )
         steps = np.flatnonzero(~refactor[ids])  # rows taken by rank-1 steps, in order
-        if steps.size:
+        if steps.size and counts.max() == 1:  # one row per model (replicas): one step
+            rank_one_update(
+                self.A, self.A_inv, self.b, self.theta, X[steps], y[steps], index=ids[steps]
+            )
+        elif steps.size:
             sid = ids[steps]
             order = np.argsort(sid, kind="stable")
             sorted_ids = sid[order]
