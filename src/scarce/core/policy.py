@@ -41,7 +41,11 @@ class Policy:
 
     Subclasses implement :meth:`_decide` and :meth:`_learn` (and, when they hold learned state,
     :meth:`_init_state`, :meth:`_get_state`, :meth:`_set_state`). Constructor arguments are stored
-    unmodified and validated on first use by :meth:`_check_params`.
+    unmodified and validated on first use by :meth:`_check_params`. One case at a time in the
+    layout already fixed (a float64 ``(1, d)`` / ``(1, K, d)`` array, one action, one reward)
+    skips the general validation for a cheaper, equivalent one (:meth:`_single_case`) and
+    reaches :meth:`_learn_one`, which a subclass may override with a faster path of exactly
+    :meth:`_learn`'s effect.
 
     Contexts come as ``(n, d)`` (the same context for every action; each action has its own
     parameters) or ``(n, K, d)`` (features per action; one parameter vector shared by all
