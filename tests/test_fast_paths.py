@@ -252,3 +252,33 @@ def test_batched_kernels_equal_each_slice_bitwise(n, features):
         np.testing.assert_array_equal(
             probs[s], linear.gaussian_argmax_probability_of(mean[s], std[s], acts[s])
         )
+
+
+class _ScaledRewards(LinUCB):
+    """Changes how feedback becomes rows (and builds its model without ModelPolicy's
+    ``_init_state``): the single-case path must still learn what ``_learn`` learns."""
+
+    def _init_state(self):
+        self.model_ = self._make_model(self.n_actions)
+
+    def _training_rows(self, X, actions, rewards, full_rewards):
+        feats, targets, ids = super()._training_rows(X, actions, rewards, full_rewards)
+        return feats, 2.0 * targets, ids
+
+
+def test_subclass_with_its_own_rows_learns_through_learn():
+    fast = _ScaledRewards(n_actions=3, n_features=2, seed=0)
+    slow = _ScaledRewards(n_actions=3, n_features=2, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        X = rng.normal(size=(1, 2))
+        a = int(fast.decide(X).actions[0])
+        assert a == int(slow.decide(X.tolist()).actions[0])
+        fast.update(X, [a], [0.5])
+        slow.update(X.tolist(), [a], [0.5])
+    _same(fast._get_state(), slow._get_state())
+    plain = LinUCB(n_actions=3, n_features=2, seed=0)
+    plain.update(np.ones((1, 2)), [0], [0.5])
+    fast.update(np.ones((1, 2)), [0], [0.5])
+    # the doubled target reached the model (b gains 2 * 0.5 * x, not 0.5 * x)
+    np.testing.assert_array_equal(fast.model_.b[0] - slow.model_.b[0], 2 * plain.model_.b[0])

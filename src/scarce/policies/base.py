@@ -3,6 +3,7 @@ context layout and the model(s) it learns with."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,13 @@ def uniform_choice(
     return np.argmax(cum > k[:, None], axis=1)
 
 
+@cache
+def _plain_rows(cls: type) -> bool:
+    """Whether ``cls`` learns as :class:`ModelPolicy` does (rows from ``_training_rows``
+    into ``model_.partial_fit``)."""
+    return cls._learn is ModelPolicy._learn and cls._training_rows is ModelPolicy._training_rows
+
+
 class ModelPolicy(Policy):
     """A policy on top of a linear-in-parameters model (ridge or GLM).
 
@@ -69,13 +77,6 @@ class ModelPolicy(Policy):
     def _init_state(self) -> None:
         n_models = self.n_actions if self.context_mode_ == SHARED_CONTEXT else 1
         self.model_ = self._make_model(n_models)
-        cls = type(self)
-        # one bandit case is one row for one model (see _training_rows): models that learn a
-        # row at a time (RidgeRegression.add_one) take it directly
-        plain = (
-            cls._learn is ModelPolicy._learn and cls._training_rows is ModelPolicy._training_rows
-        )
-        self._add_row = getattr(self.model_, "add_one", None) if plain else None
 
     def _training_rows(
         self,
@@ -105,12 +106,16 @@ class ModelPolicy(Policy):
         self.model_.partial_fit(feats, targets, ids)
 
     def _learn_one(self, X, action, reward):
-        if self._add_row is None:
+        # one bandit case is one row for one model (see _training_rows): a model that learns
+        # a row at a time (RidgeRegression.add_one) takes it directly, unless a subclass
+        # changes how feedback becomes rows
+        add_one = getattr(self.model_, "add_one", None) if _plain_rows(type(self)) else None
+        if add_one is None:
             super()._learn_one(X, action, reward)
-        elif self.context_mode_ == SHARED_CONTEXT:  # the row _training_rows gives, to its model
-            self._add_row(action, X[0], reward)
+        elif self.context_mode_ == SHARED_CONTEXT:
+            add_one(action, X[0], reward)
         else:
-            self._add_row(0, X[0, action], reward)
+            add_one(0, X[0, action], reward)
 
     def _get_learned_state(self) -> dict[str, Any]:
         return {"model": self.model_.get_state()}
