@@ -239,6 +239,7 @@ class Policy:
             full_rewards is None
             and not extra
             and self.reward_kind == "scalar"
+            and self.action_type == "discrete"
             and (info is None or "info" not in self._extra_keywords())
         ):
             one = self._single_case(X)
