@@ -134,7 +134,7 @@ def check_inputs_not_mutated(cls: type, layout: str) -> None:
     rng = np.random.default_rng(2)
     policy = _make(cls)
     X = _contexts(cls, rng, 5, layout)
-    discrete = cls.action_type == "discrete"
+    discrete = cls.action_type in PER_CASE_ACTION_TYPES
     eligible = np.ones((5, K), dtype=bool)
     eligible[:, 0] = False
     X0, e0 = X.copy(), eligible.copy()
@@ -291,9 +291,11 @@ CLASS_CHECKS: tuple[Callable[[type], None], ...] = (
 )
 
 
-#: checks that need the ``"discrete"`` variant (one action id per case, an ``(n, K)``
-#: eligibility mask, choice probabilities); other variants are checked by the rest
-DISCRETE_ONLY: tuple[Callable[..., None], ...] = (
+#: variants that choose one action id per case (an ``(n, K)`` eligibility mask, choice
+#: probabilities): ``"discrete"`` and ``"allocation"``
+PER_CASE_ACTION_TYPES = ("discrete", "allocation")
+#: checks that need one action id per case; other variants (``"levels"``) get the rest
+PER_CASE_ONLY: tuple[Callable[..., None], ...] = (
     check_probabilities_consistent_and_eligibility_respected,
     check_choice_frequencies_match_reported_probabilities,
     check_full_information_feedback_learns_every_action,
@@ -302,11 +304,15 @@ DISCRETE_ONLY: tuple[Callable[..., None], ...] = (
 
 def applies(check: Callable[..., None], cls: type) -> bool:
     """Whether ``check`` applies to ``cls``, by its declared tags: the batch check only to
-    deterministic policies, the :data:`DISCRETE_ONLY` checks only to the discrete variant."""
-    if check in DISCRETE_ONLY and cls.action_type != "discrete":
+    deterministic policies, the :data:`PER_CASE_ONLY` checks only to variants with one action
+    per case, the full-information check only to policies that learn from full-information
+    feedback (tag ``full_information``)."""
+    if check in PER_CASE_ONLY and cls.action_type not in PER_CASE_ACTION_TYPES:
         return False
     if check is check_batched_decide_equals_one_by_one_when_deterministic:
         return bool(_make(cls).deterministic)
+    if check is check_full_information_feedback_learns_every_action:
+        return bool(getattr(cls, "full_information", True))
     return True
 
 

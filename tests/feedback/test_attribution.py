@@ -147,3 +147,78 @@ def test_validation():
         )
     with pytest.raises(ValueError, match="attribution must be one of"):
         make_attribution("nope")
+
+
+def cohort_observations(alloc, effects, now, members_at):
+    """What the fair world shows: each round, per-unit rows for the round's members (0 when
+    nothing is released) and one remainder row with what everyone else released."""
+    full = convolve_outcomes(alloc, effects, KERNELS, now)
+    units, rounds, values = [], [], []
+    for t in range(now + 1):
+        members = members_at(t)
+        at = full.round == t
+        own = dict(zip(full.unit[at].tolist(), full.value[at].tolist(), strict=True))
+        units += members.tolist()
+        rounds += [t] * members.size
+        values += [own.get(u, 0.0) for u in members.tolist()]
+        rest = sum(v for u, v in own.items() if u not in set(members.tolist()))
+        units.append(-1)
+        rounds.append(t)
+        values.append(rest)
+    return ObservationLog(units, rounds, values)
+
+
+def test_remainder_rows_cover_units_no_longer_observed_and_stay_exact():
+    rng = np.random.default_rng(4)
+    # 60 units in 3 cohorts of 20, each cohort in the batch for 8 rounds, allocated within it
+    L, size = 8, 20
+    cohort_of = lambda t: (t // L) % 3  # noqa: E731
+    members_at = lambda t: np.arange(cohort_of(t) * size, (cohort_of(t) + 1) * size)  # noqa: E731
+    unit, rnd = [], []
+    for t in range(40):
+        pick = rng.choice(members_at(t), 5, replace=False)
+        unit += pick.tolist()
+        rnd += [t] * 5
+    unit, rnd = np.array(unit), np.array(rnd)
+    res = rng.integers(2, size=unit.size)
+    base = allocations(rng, n_units=60, rounds=1, per_round=1)  # for the feature layout only
+    X = rng.normal(size=(60, 3))
+    phi = np.zeros((unit.size, base.features.shape[1]))
+    for r in range(2):
+        rows = res == r
+        phi[rows, r * 4] = 1.0
+        phi[rows, r * 4 + 1 : (r + 1) * 4] = X[unit[rows]]
+    alloc = AllocationLog(unit, res, rnd, phi)
+    theta = rng.normal(size=phi.shape[1])
+    obs = cohort_observations(alloc, phi @ theta, 39, members_at)
+    Z, y, w = KernelConvolvedLS().design(alloc, obs, KERNELS, 39)
+    np.testing.assert_allclose(y, Z @ theta, atol=1e-10)  # every row is exact
+    assert (w < 1).any() and np.all((w > 0) & (w <= 1))
+    np.testing.assert_allclose(fit_ridge(Z, y, w, lam=1e-9).theta[0], theta, atol=1e-6)
+    # without the remainder rows the former members' windows would count as zeros: biased
+    keep = obs.unit >= 0
+    plain = ObservationLog(obs.unit[keep], obs.round[keep], obs.value[keep])
+    Zp, yp, _ = KernelConvolvedLS().design(alloc, plain, KERNELS, 39)
+    assert np.abs(yp - Zp @ theta).max() > 0.1
+
+
+def test_remainder_keys_and_weights_by_brute_force():
+    k = DelayKernel([0.5, 0.3, 0.2])
+    # units 0, 1 allocated at round 0; at round 1 only unit 0 is observed on its own
+    alloc = AllocationLog([0, 1, 2], [0, 0, 0], [0, 0, 1], np.eye(3))
+    obs = ObservationLog([0, 1, 0, -1, -1], [0, 0, 1, 1, 2], [1.0, 2.0, 3.0, 4.0, 5.0])
+    Z, y, w = KernelConvolvedLS().design(alloc, obs, [k], 2)
+    # keys: (0,0), (1,0), (0,1), (-1,1) = units 1 and 2, (-1,2) = units 0, 1 and 2
+    expected = {
+        (0, 0): ([0.5, 0, 0], 1.0, 1),
+        (1, 0): ([0, 0.5, 0], 2.0, 1),
+        (0, 1): ([0.3, 0, 0], 3.0, 1),
+        (-1, 1): ([0, 0.3, 0.5], 4.0, 2),
+        (-1, 2): ([0.2, 0.2, 0.3], 5.0, 3),
+    }
+    rows = sorted(expected, key=lambda key: (key[0] + 1) * 2**32 + key[1])
+    np.testing.assert_allclose(Z, [expected[r][0] for r in rows])
+    np.testing.assert_allclose(y, [expected[r][1] for r in rows])
+    np.testing.assert_allclose(w, [1 / expected[r][2] for r in rows])
+    with pytest.raises(ValueError, match="-1 for a remainder row"):
+        ObservationLog([-2], [0], [1.0])

@@ -189,3 +189,26 @@ def test_delayed_policy_wrapper_learns_when_pieces_arrive():
     ids2 = timed.decide(X, round=0).info["decision_id"]
     timed.report(ids2, y)
     assert timed.tick(2) == 0 and timed.tick(3) == 8
+
+
+def test_kernel_specs_round_trip_and_validate():
+    from scarce.feedback import kernel_from_spec, kernel_to_spec, kernels_from_spec
+
+    for name in ("instant", "type1", "type2"):
+        k = kernel_from_spec(name, 6)
+        assert kernel_to_spec(k, 6) == name and k == kernel_family(name, 6)
+    custom = DelayKernel([0.25, 0.75])
+    assert kernel_to_spec(custom) == [0.25, 0.75]
+    assert kernel_from_spec([0.25, 0.75]) == custom
+    assert (
+        kernel_to_spec(kernel_family("type1", 6), 8) == kernel_family("type1", 6).weights.tolist()
+    )
+    assert kernels_from_spec(None, 2) == [DelayKernel.instant()] * 2
+    assert kernels_from_spec("type2", 3, 4) == [kernel_family("type2", 4)] * 3
+    assert kernels_from_spec([0.5, 0.5], 2) == [DelayKernel([0.5, 0.5])] * 2
+    mixed = kernels_from_spec(["type1", [1.0]], 2)
+    assert mixed[0] == kernel_family("type1", 8) and mixed[1] == DelayKernel.instant()
+    with pytest.raises(ValueError, match="one spec or a list of 2"):
+        kernels_from_spec(["type1", "type2", "instant"], 2)
+    with pytest.raises(ValueError, match="kernel family must be one of"):
+        kernel_from_spec("type3")

@@ -54,6 +54,7 @@ ENVIRONMENTS: dict[str, str] = {}
 
 #: modules whose import registers more environments; skipped when the capability is absent
 CAPABILITY_ENV_MODULES: tuple[str, ...] = (
+    "scarce.envs.catalog",
     "scarce.budget.envs",
     "scarce.structured.envs",
     "scarce.fair.envs",

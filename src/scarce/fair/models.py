@@ -1,28 +1,30 @@
-"""Learned outcome models ``f(x, r)`` with uncertainty, fitted from delayed increments
-through a :class:`~scarce.feedback.DelayAttribution`.
+"""What an allocation policy remembers (:class:`History`) and the learned outcome models
+``f(x, r)`` with uncertainty, fitted from delayed increments through a
+:class:`~scarce.feedback.DelayAttribution`.
 
 * :class:`LinearOutcomeModel`: ``f(x, r) = [1, x]^T theta_r``, one block of coefficients per
   resource (the spec's resource-specific effect), fitted by weighted ridge on the attribution's
-  design (:func:`scarce.feedback.fit_ridge`); width ``sigma * sqrt(phi^T A^{-1} phi)`` with
-  ``sigma`` the residual standard deviation of the fit.
-* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (:class:`scarce.models.neural.MLPEmbedding`)
-  trained on completed-mass targets, with a pluggable uncertainty: ``"neural_linear"`` (a ridge
-  head on the last hidden layer, fitted by the chosen attribution: for kernel-convolved least
-  squares the head is exact regression through the kernel), ``"mc_dropout"`` (spread of
-  dropout passes) or ``"gaussian_head"`` (the predicted noise sd: aleatoric, it does not shrink
-  with data).
+  design (:func:`scarce.feedback.fit_ridge`, a :class:`scarce.models.RidgeRegression`); width
+  ``sigma * sqrt(phi^T A^{-1} phi)`` (:mod:`scarce.models.linear`) with ``sigma`` the residual
+  standard deviation of the fit.
+* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (:class:`scarce.models.neural.
+  MLPEmbedding`) trained on completed-mass targets, with a pluggable uncertainty:
+  ``"neural_linear"`` (a ridge head on the last hidden layer, fitted by the chosen attribution),
+  ``"mc_dropout"`` (spread of dropout passes) or ``"gaussian_head"`` (the predicted noise sd:
+  aleatoric, it does not shrink with data).
 
-Both expose ``fit(history, now)``, ``predict(X) -> (mean, sd)`` each ``(n, R)`` and
-``sample(X, n_samples, rng) -> (n_samples, n, R)`` (epistemic draws for the meta level's rollouts).
+Both expose ``fit(history, now)``, ``predict(X) -> (mean, sd)`` each ``(n, R)``,
+``sample(X, n_samples, rng) -> (n_samples, n, R)`` (epistemic draws for the meta level's
+rollouts) and ``get_state()`` / ``set_state(state)`` (arrays, for JSON + ``.npz`` saves).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from scarce.core.random import as_generator
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.feedback.attribution import (
     AllocationLog,
@@ -39,36 +41,85 @@ from scarce.models.ridge import RidgeRegression
 
 
 class History:
-    """Allocations and observed increments so far (append-only)."""
+    """Allocations (who got what, when, their group and features) and observed increments
+    (``unit = -1``: a remainder row, see :class:`scarce.feedback.ObservationLog`); append-only.
 
-    def __init__(self) -> None:
-        self._a: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._o: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    Parameters
+    ----------
+    n_features: ``d``, the length of the stored feature rows.
+    """
 
-    def add_allocations(self, units: np.ndarray, resources: np.ndarray, t: int) -> None:
+    _A = ("unit", "resource", "round", "group")
+    _O = ("unit", "round", "value")
+
+    def __init__(self, n_features: int) -> None:
+        self.d = int(n_features)
+        self._a: list[tuple[np.ndarray, ...]] = []
+        self._o: list[tuple[np.ndarray, ...]] = []
+
+    def add_allocations(
+        self,
+        units: np.ndarray,
+        resources: np.ndarray,
+        rounds: np.ndarray,
+        groups: np.ndarray,
+        X: np.ndarray,
+    ) -> None:
+        """Record ``n`` allocations (each argument ``(n,)``, ``X`` ``(n, d)``)."""
         if len(units):
-            self._a.append((np.asarray(units), np.asarray(resources), np.full(len(units), t)))
+            self._a.append(
+                (
+                    np.asarray(units, np.int64),
+                    np.asarray(resources, np.int64),
+                    np.asarray(rounds, np.int64),
+                    np.asarray(groups, np.int64),
+                    np.asarray(X, np.float64).reshape(len(units), self.d),
+                )
+            )
 
-    def add_observations(self, units: np.ndarray, t: int, values: np.ndarray) -> None:
+    def add_observations(self, units: np.ndarray, rounds: np.ndarray, values: np.ndarray) -> None:
+        """Record observed increments (each ``(n,)``; unit -1 for a remainder row)."""
         if len(units):
-            self._o.append((np.asarray(units), np.full(len(units), t), np.asarray(values)))
+            self._o.append(
+                (
+                    np.asarray(units, np.int64),
+                    np.asarray(rounds, np.int64),
+                    np.asarray(values, np.float64),
+                )
+            )
 
-    def allocations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        if not self._a:
-            z = np.zeros(0, np.int64)
-            return z, z, z
-        self._a = [tuple(np.concatenate(c) for c in zip(*self._a, strict=True))]  # type: ignore[list-item]
-        return self._a[0]
+    def _join(self, parts: list, k: int, tail: tuple[int, ...]) -> list:
+        if not parts:
+            empty = [np.zeros(0, np.int64) for _ in range(k)]
+            if tail:
+                empty.append(np.zeros((0, *tail)))
+            return empty
+        if len(parts) > 1:
+            parts[:] = [tuple(np.concatenate(c) for c in zip(*parts, strict=True))]
+        return list(parts[0])
+
+    def allocations(self) -> tuple[np.ndarray, ...]:
+        """``(unit, resource, round, group, X)`` of every allocation, in order."""
+        return tuple(self._join(self._a, 4, (self.d,)))
 
     def observations(self) -> ObservationLog:
-        if not self._o:
-            return ObservationLog(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-        self._o = [tuple(np.concatenate(c) for c in zip(*self._o, strict=True))]  # type: ignore[list-item]
-        u, t, v = self._o[0]
-        return ObservationLog(u, t, v)
+        u, t, v = self._join(self._o, 3, ())
+        return ObservationLog(u, t, v.astype(np.float64))
 
     def __len__(self) -> int:
         return int(sum(len(a[0]) for a in self._a))
+
+    def get_state(self) -> dict[str, Any]:
+        a, o = self.allocations(), self._join(self._o, 3, ())
+        state = {f"a_{k}": v for k, v in zip((*self._A, "X"), a, strict=True)}
+        state.update({f"o_{k}": v for k, v in zip(self._O, o, strict=True)})
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._a, self._o = [], []
+        X = np.asarray(state["a_X"], np.float64).reshape(-1, self.d)
+        self.add_allocations(*(state[f"a_{k}"] for k in self._A), X)
+        self.add_observations(*(state[f"o_{k}"] for k in self._O))
 
 
 def block_features(X: np.ndarray, resources: np.ndarray, n_resources: int) -> np.ndarray:
@@ -85,19 +136,20 @@ class LinearOutcomeModel:
 
     Parameters
     ----------
-    X: ``(N, d)`` features of the whole population (rows indexed by unit id).
-    kernels: one :class:`~scarce.feedback.DelayKernel` per resource.
+    n_features: ``d``.
+    kernels: the delay kernel assumed for each resource.
     attribution: ``"kernel_ls"`` (default), ``"completed_mass"``, ``"delay_agnostic"`` or an
-        instance.
+        instance (``CompletedMass(min_mass=1.0)`` learns only completed windows).
     lam: ridge penalty.
     sigma0: noise scale used before there is enough data to estimate it.
     prior_theta: ``(R (d + 1),)`` prior mean of the coefficients (e.g. from
-        :func:`observational_prior`); the ridge then shrinks towards it instead of 0.
+        :meth:`scarce.fair.FairAllocationEnv.observational_prior`); the ridge then shrinks
+        towards it instead of 0.
     """
 
     def __init__(
         self,
-        X: np.ndarray,
+        n_features: int,
         kernels: Sequence[DelayKernel],
         *,
         attribution: str | DelayAttribution = "kernel_ls",
@@ -105,13 +157,12 @@ class LinearOutcomeModel:
         sigma0: float = 1.0,
         prior_theta: np.ndarray | None = None,
     ) -> None:
-        self.X = np.asarray(X, dtype=np.float64)
+        self.d = check_positive_int(n_features, "n_features")
         self.kernels = list(kernels)
         self.attribution = make_attribution(attribution)
         self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
         self.sigma0 = check_scalar(sigma0, "sigma0", low=0.0, low_inclusive=False)
         self.R = len(self.kernels)
-        self.d = self.X.shape[1]
         p = self.R * (self.d + 1)
         self.prior = np.zeros(p) if prior_theta is None else np.asarray(prior_theta, float)
         if self.prior.shape != (p,):
@@ -120,49 +171,47 @@ class LinearOutcomeModel:
         self.A_inv = np.eye(p) / self.lam
         self.sigma = self.sigma0
         self.n_rows = 0
-        self._ridge: RidgeRegression | None = None
+        self._ridge = RidgeRegression(1, p, lam=self.lam)
         self._last_now = -1
         self._yy = 0.0
-        self._rows = 0
+
+    @property
+    def _online(self) -> bool:
+        att = self.attribution
+        return isinstance(att, KernelConvolvedLS) or (
+            isinstance(att, CompletedMass) and att.min_mass >= 1.0
+        )
 
     def fit(self, history: History, now: int) -> LinearOutcomeModel:
         """Update the fit with everything observed up to round ``now``.
 
-        Kernel-convolved LS and completed-window ("wait", ``CompletedMass(min_mass=1)``) fits
-        are accumulated online (only rows new since the last call are added; identical to a
-        refit from scratch for kernel LS); other attributions refit from scratch."""
-        u, r, t = history.allocations()
+        Kernel-convolved LS and completed-window fits are accumulated online (only rows new
+        since the last call are added; identical to a refit from scratch for kernel LS); other
+        attributions refit from scratch."""
+        u, r, t, _, X = history.allocations()
         if u.size == 0:
             return self
-        att = self.attribution
-        if isinstance(att, KernelConvolvedLS):
-            self._fit_online(history, u, r, t, now, wait=False)
-        elif isinstance(att, CompletedMass) and att.min_mass >= 1.0:
-            self._fit_online(history, u, r, t, now, wait=True)
-        else:
-            alloc = AllocationLog(u, r, t, block_features(self.X[u], r, self.R))
-            Z, y, w = att.design(
-                alloc,
-                history.observations(),
-                self.kernels,
-                now,
-                predicted=alloc.features @ self.theta,
-            )
-            y = y - Z @ self.prior
-            model = fit_ridge(Z, y, w, lam=self.lam)
-            self._set_fit(model, y, w, float((w * y**2).sum()), Z.shape[0])
+        if self._online:
+            self._fit_online(history, u, r, t, X, now)
+            return self
+        alloc = AllocationLog(u, r, t, block_features(X, r, self.R))
+        Z, y, w = self.attribution.design(
+            alloc, history.observations(), self.kernels, now, predicted=alloc.features @ self.theta
+        )
+        y = y - Z @ self.prior
+        model = fit_ridge(Z, y, w, lam=self.lam)
+        self._set_fit(model, float((w * y**2).sum()), Z.shape[0])
         return self
 
-    def _fit_online(self, history, u, r, t, now, wait: bool) -> None:
+    def _fit_online(self, history, u, r, t, X, now) -> None:
         since = self._last_now
         if now <= since:
             return
+        wait = not isinstance(self.attribution, KernelConvolvedLS)
         D = max(k.support for k in self.kernels)
         reach = 2 * D if wait else D
         sel = t > since - reach
-        alloc = AllocationLog(
-            u[sel], r[sel], t[sel], block_features(self.X[u[sel]], r[sel], self.R)
-        )
+        alloc = AllocationLog(u[sel], r[sel], t[sel], block_features(X[sel], r[sel], self.R))
         obs = history.observations()
         osel = obs.round > since - reach
         obs = ObservationLog(obs.unit[osel], obs.round[osel], obs.value[osel])
@@ -170,8 +219,7 @@ class LinearOutcomeModel:
             Z, y, w = self.attribution.design(
                 alloc, obs, self.kernels, now, predicted=alloc.features @ self.theta
             )
-            m_now = np.zeros(len(alloc))
-            m_before = np.zeros(len(alloc))
+            m_now, m_before = np.zeros(len(alloc)), np.zeros(len(alloc))
             for j, k in enumerate(self.kernels):
                 rows = alloc.resource == j
                 m_now[rows] = k.completed_mass(now - alloc.round[rows])
@@ -181,17 +229,15 @@ class LinearOutcomeModel:
         else:
             Z, y, w = self.attribution.design(alloc, obs, self.kernels, now, since=since)
         y = y - Z @ self.prior
-        if self._ridge is None:
-            self._ridge = RidgeRegression(1, Z.shape[1], lam=self.lam)
         if Z.shape[0]:
             s = np.sqrt(w)
             self._ridge.partial_fit(Z * s[:, None], y * s)
             self._yy += float((w * y**2).sum())
-            self._rows += Z.shape[0]
+            self.n_rows += Z.shape[0]
         self._last_now = now
-        self._set_fit(self._ridge, None, None, self._yy, self._rows)
+        self._set_fit(self._ridge, self._yy, self.n_rows)
 
-    def _set_fit(self, model: RidgeRegression, y, w, yy: float, n_rows: int) -> None:
+    def _set_fit(self, model: RidgeRegression, yy: float, n_rows: int) -> None:
         delta = model.theta[0]
         self.theta, self.A_inv = self.prior + delta, model.A_inv[0].copy()
         self.n_rows = int(n_rows)
@@ -202,28 +248,43 @@ class LinearOutcomeModel:
             rss = yy - 2 * delta @ model.b[0] + delta @ A_data @ delta
             self.sigma = float(max(np.sqrt(max(rss, 0.0) / max(model.n_obs[0], 1.0)), 1e-3))
 
-    def _blocks(self) -> tuple[np.ndarray, np.ndarray]:
+    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, sd)``, each ``(n, R)``; ``sd = sigma * sqrt(phi^T A^{-1} phi)``."""
         q = self.d + 1
+        Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
         theta = self.theta.reshape(self.R, q)
         cov = np.stack(
             [self.A_inv[r * q : (r + 1) * q, r * q : (r + 1) * q] for r in range(self.R)]
         )
-        return theta, cov
-
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``(mean, sd)``, each ``(n, R)``; ``sd = sigma * sqrt(phi^T A^{-1} phi)``."""
-        Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
-        theta, cov = self._blocks()
         mean, var = linear.predict(Xt, theta, cov)
-        return mean, self.sigma * np.sqrt(var)
+        return mean, self.sigma * np.sqrt(np.maximum(var, 0.0))
 
     def sample(self, X: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
         """``(n_samples, n, R)`` predictions under posterior draws
         ``theta ~ N(theta_hat, sigma^2 A^{-1})``."""
         Xt = np.concatenate([np.ones((X.shape[0], 1)), X], axis=1)
         draws = linear.sample_parameters(self.theta, self.A_inv, self.sigma, n_samples, rng)
-        q = self.d + 1
-        return np.einsum("nq,brq->bnr", Xt, draws.reshape(n_samples, self.R, q))
+        return np.einsum("nq,brq->bnr", Xt, draws.reshape(n_samples, self.R, self.d + 1))
+
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "theta": self.theta,
+            "A_inv": self.A_inv,
+            "sigma": self.sigma,
+            "n_rows": self.n_rows,
+            "last_now": self._last_now,
+            "yy": self._yy,
+            "ridge": self._ridge.get_state(),
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.theta = np.asarray(state["theta"], float)
+        self.A_inv = np.asarray(state["A_inv"], float)
+        self.sigma = float(state["sigma"])
+        self.n_rows = int(state["n_rows"])
+        self._last_now = int(state["last_now"])
+        self._yy = float(state["yy"])
+        self._ridge.set_state(state["ridge"])
 
 
 def observational_prior(
@@ -232,9 +293,9 @@ def observational_prior(
     """Prior coefficients for :class:`LinearOutcomeModel` from observational rows.
 
     Ridge of ``y`` on ``[x, onehot(t), onehot(t) x]`` (``t = -1``: untreated); the effect of
-    resource ``r`` is then ``[1, x]^T (coef of onehot_r, coefs of onehot_r x)``, which is
-    returned as ``(R (d + 1),)`` in the model's block layout. Observational contrasts carry
-    whatever confounding the data have."""
+    resource ``r`` is then ``[1, x]^T (coef of onehot_r, coefs of onehot_r x)``, returned as
+    ``(R (d + 1),)`` in the model's block layout. Observational contrasts carry whatever
+    confounding the data have."""
     from sklearn.linear_model import Ridge
 
     X = np.asarray(X, dtype=np.float64)
@@ -258,7 +319,7 @@ class NeuralOutcomeModel:
 
     Parameters
     ----------
-    X: ``(N, d)`` population features.
+    n_features: ``d``.
     kernels: one kernel per resource.
     uncertainty: ``"neural_linear"`` (default), ``"mc_dropout"`` or ``"gaussian_head"``.
     attribution: estimator for the neural-linear head (default kernel-convolved LS); the network
@@ -271,7 +332,7 @@ class NeuralOutcomeModel:
 
     def __init__(
         self,
-        X: np.ndarray,
+        n_features: int,
         kernels: Sequence[DelayKernel],
         *,
         uncertainty: str = "neural_linear",
@@ -290,7 +351,7 @@ class NeuralOutcomeModel:
 
         if uncertainty not in UNCERTAINTIES:
             raise ValueError(f"uncertainty must be one of {UNCERTAINTIES}; got {uncertainty!r}")
-        self.X = np.asarray(X, dtype=np.float64)
+        self.d = check_positive_int(n_features, "n_features")
         self.kernels = list(kernels)
         self.uncertainty = uncertainty
         self.attribution = make_attribution(attribution)
@@ -300,7 +361,7 @@ class NeuralOutcomeModel:
         self.sigma = self.sigma0 = check_scalar(sigma0, "sigma0", low=0.0, low_inclusive=False)
         self.R = len(self.kernels)
         self.net = MLPEmbedding(
-            self.X.shape[1] + self.R,
+            self.d + self.R,
             hidden=hidden,
             head="gaussian" if uncertainty == "gaussian_head" else "mean",
             dropout=dropout if uncertainty == "mc_dropout" else 0.0,
@@ -318,17 +379,16 @@ class NeuralOutcomeModel:
         return np.concatenate([X, np.eye(self.R)[r]], axis=1)
 
     def fit(self, history: History, now: int) -> NeuralOutcomeModel:
-        u, r, t = history.allocations()
+        u, r, t, _, X = history.allocations()
         if u.size == 0:
             return self
         obs = history.observations()
-        inputs = self._inputs(self.X[u], r)
+        inputs = self._inputs(X, r)
         alloc = AllocationLog(u, r, t, inputs)
         pred = self.net.predict(inputs) if self.trained else None
         Zc, yc, _ = CompletedMass(0.05).design(alloc, obs, self.kernels, now, predicted=pred)
         if Zc.shape[0] >= 8:
-            Zc, yc = Zc[-self.max_rows :], yc[-self.max_rows :]
-            self.net.fit(Zc, yc)
+            self.net.fit(Zc[-self.max_rows :], yc[-self.max_rows :])
             self.trained = True
         if self.uncertainty == "neural_linear":
             emb = AllocationLog(u, r, t, self.net.embed(inputs))
@@ -376,33 +436,37 @@ class NeuralOutcomeModel:
             out[:] = mean + sd * rng.standard_normal((n_samples, n, self.R))
         return out
 
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "net": self.net.get_state(),
+            "theta": self.theta,
+            "A_inv": self.A_inv,
+            "sigma": self.sigma,
+            "trained": self.trained,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.net.set_state(state["net"])
+        self.theta = np.asarray(state["theta"], float)
+        self.A_inv = np.asarray(state["A_inv"], float)
+        self.sigma = float(state["sigma"])
+        self.trained = bool(state["trained"])
+
 
 def make_outcome_model(
     kind: str,
-    X: np.ndarray,
+    n_features: int,
     kernels: Sequence[DelayKernel],
     *,
     attribution: str | DelayAttribution = "kernel_ls",
     seed: int | np.random.Generator | None = None,
-    **kwargs,
+    **kwargs: Any,
 ) -> LinearOutcomeModel | NeuralOutcomeModel:
     """``kind``: ``"linear"`` or one of :data:`UNCERTAINTIES` (a neural model)."""
     if kind == "linear":
-        return LinearOutcomeModel(X, kernels, attribution=attribution, **kwargs)
+        return LinearOutcomeModel(n_features, kernels, attribution=attribution, **kwargs)
     if kind in UNCERTAINTIES:
         return NeuralOutcomeModel(
-            X, kernels, uncertainty=kind, attribution=attribution, seed=as_generator(seed), **kwargs
+            n_features, kernels, uncertainty=kind, attribution=attribution, seed=seed, **kwargs
         )
     raise ValueError(f"model must be 'linear' or one of {UNCERTAINTIES}; got {kind!r}")
-
-
-__all__ = [
-    "History",
-    "KernelConvolvedLS",
-    "LinearOutcomeModel",
-    "NeuralOutcomeModel",
-    "UNCERTAINTIES",
-    "block_features",
-    "observational_prior",
-    "make_outcome_model",
-]

@@ -196,7 +196,9 @@ def group_sizes(groups: np.ndarray, n_groups: int) -> np.ndarray:
     return np.bincount(np.asarray(groups, dtype=np.int64), minlength=n_groups)
 
 
-ROUNDINGS = ("floor", "largest_remainder", "randomized")
+#: how planned rates become per-round integer counts (see :func:`carry_counts`,
+#: :func:`randomized_counts`, :func:`rates_to_counts`)
+ROUNDINGS = ("carry", "randomized", "floor", "largest_remainder")
 
 
 def check_rates(
@@ -255,6 +257,41 @@ def randomized_counts(want: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         [np.full_like(hits[..., :1], np.floor(-u[..., :1] + 1e-12)), hits[..., :-1]], axis=-1
     )
     return (base + (hits - prev)).astype(np.int64)
+
+
+def carry_counts(want: np.ndarray, carry: np.ndarray, caps: np.ndarray) -> np.ndarray:
+    """Rounding with carry over rounds: ``(..., R, K)`` counts for ``want + carry`` (``carry``:
+    what earlier rounds owe each group, in (-1, 1]): ``floor`` of each, then the units the
+    total allows (``min(cap, floor(sum))``) to the largest fractional parts. Carrying
+    ``want + carry - given`` to the next round keeps every group's cumulative count within one
+    unit of its cumulative ``want``, so realised allocation rates match the planned ones over a
+    run, not only in expectation; per round the total never exceeds the capacity ``caps``
+    ``(R,)``."""
+    d = np.maximum(np.asarray(want, float) + np.asarray(carry, float), 0.0)
+    d = np.broadcast_to(d, np.broadcast_shapes(d.shape, np.shape(want)))
+    base = np.floor(d + 1e-9)
+    cap = np.asarray(caps, float)[..., :, None]
+    total = np.minimum(cap, np.floor(d.sum(-1, keepdims=True) + 1e-9))
+    frac = d - base
+    counts = base.copy()
+    extra = np.maximum(total - base.sum(-1, keepdims=True), 0.0)
+    counts += _ranked(-frac, np.ones(frac.shape, bool)) < extra  # largest remainders first
+    # carries can push the floors past the capacity: take back from the smallest remainders
+    while True:
+        over = counts.sum(-1, keepdims=True) - total
+        if not (over > 0).any():
+            return counts.astype(np.int64)
+        counts -= _ranked(frac, counts > 0) < np.minimum(over, (counts > 0).sum(-1, keepdims=True))
+
+
+def _ranked(key: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Rank of each entry along the last axis by ascending ``key`` among ``allowed`` entries
+    (the others rank last)."""
+    k = np.where(allowed, key, np.inf)
+    order = np.argsort(k, axis=-1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(k.shape[-1]), axis=-1)
+    return np.where(allowed, rank, k.shape[-1])
 
 
 def rates_to_counts(

@@ -31,12 +31,22 @@ class SortedScores:
     block_start: np.ndarray
 
 
-def sort_scores(scores: np.ndarray, groups: np.ndarray, rng: np.random.Generator) -> SortedScores:
-    """Orders for ``scores`` ``(n, R)`` of members with ``groups`` ``(n,)``; ties at random."""
+def sort_scores(
+    scores: np.ndarray,
+    groups: np.ndarray,
+    rng: np.random.Generator | None = None,
+    *,
+    tiebreak: np.ndarray | None = None,
+) -> SortedScores:
+    """Orders for ``scores`` ``(n, R)`` of members with ``groups`` ``(n,)``. Ties go to the
+    lower ``tiebreak`` ``(n,)``: random keys from ``rng`` when given, else the member index."""
     n, R = scores.shape
+    if tiebreak is None:
+        tiebreak = np.arange(n) if rng is None else None
     perm = np.empty((R, n), dtype=np.int64)
     for r in range(R):
-        perm[r] = np.lexsort((rng.random(n), -scores[:, r], groups))
+        keys = rng.random(n) if tiebreak is None else tiebreak
+        perm[r] = np.lexsort((keys, -scores[:, r], groups))
     group_at = groups[perm]
     block_start = np.empty_like(perm)
     idx = np.arange(n)

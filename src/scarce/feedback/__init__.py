@@ -10,12 +10,21 @@ from scarce.feedback.attribution import (
     DelayAttribution,
     KernelConvolvedLS,
     ObservationLog,
+    convolve_outcomes,
     fit_ridge,
     make_attribution,
 )
 from scarce.feedback.buffer import DelayedPolicy, PendingBuffer, Ready
 from scarce.feedback.delay import DelayModel, FixedDelay, GeometricDelay, KernelDelay
-from scarce.feedback.kernels import KERNEL_FAMILIES, DelayKernel, kernel_family
+from scarce.feedback.kernels import (
+    KERNEL_FAMILIES,
+    DelayKernel,
+    KernelSpec,
+    kernel_family,
+    kernel_from_spec,
+    kernel_to_spec,
+    kernels_from_spec,
+)
 
 __all__ = [
     "ATTRIBUTIONS",
@@ -31,10 +40,15 @@ __all__ = [
     "KERNEL_FAMILIES",
     "KernelConvolvedLS",
     "KernelDelay",
+    "KernelSpec",
     "ObservationLog",
+    "convolve_outcomes",
     "PendingBuffer",
     "Ready",
     "fit_ridge",
     "kernel_family",
+    "kernel_from_spec",
+    "kernel_to_spec",
+    "kernels_from_spec",
     "make_attribution",
 ]

@@ -8,8 +8,10 @@ each estimator turns the logs into a weighted regression ``(Z, y, w)``: minimise
 ``sum_j w_j (y_j - Z_j^T theta)^2`` (plus a ridge term, :func:`fit_ridge`).
 
 * :class:`KernelConvolvedLS` (default): one row per observed (unit, round) (or per round for
-  aggregates) whose window has kernel mass, ``Z = sum_a K^{r_a}(t - u_a) phi_a``: ordinary
-  regression through the known convolution, unbiased for a known kernel.
+  aggregates) whose window has kernel mass, ``Z = sum_a K^{r_a}(t - u_a) phi_a``: regression
+  through the known convolution, unbiased for a known kernel; a row summing the increments of
+  ``m`` units has weight ``1 / m`` (each unit's increment carries its own noise, so this is
+  the generalised least squares weighting).
 * :class:`CompletedMass`: one row per allocation with completed mass ``m = F^r(now - u) >=
   min_mass``; its attributed cumulative outcome ``Y`` (increments split between overlapping
   allocations in proportion to their predicted contributions) gives target ``Y / m``, weight ``m``.
@@ -18,7 +20,10 @@ each estimator turns the logs into a weighted regression ``(Z, y, w)``: minimise
   bandits effectively learn from; biased by truncation and overlap).
 
 Observations that are missing for a (unit, round) inside some allocation's window are taken as
-increments of 0: the environment reports every unit with pending effects each round.
+increments of 0 (the world reports every unit with pending effects each round), except where the
+log holds a *remainder* row for that round: an observation with unit ``-1`` is the sum of every
+increment at its round that no per-unit row reports (units no longer individually observed, e.g.
+members of an earlier cohort). A log of remainder rows only is the aggregate mode.
 """
 
 from __future__ import annotations
@@ -77,6 +82,8 @@ class ObservationLog:
     Attributes
     ----------
     unit: ``(n,)`` int, or None when only aggregates ``y(t)`` are observed (one row per round).
+        A unit of ``-1`` marks a remainder row: the sum of the round's increments of every
+        unit without a row of its own at that round.
     round: ``(n,)`` int.
     value: ``(n,)`` float.
     """
@@ -98,6 +105,8 @@ class ObservationLog:
                 raise ValueError(
                     f"ObservationLog.unit must have shape {self.round.shape}; got {self.unit.shape}"
                 )
+            if self.unit.size and self.unit.min() < -1:
+                raise ValueError("ObservationLog.unit must be >= 0 (or -1 for a remainder row)")
 
     @property
     def aggregate(self) -> bool:
@@ -123,12 +132,13 @@ def _window_matrix(
     alloc: AllocationLog,
     kernels: Sequence[DelayKernel],
     now: int,
-    aggregate: bool,
+    obs: ObservationLog | None,
     since: int | None = None,
-) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray]:
+) -> tuple[sparse.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
     """Sparse ``S`` (keys x allocations) with ``S[key, a] = K^{r_a}(t - u_a)`` over the keys
-    ``(unit, t)`` (or ``t`` when ``aggregate``) with ``t <= now``; returns ``S`` and the keys'
-    units (or -1) and rounds."""
+    ``(unit, t)`` with ``t <= now`` (``(-1, t)`` for aggregate observations, and for the units
+    a remainder row of ``obs`` covers at ``t``); returns ``S``, the keys' units and rounds, and
+    how many distinct units each key sums. ``obs=None`` keys every window by its unit."""
     if len(alloc) and (alloc.resource.min() < 0 or alloc.resource.max() >= len(kernels)):
         raise ValueError(
             f"AllocationLog.resource must lie in [0, {len(kernels)}) (one kernel per resource)"
@@ -144,10 +154,29 @@ def _window_matrix(
     if since is not None:
         keep &= t > since
     a_idx, t, weight = a_idx[keep], t[keep], weight[keep]
-    unit = np.full(t.shape, -1, dtype=np.int64) if aggregate else alloc.unit[a_idx]
+    own = alloc.unit[a_idx]
+    if obs is not None and obs.aggregate:
+        unit = np.full(t.shape, -1, dtype=np.int64)
+    else:
+        unit = own
+        if obs is not None and obs.unit.size and obs.unit.min() < 0:
+            unit = _remainder_units(unit, t, obs)
     uniq, key_idx = np.unique(_codes(unit, t), return_inverse=True)
-    S = sparse.csr_matrix((weight, (key_idx.reshape(-1), a_idx)), shape=(uniq.shape[0], len(alloc)))
-    return S, uniq // _BIG - 1, uniq % _BIG
+    key_idx = key_idx.reshape(-1)
+    S = sparse.csr_matrix((weight, (key_idx, a_idx)), shape=(uniq.shape[0], len(alloc)))
+    pairs = np.unique(key_idx.astype(np.int64) * _BIG + own)
+    n_units = np.bincount(pairs // _BIG, minlength=uniq.shape[0])
+    return S, uniq // _BIG - 1, uniq % _BIG, n_units
+
+
+def _remainder_units(unit: np.ndarray, t: np.ndarray, obs: ObservationLog) -> np.ndarray:
+    """``unit`` with -1 where ``(unit, t)`` has no row of its own but round ``t`` has a
+    remainder row."""
+    own = obs.unit >= 0
+    own_codes = np.unique(_codes(obs.unit[own], obs.round[own]))
+    rest_rounds = np.unique(obs.round[~own])
+    covered = np.isin(t, rest_rounds) & ~np.isin(_codes(unit, t), own_codes)
+    return np.where(covered, -1, unit)
 
 
 def _lookup(obs: ObservationLog, key_unit: np.ndarray, key_round: np.ndarray) -> np.ndarray:
@@ -203,10 +232,11 @@ class KernelConvolvedLS(DelayAttribution):
     name = "kernel_ls"
 
     def design(self, alloc, obs, kernels, now, predicted=None, since=None):  # noqa: D102
-        S, ku, kt = _window_matrix(alloc, kernels, now, obs.aggregate, since)
+        obs = _until(obs, now)
+        S, ku, kt, m = _window_matrix(alloc, kernels, now, obs, since)
         Z = np.asarray(S @ alloc.features)
-        y = _lookup(_until(obs, now), ku, kt)
-        return Z, y, np.ones(y.shape[0])
+        y = _lookup(obs, ku, kt)
+        return Z, y, 1.0 / np.maximum(m, 1)
 
 
 class CompletedMass(DelayAttribution):
@@ -219,8 +249,9 @@ class CompletedMass(DelayAttribution):
         self.min_mass = check_scalar(min_mass, "min_mass", low=0.0, high=1.0)
 
     def design(self, alloc, obs, kernels, now, predicted=None):  # noqa: D102
-        S, ku, kt = _window_matrix(alloc, kernels, now, obs.aggregate)
-        y_key = _lookup(_until(obs, now), ku, kt)
+        obs = _until(obs, now)
+        S, ku, kt, _ = _window_matrix(alloc, kernels, now, obs)
+        y_key = _lookup(obs, ku, kt)
         if predicted is None:
             f = np.ones(len(alloc))
         else:
@@ -236,9 +267,9 @@ class CompletedMass(DelayAttribution):
 
 
 class DelayAgnostic(DelayAttribution):
-    """Each increment is credited wholly to the unit's most recent allocation (for aggregate
-    observations: split equally between the allocations of the most recent allocation round);
-    target = the credit so far, weight 1."""
+    """Each increment is credited wholly to the unit's most recent allocation; an aggregate
+    (or remainder) increment is split equally between the allocations of the most recent
+    allocation round. Target = the credit so far, weight 1."""
 
     name = "delay_agnostic"
 
@@ -248,24 +279,26 @@ class DelayAgnostic(DelayAttribution):
         Y = np.zeros(n)
         if n == 0:
             return alloc.features, Y, np.ones(0)
-        if obs.aggregate:
+        own = np.zeros(obs.round.shape, dtype=bool) if obs.aggregate else obs.unit >= 0
+        rest = ~own
+        if rest.any():
             rounds = np.unique(alloc.round)
-            pos = np.searchsorted(rounds, obs.round, side="right") - 1
+            pos = np.searchsorted(rounds, obs.round[rest], side="right") - 1
             ok = pos >= 0
             per_round = np.zeros(rounds.shape[0])
-            np.add.at(per_round, pos[ok], obs.value[ok])
+            np.add.at(per_round, pos[ok], obs.value[rest][ok])
             counts = np.bincount(np.searchsorted(rounds, alloc.round), minlength=rounds.shape[0])
             share = per_round / np.maximum(counts, 1)
-            Y = share[np.searchsorted(rounds, alloc.round)]
-        else:
+            Y += share[np.searchsorted(rounds, alloc.round)]
+        if own.any():
             # most recent allocation of the same unit at or before the observation round
+            ou, orr, ov = obs.unit[own], obs.round[own], obs.value[own]
             order = np.lexsort((np.arange(n), alloc.round, alloc.unit))
             su, sr = alloc.unit[order], alloc.round[order]
             code_a = _codes(su, sr)
-            code_o = _codes(obs.unit, obs.round)
-            pos = np.searchsorted(code_a, code_o, side="right") - 1
-            ok = (pos >= 0) & (su[np.maximum(pos, 0)] == obs.unit)
-            np.add.at(Y, order[pos[ok]], obs.value[ok])
+            pos = np.searchsorted(code_a, _codes(ou, orr), side="right") - 1
+            ok = (pos >= 0) & (su[np.maximum(pos, 0)] == ou)
+            np.add.at(Y, order[pos[ok]], ov[ok])
         return alloc.features, Y, np.ones(n)
 
 
@@ -325,13 +358,15 @@ def convolve_outcomes(
     now: int,
     *,
     aggregate: bool = False,
+    since: int | None = None,
 ) -> ObservationLog:
     """The noiseless observations the model implies: ``y_i(t) = sum_a K^{r_a}(t - u_a) f_a`` for
     every (unit, round) ``t <= now`` inside some window (or ``y(t)`` summed over units).
 
-    ``effects``: ``(n_alloc,)`` the effects ``f_a``."""
+    ``effects``: ``(n_alloc,)`` the effects ``f_a``; ``since``: only rounds ``t > since``."""
     effects = np.asarray(effects, dtype=np.float64).reshape(-1)
     if effects.shape[0] != len(alloc):
         raise ValueError(f"effects must have shape ({len(alloc)},); got {effects.shape}")
-    S, ku, kt = _window_matrix(alloc, kernels, now, aggregate)
+    marker = ObservationLog(None, np.zeros(0), np.zeros(0)) if aggregate else None
+    S, ku, kt, _ = _window_matrix(alloc, kernels, now, marker, since)
     return ObservationLog(None if aggregate else ku, kt, S @ effects)

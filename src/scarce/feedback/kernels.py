@@ -147,3 +147,60 @@ def kernel_family(name: str, cohort_length: int = 8) -> DelayKernel:
         k.name = "type2"
         return k
     raise ValueError(f"kernel family must be one of {KERNEL_FAMILIES}; got {name!r}")
+
+
+#: how a kernel is named in parameters and configs: a family name of :data:`KERNEL_FAMILIES`
+#: or the list of weights
+KernelSpec = str | Sequence[float]
+
+
+def kernel_from_spec(spec: KernelSpec | DelayKernel, cohort_length: int = 8) -> DelayKernel:
+    """The kernel a spec names: a :class:`DelayKernel` (returned as is), a family name
+    (:func:`kernel_family` with ``cohort_length``) or a list of weights."""
+    if isinstance(spec, DelayKernel):
+        return spec
+    if isinstance(spec, str):
+        return kernel_family(spec, cohort_length)
+    try:
+        weights = np.asarray(spec, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"a kernel spec must be a family name {KERNEL_FAMILIES} or a list of weights; "
+            f"got {spec!r}"
+        ) from None
+    return DelayKernel(weights)
+
+
+def kernel_to_spec(kernel: DelayKernel, cohort_length: int = 8) -> KernelSpec:
+    """The family name when ``kernel`` is that family's kernel for ``cohort_length``, else its
+    weights as a list (JSON-friendly, for parameters and configs)."""
+    if kernel.name in KERNEL_FAMILIES and kernel == kernel_family(kernel.name, cohort_length):
+        return kernel.name
+    return kernel.weights.tolist()
+
+
+def kernels_from_spec(
+    spec: KernelSpec | DelayKernel | Sequence[KernelSpec | DelayKernel] | None,
+    n: int,
+    cohort_length: int = 8,
+) -> list[DelayKernel]:
+    """``n`` kernels (one per resource) from None (instant), one spec for all, or a list of
+    ``n`` specs.
+
+    Raises
+    ------
+    ValueError
+        a list whose length is not ``n``, or a spec that names no kernel.
+    """
+    if spec is None:
+        return [DelayKernel.instant()] * n
+    if isinstance(spec, (str, DelayKernel)):
+        return [kernel_from_spec(spec, cohort_length)] * n
+    items = list(spec)
+    if items and all(isinstance(v, (int, float, np.floating, np.integer)) for v in items):
+        return [kernel_from_spec(items, cohort_length)] * n  # one weight list for all
+    if len(items) != n:
+        raise ValueError(
+            f"kernels must be one spec or a list of {n} (one per resource); got {len(items)}"
+        )
+    return [kernel_from_spec(v, cohort_length) for v in items]

@@ -33,6 +33,9 @@ CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
     "scarce.drift",
     "scarce.structured",
     "scarce.combinatorial",
+    "scarce.fair",
+    "scarce.policies.catalog",
+    "scarce.policies.spanner",
 )
 
 

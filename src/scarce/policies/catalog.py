@@ -1,0 +1,543 @@
+"""Thompson sampling and UCB over a catalog of up to millions of actions with features.
+
+The action set is the catalog: ``K`` slots (``n_actions``) of ``d`` features each
+(``n_features``), given as the ``actions`` parameter (a ``.npy`` path or a nested list) or
+through :meth:`CatalogPolicy.set_actions`, :meth:`~CatalogPolicy.add_actions` and
+:meth:`~CatalogPolicy.remove_actions`. Contexts are user vectors ``x`` ``(n, d)``; the reward
+model is linear in the elementwise product, ``E[r | x, a] = (x * f_a) . theta``, so scoring
+every action is one inner product with the query ``q = x * theta`` and "best action" is a
+maximum-inner-product search (:mod:`scarce.models.mips`). (``x = 1`` gives the context-free
+catalog bandit ``f_a . theta``; append ones to ``x`` and copies of ``f`` to mix both.)
+Per-action features given per case, ``(n, K, d)``, are scored exactly as in
+:class:`~scarce.policies.LinTS` / :class:`~scarce.policies.LinUCB`.
+
+* :class:`CatalogTS` draws ``theta~ ~ N(theta_hat, v^2 A^{-1})`` per case and asks the index
+  for ``argmax_a (x * theta~) . f_a``. Its choice probability is a Monte-Carlo estimate of
+  the rule as run (index included), from ``propensity_samples`` draws of a separate stream.
+* :class:`CatalogUCB`: the width ``sqrt(phi^T A^{-1} phi)`` is no inner product, so the index
+  proposes candidates (the top ``n_candidates`` for the mean query and for the queries at the
+  ends of the ``n_directions`` longest axes of the confidence ellipsoid) and the candidates'
+  UCBs are computed exactly. Each decision carries a certificate: the chosen action is the
+  exact UCB argmax whenever its UCB beats ``mu_M + alpha * R * max|x| / sqrt(lambda_min(A))``
+  (``mu_M`` the last candidate's mean, ``R`` the longest feature vector), an upper bound on the
+  UCB of every action the (exact) mean search did not return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from scarce.core.decision import Decision
+from scarce.core.policy import ACTION_FEATURES, SHARED_CONTEXT, Policy
+from scarce.core.random import SeedLike
+from scarce.core.validation import check_positive_int, check_scalar
+from scarce.models import linear
+from scarce.models.backend import ArrayBackend, check_backend
+from scarce.models.mips import ActionCatalog, IndexSpec
+from scarce.models.ridge import RidgeRegression
+from scarce.policies import register_policy
+from scarce.policies.base import masked, one_hot
+
+
+class CatalogDecision(Decision):
+    """A :class:`Decision` whose ``(n, K)`` scores are built on first access from the few
+    actions the policy scored (``-inf`` elsewhere): a million-action row costs 8 MB per case,
+    which a decision that never reads it should not pay."""
+
+    __slots__ = ("_cand_ids", "_cand_scores", "_dense", "_n_actions")
+
+    def __init__(
+        self,
+        actions: np.ndarray,
+        probabilities: np.ndarray | None,
+        candidate_ids: np.ndarray,
+        candidate_scores: np.ndarray,
+        n_actions: int,
+        *,
+        probability_fn: Callable[[], np.ndarray] | None = None,
+        info: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        self._cand_ids, self._cand_scores, self._n_actions = (
+            candidate_ids,
+            candidate_scores,
+            n_actions,
+        )
+        self._dense: np.ndarray | None = None
+        super().__init__(
+            actions,
+            probabilities,
+            None,
+            probability_fn=probability_fn,
+            info=info,  # type: ignore[arg-type]
+        )
+
+    @property  # type: ignore[override]
+    def scores(self) -> np.ndarray:
+        if self._dense is None:
+            n = self.actions.shape[0]
+            dense = np.full((n, self._n_actions), -np.inf)
+            ok = self._cand_ids >= 0
+            rows = np.broadcast_to(np.arange(n)[:, None], self._cand_ids.shape)
+            dense[rows[ok], self._cand_ids[ok]] = self._cand_scores[ok]
+            self._dense = dense
+        return self._dense
+
+    @scores.setter
+    def scores(self, value: Any) -> None:  # Decision.__init__ assigns None: built lazily
+        pass
+
+
+class CatalogPolicy(Policy):
+    """Shared machinery of the catalog policies: the catalog, its index, and one ridge model
+    on ``phi(x, a) = x * f_a`` (or the given per-action features).
+
+    Parameters
+    ----------
+    n_actions:
+        ``K``, the number of action slots (ids ``0..K-1``); the catalog may fill fewer.
+    n_features:
+        ``d``: length of a context and of an action's features.
+    actions:
+        the catalog: a path to a ``.npy`` file holding a ``(k, d)`` array (``k <= K``; rows go
+        to slots ``0..k-1``), the features as a nested list, or None (set later with
+        :meth:`set_actions`). Read on first use; a saved policy keeps its catalog in its own
+        state and does not read this again.
+    lam:
+        ridge penalty (prior precision), > 0.
+    index:
+        search settings: None (defaults: exact up to 100,000 actions, IVF above), a kind
+        (``"auto"``, ``"exact"``, ``"ivf"``) or a dict of :class:`~scarce.models.mips.IndexSpec`
+        fields.
+    backend, device:
+        array backend of exact search: ``"numpy"`` or ``"torch"`` (on ``device``).
+    """
+
+    #: context layouts: (n, d) user vectors against the catalog, or (n, K, d) per-case features
+    layouts = (SHARED_CONTEXT, ACTION_FEATURES)
+
+    def __init__(
+        self,
+        *,
+        n_actions: int,
+        n_features: int,
+        actions: str | list | None = None,
+        lam: float = 1.0,
+        index: str | dict | None = None,
+        backend: str = "numpy",
+        device: str = "cpu",
+        seed: SeedLike = None,
+    ) -> None:
+        super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
+        self.actions = actions
+        self.lam = lam
+        self.index = index
+        self.backend = backend
+        self.device = device
+        self._catalog: ActionCatalog | None = None
+
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        from scarce.checks import D, K
+
+        rng = np.random.default_rng(0)
+        return [{"actions": rng.normal(size=(K, D)).round(3).tolist()}]
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
+        IndexSpec.from_param(self.index)
+        check_backend(self.backend, self.device)
+        if self.actions is not None and not isinstance(self.actions, (str, list)):
+            raise ValueError(
+                f"actions must be None, a path to a .npy file or a nested list; got {type(self.actions).__name__}"
+            )
+
+    # ------------------------------------------------------------------ the catalog
+    @property
+    def catalog(self) -> ActionCatalog:
+        """The :class:`~scarce.models.mips.ActionCatalog` (loaded from ``actions`` on first use)."""
+        if self._catalog is None:
+            cat = self._empty_catalog()
+            if self.actions is not None:
+                if isinstance(self.actions, str):
+                    path = Path(self.actions)
+                    if not path.exists():
+                        raise ValueError(f"actions: no file at {self.actions!r}")
+                    cat.set(np.load(path, allow_pickle=False))
+                else:
+                    cat.set(self.actions)
+            self._catalog = cat
+        return self._catalog
+
+    def _empty_catalog(self) -> ActionCatalog:
+        self._check_params()
+        seed = int(self.seed) if isinstance(self.seed, (int, np.integer)) else 0
+        return ActionCatalog(
+            self.n_actions,
+            self.n_features,
+            IndexSpec.from_param(self.index),
+            ArrayBackend(self.backend, self.device),
+            seed=seed,
+        )
+
+    def set_actions(self, features: Any) -> np.ndarray:
+        """Replace the catalog by ``features`` ``(k, d)`` (slots ``0..k-1``); returns their ids."""
+        return self.catalog.set(features)
+
+    def add_actions(self, features: Any, ids: Any = None) -> np.ndarray:
+        """Add ``features`` ``(k, d)`` in free slots (``ids`` or the lowest free); returns the ids.
+        The index takes them in place (an IVF index is rebuilt only if one is longer than
+        every vector it was built with)."""
+        return self.catalog.add(features, ids)
+
+    def remove_actions(self, ids: Any) -> None:
+        """Remove actions ``ids``: never chosen again (probability 0); their slots become free."""
+        self.catalog.remove(ids)
+
+    def _shared_catalog(self) -> ActionCatalog:
+        cat = self.catalog
+        if cat.n_active == 0:
+            raise ValueError(
+                f"{type(self).__name__} has no catalog for (n, {self.n_features}) contexts: pass "
+                "actions= (a .npy path or nested list) or call set_actions(features) first"
+            )
+        return cat
+
+    def _allowed(self, eligible: np.ndarray | None) -> np.ndarray | None:
+        """The eligible mask restricted to active actions (None when every action qualifies)."""
+        cat = self._shared_catalog()
+        if eligible is None:
+            return None  # searches only ever return active actions
+        allowed = eligible & cat.active[None, :]
+        empty = ~allowed.any(axis=1)
+        if empty.any():
+            raise ValueError(f"eligible has no active action for case {int(np.argmax(empty))}")
+        return allowed
+
+    # ------------------------------------------------------------------ the model
+    def _init_state(self) -> None:
+        # one model shared by every action (not one per action, as other policies keep in
+        # ``model_`` on (n, d) contexts): full-information feedback teaches it n * K rows
+        self.ridge_ = RidgeRegression(1, self.n_features, lam=self.lam)
+
+    def _features(self, X: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """``phi(x_i, a_i)`` rows ``(n, d)``."""
+        if X.ndim == 3:
+            return X[np.arange(X.shape[0]), actions]
+        cat = self._shared_catalog()
+        gone = ~cat.active[actions]
+        if gone.any():
+            raise ValueError(
+                f"actions must be in the catalog; {np.unique(actions[gone]).tolist()[:10]} "
+                "are free slots (never added, or removed)"
+            )
+        return X * cat.rows(actions)
+
+    def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
+        n = X.shape[0]
+        if full_rewards is not None:
+            if X.ndim == 3:
+                feats = X.reshape(n * self.n_actions, -1)
+                targets = full_rewards.reshape(-1)
+            else:
+                live = np.flatnonzero(self._shared_catalog().active)
+                feats = (X[:, None, :] * self.catalog.rows(live)[None]).reshape(-1, self.n_features)
+                targets = full_rewards[:, live].reshape(-1)
+        else:
+            feats, targets = self._features(X, actions), rewards
+        self.ridge_.partial_fit(feats, targets, np.zeros(feats.shape[0], dtype=np.int64))
+
+    def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.ridge_.theta[0].copy(), self.ridge_.A_inv[0].copy()
+
+    # ------------------------------------------------------------------ persistence
+    def _get_state(self) -> dict[str, Any]:
+        state = super()._get_state()
+        if self._catalog is not None:
+            state["catalog"] = self._catalog.get_state()
+        return state
+
+    def _set_state(self, state: dict[str, Any]) -> None:
+        super()._set_state(state)
+        if "catalog" in state:  # the saved catalog, not a re-read of the actions parameter
+            cat = self._empty_catalog()
+            cat.set_state(state["catalog"])
+            self._catalog = cat
+
+    def _get_learned_state(self) -> dict[str, Any]:
+        return {"model": self.ridge_.get_state()}
+
+    def _set_learned_state(self, state: dict[str, Any]) -> None:
+        self.ridge_.set_state(state["model"])
+
+
+@register_policy
+class CatalogTS(CatalogPolicy):
+    """Linear Thompson sampling over a catalog, searched through an inner-product index.
+
+    Parameters
+    ----------
+    v:
+        posterior scale, >= 0 (as in :class:`~scarce.policies.LinTS`).
+    propensity_samples:
+        Monte-Carlo draws behind each reported choice probability.
+    n_actions, n_features, actions, lam, index, backend, device, seed:
+        as in :class:`CatalogPolicy`.
+
+    ``Decision.info`` (where the core's Decision carries it) holds ``exact_search`` (1.0 when
+    the case was searched exactly). Probabilities are estimates (``probability_method =
+    "monte_carlo"``): the frequency with which the rule as run, index included, picks the
+    chosen action over ``propensity_samples`` posterior draws from a stream fixed by the
+    policy's update count; read them before changing the catalog.
+    """
+
+    probability_method = "monte_carlo"
+
+    def __init__(
+        self,
+        *,
+        n_actions: int,
+        n_features: int,
+        actions: str | list | None = None,
+        v: float = 1.0,
+        lam: float = 1.0,
+        index: str | dict | None = None,
+        backend: str = "numpy",
+        device: str = "cpu",
+        propensity_samples: int = 200,
+        seed: SeedLike = None,
+    ) -> None:
+        super().__init__(
+            n_actions=n_actions,
+            n_features=n_features,
+            actions=actions,
+            lam=lam,
+            index=index,
+            backend=backend,
+            device=device,
+            seed=seed,
+        )
+        self.v = v
+        self.propensity_samples = propensity_samples
+
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        return [{**p, "propensity_samples": 4000} for p in super()._unit_test_params()]
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_scalar(self.v, "v", low=0.0)
+        check_positive_int(self.propensity_samples, "propensity_samples")
+
+    def _choose(
+        self, X: np.ndarray, draws: np.ndarray, allowed: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(actions, sampled scores)`` ``(n,)`` of the rule for parameter draws ``(n, d)``."""
+        if X.ndim == 3:
+            s = masked(np.einsum("nkd,nd->nk", X, draws), allowed)
+            a = np.argmax(s, axis=1)
+            return a, s[np.arange(X.shape[0]), a]
+        scores, ids = self.catalog.search(X * draws, 1, allowed)
+        return ids[:, 0], scores[:, 0]
+
+    def _decide(self, X, eligible):
+        n = X.shape[0]
+        allowed = eligible if X.ndim == 3 else self._allowed(eligible)
+        theta, cov = self._posterior()
+        draws = linear.sample_parameters(theta, cov, float(self.v), n, self.rng_)
+        actions, chosen = self._choose(X, draws, allowed)
+        n_updates, version = self.n_updates_, (None if X.ndim == 3 else self.catalog.version)
+
+        def probabilities() -> np.ndarray:
+            picks = self._mc_picks(X, theta, cov, allowed, n_updates, version)
+            return (picks == actions[None, :]).mean(axis=0)
+
+        exact = X.ndim == 3 or self.catalog.kind == "exact"
+        info = {"exact_search": np.full(n, float(exact))}
+        if X.ndim == 3:
+            scores = masked(np.einsum("nkd,nd->nk", X, draws), allowed)
+            return Decision(actions, None, scores, probability_fn=probabilities, info=info)
+        return CatalogDecision(
+            actions,
+            None,
+            actions[:, None],
+            chosen[:, None],
+            self.n_actions,
+            probability_fn=probabilities,
+            info=info,
+        )
+
+    def _mc_picks(self, X, theta, cov, allowed, n_updates, version) -> np.ndarray:
+        """``(S, n)`` actions the rule picks for ``S`` draws of a stream fixed by the state."""
+        if version is not None and version != self.catalog.version:
+            raise RuntimeError(
+                "the catalog changed after this decision; read its probabilities before "
+                "adding or removing actions"
+            )
+        n, S = X.shape[0], int(self.propensity_samples)
+        rng = np.random.default_rng([int(n_updates), n, 7919])
+        draws = linear.sample_parameters(theta, cov, float(self.v), S * n, rng).reshape(S, n, -1)
+        if X.ndim == 2 and allowed is None:  # one batched search for all draws
+            return self._choose(np.tile(X, (S, 1)), draws.reshape(S * n, -1), None)[0].reshape(S, n)
+        return np.stack([self._choose(X, draws[s], allowed)[0] for s in range(S)])
+
+    def _action_probabilities(self, X, eligible):
+        allowed = eligible if X.ndim == 3 else self._allowed(eligible)
+        theta, cov = self._posterior()
+        version = None if X.ndim == 3 else self.catalog.version
+        picks = self._mc_picks(X, theta, cov, allowed, self.n_updates_, version)
+        n = X.shape[0]
+        out = np.zeros((n, self.n_actions))
+        np.add.at(out, (np.broadcast_to(np.arange(n), picks.shape), picks), 1.0)
+        return out / picks.shape[0]
+
+
+@register_policy
+class CatalogUCB(CatalogPolicy):
+    """LinUCB over a catalog: index candidates, exact UCB rescoring (see the module docstring).
+
+    Parameters
+    ----------
+    alpha:
+        width multiplier, >= 0.
+    n_candidates:
+        candidates fetched per query (``M``).
+    n_directions:
+        longest ellipsoid axes whose two ends are also queried (0: the mean query only).
+    n_actions, n_features, actions, lam, index, backend, device, seed:
+        as in :class:`CatalogPolicy`.
+
+    ``Decision.info`` holds ``certified`` (1.0 when the choice is provably the exact UCB
+    argmax, assuming the mean search itself was exact) and ``exact_search``. The rule is
+    deterministic: probabilities are exactly 1.
+    """
+
+    deterministic = True
+    probability_method = "exact"
+
+    def __init__(
+        self,
+        *,
+        n_actions: int,
+        n_features: int,
+        actions: str | list | None = None,
+        alpha: float = 1.0,
+        lam: float = 1.0,
+        index: str | dict | None = None,
+        backend: str = "numpy",
+        device: str = "cpu",
+        n_candidates: int = 32,
+        n_directions: int = 1,
+        seed: SeedLike = None,
+    ) -> None:
+        super().__init__(
+            n_actions=n_actions,
+            n_features=n_features,
+            actions=actions,
+            lam=lam,
+            index=index,
+            backend=backend,
+            device=device,
+            seed=seed,
+        )
+        self.alpha = alpha
+        self.n_candidates = n_candidates
+        self.n_directions = n_directions
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_scalar(self.alpha, "alpha", low=0.0)
+        check_positive_int(self.n_candidates, "n_candidates")
+        check_positive_int(self.n_directions, "n_directions", minimum=0)
+
+    def _ucb_exact(self, X: np.ndarray, theta, A_inv) -> np.ndarray:
+        mean, var = linear.predict(X, theta[None], A_inv[None])
+        return mean + self.alpha * np.sqrt(var)
+
+    def _candidates(self, X, theta, A_inv, allowed):
+        """``(ids (n, C), mean-query scores (n, M))`` from the mean and axis queries, searched
+        together (one index call for all of them)."""
+        M = min(self.n_candidates, self.catalog.n_active)
+        points = [theta]
+        if self.n_directions and self.alpha > 0:
+            w, V = np.linalg.eigh(A_inv)
+            for j in range(1, min(self.n_directions, self.n_features) + 1):
+                step = self.alpha * np.sqrt(max(w[-j], 0.0)) * V[:, -j]
+                points += [theta + step, theta - step]
+        n, q = X.shape[0], len(points)
+        if allowed is not None:  # (one search per point: no q-fold copy of an (n, K) mask)
+            found = [self.catalog.search(X * p, M, allowed) for p in points]
+            return np.concatenate([f[1] for f in found], axis=1), found[0][0]
+        queries = (X[None, :, :] * np.stack(points)[:, None, :]).reshape(q * n, -1)
+        scores, ids = self.catalog.search(queries, M)
+        ids = ids.reshape(q, n, M).transpose(1, 0, 2).reshape(n, q * M)
+        return ids, scores[:n]
+
+    def _rule(self, X, eligible):
+        """``(actions, candidate ids, candidate UCBs, certified)`` of the current state."""
+        theta, A_inv = self._posterior()
+        if X.ndim == 3:
+            ucb = masked(self._ucb_exact(X, theta, A_inv), eligible)
+            return np.argmax(ucb, axis=1), None, ucb, np.ones(X.shape[0], dtype=bool)
+        allowed = self._allowed(eligible)
+        ids, mean_s = self._candidates(X, theta, A_inv, allowed)
+        # duplicates across queries: keep the first occurrence of each id
+        ids = np.where(_first_occurrence(ids), ids, -1)
+        rows = self.catalog.rows(np.maximum(ids, 0))  # (n, C, d)
+        phi = X[:, None, :] * rows
+        mu = phi @ theta
+        width = np.sqrt(np.maximum(np.einsum("ncd,ncd->nc", phi @ A_inv, phi), 0.0))
+        ucb = np.where(ids >= 0, mu + self.alpha * width, -np.inf)
+        order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -ucb), axis=1)
+        best = order[:, 0]
+        r = np.arange(X.shape[0])
+        actions, best_ucb = ids[r, best], ucb[r, best]
+        # bound on the UCB of any action the mean search did not return
+        lam_min = float(np.linalg.eigvalsh(self.ridge_.A[0])[0])
+        radius = self._radius()
+        missed = np.isfinite(mean_s[:, -1]) & (mean_s.shape[1] < self._n_allowed(allowed))
+        bound = mean_s[:, -1] + self.alpha * radius * np.abs(X).max(axis=1) / np.sqrt(lam_min)
+        certified = ~missed | (best_ucb >= bound)
+        return actions, ids, ucb, certified
+
+    def _radius(self) -> float:
+        cat = self.catalog
+        key = getattr(self, "_radius_cache", (None, 0.0))
+        if key[0] != cat.version:
+            F = cat.features[cat.active]
+            key = (cat.version, float(np.sqrt(np.einsum("ij,ij->i", F, F, dtype=np.float64).max())))
+            self._radius_cache = key
+        return key[1]
+
+    def _n_allowed(self, allowed: np.ndarray | None) -> np.ndarray | int:
+        return self.catalog.n_active if allowed is None else allowed.sum(axis=1)
+
+    def _decide(self, X, eligible):
+        n = X.shape[0]
+        actions, ids, ucb, certified = self._rule(X, eligible)
+        exact = X.ndim == 3 or self.catalog.kind == "exact"
+        info = {"certified": certified.astype(float), "exact_search": np.full(n, float(exact))}
+        if ids is None:
+            return Decision(actions, np.ones(n), ucb, info=info)
+        return CatalogDecision(actions, np.ones(n), ids, ucb, self.n_actions, info=info)
+
+    def _action_probabilities(self, X, eligible):
+        return one_hot(self._rule(X, eligible)[0], self.n_actions)
+
+
+def _first_occurrence(ids: np.ndarray) -> np.ndarray:
+    """``(n, C)`` bool: True where ``ids[i, j]`` did not occur earlier in row ``i``."""
+    order = np.argsort(ids, axis=1, kind="stable")
+    s = np.take_along_axis(ids, order, axis=1)
+    first_sorted = np.ones_like(s, dtype=bool)
+    first_sorted[:, 1:] = s[:, 1:] != s[:, :-1]
+    out = np.empty_like(first_sorted)
+    np.put_along_axis(out, order, first_sorted, axis=1)
+    return out & (ids >= 0)
+
+
+__all__ = ["CatalogDecision", "CatalogPolicy", "CatalogTS", "CatalogUCB"]
