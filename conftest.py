@@ -21,8 +21,6 @@ from pytest_markdown_docs.plugin import MarkdownTextFile
 #: pages whose blocks do not run as written yet: skipped (shown by ``-ra``) until they are fixed.
 #: Remove a page from here as soon as its blocks run; never add a page you can fix.
 NOT_YET_RUNNABLE: dict[str, str] = {
-    "docs/fair-delayed.md": "issue 20 round 2: blocks use names they never define "
-    "(PendingBuffer, run, LinUCB, env, X, actions)",
     "docs/scale.md": "issue 20 round 2: undefined policies/envs; address='auto' needs a "
     "running Ray cluster",
 }
