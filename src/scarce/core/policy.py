@@ -39,6 +39,8 @@ class Policy:
     seed:
         int, ``numpy.random.Generator`` or None. All randomness of the policy flows from it.
 
+    Notes
+    -----
     Subclasses implement :meth:`_decide` and :meth:`_learn` (and, when they hold learned state,
     :meth:`_init_state`, :meth:`_get_state`, :meth:`_set_state`). Constructor arguments are stored
     unmodified and validated on first use by :meth:`_check_params`. One case at a time in the
