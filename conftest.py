@@ -20,10 +20,7 @@ from pytest_markdown_docs.plugin import MarkdownTextFile
 
 #: pages whose blocks do not run as written yet: skipped (shown by ``-ra``) until they are fixed.
 #: Remove a page from here as soon as its blocks run; never add a page you can fix.
-NOT_YET_RUNNABLE: dict[str, str] = {
-    "docs/scale.md": "issue 20 round 2: undefined policies/envs; address='auto' needs a "
-    "running Ray cluster",
-}
+NOT_YET_RUNNABLE: dict[str, str] = {}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
