@@ -156,6 +156,12 @@ class _TreePolicy(VectorPolicy):
     def _init_state(self) -> None:
         K, m = self.n_actions, self.n_objectives
         self._log_term = math.log(K * m / self.delta)
+        # radius = coef / sqrt(n): Hoeffding's for [0, 1] rewards, or the known noise scale's
+        self._rad_coef = (
+            math.sqrt(self._log_term / 2.0)
+            if self.sigma is None or self.sigma == "empirical"
+            else float(self.sigma) * math.sqrt(2.0 * self._log_term)
+        )
         self._n_warm = self.n_warmup_
         self._orthant = self.cone_.is_orthant
         self._WT = self.cone_.W.T.copy()
@@ -175,24 +181,23 @@ class _TreePolicy(VectorPolicy):
             )
 
     # ------------------------------------------------------------------ estimates
-    def _radius(self, count: np.ndarray, sums: np.ndarray, sumsq: np.ndarray) -> np.ndarray:
+    def _radius(self, count: np.ndarray, sums: np.ndarray, sumsq: np.ndarray | None) -> np.ndarray:
         """Sampling radius for statistics ``count`` ``(..., K)``, ``sums`` and ``sumsq``
         ``(..., K, m)``: Hoeffding's ``sqrt(log(K m / delta) / (2 n))`` (``sigma=None``),
         ``sigma sqrt(2 log(K m / delta) / n)``, or that with the arm's largest per-objective
         sample standard deviation (``"empirical"``, floored at 1e-3; infinite below 2
         samples). Infinite without samples."""
-        n = count.astype(float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.sigma is None:
-                rad = np.sqrt(self._log_term / (2.0 * n))
-            elif self.sigma == "empirical":
+        if self.sigma == "empirical":
+            n = count.astype(float)
+            with np.errstate(divide="ignore", invalid="ignore"):
                 mean = sums / n[..., None]
                 var = (sumsq - n[..., None] * mean**2) / (n[..., None] - 1.0)
                 sd = np.maximum(np.sqrt(np.maximum(var, 0.0)).max(axis=-1), 1e-3)
                 rad = np.where(n >= 2, sd * np.sqrt(2.0 * self._log_term / n), np.inf)
-            else:
-                rad = float(self.sigma) * np.sqrt(2.0 * self._log_term / n)
-        return np.where(n > 0, rad, np.inf)
+            return rad
+        rad = self._rad_coef / np.sqrt(np.maximum(count, 1))
+        rad[count == 0] = np.inf
+        return rad
 
     def _bias(self, level: np.ndarray) -> np.ndarray:
         """Hölder bias ``c_beta 2^(-h beta)`` of bins of level ``h``."""
@@ -204,22 +209,22 @@ class _TreePolicy(VectorPolicy):
         radius ``own`` ``(K,)`` (see the module docstring)."""
         t = self.tree_
         nodes = np.array([leaf]) if self._own_only else t.path(leaf)
-        cnt, sums, sq = t.count[nodes], t.sum[nodes], t.sumsq[nodes]  # (P, K[, m])
-        rad = self._radius(cnt, sums, sq)
+        cnt, sums = t.count[nodes], t.sum[nodes]  # (P, K), (P, K, m)
+        rad = self._radius(cnt, sums, t.sumsq[nodes] if self.sigma == "empirical" else None)
         width = rad + self._bias(t.level[nodes])[:, None]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = sums / cnt[..., None]
+        mean = sums / np.maximum(cnt, 1)[..., None]
         P, K = cnt.shape
         best = P - 1 - np.argmin(width[::-1], axis=0)  # smallest width; ties: the deeper bin
         arms = np.arange(K)
-        finite = np.isfinite(width)[..., None]
-        lo = np.where(finite, mean - width[..., None], -np.inf).max(axis=0)
-        hi = np.where(finite, mean + width[..., None], np.inf).min(axis=0)
+        w = width[..., None]  # an infinite width gives an infinite box: no constraint
+        chosen = width[best, arms]
+        est = mean[best, arms]
+        est[~np.isfinite(chosen)] = np.nan
         return {
-            "mean": mean[best, arms],
-            "width": width[best, arms],
-            "lcb": lo,
-            "ucb": hi,
+            "mean": est,
+            "width": chosen,
+            "lcb": (mean - w).max(axis=0),
+            "ucb": (mean + w).min(axis=0),
             "own": rad[-1],
         }
 
@@ -281,6 +286,9 @@ class _TreePolicy(VectorPolicy):
         n, K = X.shape[0], self.n_actions
         out = np.zeros((n, K), dtype=bool)
         t0 = self.n_updates_
+        if n == 1 and t0 >= self._n_warm:  # the hot path of one case per round
+            out[0] = self._leaf_support(self.tree_.leaf_of_cell(self.tree_.cells(X)[0].tolist()))
+            return out
         rows = np.arange(n)
         warm = t0 + rows < self._n_warm
         out[rows[warm], (t0 + rows[warm]) % K] = True
