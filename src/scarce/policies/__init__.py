@@ -34,6 +34,7 @@ CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
     "scarce.structured",
     "scarce.combinatorial",
     "scarce.fair",
+    "scarce.pareto",
     "scarce.policies.catalog",
     "scarce.policies.spanner",
 )
