@@ -28,7 +28,7 @@ P = TypeVar("P", bound=type[Policy])
 POLICIES: dict[str, type[Policy]] = {}
 
 #: modules whose import registers more policies; skipped when the capability is absent
-CAPABILITY_POLICY_MODULES: tuple[str, ...] = ("scarce.drift", "scarce.structured")
+CAPABILITY_POLICY_MODULES: tuple[str, ...] = ("scarce.drift", "scarce.structured", "scarce.budget")
 
 
 def register_policy(cls: P) -> P:

@@ -1,0 +1,133 @@
+"""The prices of the resources (spec A.4): Agrawal and Devanur's online dual learner and the
+trade-off constant ``Z``.
+
+A budgeted learner scores action ``a`` by ``UCB_r(a) - Z <theta_t, LCB_c(a)>``: ``Z theta_t``
+is the price of one unit of each resource. :class:`DualPrices` keeps ``theta_t``, a point of
+the simplex over the ``m`` resources and a slack coordinate, and moves it by multiplicative
+weights (Hedge) on the gains ``c_t - B/T``, so a resource's price rises while it is spent
+faster than its budget allows and falls while it is spent slower. :func:`estimate_z` sets
+``Z`` from a warm-up sample.
+
+Several resources are measured in one unit: consumption of resource ``j`` is multiplied by
+``scale_j = rho / rho_j`` with ``rho_j = B_j / T`` and ``rho = min_j rho_j``, so one ``Z``
+prices all of them and every budget reads as ``rho`` per round.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from scarce.budget.opt import static_opt_deferral, static_opt_lp
+
+
+def default_eta(n_resources: int, horizon: int) -> float:
+    """Hedge step ``sqrt(log(m + 1) / T)`` (spec A.4: ``m`` resources and the slack)."""
+    return math.sqrt(math.log(n_resources + 1) / horizon)
+
+
+def theory_gamma(n_features: int, horizon: int) -> float:
+    """The estimate's budget slack ``gamma = sqrt(d) T^(3/4)`` of spec A.4 (the theory's
+    guarantee needs ``B >= gamma``)."""
+    return math.sqrt(n_features) * horizon**0.75
+
+
+class DualPrices:
+    """Multiplicative weights over ``m`` resources and a slack coordinate.
+
+    Parameters
+    ----------
+    n_resources:
+        ``m``.
+    eta:
+        the step.
+    scale:
+        ``(m,)`` factors bringing each resource's consumption to the common unit.
+    rate:
+        ``rho``, the per-round budget in that unit.
+
+    Attributes
+    ----------
+    weights:
+        ``(m + 1,)`` the point of the simplex (resources, then slack); starts uniform.
+    """
+
+    def __init__(self, n_resources: int, eta: float, scale: np.ndarray, rate: float) -> None:
+        self.eta = float(eta)
+        self.weights = np.full(n_resources + 1, 1.0 / (n_resources + 1))
+        self.scale = np.asarray(scale, dtype=np.float64)
+        # eta * gain = consumption * (eta * scale) - eta * rate, folded once
+        self._eta_scale = self.eta * self.scale
+        self._eta_rate = self.eta * float(rate)
+
+    def prices(self, Z: float) -> np.ndarray:
+        """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``."""
+        return Z * self.weights[:-1] * self.scale
+
+    def step(self, consumption: np.ndarray) -> None:
+        """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
+        order: ``theta_j <- theta_j exp(eta (c_j scale_j - rho))``, slack gain 0, normalised."""
+        factors = np.exp(consumption * self._eta_scale - self._eta_rate)
+        w = self.weights
+        if factors.ndim == 1:
+            w[:-1] *= factors
+            w /= w.sum()
+            return
+        for g in factors:
+            w[:-1] *= g
+            w /= w.sum()
+
+    def get_state(self) -> dict[str, Any]:
+        return {"weights": self.weights.copy()}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.weights = np.array(state["weights"], dtype=np.float64).reshape(self.weights.shape)
+
+
+def estimate_z(
+    rewards: np.ndarray,
+    costs: np.ndarray,
+    *,
+    free_action: int,
+    budget: float,
+    horizon: int,
+    gamma: float,
+    c_z: float,
+) -> float:
+    """``Z`` from the estimates on a warm-up sample (spec A.4).
+
+    Parameters
+    ----------
+    rewards:
+        ``(n, K)`` (optimistic) reward estimates on ``n`` warm-up contexts.
+    costs:
+        ``(n, K, m)`` (pessimistic) consumption estimates, in the common unit.
+    free_action:
+        the action that consumes nothing.
+    budget:
+        ``B``, in the common unit (``rho T``).
+    horizon:
+        ``T``.
+    gamma:
+        the budget slack.
+    c_z:
+        the constant.
+
+    Returns ``c_z (OPT_hat + 2 gamma) / B``, where ``OPT_hat`` is the value of the empirical
+    static problem on the sample, scaled to ``T``, with budget ``B + 2 gamma``; 0 without
+    a sample.
+    """
+    n = rewards.shape[0]
+    if n == 0:
+        return 0.0
+    rate = (budget + 2.0 * gamma) / horizon
+    K, m = rewards.shape[1], costs.shape[2]
+    if K == 2 and m == 1:
+        a = 1 - free_action
+        value = static_opt_deferral(rewards[:, a], rewards[:, free_action], costs[:, a, 0], rate)
+        per_round = value.value
+    else:
+        per_round, _ = static_opt_lp(rewards, costs, rate)
+    return float(c_z * (horizon * per_round + 2.0 * gamma) / budget)
