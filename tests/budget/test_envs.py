@@ -87,7 +87,7 @@ def test_common_random_numbers_and_the_hindsight_extras():
 
 def test_digits_environment_scores_only_its_last_batch():
     env = DigitsDeferral(seed=0, budget_rate=0.05)
-    assert env.n_features == 22 and 0.7 < env.model_accuracy < 0.9
+    assert env.n_features == 23 and 0.7 < env.model_accuracy < 0.9
     X = env.contexts(50, np.random.default_rng(0))
     mu = env.expected_rewards(X)
     assert mu.shape == (50, 2) and set(np.unique(mu[:, 0])) <= {0.0, 1.0}

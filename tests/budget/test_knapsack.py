@@ -125,10 +125,13 @@ def test_bounds_equal_the_closed_forms():
     counts = pol.models_.reward_counts()
     assert counts.tolist() == [30, (acts == HUMAN).sum()]  # full feedback: the model sees all
     h = acts == HUMAN
-    beta = conf.radius(np.array([pol._count()]), d, "identity")[0]
+    # each model's radius from its own count: the model 30 rows, the human and cost h.sum()
+    beta = conf.radius(np.array([h.sum()]), d, "identity")[0]
+    beta_m = conf.radius(np.array([30]), d, "identity")[0]
+    assert beta_m > beta
     mean, width, V, th = _ridge_bounds(X[h], r[h], x, beta)
     np.testing.assert_allclose(pol.reward_ucb(x)[:, HUMAN], np.clip(mean + width, 0, 1), atol=1e-10)
-    mean_m, width_m, _, _ = _ridge_bounds(X, model_r, x, beta)
+    mean_m, width_m, _, _ = _ridge_bounds(X, model_r, x, beta_m)
     np.testing.assert_allclose(
         pol.reward_ucb(x)[:, MODEL], np.clip(mean_m + width_m, 0, 1), atol=1e-10
     )
@@ -174,11 +177,12 @@ def test_knapsack_bounds_equal_independent_ridge_models():
         for j in range(m):
             if a != free:
                 ref_c[a][j].partial_fit(x, c[j : j + 1])
-    beta = pol.confidence_.radius(np.array([pol._count()]), d, "identity")[0]
     probe = X[:9]
     ucb = np.empty((9, K))
     lcb = np.zeros((9, K, m))
     for a in range(K):
+        # each model's radius from its own observation count
+        beta = pol.confidence_.radius(ref_r[a].n_obs, d, "identity")[0]
         mean, var = ref_r[a].predict(probe)
         ucb[:, a] = np.clip(mean[:, 0] + beta * np.sqrt(var[:, 0]), 0, 1)
         for j in range(m):
@@ -352,7 +356,7 @@ def test_parameter_groups_from_dicts_specs_and_flat_configs(tmp_path):
     pol = KnapsackBandit(**flat)
     params = pol.get_params()
     assert params["confidence"] == {
-        "beta_scale": 1.0,
+        "beta_scale": None,
         "delta": 0.05,
         "sigma": 0.5,
         "kappa": None,
@@ -452,3 +456,75 @@ def test_neural_deferral_runs_retrains_and_round_trips(tmp_path):
     X = env.contexts(40, np.random.default_rng(4))
     np.testing.assert_allclose(back.scores(X), pol.scores(X))
     assert [back.decide(x).actions[0] for x in X] == [pol.decide(x).actions[0] for x in X]
+
+
+def test_default_radius_is_the_theorems_over_sqrt_dim_with_each_models_own_count():
+    conf = ConfidenceSpec()
+    counts = np.array([0.0, 10.0, 1000.0])
+    theory = ConfidenceSpec(beta_scale=1.0).radius(counts, 20, "identity")
+    np.testing.assert_allclose(conf.radius(counts, 20, "identity"), theory / np.sqrt(20))
+    # Li, Lu and Zhou: sigma / kappa sqrt(d/2 log(1 + 2t/d) + log(1/delta)), t >= 1
+    by_hand = 0.5 * np.sqrt(10 * np.log1p(2 * np.maximum(counts, 1) / 20) + np.log(20))
+    np.testing.assert_allclose(theory, by_hand)
+    assert conf.radius(counts, 20, "logistic")[0] == pytest.approx(
+        4 * conf.radius(counts, 20, "identity")[0]
+    )
+
+
+def test_z_is_the_gain_over_the_free_action_per_unit_of_budget():
+    from scarce.budget import estimate_z, static_opt_lp
+
+    rng = np.random.default_rng(0)
+    n, K, T, B = 50, 3, 1000, 120.0
+    R = rng.uniform(0.3, 1.0, (n, K))
+    C = rng.uniform(0.1, 1.0, (n, K, 1))
+    C[:, 0] = 0.0
+    fallback = R[:, 0] - 0.1  # a pessimistic estimate of the free action's reward
+    z = estimate_z(R, C, free_action=0, fallback=fallback, budget=B, horizon=T, gamma=0.0, c_z=1.0)
+    gains = R - fallback[:, None]
+    gains[:, 0] = 0.0
+    value, _ = static_opt_lp(gains, C, B / T)
+    assert z == pytest.approx(T * value / B)
+    # subtracting the free action's reward removes what it earns anyway: far below OPT / B
+    opt, _ = static_opt_lp(R, C, B / T)
+    assert z < 0.5 * T * opt / B
+    # the two-action shortcut agrees with the LP
+    z2 = estimate_z(R[:, :2], C[:, :2], free_action=0, budget=B, horizon=T, gamma=0.0, c_z=2.0)
+    g2 = R[:, :2] - R[:, :1]
+    v2, _ = static_opt_lp(g2, C[:, :2], B / T)
+    assert z2 == pytest.approx(2.0 * T * v2 / B)
+
+
+def test_default_dual_step_is_variance_adaptive():
+    from scarce.budget.dual import default_eta
+
+    pol = Deferral(n_features=2, budget=40.0, horizon=2000, cost_bound=1.0, seed=0)
+    pol.decide(np.zeros((1, 2)))
+    assert pol.prices_.eta == pytest.approx(np.sqrt(np.log(2) / 40.0))
+    assert default_eta(1, 2000, 40.0) == pytest.approx(
+        np.sqrt(np.log(2) / 2000) * np.sqrt(2000 / 40)
+    )
+    assert pol.warmup_rounds_ == 45  # ceil(sqrt(T))
+
+
+def test_neural_deferral_networks_have_a_sigmoid_head_for_bernoulli_outcomes():
+    pytest.importorskip("torch")
+    from scarce.budget import NeuralDeferral
+
+    pol = NeuralDeferral(
+        n_features=3, budget=5.0, horizon=50, network={"hidden": [4], "min_train": 3}, seed=0
+    )
+    pol.decide(np.zeros((1, 3)))
+    for _, _, bank, _ in pol.models_.reward_groups + pol.models_.cost_groups:
+        for model in bank.models:
+            assert model.net.link == "logistic"  # sigmoid output, cross-entropy loss
+            assert model.link == "identity"  # the linear model on the embedding keeps its link
+    with pytest.raises(ValueError, match="network.output='sigmoid' needs targets in"):
+        NeuralDeferral(n_features=3, budget=5.0, horizon=50, cost_bound=2.0).decide(
+            np.zeros((1, 3))
+        )
+    identity = NeuralDeferral(
+        n_features=3, budget=5.0, horizon=50, network={"output": "identity"}, seed=0
+    )
+    identity.decide(np.zeros((1, 3)))
+    assert identity.models_.reward_groups[0][2].models[0].net.link == "identity"

@@ -23,9 +23,20 @@ import numpy as np
 from scarce.budget.opt import static_opt_deferral, static_opt_lp
 
 
-def default_eta(n_resources: int, horizon: int) -> float:
-    """Hedge step ``sqrt(log(m + 1) / T)`` (spec A.4: ``m`` resources and the slack)."""
-    return math.sqrt(math.log(n_resources + 1) / horizon)
+def default_eta(n_resources: int, horizon: int, budget_units: float | None = None) -> float:
+    """Hedge step: ``sqrt(log(m + 1) / T)`` (spec A.4: ``m`` resources and the slack) times
+    ``sqrt(T / B')``, with ``B'`` the budget in units of the largest consumption of one round
+    (None: no scaling).
+
+    The scaling is Hedge's variance-adaptive step ``sqrt(log(m + 1) / V)``: the gains
+    ``c_t - B/T`` have total variance about ``B'`` (deferring at the budget's rate), not
+    ``T``. With ``sqrt(log(m + 1) / T)`` alone, a price that starts too high can fall by at
+    most a factor ``exp(eta B) = exp(B sqrt(log 2 / T))`` over the whole horizon, which is
+    less than 2 when ``B < 0.8 sqrt(T)`` (e.g. 40 of 2,000)."""
+    eta = math.sqrt(math.log(n_resources + 1) / horizon)
+    if budget_units is not None and budget_units > 0:
+        eta *= math.sqrt(horizon / budget_units)
+    return eta
 
 
 def theory_gamma(n_features: int, horizon: int) -> float:
@@ -91,6 +102,7 @@ def estimate_z(
     costs: np.ndarray,
     *,
     free_action: int,
+    fallback: np.ndarray | None = None,
     budget: float,
     horizon: int,
     gamma: float,
@@ -106,6 +118,9 @@ def estimate_z(
         ``(n, K, m)`` (pessimistic) consumption estimates, in the common unit.
     free_action:
         the action that consumes nothing.
+    fallback:
+        ``(n,)`` the free action's reward to measure gains from (its pessimistic estimate,
+        so that the gains are optimistic); default ``rewards[:, free_action]``.
     budget:
         ``B``, in the common unit (``rho T``).
     horizon:
@@ -115,19 +130,27 @@ def estimate_z(
     c_z:
         the constant.
 
-    Returns ``c_z (OPT_hat + 2 gamma) / B``, where ``OPT_hat`` is the value of the empirical
-    static problem on the sample, scaled to ``T``, with budget ``B + 2 gamma``; 0 without
-    a sample.
+    Returns ``c_z (G_hat + 2 gamma) / B``: ``G_hat`` is the value of the empirical static
+    problem on the sample, scaled to ``T``, with budget ``B + 2 gamma``, measured as the
+    *gain over the free action*: every action's reward minus the free action's, so that the
+    free action is A&D's no-op with reward 0 (``OPT_hat - OPT_fallback_hat``). Subtracting
+    the same number from every action of a case leaves the decision rule unchanged; it only
+    keeps ``Z`` at the scale of the price a unit of budget is worth, ``OPT_gain / B``, which
+    is at least the optimal dual price ``lambda*`` (LP duality: ``OPT_gain = lambda* B +
+    T E[(g - lambda* c)^+]``). With ``OPT / B``, ``Z`` would also count the reward the free
+    action earns anyway. 0 without a sample.
     """
     n = rewards.shape[0]
     if n == 0:
         return 0.0
     rate = (budget + 2.0 * gamma) / horizon
     K, m = rewards.shape[1], costs.shape[2]
+    base = rewards[:, free_action] if fallback is None else np.asarray(fallback)
+    gains = rewards - base[:, None]
+    gains[:, free_action] = 0.0  # the no-op
     if K == 2 and m == 1:
         a = 1 - free_action
-        value = static_opt_deferral(rewards[:, a], rewards[:, free_action], costs[:, a, 0], rate)
-        per_round = value.value
+        value = static_opt_deferral(gains[:, a], gains[:, free_action], costs[:, a, 0], rate).value
     else:
-        per_round, _ = static_opt_lp(rewards, costs, rate)
-    return float(c_z * (horizon * per_round + 2.0 * gamma) / budget)
+        value, _ = static_opt_lp(gains, costs, rate)
+    return float(c_z * (horizon * value + 2.0 * gamma) / budget)

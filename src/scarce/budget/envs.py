@@ -35,6 +35,8 @@ from scarce.envs.base import Environment
 from scarce.envs.registry import register_env
 
 REGIMES = ("complementary", "human_better", "heterogeneous")
+#: digits: log-probabilities below -LOGIT_CLIP are clipped (naive Bayes gives -1000s)
+LOGIT_CLIP = 20.0
 MODEL, HUMAN = 0, 1
 
 
@@ -132,10 +134,14 @@ class SyntheticDeferral(_DeferralEnv):
     Parameters (drawn once from ``seed``): ``complementary``: ``theta_M ~ U[0, 1]^d``,
     ``theta_H = 1 - theta_M``; ``human_better``: ``theta_H ~ U[0.5, 1]^d``,
     ``theta_M ~ U[0, 0.5]^d``; cost ``theta_c ~ U[0, 1]^d`` in both.
-    ``heterogeneous`` (not in the paper; where a threshold on the model's reward is far from
-    optimal): sparse contexts, ``k`` uniform on ``{1, 2, 3}``, and independent
-    ``theta_M, theta_H ~ U[0, 1]^d``, ``theta_c ~ U[0.05, 1]^d``: the human's gain and the
-    cost vary widely between contexts and are unrelated to the model's reward.
+    ``heterogeneous`` (not in the paper; built so that a threshold on the model's reward is far
+    from optimal): sparse contexts, ``k`` uniform on ``{1, 2, 3}``, and two kinds of
+    features in random positions. Routine ones (half): ``theta_M ~ U[0.3, 0.6]``, the human
+    better by ``U[0.25, 0.4]``, cheap ``theta_c ~ U[0.05, 0.15]``. Hard ones:
+    ``theta_M ~ U[0, 0.4]``, the human better by ``U[0, 0.15]``, slow ``theta_c ~ U[0.8, 1]``.
+    The best use of the budget is on routine cases; a rule that defers where the model is
+    worst spends it on hard ones, and deferring everything runs out early (BestReject gets
+    about 0.85 of OPT at ``B = 0.25 T``).
     Linear links. Outcomes: ``noise="bernoulli"`` (rewards are Bernoulli with the linear
     mean; the cost is ``cost_bound`` with probability ``clip(x^T theta_c, 0, 1)``, else 0;
     needs ``norm="l1"``) or ``"gaussian"`` (mean plus ``N(0, noise_sd^2)``; the cost is
@@ -195,10 +201,14 @@ class SyntheticDeferral(_DeferralEnv):
             theta_h = rng.uniform(0.5, 1.0, d)
             theta_m = rng.uniform(0.0, 0.5, d)
             theta_c = rng.uniform(0.0, 1.0, d)
-        else:
-            theta_m = rng.uniform(0.0, 1.0, d)
-            theta_h = rng.uniform(0.0, 1.0, d)
-            theta_c = rng.uniform(0.05, 1.0, d)
+        else:  # half routine, half hard features, in random positions
+            h = d // 2
+            theta_m = np.concatenate([rng.uniform(0.3, 0.6, h), rng.uniform(0.0, 0.4, d - h)])
+            gain = np.concatenate([rng.uniform(0.25, 0.4, h), rng.uniform(0.0, 0.15, d - h)])
+            theta_c = np.concatenate([rng.uniform(0.05, 0.15, h), rng.uniform(0.8, 1.0, d - h)])
+            perm = rng.permutation(d)
+            theta_m, theta_c = theta_m[perm], theta_c[perm]
+            theta_h = np.minimum(theta_m + gain[perm], 1.0)
         self.theta = np.stack([theta_m, theta_h])  # (2, d): [MODEL, HUMAN]
         self.theta_cost = theta_c
         self._solutions: dict[tuple, tuple[KnapsackSolution, np.ndarray]] = {}
@@ -356,7 +366,7 @@ class DigitsDeferral(_DeferralEnv):
     """
 
     name = "deferral-digits"
-    n_features = 22
+    n_features = 23
     cost_max = 1.0
     has_oracle = True
 
@@ -393,7 +403,14 @@ class DigitsDeferral(_DeferralEnv):
         pred = proba.argmax(axis=1)
         self.model_accuracy = float(np.mean(pred == y_pool))
         one_hot = np.eye(10)[pred]
-        self.features = np.column_stack([proba, one_hot, proba.max(axis=1), np.ones(len(pred))])
+        # the paper's features are the model's logits: log-probabilities here, clipped at
+        # -LOGIT_CLIP and scaled to [-1, 0], with the margin between the two largest
+        log_p = np.maximum(model.predict_log_proba(X_pool), -LOGIT_CLIP)
+        top2 = np.sort(log_p, axis=1)[:, -2:]
+        margin = (top2[:, 1] - top2[:, 0]) / LOGIT_CLIP
+        self.features = np.column_stack(
+            [log_p / LOGIT_CLIP, one_hot, proba.max(axis=1), margin, np.ones(len(pred))]
+        )
         self.labels = y_pool
         self.model_correct = (pred == y_pool).astype(float)
         self.human_accuracy = rng.uniform(acc_low, acc_high, 10)

@@ -57,30 +57,19 @@ class _Task:
     with_baselines: bool
 
 
-def _old_settings(T: int, real: bool) -> dict[str, Any]:  # STAGE 1 ONLY: the old tuning
-    import math
-
-    dual: dict[str, Any] = {"warmup_rounds": math.ceil(math.sqrt(T))}
-    if real:
-        dual["z_gamma"] = 0.0
-    return {"confidence": {"beta_scale": 0.2}, "dual": dual}
-
-
-def _synthetic_learners(T: int) -> tuple[tuple[str, PolicySpec], ...]:
-    old = _old_settings(T, False)
+def _synthetic_learners() -> tuple[tuple[str, PolicySpec], ...]:
+    """Deferral with full and with bandit feedback, class defaults."""
     return (
-        ("Deferral", PolicySpec("Deferral", old)),
-        ("Deferral-bandit", PolicySpec("Deferral", {**old, "feedback": "bandit"})),
+        ("Deferral", PolicySpec("Deferral")),
+        ("Deferral-bandit", PolicySpec("Deferral", {"feedback": "bandit"})),
     )
 
 
-def _real_learners(T: int) -> tuple[tuple[str, PolicySpec], ...]:
-    old = _old_settings(T, True)
-    learners = [("Deferral", PolicySpec("Deferral", old))]
-    # the neural variant needs the `neural` extra (PyTorch)
+def _real_learners() -> tuple[tuple[str, PolicySpec], ...]:
+    """Deferral and (with the ``neural`` extra, PyTorch) NeuralDeferral, class defaults."""
+    learners = [("Deferral", PolicySpec("Deferral"))]
     if importlib.util.find_spec("torch"):
-        spec = PolicySpec("NeuralDeferral", {**old, "network": {"retrain_every": 50}})
-        learners.append(("Deferral-Neural", spec))
+        learners.append(("Deferral-Neural", PolicySpec("NeuralDeferral")))
     return tuple(learners)
 
 
@@ -261,7 +250,7 @@ def run_synthetic(
     """Reward vs budget fraction (three regimes, all baselines, Deferral with full and bandit
     feedback) at ``horizon``, and Deferral's regret vs T on a log grid of 4 horizons from
     1,000 (or ``horizon / 10``) to ``horizon`` at ``B = 0.25 T``."""
-    learners = _synthetic_learners(horizon)
+    learners = _synthetic_learners()
     tasks: list[_Task] = []
     for regime in REGIMES:
         for frac in BUDGET_FRACTIONS:
@@ -296,9 +285,9 @@ def run_real(
     progress: Callable[[int, int], None] | None = None,
 ) -> ExperimentResult:
     """Digits deferral (:class:`~scarce.budget.envs.DigitsDeferral`): Deferral, Deferral-Neural
-    (NeuralLinear, retrained every 50 observations) and the baselines, at three budgets; ratio
-    to the empirical OPT (LP relaxation; the exact 0/1 value is ``opt_exact_01``)."""
-    learners = _real_learners(horizon)
+    (NeuralDeferral) and the baselines, at three budgets; ratio to the empirical OPT (LP
+    relaxation; the exact 0/1 value is ``opt_exact_01``)."""
+    learners = _real_learners()
     tasks = [
         _Task(
             f"digits-b{frac}",

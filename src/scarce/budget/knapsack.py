@@ -230,20 +230,27 @@ class KnapsackBandit(Policy):
             multi_target=self._multi_target_models,
         )
         self.ledger_ = Ledger(self._budget, self._cost_bound)
+        self._ok_all = np.ones(K, dtype=bool)
+        self._ok: np.ndarray | None = None  # cached affordability (None: recompute)
         rates = self._budget / T
         self._rate_min = float(rates.min())
         self._scale = self._rate_min / rates  # consumption in the common unit
-        eta = self._dual.eta if self._dual.eta is not None else default_eta(m, T)
+        c_max = float((self._cost_bound * self._scale).max())  # largest consumption, common unit
+        units = self._rate_min * T / c_max
+        # the paced warm-up's probability of a costly action: the budget's rate at most
+        self._explore = min((K - 1) / K, self._rate_min / c_max)
+        eta = self._dual.eta if self._dual.eta is not None else default_eta(m, T, units)
         self.prices_ = DualPrices(m, eta, self._scale, self._rate_min)
         self.n_decided_ = 0
         if self._dual.z_method == "warmup_estimate":
             T0 = self._dual.warmup_rounds
             if T0 is None:
-                T0 = math.ceil(self.n_features * math.sqrt(T))
+                T0 = math.ceil(math.sqrt(T))
             self.warmup_rounds_ = min(int(T0), T)
         else:
             self.warmup_rounds_ = 0
         self._warm_X = np.zeros((self.warmup_rounds_, self.n_features))
+        self._zero_cost = np.zeros((1, m))
         self._n_warm = 0
         self.Z_: float | None = None
         if self._dual.z_method != "warmup_estimate":
@@ -252,11 +259,8 @@ class KnapsackBandit(Policy):
             self.Z_ = self._estimate_z()
 
     # ------------------------------------------------------------------ estimates
-    def _count(self) -> float:
-        return float(self.n_updates_ if self.n_updates_ > 1 else 1)
-
     def _bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        return self.models_.bounds(X, costs, self._count())
+        return self.models_.bounds(X, costs)
 
     def reward_ucb(self, X: np.ndarray) -> np.ndarray:
         """``(n, K)`` optimistic rewards, clipped to ``confidence.reward_range``."""
@@ -298,10 +302,12 @@ class KnapsackBandit(Policy):
         gamma = self._dual.z_gamma if self._dual.z_gamma is not None else theory_gamma(d, T)
         r, c = self._bounds(Xw, costs=True)
         assert c is not None
+        free = int(self.free_action)
         return estimate_z(
             r,
             c * self._scale,
-            free_action=int(self.free_action),
+            free_action=free,
+            fallback=self.models_.reward_lcb(Xw, free) if Xw.shape[0] else None,
             budget=self._rate_min * T,
             horizon=T,
             gamma=gamma,
@@ -310,7 +316,7 @@ class KnapsackBandit(Policy):
 
     # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
-        n, m = X.shape[0], self.n_resources
+        n, m, K = X.shape[0], self.n_resources, self.n_actions
         free = int(self.free_action)
         scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)
@@ -319,28 +325,31 @@ class KnapsackBandit(Policy):
         cost_lcb = np.zeros((n, m))
         ledger = self.ledger_
         for i in range(n):
-            ok = ledger.affordable()  # the free action is always affordable
+            ok = self._affordable()  # the free action is always affordable
             if eligible is not None:
-                ok &= eligible[i]
+                ok = ok & eligible[i]
                 if not ok.any():
                     raise ValueError(
                         f"case {i}: no eligible action is affordable (remaining budget "
                         f"{ledger.remaining}); make the free action {free} eligible"
                     )
-            if est is None:  # warm-up: uniformly random affordable action
-                choices = np.flatnonzero(ok)
-                a = int(choices[self.rng_.integers(choices.size)])
-                probs[i] = 1.0 / choices.size
+            if est is None:  # warm-up: a random affordable action
+                p = self._warmup_probabilities(ok[None, :])[0]
+                a = min(int(np.searchsorted(np.cumsum(p), self.rng_.random() * p.sum())), K - 1)
+                while p[a] == 0:  # round-off at the top of the cumulative sum
+                    a -= 1
+                probs[i] = p[a]
                 self._warm_X[self._n_warm] = X[i]
                 self._n_warm += 1
             else:
-                s = np.where(ok, scores[i], -np.inf)
+                s = scores[i] if ok is self._ok_all else np.where(ok, scores[i], -np.inf)
                 a = int(s.argmax())
                 if ok[free] and s[free] >= s[a]:
                     a = free  # ties go to the free action
             actions[i] = a
             if a != free:  # the free action's bound is 0
                 ledger.reserve(actions[i : i + 1])
+                self._ok = None
             self.n_decided_ += 1
             if est is None and self.n_decided_ >= self.warmup_rounds_:
                 # the warm-up is complete: price from here on (this decision's consumption
@@ -354,15 +363,39 @@ class KnapsackBandit(Policy):
         info = {"cost_lcb": cost_lcb, "priced": priced}
         return Decision(actions=actions, probabilities=probs, scores=shown, info=info)
 
+    def _affordable(self) -> np.ndarray:
+        """``(K,)`` the ledger's affordable actions, kept until the ledger changes (do not
+        modify the result); the same object as ``_ok_all`` when every action is."""
+        if self._ok is None:
+            ok = self.ledger_.affordable()
+            self._ok = self._ok_all if ok.all() else ok
+        return self._ok
+
+    def _warmup_probabilities(self, ok: np.ndarray) -> np.ndarray:
+        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``:
+        uniform, or (``dual.paced_warmup``) the costly actions together with probability
+        ``min((K - 1) / K, rho / c_max)`` so that the warm-up spends no faster than the budget's
+        rate, and the free action the rest."""
+        free = int(self.free_action)
+        costly = ok.copy()
+        costly[:, free] = False
+        n_costly = costly.sum(axis=1, keepdims=True)
+        if not self._dual.paced_warmup:
+            return ok / ok.sum(axis=1, keepdims=True)
+        q = np.where(ok[:, [free]], self._explore, 1.0) * (n_costly > 0)
+        out = costly * (q / np.maximum(n_costly, 1))
+        out[:, free] = np.where(ok[:, free], 1.0 - q[:, 0], 0.0)
+        return out
+
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         """Probabilities under the current state, for each case on its own (reservations made
         within a batch by :meth:`decide` are not simulated)."""
         n, K = X.shape[0], self.n_actions
-        ok = np.broadcast_to(self.ledger_.affordable(), (n, K)).copy()
+        ok = np.broadcast_to(self._affordable(), (n, K)).copy()
         if eligible is not None:
             ok &= eligible
         if self.Z_ is None:  # warm-up
-            return ok / ok.sum(axis=1, keepdims=True)
+            return self._warmup_probabilities(ok)
         s = np.where(ok, self.scores(X), -np.inf)
         best = np.argmax(s, axis=1)
         rows = np.arange(n)
@@ -384,6 +417,13 @@ class KnapsackBandit(Policy):
         on it)."""
         n, m = actions.shape[0], self.n_resources
         full = None
+        if n == 1 and actions[0] == self.free_action and np.ndim(costs) < 3:
+            # the free action: nothing reserved, nothing to book; its cost must be 0
+            C = None if costs is None else np.asarray(costs, dtype=np.float64)
+            if C is not None and (C.size != m or np.any(C != 0)):
+                return self.ledger_.check_costs(actions, costs), None  # raises
+            return self._zero_cost, None
+        self._ok = None
         if costs is None:
             if (actions != self.free_action).any():
                 raise ValueError(
@@ -435,6 +475,10 @@ class KnapsackBandit(Policy):
         self.models_.learn_rewards(feats, y, ids)
         if full_costs is not None:
             self._learn_full_costs(X, full_costs)
+            return
+        if actions.shape[0] == 1:
+            if actions[0] != self.free_action:
+                self.models_.learn_costs(X, C, actions)
             return
         costly = actions != self.free_action
         if costly.all():
@@ -532,6 +576,7 @@ class KnapsackBandit(Policy):
     def _set_learned_state(self, state: dict[str, Any]) -> None:
         self.models_.set_state(state["models"])
         self.ledger_.set_state(state["ledger"])
+        self._ok = None
         self.prices_.set_state(state["dual"])
         self.n_decided_ = int(state["n_decided"])
         self.Z_ = None if state["Z"] is None else float(state["Z"])

@@ -101,26 +101,30 @@ class OutcomeModels:
                 bank = make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)], None)
             self.cost_groups.append((link, res, bank, multi))
         self._one_reward_bank = len(self.reward_groups) == 1
+        self._betas: dict[int, np.ndarray] = {}
 
     # ------------------------------------------------------------------ bounds
-    def _beta(self, bank: Any, link: str, count: float | None) -> np.ndarray:
-        n_obs = bank.n_obs if count is None else np.full(np.shape(bank.n_obs), count)
-        return self.confidence.radius(n_obs, bank.dim, link)
+    def _beta(self, bank: Any, link: str) -> np.ndarray:
+        """``(M,)`` radius of each model of ``bank`` from its own observation count (kept
+        until the bank learns)."""
+        beta = self._betas.get(id(bank))
+        if beta is None:
+            beta = self.confidence.radius(bank.n_obs, bank.dim, link)
+            self._betas[id(bank)] = beta
+        return beta
 
-    def bounds(
-        self, X: np.ndarray, costs: bool = True, count: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray | None]:
+    def bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and, with ``costs``,
         pessimistic consumptions ``(n, K, m)`` clipped to ``[0, cost_bound]`` (0 for the free
-        action). ``count``: the observation count every radius uses (None: each model's own)."""
+        action); each model's radius from its own observation count."""
         n, K, m = X.shape[0], self.n_actions, self.n_resources
         if self._one_reward_bank:
             link, _, bank, _ = self.reward_groups[0]
-            r = bank.bounds(X, self._beta(bank, link, count), upper=True)
+            r = bank.bounds(X, self._beta(bank, link), upper=True)
         else:
             r = np.empty((n, K))
             for link, acts, bank, _ in self.reward_groups:
-                r[:, acts] = bank.bounds(X, self._beta(bank, link, count), upper=True)
+                r[:, acts] = bank.bounds(X, self._beta(bank, link), upper=True)
         lo, hi = self.reward_range
         np.minimum(r, hi, out=r)
         np.maximum(r, lo, out=r)
@@ -129,7 +133,7 @@ class OutcomeModels:
         costly = self.costly
         c = np.zeros((n, K, m))
         for link, res, bank, multi in self.cost_groups:
-            low = bank.bounds(X, self._beta(bank, link, count), upper=False)
+            low = bank.bounds(X, self._beta(bank, link), upper=False)
             if not multi:
                 low = low.reshape(n, costly.size, res.size)
             if res.size == m:
@@ -140,10 +144,19 @@ class OutcomeModels:
         np.minimum(c, self.cost_bound, out=c)
         return r, c
 
+    def reward_lcb(self, X: np.ndarray, action: int) -> np.ndarray:
+        """``(n,)`` pessimistic reward of ``action``, clipped to ``reward_range``."""
+        for link, _, bank, local in self.reward_groups:
+            if local[action] >= 0:
+                low = bank.bounds(X, self._beta(bank, link), upper=False)[:, local[action]]
+                return np.clip(low, *self.reward_range)
+        raise ValueError(f"action must be in [0, {self.n_actions}); got {action!r}")
+
     # ------------------------------------------------------------------ learning
     def learn_rewards(self, X: np.ndarray, y: np.ndarray, actions: np.ndarray) -> None:
         """Add reward observations: row ``i`` of ``X`` ``(n, d)`` with reward ``y[i]`` of
         action ``actions[i]``."""
+        self._betas.clear()
         for _, acts, bank, local in self.reward_groups:
             if acts.size == self.n_actions:
                 bank.partial_fit(X, y, actions)
@@ -160,6 +173,7 @@ class OutcomeModels:
         ``actions[i]`` on context ``X[i]``."""
         if not X.shape[0]:
             return
+        self._betas.clear()
         rank = self.costly_rank[actions]
         for _, res, bank, multi in self.cost_groups:
             q = res.size
@@ -196,6 +210,7 @@ class OutcomeModels:
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
+        self._betas.clear()
         for link, _, bank, _ in self.reward_groups:
             bank.set_state(state["reward"][link])
         for link, _, bank, _ in self.cost_groups:

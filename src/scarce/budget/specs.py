@@ -39,7 +39,11 @@ class ConfidenceSpec:
         the radius of a model with ``t`` observations of its own,
         ``beta_scale * sigma / kappa * sqrt(dim / 2 * log(1 + 2 t / dim) + log(1 / delta))``
         (Li, Lu and Zhou, 2017); ``kappa=None`` uses 1 for the identity link and 0.25 for the
-        logistic one (as the meTS code does).
+        logistic one (as the meTS code does). ``beta_scale=None`` (default) is
+        ``1 / sqrt(dim)``: the radius bounds the error in every direction at once, which
+        costs the ``sqrt(dim)``; one decision compares the estimates along one direction
+        ``x``, and the theoretical radius over-explores (spec A.3). ``beta_scale=1`` gives
+        the theorem's radius.
     lam:
         ridge of the identity-link models (spec default 1.0).
     lam_logistic:
@@ -49,7 +53,7 @@ class ConfidenceSpec:
         clipped to ``[0, cost_bound]``).
     """
 
-    beta_scale: float = 1.0
+    beta_scale: float | None = None
     delta: float = 0.05
     sigma: float = 0.5
     kappa: float | None = None
@@ -59,7 +63,8 @@ class ConfidenceSpec:
 
     def check(self, name: str = "confidence") -> None:
         """Raise ValueError naming ``name.field`` for a value out of range."""
-        check_scalar(self.beta_scale, f"{name}.beta_scale", low=0.0)
+        if self.beta_scale is not None:
+            check_scalar(self.beta_scale, f"{name}.beta_scale", low=0.0)
         check_scalar(
             self.delta,
             f"{name}.delta",
@@ -91,7 +96,8 @@ class ConfidenceSpec:
         """``(M,)`` radius of each of ``M`` models from its own observation count ``n_obs``."""
         t = np.maximum(n_obs, 1.0)
         inner = (0.5 * dim) * np.log1p((2.0 / dim) * t) + math.log(1.0 / self.delta)
-        return (self.beta_scale * self.sigma / self.kappa_for(link)) * np.sqrt(inner)
+        scale = 1.0 / math.sqrt(dim) if self.beta_scale is None else self.beta_scale
+        return (scale * self.sigma / self.kappa_for(link)) * np.sqrt(inner)
 
 
 @dataclass(frozen=True)
@@ -109,12 +115,20 @@ class DualSpec:
     Z:
         the trade-off constant for ``fixed`` / ``oracle`` (>= 0).
     warmup_rounds:
-        ``T0`` for ``warmup_estimate``; None gives ``ceil(d sqrt(T))`` (spec A.4).
+        ``T0`` for ``warmup_estimate``; None gives ``ceil(sqrt(T))`` (the "sqrt(T) initial
+        exploration rounds" of Li and Stoltz's account of A&D; the spec's reconstruction
+        ``d sqrt(T)`` is half of a 2,000-round horizon at ``d = 22``).
+    paced_warmup:
+        the warm-up plays a costly action with probability ``min((K - 1) / K, rho / c_max)``
+        (``rho`` the budget per round, ``c_max`` the largest consumption of one round), so
+        that it spends no faster than the budget allows; False: uniformly random actions
+        (which can spend a small budget before the warm-up ends).
     c_z:
         multiplies the estimated ``Z``.
     z_gamma:
-        the budget slack ``gamma`` of the estimate; None gives the theory's
-        ``sqrt(d) T^(3/4)``.
+        the budget slack ``gamma`` of the estimate (default 0: the point estimate); None gives
+        the theory's ``sqrt(d) T^(3/4)``, which dominates ``Z`` whenever ``B`` is below it
+        (the theorem's range is ``B >= sqrt(d) T^(3/4)``).
     eta:
         multiplicative-weights step; None gives the default of
         :func:`scarce.budget.dual.default_eta`.
@@ -126,8 +140,9 @@ class DualSpec:
     z_method: str = "warmup_estimate"
     Z: float | None = None
     warmup_rounds: int | None = None
+    paced_warmup: bool = False
     c_z: float = 1.0
-    z_gamma: float | None = None
+    z_gamma: float | None = 0.0
     eta: float | None = None
     dual_uses_estimate: bool = True
 
@@ -146,10 +161,9 @@ class DualSpec:
             check_scalar(self.z_gamma, f"{name}.z_gamma", low=0.0)
         if self.eta is not None:
             check_scalar(self.eta, f"{name}.eta", low=0.0, low_inclusive=False)
-        if not isinstance(self.dual_uses_estimate, (bool, np.bool_)):
-            raise ValueError(
-                f"{name}.dual_uses_estimate must be a bool; got {self.dual_uses_estimate!r}"
-            )
+        for key in ("dual_uses_estimate", "paced_warmup"):
+            if not isinstance(getattr(self, key), (bool, np.bool_)):
+                raise ValueError(f"{name}.{key} must be a bool; got {getattr(self, key)!r}")
 
 
 @dataclass(frozen=True)
@@ -180,7 +194,7 @@ class NetworkSpec:
     batch_size: int = 500
     lr: float = 5e-4
     weight_decay: float = 0.0
-    output: str = "identity"
+    output: str = "sigmoid"
 
     def check(self, name: str = "network") -> None:
         """Raise ValueError naming ``name.field`` for a value out of range."""
