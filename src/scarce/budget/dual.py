@@ -69,18 +69,23 @@ class DualPrices:
         self.eta = float(eta)
         self.weights = np.full(n_resources + 1, 1.0 / (n_resources + 1))
         self.scale = np.asarray(scale, dtype=np.float64)
+        self._prices: tuple[float, np.ndarray] | None = None
         # eta * gain = consumption * (eta * scale) - eta * rate, folded once
         self._eta_scale = self.eta * self.scale
         self._eta_rate = self.eta * float(rate)
 
     def prices(self, Z: float) -> np.ndarray:
-        """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``."""
-        return Z * self.weights[:-1] * self.scale
+        """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
+        (kept until the next step; do not modify)."""
+        if self._prices is None or self._prices[0] != Z:
+            self._prices = (Z, Z * self.weights[:-1] * self.scale)
+        return self._prices[1]
 
     def step(self, consumption: np.ndarray) -> None:
         """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
         order: ``theta_j <- theta_j exp(eta (c_j scale_j - rho))``, slack gain 0, normalised."""
         factors = np.exp(consumption * self._eta_scale - self._eta_rate)
+        self._prices = None
         w = self.weights
         if factors.ndim == 1:
             w[:-1] *= factors
@@ -95,6 +100,7 @@ class DualPrices:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.weights = np.array(state["weights"], dtype=np.float64).reshape(self.weights.shape)
+        self._prices = None
 
 
 def estimate_z(

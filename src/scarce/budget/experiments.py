@@ -266,9 +266,7 @@ def run_synthetic(
         for T in grid:
             for label, root in seeds:
                 env = f"{regime}-b0.25-T{T}"
-                tasks.append(
-                    _Task(env, spec, False, T, label, root, _synthetic_learners(T)[:1], False)
-                )
+                tasks.append(_Task(env, spec, False, T, label, root, learners[:1], False))
     summary, traces = _collect(tasks, n_jobs, progress)
     figures = {
         "reward_vs_budget": _budget_figure(summary, REGIMES),

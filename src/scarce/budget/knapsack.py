@@ -235,7 +235,8 @@ class KnapsackBandit(Policy):
         rates = self._budget / T
         self._rate_min = float(rates.min())
         self._scale = self._rate_min / rates  # consumption in the common unit
-        c_max = float((self._cost_bound * self._scale).max())  # largest consumption, common unit
+        # the largest consumption of one round in the common unit (1 if nothing costs)
+        c_max = float((self._cost_bound * self._scale).max()) or 1.0
         units = self._rate_min * T / c_max
         # the paced warm-up's probability of a costly action: the budget's rate at most
         self._explore = min((K - 1) / K, self._rate_min / c_max)

@@ -156,7 +156,8 @@ class OutcomeModels:
     def learn_rewards(self, X: np.ndarray, y: np.ndarray, actions: np.ndarray) -> None:
         """Add reward observations: row ``i`` of ``X`` ``(n, d)`` with reward ``y[i]`` of
         action ``actions[i]``."""
-        self._betas.clear()
+        for _, _, bank, _ in self.reward_groups:
+            self._betas.pop(id(bank), None)  # recomputed from the new counts on next use
         for _, acts, bank, local in self.reward_groups:
             if acts.size == self.n_actions:
                 bank.partial_fit(X, y, actions)
@@ -173,7 +174,8 @@ class OutcomeModels:
         ``actions[i]`` on context ``X[i]``."""
         if not X.shape[0]:
             return
-        self._betas.clear()
+        for _, _, bank, _ in self.cost_groups:
+            self._betas.pop(id(bank), None)
         rank = self.costly_rank[actions]
         for _, res, bank, multi in self.cost_groups:
             q = res.size
