@@ -35,6 +35,7 @@ CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
     "scarce.combinatorial",
     "scarce.fair",
     "scarce.pareto",
+    "scarce.budget",
     "scarce.policies.catalog",
     "scarce.policies.spanner",
 )
