@@ -425,6 +425,7 @@ def test_export_schema(db_url, make_service, tmp_path):
         "probabilities",
         "eligible",
         "policy_version",
+        "model_version",
         "joined_at",
         "seq",
         "cost",

@@ -449,20 +449,30 @@ def create_app(
 def app_from_env() -> FastAPI:
     """App factory for ``scarce serve --workers N``: every worker process builds its own
     service from ``SCARCE_SERVE_DB``, ``SCARCE_SERVE_POLICY``, ``SCARCE_SERVE_SQLITE_SYNC``,
-    ``SCARCE_SERVE_KEY_HASHES`` (key entries, one per line), ``SCARCE_SERVE_NO_AUTH`` and
-    ``SCARCE_SERVE_OPEN_METRICS``.
+    ``SCARCE_SERVE_KEY_HASHES`` (key entries, one per line), ``SCARCE_SERVE_NO_AUTH``,
+    ``SCARCE_SERVE_OPEN_METRICS`` and ``SCARCE_SERVE_SHADOWS`` (shadow TOML paths, one per line).
     """
+    import tomllib
+    from pathlib import Path
+
     from scarce.serve.config import load_config
     from scarce.serve.store import EventStore
+    from scarce.serve.versions import candidate_config, stored_config
 
     env = os.environ
-    config = load_config(env.get("SCARCE_SERVE_POLICY") or None)
     store = EventStore(
         env["SCARCE_SERVE_DB"], sqlite_synchronous=env.get("SCARCE_SERVE_SQLITE_SYNC", "FULL")
     )
+    policy = env.get("SCARCE_SERVE_POLICY") or None
+    config = (stored_config(store) if policy is None else None) or load_config(policy)
+    shadows = [
+        (Path(p).stem, candidate_config(config, tomllib.loads(Path(p).read_text())))
+        for p in env.get("SCARCE_SERVE_SHADOWS", "").split("\n")
+        if p.strip()
+    ]
     entries = [h for h in env.get("SCARCE_SERVE_KEY_HASHES", "").split("\n") if h.strip()]
     return create_app(
-        DecisionService(config, store),
+        DecisionService(config, store, shadows=shadows),
         keys=KeyVerifier(entries) if entries else None,
         no_auth=env.get("SCARCE_SERVE_NO_AUTH") == "1" and not entries,
         background_sync=True,

@@ -5,7 +5,9 @@ Schema (the first seven columns are what ``scarce.ope.LoggedData.from_parquet`` 
 ``propensity`` float64, ``timestamp`` float64 (seconds since the epoch), ``group`` string
 (nullable); then what the service knew and did: ``probabilities`` list<float64> (the logged
 distribution; null for structured actions), ``eligible`` list<int64> (the request's eligible
-ids; null: all), ``policy_version`` int64, ``joined_at`` float64 (when the event was joined),
+ids; null: all), ``policy_version`` int64 (the version that decided), ``model_version`` int64
+(the joined events that version had learned when it decided), ``joined_at`` float64 (when the
+event was joined),
 ``seq`` int64 (join order), ``cost`` list<float64> (realised cost; nullable),
 ``reward_vector`` list<float64> (the reward as given: one number, or one per objective),
 ``keywords`` and ``feedback`` strings (JSON: the decision-time and feedback keywords of the
@@ -43,6 +45,7 @@ LOGGED_SCHEMA = pa.schema(
         pa.field("probabilities", _FLOATS, nullable=True),
         pa.field("eligible", _INTS, nullable=True),
         pa.field("policy_version", pa.int64(), nullable=False),
+        pa.field("model_version", pa.int64(), nullable=False),
         pa.field("joined_at", pa.float64(), nullable=False),
         pa.field("seq", pa.int64(), nullable=False),
         pa.field("cost", _FLOATS, nullable=True),
@@ -87,6 +90,7 @@ def export_logs(store: EventStore, config: ServiceConfig, path: str | Path) -> t
         cols["probabilities"].append(_loads(r["probabilities"]))
         cols["eligible"].append(_loads(r["eligible"]))
         cols["policy_version"].append(int(r["policy_version"] or 1))
+        cols["model_version"].append(int(r["model_version"]))
         cols["joined_at"].append(float(r["joined_at"]))
         cols["seq"].append(int(r["seq"]))
         cols["cost"].append(_loads(r["cost"]))

@@ -46,6 +46,16 @@ def event_actions(ev: JoinedEvent, traits: PolicyTraits) -> np.ndarray:
     return np.array([ev.action])
 
 
+def copy_policy(policy: Policy) -> Policy:
+    """An independent copy of ``policy`` through its saved state (the persistence round trip
+    every policy honours), not ``copy.deepcopy``: a policy may hold views of its own arrays
+    (``MixedEffectTS``'s ``W_`` of ``WT_``), which a deep copy turns into separate arrays, so
+    the copy would learn differently."""
+    clone = type(policy)(**policy.get_params())
+    clone._set_state(copy.deepcopy(policy._get_state()))
+    return clone
+
+
 def ensure_initialized(policy: Policy, X: np.ndarray) -> None:
     """Initialise a fresh policy on an input like ``X`` (so that its random stream exists
     before a decision swaps it out)."""
@@ -133,10 +143,47 @@ def _finite(state: Any) -> bool:
     return True
 
 
-def _learn_one(policy: Policy, ev: JoinedEvent, feedback: Feedback) -> None:
+def _nonfinite(state: Any) -> int:
+    """How many numbers of a saved-state tree are not finite (an array of finite numbers
+    whose sum overflows counts once). Some policies keep NaN for "not known yet" (a noise
+    variance before it is estimated), so the learner judges an update by whether it adds
+    non-finite numbers, not by whether there are any."""
+    n = 0
+    stack = [state]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind in "fc" and not math.isfinite(abs(item.sum())):
+                bad = int(np.count_nonzero(~np.isfinite(item)))
+                n += bad if bad else 1
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            n += 1
+    return n
+
+
+def _learn_one(policy: Policy, ev: JoinedEvent, feedback: Feedback, baseline: int) -> int:
+    """Learn ``ev``; returns the model's count of non-finite numbers (0 in the common case,
+    found by one sum per array), refusing an update that adds to ``baseline``."""
+    if not hasattr(policy, "rng_"):  # a fresh model: count what its initial state holds
+        ensure_initialized(policy, event_input(ev.context))
+        baseline = _baseline(policy)
     feedback.learn(policy, ev)
-    if not _finite(policy._get_state()):
+    state = policy._get_state()
+    if _finite(state):
+        return 0
+    count = _nonfinite(state)
+    if count > baseline:
         raise FloatingPointError("the update left a non-finite number in the model")
+    return count
+
+
+def _baseline(policy: Policy) -> int:
+    state = policy._get_state()
+    return 0 if _finite(state) else _nonfinite(state)
 
 
 def learn_events(
@@ -167,20 +214,22 @@ def _learn_events(
     copy_of_model: Callable[[], Policy], events: Sequence[JoinedEvent], feedback: Feedback
 ) -> tuple[Policy, list[tuple[JoinedEvent, str]]]:
     work = copy_of_model()
+    baseline = _baseline(work)
     good: list[JoinedEvent] = []
     quarantined: list[tuple[JoinedEvent, str]] = []
     for ev in events:
         if ev.reward is None:
             continue
         try:
-            _learn_one(work, ev, feedback)
+            baseline = _learn_one(work, ev, feedback, baseline)
         except Exception as exc:  # noqa: BLE001 - any failure of the model quarantines the event
             quarantined.append((ev, f"{type(exc).__name__}: {exc}"))
             # the model before this event: a fresh copy with the good events applied again
             # (updates are deterministic, so this is the state before the failed update)
             work = copy_of_model()
+            baseline = _baseline(work)
             for g in good:
-                _learn_one(work, g, feedback)
+                baseline = _learn_one(work, g, feedback, baseline)
             continue
         good.append(ev)
     return work, quarantined
@@ -205,7 +254,7 @@ def replay(
             batch = [ev for ev in batch if ev.seq <= until]
         if not batch:
             return policy
-        policy, bad = learn_events(lambda p=policy: copy.deepcopy(p), batch, feedback)
+        policy, bad = learn_events(lambda p=policy: copy_policy(p), batch, feedback)
         if quarantined is not None:
             quarantined.extend(bad)
         after = batch[-1].seq

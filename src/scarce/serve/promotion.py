@@ -10,10 +10,10 @@ logged with the version that made it. Other replicas follow at their next joiner
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 from scarce.serve.config import ConfigError, ServiceConfig
+from scarce.serve.learner import copy_policy
 from scarce.serve.served import ServedPolicy
 from scarce.serve.versions import (
     active_version,
@@ -46,7 +46,7 @@ def prepare(
     for shadow in service.shadows.values():
         if shadow.config.policy_fingerprint() == fingerprint:
             with shadow.lock:
-                served.policy = copy.deepcopy(shadow.policy)
+                served.policy = copy_policy(shadow.policy)
                 served.watermark = shadow.watermark
                 served.n_learned = shadow.n_learned
             break

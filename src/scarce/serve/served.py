@@ -10,7 +10,6 @@ policy whose ``decide`` keeps decision-time state decides on a copy.
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import threading
@@ -23,7 +22,7 @@ import numpy as np
 from scarce.core.policy import Policy
 from scarce.serve import snapshot as snap
 from scarce.serve.config import ServiceConfig
-from scarce.serve.learner import Feedback, ensure_initialized, learn_events
+from scarce.serve.learner import Feedback, copy_policy, ensure_initialized, learn_events
 from scarce.serve.store import EventStore
 from scarce.serve.validation import RequestError, event_generator
 
@@ -117,7 +116,7 @@ class ServedPolicy:
                 return self._choose(policy, X, mask, event_id, ctx, version, swap=True)
         # decide changes this policy's state: decide on a copy (the served model may be
         # replaced meanwhile, never modified, so it can be copied outside the lock)
-        work = copy.deepcopy(policy)
+        work = copy_policy(policy)
         return self._choose(work, X, mask, event_id, ctx, version, swap=False)
 
     def _choose(
@@ -214,7 +213,7 @@ class ServedPolicy:
 
     def _model_copy(self) -> Policy:
         with self.lock:
-            return copy.deepcopy(self.policy)
+            return copy_policy(self.policy)
 
     # ------------------------------------------------------------------ snapshots
     def load_latest_snapshot(self, store: EventStore) -> bool:

@@ -482,11 +482,12 @@ LOG_COLUMNS = (
     "action_value",
     "shadow",
     "source",
+    "model_version",
 )
 LOG_SELECT = (
     "d.event_id, d.context, d.action, j.reward, d.probability, d.ts, d.grp, d.probabilities, "
     "d.eligible, d.policy_version, j.joined_at, j.seq, j.value, j.cost, j.extras, d.extras, "
-    "d.info, d.action_value, d.shadow, j.source"
+    "d.info, d.action_value, d.shadow, j.source, d.model_version"
 )
 
 
