@@ -444,11 +444,35 @@ def candidates_from_files(
     return out
 
 
-def write_evaluation(result: Evaluation, out: str | Path) -> dict[str, Path]:
-    """Write ``evaluation.csv``, ``curves.csv`` and ``evaluation.png`` (each candidate's
-    running estimate over the log, with its interval, one panel per estimator) to ``out``."""
+def evaluation_figure(result: Evaluation) -> Any:
+    """Each candidate's running estimate over the log with its interval (one panel per
+    estimator), the logged policy's on-policy value dashed."""
     from scarce.sim.plot import new_figure
 
+    ests = list(result.estimators)
+    fig, axes = new_figure(1, len(ests), width=4.5, height=3.4)
+    logged = result.table[result.table["candidate"] == "(logged)"]
+    for ax, est in zip(axes[0], ests, strict=True):
+        if not result.curves.empty:
+            curves = result.curves[result.curves["estimator"] == est]
+            for name, c in curves.groupby("candidate", sort=False):
+                line = ax.plot(c["n_events"], c["value"], label=name)[0]
+                ax.fill_between(
+                    c["n_events"], c["ci_low"], c["ci_high"], color=line.get_color(), alpha=0.15
+                )
+        if not logged.empty:
+            value = float(logged["value"].iloc[0])
+            ax.axhline(value, color="k", ls="--", lw=1, label="logged policy")
+        ax.set_title(est.upper())
+        ax.set_xlabel("logged events")
+        ax.set_ylabel("estimated value")
+    axes[0][0].legend(fontsize="small")
+    return fig
+
+
+def write_evaluation(result: Evaluation, out: str | Path) -> dict[str, Path]:
+    """Write ``evaluation.csv``, ``curves.csv`` and ``evaluation.png``
+    (:func:`evaluation_figure`) to the directory ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -458,27 +482,7 @@ def write_evaluation(result: Evaluation, out: str | Path) -> dict[str, Path]:
     }
     result.table.to_csv(paths["evaluation"], index=False)
     result.curves.to_csv(paths["curves"], index=False)
-    ests = list(result.estimators)
-    fig, axes = new_figure(1, len(ests), width=4.5, height=3.4)
-    logged = result.table[result.table["candidate"] == "(logged)"]
-    for ax, est in zip(axes[0], ests, strict=True):
-        if not result.curves.empty:
-            for name, c in result.curves[result.curves["estimator"] == est].groupby(
-                "candidate", sort=False
-            ):
-                line = ax.plot(c["n_events"], c["value"], label=name)[0]
-                ax.fill_between(
-                    c["n_events"], c["ci_low"], c["ci_high"], color=line.get_color(), alpha=0.15
-                )
-        if not logged.empty:
-            ax.axhline(
-                float(logged["value"].iloc[0]), color="k", ls="--", lw=1, label="logged policy"
-            )
-        ax.set_title(est.upper())
-        ax.set_xlabel("logged events")
-        ax.set_ylabel("estimated value")
-    axes[0][0].legend(fontsize="small")
-    fig.savefig(paths["plot"], dpi=110)
+    evaluation_figure(result).savefig(paths["plot"], dpi=110)
     return paths
 
 

@@ -212,6 +212,7 @@ CAPABILITY_EXPERIMENT_MODULES: tuple[str, ...] = (
     "scarce.ope.experiments",
     "scarce.drift.experiments",
     "scarce.combinatorial.experiments",
+    "scarce.serve.experiments",
 )
 
 
