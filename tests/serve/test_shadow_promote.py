@@ -170,8 +170,9 @@ def test_promotion_and_rollback_are_recorded_and_replayable(tmp_path, clock):
 
 
 def test_the_guard_promotes_only_a_better_candidate(tmp_path, clock):
-    from scarce.envs import make_env
     from test_evaluate import collect
+
+    from scarce.envs import make_env
 
     env = make_env("linear", seed=3, n_actions=3, n_features=4)
     config = make_config(type="Random", n_actions=3, n_features=4)

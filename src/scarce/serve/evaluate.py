@@ -223,7 +223,7 @@ def read_parquet(path: str | Path) -> ServiceLogs:
 
 
 def _candidate_ledger(config: ServiceConfig) -> Ledger | None:
-    from scarce.serve.service import budget_rules
+    from scarce.serve.active import budget_rules
 
     rules = budget_rules(config)
     if not rules.active:

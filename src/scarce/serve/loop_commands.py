@@ -124,7 +124,7 @@ def promote_command(
 
     from scarce.serve.config import ConfigError
     from scarce.serve.evaluate import guard_check
-    from scarce.serve.service import budget_rules
+    from scarce.serve.active import budget_rules
     from scarce.serve.store import EventStore, StoreError
     from scarce.serve.versions import (
         active_version,

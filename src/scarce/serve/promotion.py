@@ -57,7 +57,7 @@ def prepare(
 
 
 def _swap(service: DecisionService, served: ServedPolicy) -> None:
-    from scarce.serve.service import make_active
+    from scarce.serve.active import make_active
 
     # one assignment: a decision uses either the old or the new version, whole
     service.active = make_active(served.config, served)
@@ -135,7 +135,7 @@ def promote(
                     "guard",
                     verdict,
                 )
-        from scarce.serve.service import budget_rules
+        from scarce.serve.active import budget_rules
 
         previous = record_promotion(
             store, target, now=now, key_id=key_id, note=note, budgets=budget_rules(config).rows()

@@ -26,11 +26,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from scarce.core.policy import Policy
-from scarce.serve.budgets import BudgetRules, spent
+from scarce.serve.active import (
+    Active,
+    BudgetExhaustedError,
+    DecisionResult,
+    EventConflictError,
+    budget_rules,
+    make_active,
+)
+from scarce.serve.budgets import spent
 from scarce.serve.config import MAX_ABS, ServiceConfig
 from scarce.serve.health import HealthMonitor
 from scarce.serve.learner import models_equal, replay, states_equal
@@ -47,72 +54,6 @@ from scarce.serve.validation import (
 
 _MAX_BUDGET_RETRIES = 20
 _LOG = logging.getLogger("scarce.serve")
-
-
-class BudgetExhaustedError(RuntimeError):
-    """No eligible action is affordable under the remaining budgets and quotas. ``field``:
-    ``"budget"``, or ``"requests[i]"`` for case ``i`` of a batch."""
-
-    def __init__(self, message: str, field: str = "budget") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class EventConflictError(RuntimeError):
-    """An event id was reused for a different request (or by another key)."""
-
-    def __init__(self, message: str, field: str = "event_id") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class DecisionResult:
-    """What ``POST /v1/decisions`` returns: the action (a list of levels for ``"levels"``
-    policies), its probability (None where the policy cannot say), the full distribution
-    (None for structured actions), and the model and policy versions that decided."""
-
-    event_id: str
-    action: int | list[int]
-    probability: float | None
-    probabilities: list[float] | None
-    model_version: int
-    policy_version: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "action": self.action,
-            "probability": self.probability,
-            "probabilities": self.probabilities,
-            "model_version": self.model_version,
-            "policy_version": self.policy_version,
-        }
-
-
-@dataclass(frozen=True)
-class Active:
-    """What serves decisions now (swapped whole by a promotion): the policy, its budget
-    rules and its request checks."""
-
-    served: ServedPolicy
-    rules: BudgetRules
-    checker: RequestChecker
-
-
-def budget_rules(config: ServiceConfig) -> BudgetRules:
-    """The budget rules of a configuration (its ``[budgets]`` and its policy's own ledger)."""
-    return BudgetRules(
-        config.n_actions,
-        [(b.resource, b.total, b.costs, b.quotas) for b in config.budgets],
-        config.traits.budget,
-        config.traits.cost_bound,
-    )
-
-
-def make_active(config: ServiceConfig, served: ServedPolicy) -> Active:
-    return Active(served, budget_rules(config), RequestChecker(config, served.policy.reward_bounds))
-
 
 Steps = Generator[list[tuple[DecisionRecord, list[tuple[str, str, float]]]], str, Any]
 
@@ -641,6 +582,8 @@ class DecisionService:
 __all__ = [
     "MAX_ABS",
     "Active",
+    "budget_rules",
+    "make_active",
     "BudgetExhaustedError",
     "DecisionResult",
     "DecisionService",
