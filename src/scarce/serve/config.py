@@ -386,9 +386,17 @@ def config_from_dict(doc: dict[str, Any]) -> ServiceConfig:
     if "type" not in doc:
         raise ConfigError('the policy config needs a top-level "type" (e.g. type = "LinUCB")')
     policy_type = doc.pop("type")
+    from scarce.policies import get_policies
+
+    cls = get_policies().get(policy_type) if isinstance(policy_type, str) else None
+    accepted = set(cls._param_names()) if cls is not None else set()
     for key, value in doc.items():
-        if isinstance(value, dict):
-            raise ConfigError(f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*]")
+        # a table is a policy parameter (e.g. KnapsackBandit's [dual]) or a mistake
+        if isinstance(value, dict) and key not in accepted:
+            raise ConfigError(
+                f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*] or a "
+                "table-valued parameter of the policy"
+            )
     unknown = set(service) - _SERVICE_KEYS
     if unknown:
         raise ConfigError(

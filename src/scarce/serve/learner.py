@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from scarce.core.policy import Policy
+from scarce.core.random import generator_from_state
 from scarce.serve.config import ServiceConfig
 from scarce.serve.schema import JoinedEvent
 from scarce.serve.store import EventStore
@@ -51,9 +52,20 @@ def copy_policy(policy: Policy) -> Policy:
     every policy honours), not ``copy.deepcopy``: a policy may hold views of its own arrays
     (``MixedEffectTS``'s ``W_`` of ``WT_``), which a deep copy turns into separate arrays, so
     the copy would learn differently."""
+    state = copy.deepcopy(policy._get_state())
     clone = type(policy)(**policy.get_params())
-    clone._set_state(copy.deepcopy(policy._get_state()))
+    clone._set_state(state)
+    restore_stream(clone, state)
     return clone
+
+
+def restore_stream(policy: Policy, state: dict[str, Any]) -> None:
+    """Give ``policy`` the random stream of its saved ``state`` again: a policy whose
+    ``_init_state`` draws from its generator (``KnapsackBandit`` seeds its models) comes out of
+    ``_set_state`` one draw ahead, so a copy or a loaded snapshot would not draw as the
+    original does."""
+    if state.get("initialized") and isinstance(state.get("rng"), dict):
+        policy.rng_ = generator_from_state(state["rng"])
 
 
 def ensure_initialized(policy: Policy, X: np.ndarray) -> None:

@@ -122,9 +122,9 @@ def promote_command(
     import time
     import tomllib
 
+    from scarce.serve.active import budget_rules
     from scarce.serve.config import ConfigError
     from scarce.serve.evaluate import guard_check
-    from scarce.serve.active import budget_rules
     from scarce.serve.store import EventStore, StoreError
     from scarce.serve.versions import (
         active_version,

@@ -96,4 +96,9 @@ def decode(
         obj = persist.load(path)
     if type(obj) is not type(expected_model):  # pragma: no cover - the header said so
         raise SnapshotError(f"snapshot holds a {type(obj).__name__}")
+    from scarce.serve.learner import restore_stream
+
+    saved = json.loads(state_json).get("state")
+    if isinstance(saved, dict):  # (the generator state is plain JSON: ints and strings)
+        restore_stream(obj, saved)
     return obj
