@@ -307,7 +307,9 @@ def replay_command(
         )
         for ev, reason in quarantined:
             typer.echo(f"  quarantined: event {ev.event_id!r} (join seq {ev.seq}): {reason}")
-        latest = store.latest_snapshot()
+        from scarce.serve.versions import version_of
+
+        latest = store.latest_snapshot(policy_version=version_of(store, config))
         if latest is not None:
             saved = snap.decode(
                 latest.state_json, latest.arrays_npz, latest.checksum, config.make_policy()

@@ -10,7 +10,7 @@ against the decision's reservation and the rest is refunded, in the same transac
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from scarce.serve.budgets import check_settlement, refunds
@@ -191,15 +191,20 @@ def join(
     return int(db.run(unit, lock="exclusive"))
 
 
-def joined_since(db: Database, after_seq: int, limit: int = 10_000) -> list[JoinedEvent]:
+def joined_since(
+    db: Database,
+    after_seq: int,
+    limit: int = 10_000,
+    fix_sql: Callable[[str], str] | None = None,
+) -> list[JoinedEvent]:
     """Joined events with ``seq > after_seq`` in join order, with what their decision knew
-    and what came with their reward."""
-    rows = db.query(
+    and what came with their reward (``fix_sql``: adapts the statement to an older log)."""
+    sql = (
         "SELECT j.seq, j.event_id, d.context, d.action, j.reward, j.value, j.cost, d.info, "
         "d.extras, d.action_value, j.extras FROM joined_events j "
-        "JOIN decisions d ON d.event_id = j.event_id WHERE j.seq > ? ORDER BY j.seq LIMIT ?",
-        (after_seq, limit),
+        "JOIN decisions d ON d.event_id = j.event_id WHERE j.seq > ? ORDER BY j.seq LIMIT ?"
     )
+    rows = db.query(sql if fix_sql is None else fix_sql(sql), (after_seq, limit))
     return [
         JoinedEvent(
             int(r[0]),

@@ -89,8 +89,8 @@ def promote(
     ------
     PromotionError
         the target is unknown, already served, or fails the guard.
-    ConfigError
-        the candidate cannot take over (other shapes, join rules or budgets).
+        Also when the candidate cannot take over (other shapes, join rules or budgets:
+        field ``config``).
     """
     given = [x is not None for x in (doc, version, shadow)]
     if sum(given) != 1:
@@ -108,10 +108,14 @@ def promote(
         elif doc is not None:
             try:
                 config = candidate_config(current.config, doc)
-            except ConfigError:
-                raise
+            except ConfigError as exc:
+                raise PromotionError(
+                    f"the candidate cannot be served here: {exc}", "config"
+                ) from None
             except Exception as exc:  # noqa: BLE001 - whatever a bad document breaks
-                raise ConfigError(f"{type(exc).__name__}: {exc}") from None
+                raise PromotionError(
+                    f"the candidate cannot be served here: {type(exc).__name__}: {exc}", "config"
+                ) from None
             name = name or config.policy_type
             target = register_version(store, config, name, now)
         else:
@@ -137,9 +141,17 @@ def promote(
                 )
         from scarce.serve.active import budget_rules
 
-        previous = record_promotion(
-            store, target, now=now, key_id=key_id, note=note, budgets=budget_rules(config).rows()
-        )
+        try:
+            previous = record_promotion(
+                store,
+                target,
+                now=now,
+                key_id=key_id,
+                note=note,
+                budgets=budget_rules(config).rows(),
+            )
+        except ConfigError as exc:
+            raise PromotionError(str(exc), "config") from None
         _swap(service, served)
     out: dict[str, Any] = {
         "version": target,

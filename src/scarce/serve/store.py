@@ -13,6 +13,7 @@ transaction that logs the decision, so concurrent requests can never overspend.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ class EventStore:
         self.url = str(url)
         self.group_commit = bool(group_commit)
         self.writer = DecisionWriter(self.db, group_commit=self.group_commit)
+        self._missing: frozenset[str] | None = None
 
     @property
     def postgres(self) -> bool:
@@ -150,7 +152,42 @@ class EventStore:
                 )
             return active
 
-        return int(self.run(unit, lock="exclusive"))
+        active = int(self.run(unit, lock="exclusive"))
+        self._missing = frozenset()  # the schema is complete now
+        return active
+
+    def missing_columns(self) -> frozenset[str]:
+        """``table.column`` names of the current schema that this log lacks (a log written by
+        an earlier version, opened by a command that only reads it: nothing is upgraded, the
+        reads see NULL in those columns)."""
+        if self._missing is None:
+            out = set()
+            for table, added in (*ADDED_COLUMNS.items(), ("snapshots", (("policy_version", ""),))):
+                if self.postgres:
+                    rows = self.query(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = ? AND table_schema = current_schema()",
+                        (table,),
+                    )
+                    have = {r[0] for r in rows}
+                else:
+                    have = {r[1] for r in self.query(f"PRAGMA table_info({table})")}
+                out |= {f"{table}.{c}" for c, _ in added if c not in have}
+            self._missing = frozenset(out)
+        return self._missing
+
+    def legacy_sql(self, sql: str) -> str:
+        """``sql`` with the columns this log lacks (``d.`` decisions, ``j.`` joined events)
+        read as NULL."""
+        missing = self.missing_columns()
+        if not missing:
+            return sql
+        alias = {"decisions": "d", "joined_events": "j"}
+        for name in missing:
+            table, column = name.split(".")
+            if table in alias:
+                sql = re.sub(rf"\b{alias[table]}\.{column}\b", "NULL", sql)
+        return sql
 
     def _columns(self, tx: Tx, table: str) -> set[str]:
         if self.postgres:
@@ -357,7 +394,7 @@ class EventStore:
 
     def joined_since(self, after_seq: int, limit: int = 10_000) -> list[JoinedEvent]:
         """Joined events with ``seq > after_seq`` in join order."""
-        return joined_since(self.db, after_seq, limit)
+        return joined_since(self.db, after_seq, limit, fix_sql=self.legacy_sql)
 
     # ------------------------------------------------------------------ snapshots
     def publish_snapshot(
@@ -398,11 +435,16 @@ class EventStore:
         cols = "version, watermark, created_at, checksum" + (
             ", state_json, arrays_npz" if with_data else ""
         )
-        rows = self.query(
-            f"SELECT {cols} FROM snapshots WHERE policy_version = ? "
-            "ORDER BY watermark DESC LIMIT 1",
-            (policy_version,),
-        )
+        if "snapshots.policy_version" in self.missing_columns():  # one policy's log
+            if policy_version != 1:
+                return None
+            rows = self.query(f"SELECT {cols} FROM snapshots ORDER BY watermark DESC LIMIT 1")
+        else:
+            rows = self.query(
+                f"SELECT {cols} FROM snapshots WHERE policy_version = ? "
+                "ORDER BY watermark DESC LIMIT 1",
+                (policy_version,),
+            )
         if not rows:
             return None
         r = rows[0]
@@ -455,8 +497,10 @@ class EventStore:
         view that export and evaluation read); ``with_reward``: only the learned ones."""
         where = " WHERE j.reward IS NOT NULL" if with_reward else ""
         return self.query(
-            f"SELECT {LOG_SELECT} FROM joined_events j "
-            f"JOIN decisions d ON d.event_id = j.event_id{where} ORDER BY j.seq"
+            self.legacy_sql(
+                f"SELECT {LOG_SELECT} FROM joined_events j "
+                f"JOIN decisions d ON d.event_id = j.event_id{where} ORDER BY j.seq"
+            )
         )
 
 

@@ -128,6 +128,27 @@ def get_version(store: EventStore, version: int) -> PolicyVersion:
     raise StoreError(f"there is no policy version {version}")
 
 
+def version_of(store: EventStore, config: ServiceConfig) -> int:
+    """The policy version of ``config`` in the store (1 for a store without versions)."""
+    rows = (
+        store.query(
+            "SELECT version FROM policy_versions WHERE fingerprint = ?",
+            (config.policy_fingerprint(),),
+        )
+        if _has_versions(store)
+        else []
+    )
+    return int(rows[0][0]) if rows else 1
+
+
+def _has_versions(store: EventStore) -> bool:
+    try:
+        store.query("SELECT 1 FROM policy_versions LIMIT 1")
+    except StoreError:
+        return False
+    return True
+
+
 def promotions(store: EventStore) -> list[dict[str, Any]]:
     """The promotions, oldest first: ``seq``, ``version``, ``previous``, ``at``, ``key_id``,
     ``note``."""
