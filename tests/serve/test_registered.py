@@ -9,6 +9,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from registered import case, config_doc, reward_of, write_config
 from servetools import ThreadServer, toml_text
 
@@ -373,3 +375,31 @@ def test_learned_budgeted_policy_end_to_end_over_uvicorn(name, tmp_path):
     assert model.Z_ is not None  # past its warm-up: the learned prices choose
     assert models_equal(replay(config, svc.store), model)
     svc.store.close()
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    costs=st.lists(
+        st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0]), min_size=3, max_size=3),
+        min_size=1,
+        max_size=2,
+    ),
+    left=st.lists(st.sampled_from([0.0, 0.4, 0.5, 1.0, 1.5, 2.0, 5.0]), min_size=4, max_size=4),
+    ledger=st.booleans(),
+)
+def test_budget_rules_allow_what_the_ledger_rule_allows(costs, left, ledger):
+    """The service's affordability (with its shortcut while every budget is far from spent)
+    is scarce.core.ledger.affordable, for fixed costs, quotas and a policy's own ledger."""
+    from scarce.core.ledger import affordable
+    from scarce.serve.budgets import BudgetRules
+
+    fixed = [(f"r{j}", 10.0, c, {"g": 1.0} if j == 0 else {}) for j, c in enumerate(costs)]
+    bound = np.array([[0.0], [1.0], [0.5]]) if ledger else None
+    rules = BudgetRules(3, fixed, np.array([3.0]) if ledger else None, bound)
+    remaining = {(r, ""): left[j] for j, r in enumerate(rules.resources)}
+    remaining[("r0", "g")] = left[-1]
+    cb = rules.cost_bound
+    want = affordable(cb, np.array([remaining[(r, "")] for r in rules.resources]))
+    assert rules.allowed(None, remaining).tolist() == want.tolist()
+    with_quota = want & affordable(cb[:, :1], np.array([left[-1]]))
+    assert rules.allowed("g", remaining).tolist() == with_quota.tolist()

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from scarce.core.ledger import Ledger, affordable
+from scarce.core.ledger import TOLERANCE, Ledger, affordable
 
 #: budget rows of a policy's own ledger are named ``ledger:<resource index>``
 LEDGER_PREFIX = "ledger:"
@@ -71,6 +71,13 @@ class BudgetRules:
         )
         self._quota_cols = {r: self.resources.index(r) for r in self.quotas if self.quotas[r]}
         self._json_cache: dict[tuple[Any, ...], str] = {}
+        # (resource, the largest cost bound of any action): while every resource has at least
+        # that much left, affordable() allows every action, so the request path can skip it
+        self._largest = [
+            (r, float(self.cost_bound[:, j].max(initial=0.0))) for j, r in enumerate(self.resources)
+        ]
+        self._all = np.ones(n_actions, dtype=bool)
+        self._all.setflags(write=False)
 
     @property
     def active(self) -> bool:
@@ -86,7 +93,17 @@ class BudgetRules:
 
     def allowed(self, group: str | None, remaining: dict[tuple[str, str], float]) -> np.ndarray:
         """``(K,)`` bool: the actions one case of ``group`` can afford, given the
-        ``{(resource, group or ""): remaining}`` read from the store."""
+        ``{(resource, group or ""): remaining}`` read from the store (do not modify the
+        result)."""
+        if all(remaining[(r, "")] + TOLERANCE >= big for r, big in self._largest) and (
+            group is None
+            or all(
+                remaining[(r, group)] + TOLERANCE >= self._largest[j][1]
+                for r, j in self._quota_cols.items()
+                if group in self.quotas[r]
+            )
+        ):
+            return self._all
         left = np.array([remaining[(r, "")] for r in self.resources])
         ok = affordable(self.cost_bound, left)
         if group is not None:

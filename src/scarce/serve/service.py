@@ -184,7 +184,7 @@ class DecisionService:
             mask, eligible_ids = checker.eligible_mask(eligible)
             if group is not None and (not isinstance(group, str) or not group):
                 raise RequestError("group", "must be a non-empty string")
-            ctx, extras_json = checker.context_keywords(keywords)
+            ctx, extras_json = checker.context_keywords(keywords) if keywords else ({}, None)
             if event_id is None:
                 event_id = self._new_event_id()
             elif not isinstance(event_id, str) or not event_id:
