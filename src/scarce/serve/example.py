@@ -4,7 +4,8 @@
    with a budget; a real data set (scikit-learn's breast-cancer diagnoses by default: action
    0 = "malignant: refer to a biopsy", which costs one unit of a limited biopsy budget,
    action 1 = "benign") is replayed through ``POST /v1/decisions``; each outcome (1 for the
-   right call) is posted ``delay`` decisions later, as rewards arrive in practice.
+   right call) is posted ``delay`` decisions later, as rewards arrive in practice; the joiner
+   runs every ``sync_every`` decisions (so that a run is reproducible).
 2. Candidate configurations are evaluated from the service's logs
    (:func:`scarce.serve.evaluate.evaluate_candidates`, under the budget).
 3. The best (highest lower confidence bound) is promoted through ``POST /v1/promotions``,
@@ -129,6 +130,7 @@ def run_production_loop(
     estimator: str = "dr",
     seed: int = 0,
     workdir: str | Path | None = None,
+    sync_every: int = 10,
 ) -> LoopResult:
     """Run the loop of the module docstring.
 
@@ -150,13 +152,16 @@ def run_production_loop(
         the seed of the contexts, the served policy and the candidates.
     workdir:
         where the event store is written (default: a temporary directory, removed after).
+    sync_every:
+        the joiner and learner run after every this many decisions (``scarce serve`` runs
+        them every ``sync_interval`` seconds; counting decisions makes a run reproducible).
     """
     if workdir is None:
         with tempfile.TemporaryDirectory(prefix="scarce-loop-") as tmp:
             return run_production_loop(
                 dataset=dataset, n_before=n_before, n_after=n_after, delay=delay,
                 budget_share=budget_share, candidates=candidates, estimator=estimator,
-                seed=seed, workdir=tmp,
+                seed=seed, workdir=tmp, sync_every=sync_every,
             )  # fmt: skip
     import httpx
 
@@ -178,14 +183,16 @@ def run_production_loop(
             "n_actions": K,
             "n_features": d,
             "seed": seed,
-            "service": {"sync_interval": 0.1, "snapshot_every": 0},
+            "service": {"sync_interval": 0.0, "snapshot_every": 0},
             "budgets": {"biopsies": {"total": budget, "costs": [1.0] + [0.0] * (K - 1)}},
         }
     )
     store = EventStore(f"sqlite:///{Path(workdir) / 'loop.db'}", sqlite_synchronous="NORMAL")
     service = DecisionService(served, store)
     key = new_key()
-    app = create_app(service, keys=KeyVerifier([hash_key(key)]), background_sync=True)
+    # the joiner runs every `sync_every` decisions (not on a clock), so that a run is
+    # reproducible: what the served model had learned at each decision is fixed
+    app = create_app(service, keys=KeyVerifier([hash_key(key)]))
     rng = np.random.default_rng(seed)
     X = env.contexts(n_before + n_after, rng)
     truth = env.expected_rewards(X)  # one-hot of the label: the outcome of every action
@@ -214,6 +221,8 @@ def run_production_loop(
                     pending.append((i, a))
                     while len(pending) > delay:
                         post(*pending.pop(0))
+                    if i % sync_every == sync_every - 1:
+                        service.sync()
 
             def post(i: int, a: int) -> None:
                 body = {"event_id": f"c{i}", "value": float(truth[i, a])}

@@ -4,8 +4,8 @@ three candidates evaluated from its logs, the best promoted (guarded), the rewar
 and after.
 
 Outputs: ``summary.csv`` (metrics ``reward_rate_before``, ``reward_rate_after``,
-``promoted_estimate``, ``promoted_ci_low``, ``budget``, ``budget_spent``; policy = the promoted
-candidate), ``evaluation.parquet`` (every candidate's estimate per seed), ``rewards.parquet``
+``promoted_estimate``, ``promoted_ci_low``, ``served_estimate`` (the guard's estimate of the
+served policy), ``budget``, ``budget_spent``; policy = the promoted candidate), ``evaluation.parquet`` (every candidate's estimate per seed), ``rewards.parquet``
 (every decision), ``reward_rate.png`` and ``evaluation.png`` (seed label 0's run).
 """
 
@@ -68,6 +68,11 @@ def run_serve_loop(
             "reward_rate_after": r.rate("after"),
             "promoted_estimate": float(best["value"].iloc[0]) if len(best) else float("nan"),
             "promoted_ci_low": float(best["ci_low"].iloc[0]) if len(best) else float("nan"),
+            "served_estimate": float(
+                r.promotion.get("guard", {}).get("current", {}).get("value", float("nan"))
+            )
+            if isinstance(r.promotion.get("guard"), dict)
+            else float("nan"),
             "budget": r.budget,
             "budget_spent": r.spent,
         }
