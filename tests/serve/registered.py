@@ -95,7 +95,5 @@ def cohort_rewards(
             extras["round_outcome"] = float(np.asarray(fb["round_outcome"])[i])
         if "individual" in fb:
             extras["individual"] = bool(np.asarray(fb["individual"])[i])
-        out.append(
-            {"event_id": a["event_id"], "value": float(fb["rewards"][i]), "extras": extras}
-        )
+        out.append({"event_id": a["event_id"], "value": float(fb["rewards"][i]), "extras": extras})
     return out

@@ -3,8 +3,6 @@
 policy's exact shapes (``d`` features, ``K`` actions, ``R = K - 1`` resources, ``max_batch``
 cases)."""
 
-from __future__ import annotations
-
 import time
 from collections.abc import Callable
 from functools import partial

@@ -36,6 +36,7 @@ import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -398,9 +399,7 @@ class CohortServed(ServedPolicy):
         policy.rng_ = event_generator(self.config.seed, _stream_key(cohort_id))
         try:
             with np.errstate(all="ignore"):
-                return policy.decide(
-                    X, eligible=eligible, **policy_keywords(keywords, X.shape[0])
-                )
+                return policy.decide(X, eligible=eligible, **policy_keywords(keywords, X.shape[0]))
         finally:
             policy.rng_ = saved
 
@@ -476,7 +475,8 @@ class CohortServed(ServedPolicy):
                     now,
                 )
                 status = store.run(
-                    lambda tx: _insert(tx, row, records, watermark, round_), "exclusive"
+                    partial(_insert, row=row, records=records, watermark=watermark, round_=round_),
+                    "exclusive",
                 )
                 if status == "inserted":
                     with self.lock:

@@ -253,9 +253,7 @@ def replay(
     if config.traits.action_type == "allocation":
         from scarce.serve.cohorts import replay_cohorts
 
-        return replay_cohorts(
-            config, store, until=until, rounds=rounds, quarantined=quarantined
-        )
+        return replay_cohorts(config, store, until=until, rounds=rounds, quarantined=quarantined)
     policy = config.make_policy()
     feedback = Feedback(config.traits, config.seed)
     after = 0

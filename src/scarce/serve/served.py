@@ -209,8 +209,7 @@ class ServedPolicy:
             applied += len(chunk)
             for ev, reason in bad:
                 _LOG.warning(
-                    "policy %r: event %r (join seq %d) quarantined: the model cannot learn "
-                    "it (%s)",
+                    "policy %r: event %r (join seq %d) quarantined: the model cannot learn it (%s)",
                     self.name,
                     ev.event_id,
                     ev.seq,
