@@ -460,3 +460,19 @@ def test_replay_command_reproduces_a_snapshot_taken_between_cohorts(tmp_path, cl
     res = CliRunner().invoke(app, ["replay", "--db", db, "--policy", str(path)])
     assert res.exit_code == 0, res.output
     assert "reproduced exactly" in res.output
+
+
+def test_evaluate_refuses_cohort_logs_and_allocation_candidates(tmp_path, clock):
+    from servetools import toml_text
+
+    from scarce.serve.evaluate import LogError, candidates_from_files, read_store
+
+    svc = service(f"sqlite:///{tmp_path / 'e.db'}", clock)
+    run_rounds(svc, World(), 2)
+    with pytest.raises(LogError, match="case of a cohort"):
+        read_store(svc.store)
+    path = tmp_path / "metacub.toml"
+    path.write_text(toml_text(doc("MetaCUB")))
+    with pytest.raises(ValueError, match="'allocation' policy"):
+        candidates_from_files([path], None)
+    svc.store.close()
