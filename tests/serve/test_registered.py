@@ -80,9 +80,11 @@ def test_every_registered_policy_is_served_learns_and_replays(name, tmp_path, cl
         svc, config, versions = _serve_and_learn(cls, tmp_path, clock)
     try:
         assert svc.watermark == N_EVENTS and versions[-1] > 0  # the model moved under load
-        assert svc.store.counts()["quarantined"] == 0
+        assert svc.store.counts()["quarantined"] == 0 and svc.n_learned == N_EVENTS
         assert not models_equal(svc.policy, config.make_policy())  # it learned
         assert models_equal(replay(config, svc.store), svc.policy)
+        if cls.action_type == "allocation":  # every case's outcome is in its history
+            assert svc.policy.n_updates_ == N_EVENTS and svc.policy.rounds_ == N_EVENTS // 4
     finally:
         svc.store.close()
 
