@@ -476,3 +476,43 @@ def test_evaluate_refuses_cohort_logs_and_allocation_candidates(tmp_path, clock)
     with pytest.raises(ValueError, match="'allocation' policy"):
         candidates_from_files([path], None)
     svc.store.close()
+
+
+def test_concurrent_cohorts_on_two_replicas(db_url, clock):
+    """Four threads on two replicas allocate cohorts while rewards arrive and both joiners
+    run: every round is taken once, and both replicas and replay end with the same model."""
+    import threading
+
+    a = service(db_url, clock)
+    b = DecisionService(a.config, EventStore(db_url), clock=clock)
+    world = World()
+    rounds: list[int] = []
+    errors: list[BaseException] = []
+
+    def client(k: int) -> None:
+        svc = (a, b)[k % 2]
+        try:
+            for t in range(3):
+                units = np.arange(4) + 100 * k + 4 * t
+                r = svc.allocate(world.cases(units), capacities=[1, 1], cohort_id=f"k{k}t{t}")
+                rounds.append(r.round)
+                for x in r.to_dict()["allocations"]:
+                    extras = {"round_outcome": 1.0, "individual": True}
+                    svc.reward(x["event_id"], float(x["action"] > 0), extras=extras)
+                svc.sync()
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    assert sorted(rounds) == list(range(12))
+    a.sync()
+    b.sync()
+    assert a.watermark == b.watermark == 48 and models_equal(a.policy, b.policy)
+    assert models_equal(replay(a.config, a.store), a.policy)
+    a.store.close()
+    b.store.close()

@@ -171,6 +171,12 @@ class CohortServed(ServedPolicy):
         """Learn the joined events and replay the logged cohorts, merged in log order."""
         return self.advance(store, on_quarantine)
 
+    def load_latest_snapshot(self, store: EventStore) -> bool:
+        """As :meth:`ServedPolicy.load_latest_snapshot`, never in the middle of a cohort
+        decision or of learning (a snapshot holds its rounds: the policy's counter)."""
+        with self.cohort_lock:
+            return super().load_latest_snapshot(store)
+
     def advance(
         self,
         store: EventStore,
