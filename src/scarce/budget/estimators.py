@@ -86,7 +86,10 @@ class LinearBank:
         return z if self.link == "identity" else expit(z)
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
-        if X.shape[0]:
+        n = X.shape[0]
+        if n == 1 and self.link == "identity":
+            self.model.add_one(int(ids[0]), X[0], y[0])  # partial_fit's arithmetic, one row
+        elif n:
             self.model.partial_fit(X, y, ids)
 
     def get_state(self) -> dict[str, Any]:

@@ -38,7 +38,8 @@ import numpy as np
 from scarce.budget.dual import DualPrices, default_eta, estimate_z, theory_gamma
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.models import OutcomeModels
-from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, spec_dict
+from scarce.budget.single import SingleCasePath
+from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, plain_param, spec_dict
 from scarce.core.decision import Decision
 from scarce.core.ledger import Ledger
 from scarce.core.policy import SHARED_CONTEXT, Policy
@@ -48,7 +49,7 @@ from scarce.policies import register_policy
 
 
 @register_policy
-class KnapsackBandit(Policy):
+class KnapsackBandit(SingleCasePath, Policy):
     """LinCBwK with GLM links, multiplicative-weights dual prices and a hard budget.
 
     Parameters
@@ -125,7 +126,7 @@ class KnapsackBandit(Policy):
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments in plain JSON form (arrays as lists, the parameter groups as
         complete dicts), so ``cls(**get_params())`` and a saved copy compare equal."""
-        params = {k: _plain(v) for k, v in super().get_params().items()}
+        params = {k: plain_param(v) for k, v in super().get_params().items()}
         for name, cls in (("confidence", ConfidenceSpec), ("dual", DualSpec)):
             try:
                 params[name] = spec_dict(as_spec(cls, params[name], name))
@@ -231,6 +232,7 @@ class KnapsackBandit(Policy):
         )
         self.ledger_ = Ledger(self._budget, self._cost_bound)
         self._ok_all = np.ones(K, dtype=bool)
+        self._free = int(self.free_action)
         self._ok: np.ndarray | None = None  # cached affordability (None: recompute)
         rates = self._budget / T
         self._rate_min = float(rates.min())
@@ -318,6 +320,8 @@ class KnapsackBandit(Policy):
     # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
         n, m, K = X.shape[0], self.n_resources, self.n_actions
+        if n == 1 and eligible is None and self.Z_ is not None:
+            return self._decide_priced_one(X)
         free = int(self.free_action)
         scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)
@@ -418,10 +422,10 @@ class KnapsackBandit(Policy):
         on it)."""
         n, m = actions.shape[0], self.n_resources
         full = None
-        if n == 1 and actions[0] == self.free_action and np.ndim(costs) < 3:
+        if n == 1 and actions[0] == self._free and np.ndim(costs) < 3:
             # the free action: nothing reserved, nothing to book; its cost must be 0
-            C = None if costs is None else np.asarray(costs, dtype=np.float64)
-            if C is not None and (C.size != m or np.any(C != 0)):
+            C = costs if type(costs) is np.ndarray else np.asarray(costs, dtype=np.float64)
+            if costs is not None and (C.size != m or C.any()):  # NaN counts as nonzero
                 return self.ledger_.check_costs(actions, costs), None  # raises
             return self._zero_cost, None
         self._ok = None
@@ -492,6 +496,11 @@ class KnapsackBandit(Policy):
     ) -> None:
         """One multiplicative-weights step per priced decision, with the consumption estimate
         it was priced with (``info``; recomputed when not given back) or its realised cost."""
+        if actions.shape[0] == 1 and info is not None and self._dual.dual_uses_estimate:
+            if "priced" in info and "cost_lcb" in info:  # one decision, its own estimate
+                if np.asarray(info["priced"][0], dtype=bool):
+                    self.prices_.step(np.asarray(info["cost_lcb"][0], dtype=np.float64))
+                return
         if info is not None and "priced" in info:
             priced = np.asarray(info["priced"], dtype=bool)
         elif self.Z_ is not None:
@@ -584,14 +593,3 @@ class KnapsackBandit(Policy):
         warm = np.array(state["warm_X"], dtype=float).reshape(-1, self.n_features)
         self._n_warm = warm.shape[0]
         self._warm_X[: self._n_warm] = warm
-
-
-def _plain(value: Any) -> Any:
-    """A constructor argument in plain JSON form (arrays and tuples as lists)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value

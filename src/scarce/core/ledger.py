@@ -70,6 +70,7 @@ class Ledger:
         self.spent = np.zeros_like(self.budget)
         self.reserved = np.zeros_like(self.budget)
         self._bound_tol = self.cost_bound + 1e-12
+        self._free = ~self.cost_bound.any(axis=1)  # actions that consume nothing
 
     @property
     def n_resources(self) -> int:
@@ -82,11 +83,17 @@ class Ledger:
 
     def affordable(self, n: int = 1) -> np.ndarray:
         """``(K,)`` bool: actions that ``n`` more cases could each take (see :func:`affordable`)."""
-        return affordable(self.cost_bound, self.remaining, n)
+        if n != 1:
+            return affordable(self.cost_bound, self.remaining, n)
+        fits = (self.cost_bound <= self.remaining + TOLERANCE).all(axis=1)
+        return fits | self._free  # the same as affordable(): 1 * cost_bound is cost_bound
 
     def reserve(self, actions: np.ndarray) -> None:
         """Reserve the cost bounds of ``actions`` ``(n,)`` (decided, cost not yet known)."""
-        self.reserved += self.cost_bound[actions].sum(axis=0)
+        if actions.shape[0] == 1:  # the sum of one row is the row
+            self.reserved += self.cost_bound[actions[0]]
+        else:
+            self.reserved += self.cost_bound[actions].sum(axis=0)
 
     def check_costs(self, actions: np.ndarray, costs: Any, name: str = "costs") -> np.ndarray:
         """``(n, m)`` float64 costs of ``actions``, refused if NaN, negative or above the bound."""
@@ -96,7 +103,8 @@ class Ledger:
             C = C[:, None]
         if C.shape != (n, m):
             raise ValueError(f"{name} must have shape ({n},) or ({n}, {m}); got {C.shape}")
-        if not ((C >= 0) & (C <= self._bound_tol[actions])).all():  # NaN fails too
+        tol = self._bound_tol[actions[0]] if n == 1 else self._bound_tol[actions]
+        if not ((C >= 0) & (C <= tol)).all():  # NaN fails too
             if not np.all(np.isfinite(C)) or np.any(C < 0):
                 raise ValueError(f"{name} must be finite and >= 0")
             bound = self.cost_bound[actions]
@@ -111,6 +119,11 @@ class Ledger:
         """Book the realised ``costs`` ``(n, m)`` (or ``(n,)``) of ``actions``; with ``reserved``
         their reservations are released first. Returns the validated ``(n, m)`` costs."""
         C = self.check_costs(actions, costs)
+        if actions.shape[0] == 1:  # the sum of one row is the row
+            if reserved:
+                self.reserved = np.maximum(self.reserved - self.cost_bound[actions[0]], 0.0)
+            self.spent += C[0]
+            return C
         if reserved:
             self.reserved = np.maximum(self.reserved - self.cost_bound[actions].sum(axis=0), 0.0)
         self.spent += C.sum(axis=0)
