@@ -89,7 +89,7 @@ class DualPrices:
         w = self.weights
         if factors.ndim == 1:
             w[:-1] *= factors
-            w /= w.sum()
+            w /= np.add.reduce(w)  # w.sum() without its Python wrapper
             return
         for g in factors:
             w[:-1] *= g

@@ -41,7 +41,7 @@ from scarce.budget.models import OutcomeModels
 from scarce.budget.single import SingleCasePath
 from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, plain_param, spec_dict
 from scarce.core.decision import Decision
-from scarce.core.ledger import Ledger
+from scarce.core.ledger import TOLERANCE, Ledger
 from scarce.core.policy import SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int
@@ -233,6 +233,7 @@ class KnapsackBandit(SingleCasePath, Policy):
         self.ledger_ = Ledger(self._budget, self._cost_bound)
         self._ok_all = np.ones(K, dtype=bool)
         self._free = int(self.free_action)
+        self._cb_max = self._cost_bound.max(axis=0).tolist()
         self._ok: np.ndarray | None = None  # cached affordability (None: recompute)
         rates = self._budget / T
         self._rate_min = float(rates.min())
@@ -372,8 +373,15 @@ class KnapsackBandit(SingleCasePath, Policy):
         """``(K,)`` the ledger's affordable actions, kept until the ledger changes (do not
         modify the result); the same object as ``_ok_all`` when every action is."""
         if self._ok is None:
-            ok = self.ledger_.affordable()
-            self._ok = self._ok_all if ok.all() else ok
+            led = self.ledger_
+            # every action fits iff each resource's largest bound does: the ledger's test
+            # (remaining = budget - spent - reserved, then + TOLERANCE) in Python floats
+            left = zip(self._cb_max, led.budget.tolist(), led.spent.tolist(), led.reserved.tolist())
+            if all(c <= b - s - r + TOLERANCE for c, b, s, r in left):
+                self._ok = self._ok_all
+            else:
+                ok = led.affordable()
+                self._ok = self._ok_all if np.logical_and.reduce(ok) else ok
         return self._ok
 
     def _warmup_probabilities(self, ok: np.ndarray) -> np.ndarray:
@@ -425,7 +433,9 @@ class KnapsackBandit(SingleCasePath, Policy):
         if n == 1 and actions[0] == self._free and np.ndim(costs) < 3:
             # the free action: nothing reserved, nothing to book; its cost must be 0
             C = costs if type(costs) is np.ndarray else np.asarray(costs, dtype=np.float64)
-            if costs is not None and (C.size != m or C.any()):  # NaN counts as nonzero
+            if costs is not None and (
+                C.size != m or np.logical_or.reduce(C, axis=None)
+            ):  # NaN: True
                 return self.ledger_.check_costs(actions, costs), None  # raises
             return self._zero_cost, None
         self._ok = None

@@ -85,7 +85,8 @@ class Ledger:
         """``(K,)`` bool: actions that ``n`` more cases could each take (see :func:`affordable`)."""
         if n != 1:
             return affordable(self.cost_bound, self.remaining, n)
-        fits = (self.cost_bound <= self.remaining + TOLERANCE).all(axis=1)
+        # (logical_and.reduce is .all() without its Python wrapper)
+        fits = np.logical_and.reduce(self.cost_bound <= self.remaining + TOLERANCE, axis=1)
         return fits | self._free  # the same as affordable(): 1 * cost_bound is cost_bound
 
     def reserve(self, actions: np.ndarray) -> None:
@@ -104,7 +105,7 @@ class Ledger:
         if C.shape != (n, m):
             raise ValueError(f"{name} must have shape ({n},) or ({n}, {m}); got {C.shape}")
         tol = self._bound_tol[actions[0]] if n == 1 else self._bound_tol[actions]
-        if not ((C >= 0) & (C <= tol)).all():  # NaN fails too
+        if not np.logical_and.reduce((C >= 0) & (C <= tol), axis=None):  # NaN fails too
             if not np.all(np.isfinite(C)) or np.any(C < 0):
                 raise ValueError(f"{name} must be finite and >= 0")
             bound = self.cost_bound[actions]
