@@ -376,7 +376,13 @@ class KnapsackBandit(SingleCasePath, Policy):
             led = self.ledger_
             # every action fits iff each resource's largest bound does: the ledger's test
             # (remaining = budget - spent - reserved, then + TOLERANCE) in Python floats
-            left = zip(self._cb_max, led.budget.tolist(), led.spent.tolist(), led.reserved.tolist())
+            left = zip(
+                self._cb_max,
+                led.budget.tolist(),
+                led.spent.tolist(),
+                led.reserved.tolist(),
+                strict=True,
+            )
             if all(c <= b - s - r + TOLERANCE for c, b, s, r in left):
                 self._ok = self._ok_all
             else:
