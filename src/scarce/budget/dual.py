@@ -103,6 +103,22 @@ class DualPrices:
         self._prices = None
 
 
+def warmup_probabilities(ok: np.ndarray, free_action: int, paced: float | None) -> np.ndarray:
+    """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)`` (bool):
+    uniform (``paced=None``), or the costly actions together with probability ``paced``
+    (``min((K - 1) / K, rho / c_max)``, so that the warm-up spends no faster than the budget's
+    rate; ``dual.paced_warmup``), shared equally, and the free action the rest."""
+    costly = ok.copy()
+    costly[:, free_action] = False
+    n_costly = costly.sum(axis=1, keepdims=True)
+    if paced is None:
+        return ok / ok.sum(axis=1, keepdims=True)
+    q = np.where(ok[:, [free_action]], paced, 1.0) * (n_costly > 0)
+    out = costly * (q / np.maximum(n_costly, 1))
+    out[:, free_action] = np.where(ok[:, free_action], 1.0 - q[:, 0], 0.0)
+    return out
+
+
 def estimate_z(
     rewards: np.ndarray,
     costs: np.ndarray,

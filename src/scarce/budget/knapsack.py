@@ -35,7 +35,13 @@ from typing import Any
 
 import numpy as np
 
-from scarce.budget.dual import DualPrices, default_eta, estimate_z, theory_gamma
+from scarce.budget.dual import (
+    DualPrices,
+    default_eta,
+    estimate_z,
+    theory_gamma,
+    warmup_probabilities,
+)
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.models import OutcomeModels
 from scarce.budget.single import SingleCasePath
@@ -391,20 +397,10 @@ class KnapsackBandit(SingleCasePath, Policy):
         return self._ok
 
     def _warmup_probabilities(self, ok: np.ndarray) -> np.ndarray:
-        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``:
-        uniform, or (``dual.paced_warmup``) the costly actions together with probability
-        ``min((K - 1) / K, rho / c_max)`` so that the warm-up spends no faster than the budget's
-        rate, and the free action the rest."""
-        free = int(self.free_action)
-        costly = ok.copy()
-        costly[:, free] = False
-        n_costly = costly.sum(axis=1, keepdims=True)
-        if not self._dual.paced_warmup:
-            return ok / ok.sum(axis=1, keepdims=True)
-        q = np.where(ok[:, [free]], self._explore, 1.0) * (n_costly > 0)
-        out = costly * (q / np.maximum(n_costly, 1))
-        out[:, free] = np.where(ok[:, free], 1.0 - q[:, 0], 0.0)
-        return out
+        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``
+        (:func:`scarce.budget.dual.warmup_probabilities`)."""
+        paced = self._explore if self._dual.paced_warmup else None
+        return warmup_probabilities(ok, int(self.free_action), paced)
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         """Probabilities under the current state, for each case on its own (reservations made
@@ -452,22 +448,9 @@ class KnapsackBandit(SingleCasePath, Policy):
                 )
             costs = np.zeros((n, m))
         elif np.ndim(costs) == 3:
-            full = self._check_full_costs(costs, n)
+            full = self.ledger_.check_full_costs(costs, n)
             costs = full[np.arange(n), actions]
         return self.ledger_.settle(actions, costs), full
-
-    def _check_full_costs(self, costs: Any, n: int) -> np.ndarray:
-        K, m = self.n_actions, self.n_resources
-        full = np.asarray(costs, dtype=np.float64)
-        if full.shape != (n, K, m):
-            raise ValueError(
-                f"costs of every action must have shape ({n}, {K}, {m}); got {full.shape}"
-            )
-        if not ((full >= 0) & (full <= self._cost_bound + 1e-12)).all():
-            raise ValueError(
-                "costs must be finite, >= 0 and at most cost_bound (0 for the free action)"
-            )
-        return full
 
     def _reward_rows(
         self,
@@ -553,7 +536,7 @@ class KnapsackBandit(SingleCasePath, Policy):
                 "update without actions (cases this policy did not decide) needs costs of every "
                 f"action, shape (n, {self.n_actions}, {self.n_resources}), or none"
             )
-        self._learn_full_costs(X, self._check_full_costs(costs, X.shape[0]))
+        self._learn_full_costs(X, self.ledger_.check_full_costs(costs, X.shape[0]))
 
     # ------------------------------------------------------------------ contract hooks
     @classmethod

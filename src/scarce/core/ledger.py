@@ -116,6 +116,21 @@ class Ledger:
             )
         return C
 
+    def check_full_costs(self, costs: Any, n: int) -> np.ndarray:
+        """``(n, K, m)`` float64 costs of every action on ``n`` cases (full information on
+        costs), refused if NaN, negative or above the bound."""
+        K, m = self.cost_bound.shape
+        full = np.asarray(costs, dtype=np.float64)
+        if full.shape != (n, K, m):
+            raise ValueError(
+                f"costs of every action must have shape ({n}, {K}, {m}); got {full.shape}"
+            )
+        if not ((full >= 0) & (full <= self._bound_tol)).all():
+            raise ValueError(
+                "costs must be finite, >= 0 and at most cost_bound (0 for the free action)"
+            )
+        return full
+
     def settle(self, actions: np.ndarray, costs: Any, *, reserved: bool = True) -> np.ndarray:
         """Book the realised ``costs`` ``(n, m)`` (or ``(n,)``) of ``actions``; with ``reserved``
         their reservations are released first. Returns the validated ``(n, m)`` costs."""
