@@ -73,6 +73,7 @@ class DualPrices:
         # eta * gain = consumption * (eta * scale) - eta * rate, folded once
         self._eta_scale = self.eta * self.scale
         self._eta_rate = self.eta * float(rate)
+        self._idle_factors = np.exp(np.zeros(n_resources) * self._eta_scale - self._eta_rate)
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -84,13 +85,17 @@ class DualPrices:
     def step(self, consumption: np.ndarray) -> None:
         """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
         order: ``theta_j <- theta_j exp(eta (c_j scale_j - rho))``, slack gain 0, normalised."""
-        factors = np.exp(consumption * self._eta_scale - self._eta_rate)
         self._prices = None
         w = self.weights
-        if factors.ndim == 1:
+        if consumption.ndim == 1:
+            if np.logical_or.reduce(consumption):
+                factors = np.exp(consumption * self._eta_scale - self._eta_rate)
+            else:  # nothing consumed (the free action): the same factors every time
+                factors = self._idle_factors
             w[:-1] *= factors
             w /= np.add.reduce(w)  # w.sum() without its Python wrapper
             return
+        factors = np.exp(consumption * self._eta_scale - self._eta_rate)
         for g in factors:
             w[:-1] *= g
             w /= w.sum()
