@@ -15,7 +15,9 @@ each budgeted policy's time is divided by the LinUCB time (same K) of the same r
 table gives the median and the best over the repeats of the times and of these ratios (the
 ratio is the figure to compare across machines and loads). ``--clock cpu`` times with the
 process's CPU time instead of the wall clock: much steadier when other work shares the
-cores. ``--csv`` writes the table, unrounded, with the load average at the start and end.
+cores. ``--csv`` writes the table, unrounded, with the load average at the start and end
+(``--append`` adds its rows to the file, ``--label`` names the version measured, so that
+runs of two versions of scarce can share one file).
 """
 
 from __future__ import annotations
@@ -86,6 +88,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall")
     parser.add_argument("--csv", default=None, help="write the table here (CSV)")
+    parser.add_argument("--append", action="store_true", help="add to --csv, keep its rows")
+    parser.add_argument(
+        "--label", default="", help="the version measured (a CSV column: e.g. before, after)"
+    )
     args = parser.parse_args()
     T = args.rounds
     big = 10.0 * T
@@ -126,6 +132,7 @@ def main() -> None:
         ratio = total / np.array(split[f"LinUCB K={K}"]).sum(axis=1)  # paired by repeat
         rows.append(
             {
+                "label": args.label,
                 "policy": name,
                 "K": K,
                 "m": m,
@@ -162,9 +169,11 @@ def main() -> None:
         f"{load_end[0]:.1f} at the end, {os.cpu_count()} CPUs"
     )
     if args.csv:
-        with open(args.csv, "w", newline="") as f:
+        exists = args.append and os.path.exists(args.csv)
+        with open(args.csv, "a" if exists else "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
+            if not exists:
+                writer.writeheader()
             writer.writerows(rows)
 
 
