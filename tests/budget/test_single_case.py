@@ -25,10 +25,12 @@ def _make(kind):
 
 @pytest.mark.parametrize("kind", ["deferral", "knapsack"])
 def test_one_case_arrays_learn_exactly_as_the_general_path(kind):
-    """The same run with ``(1, d)`` float arrays (the single-case path) and with nested lists
-    and an all-True eligibility mask (every check of ``decide`` and ``update``, the general
-    decision loop): the same decisions, scores and info, and the same learned state and
-    ledger, bit for bit, through warm-up, pricing and a binding budget."""
+    """The same run with ``(1, d)`` float arrays (the single-case paths of ``decide`` and
+    ``update``) and with nested lists and an all-True eligibility mask (every check of
+    ``decide`` and ``update``, and ``_learn`` after the general validation): the same
+    decisions, scores and info, and the same learned state and ledger, bit for bit, through
+    warm-up, pricing and a binding budget. (That the single-case decisions are those of the
+    general decision loop is pinned by ``test_trajectory.py``, recorded before it existed.)"""
     fast, slow = _make(kind), _make(kind)
     K, m = fast.n_actions, fast.n_resources
     rng = np.random.default_rng(3)
@@ -88,6 +90,46 @@ def test_bad_feedback_of_one_case_is_refused(kwargs, error, match):
     with pytest.raises(error, match=match):
         policy.update(X, a, [0.5], **kwargs)
     _same(policy._get_state()["learned"]["models"], before["learned"]["models"])
+
+
+def test_one_case_with_a_mask_takes_the_best_eligible_affordable_action():
+    """Brute force: the chosen action maximises the Lagrangian scores over the actions that
+    are eligible and affordable (ties to the free action); ineligible scores show -inf."""
+    policy = _make("knapsack")
+    K, free = policy.n_actions, policy.free_action
+    rng = np.random.default_rng(8)
+    for t in range(100):
+        X = rng.uniform(-1, 1, (1, 3))
+        mask = rng.random(K) < 0.6
+        mask[free] = True
+        if t:  # (the first decision initialises the policy)
+            expected_scores = policy.scores(X)[0]
+            ok = policy.ledger_.affordable() & mask
+        d = policy.decide(X, eligible=mask)
+        a = int(d.actions[0])
+        if t >= 10:  # priced
+            best = np.where(ok, expected_scores, -np.inf)
+            want = free if best[free] >= best.max() else int(best.argmax())
+            assert a == want
+            np.testing.assert_array_equal(d.scores[0], np.where(mask, expected_scores, -np.inf))
+        C = np.zeros((1, 2)) if a == free else rng.uniform(0, 1, (1, 2))
+        policy.update(X, d.actions, [0.5], costs=C, info=d.info)
+    assert policy.spent_.max() > 0.5 * 6.0
+
+
+def test_one_case_with_no_eligible_affordable_action_is_refused():
+    policy = _make("knapsack")
+    X = np.array([[0.1, 0.2, 0.3]])
+    for _ in range(10):
+        d = policy.decide(X)
+        a = d.actions
+        C = np.zeros((1, 2)) if a[0] == 1 else np.full((1, 2), 0.01)
+        policy.update(X, a, [0.5], costs=C, info=d.info)
+    mask = np.ones(4, dtype=bool)
+    mask[1] = False
+    policy.ledger_.reserve(np.array([0] * 6))  # nothing costly fits any more
+    with pytest.raises(ValueError, match="no eligible action is affordable"):
+        policy.decide(X, eligible=mask)
 
 
 def test_deferral_needs_the_model_reward_on_the_single_case_path():

@@ -327,8 +327,8 @@ class KnapsackBandit(SingleCasePath, Policy):
     # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
         n, m, K = X.shape[0], self.n_resources, self.n_actions
-        if n == 1 and eligible is None and self.Z_ is not None:
-            return self._decide_priced_one(X)
+        if n == 1 and self.Z_ is not None:
+            return self._decide_priced_one(X, eligible)
         free = int(self.free_action)
         scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)

@@ -27,13 +27,21 @@ class SingleCasePath:
     """Methods of :class:`~scarce.budget.knapsack.KnapsackBandit` for one case (see the
     module's docstring); they use the policy's state and nothing of their own."""
 
-    def _decide_priced_one(self, X: np.ndarray) -> Decision:
-        """``_decide(X, None)`` for one case ``X`` ``(1, d)`` once ``Z`` is known: the best
-        affordable action of the Lagrangian scores, ties to the free action."""
+    def _decide_priced_one(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
+        """``_decide`` for one case ``X`` ``(1, d)`` once ``Z`` is known: the best affordable
+        (and eligible: ``eligible`` ``(1, K)`` or None) action of the Lagrangian scores, ties
+        to the free action."""
         r, c = self.models_.bounds(X, True)  # type: ignore[attr-defined]
         scores = r - c @ self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
         free = self._free  # type: ignore[attr-defined]
         ok = self._affordable()  # type: ignore[attr-defined]
+        if eligible is not None:
+            ok = ok & eligible[0]
+            if not ok.any():
+                raise ValueError(
+                    f"case 0: no eligible action is affordable (remaining budget "
+                    f"{self.ledger_.remaining}); make the free action {free} eligible"  # type: ignore[attr-defined]
+                )
         s = scores[0] if ok is self._ok_all else np.where(ok, scores[0], -np.inf)  # type: ignore[attr-defined]
         a = int(s.argmax())
         if ok[free] and s[free] >= s[a]:
@@ -44,6 +52,8 @@ class SingleCasePath:
             self._ok = None
         self.n_decided_ += 1  # type: ignore[attr-defined]
         info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
+        if eligible is not None:
+            scores = np.where(eligible, scores, -np.inf)
         return Decision(actions=actions, probabilities=np.ones(1), scores=scores, info=info)
 
     def _learn_one_with(
