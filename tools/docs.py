@@ -68,15 +68,12 @@ def api_modules() -> list[tuple[str, str]]:
     return [(name, f"scarce.{name}") for name in found]
 
 
-#: packages whose docstrings still make griffe warn (prose inside numpy sections). Their pages
-#: render with griffe's warnings off, so that ``mkdocs build --strict`` passes meanwhile.
-#: Remove an entry once ``mkdocs build`` shows no griffe warning for that package.
+#: packages whose docstrings still make griffe warn (prose inside numpy sections): the site's
+#: hook (tools/mkdocs_hooks.py) drops griffe's warnings about their source files, so that
+#: ``mkdocs build --strict`` passes meanwhile. Remove an entry once ``mkdocs build`` shows no
+#: griffe warning for that package.
 DOCSTRING_WARNINGS_OFF: dict[str, str] = {
-    "scarce.budget": "issue 20 round 2 (budget/deferral.py, knapsack.py, opt.py)",
-    "scarce.fair": "issue 20 round 2 (fair/metacub.py, policy.py)",
-    "scarce.models": "issue 20 round 2 (models/ridge.py)",
     "scarce.policies": "issue 20 round 2 (policies/catalog.py, spanner.py)",
-    "scarce.serve": "issue 20 round 2 (serve/auth.py, store.py)",
 }
 
 
@@ -100,15 +97,13 @@ def _submodules(package: Any) -> list[str]:
     return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(path) if m.name[0] != "_"]
 
 
-def _directive(module: str, members: list[str] | None, heading_level: int, quiet: bool) -> str:
+def _directive(module: str, members: list[str] | None, heading_level: int) -> str:
     lines = [f"::: {module}", "    options:", f"      heading_level: {heading_level}"]
     if members is None:
         lines.append("      members: false")
     elif members:
         lines.append("      members:")
         lines += [f"        - {m}" for m in members]
-    if quiet:
-        lines += ["      docstring_options:", "        warnings: false"]
     return "\n".join(lines)
 
 
@@ -148,7 +143,6 @@ def api_pages() -> dict[str, str]:
     pages: dict[str, str] = {}
     for stem, module in modules.items():
         name = module.__name__
-        quiet = name in DOCSTRING_WARNINGS_OFF
         own = getattr(module, "__all__", None)
         if own is None:
             own = _defined_here(module)
@@ -163,9 +157,9 @@ def api_pages() -> dict[str, str]:
                     shadowed.append(f"{obj.__module__}.{obj.__qualname__}")
                 else:
                     members.append(n)
-        parts = [header, _directive(name, members or None, 1, quiet)]
+        parts = [header, _directive(name, members or None, 1)]
         for path in shadowed:
-            parts += ["", _directive(path, [], 2, quiet)]
+            parts += ["", _directive(path, [], 2)]
         for sub_name in _submodules(module):
             sub = importlib.import_module(sub_name)
             extra = []
@@ -175,7 +169,7 @@ def api_pages() -> dict[str, str]:
                     documented.add(id(obj))
                     extra.append(n)
             if extra:
-                parts += ["", _directive(sub_name, extra, 2, quiet)]
+                parts += ["", _directive(sub_name, extra, 2)]
         pages[f"{stem}.md"] = "\n".join(parts) + "\n"
         index.append(f"| [`{name}`]({stem}.md) | {_first_line(module)} |")
     pages["index.md"] = "\n".join(index) + "\n"
