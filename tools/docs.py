@@ -451,7 +451,14 @@ def main(argv: list[str] | None = None) -> int:
     rec.add_argument(
         "--keep", action="append", help="file the command writes into {out} (default summary.csv)"
     )
-    rec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command; {out}: its folder")
+    rec.add_argument("cmd", nargs="*", help="-- then the command; {out}: its folder")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # ``record NAME [--keep F]... -- CMD``: the command after ``--`` is taken as it is (given
+    # to argparse, its options would be read as record's)
+    cmd_after: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, cmd_after = argv[:i], argv[i + 1 :]
     args = parser.parse_args(argv)
     if args.command == "api":
         for f in write_api():
@@ -467,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
             print("run: python tools/docs.py api && python tools/docs.py render")
             return 1
     elif args.command == "record":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        cmd = cmd_after or args.cmd
         if not cmd:
             parser.error("record needs a command after --")
         path = record(args.name, cmd, args.keep or ["summary.csv"])
