@@ -5,6 +5,7 @@ Run from the repository root, with scarce importable::
     python tools/docs.py api        # (re)write docs/api/*.md from the packages' contents
     python tools/docs.py render     # (re)write every result block of README.md and docs/*.md
     python tools/docs.py check      # exit 1 if either is out of date (the test suite checks it)
+    python tools/docs.py build      # check, then ``mkdocs build --strict`` (what CI does)
     python tools/docs.py record drift -- scarce run drift --out {out}
                                     # run a command; keep what it wrote, with date, load, command
 
@@ -413,7 +414,7 @@ def record(name: str, command: list[str], keep: list[str], results: Path = RESUL
         target.mkdir(parents=True, exist_ok=True)
         for f in keep:
             shutil.copyfile(Path(tmp) / f, target / f)
-    dirty = bool(_git("status", "--porcelain", "--", "src"))
+    dirty = bool(_git("status", "--porcelain", "--", "src", "benchmarks"))
     meta = {
         "command": shown,
         "date": date,
@@ -446,6 +447,10 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="write docs/api/*.md")
     sub.add_parser("render", help="re-render the result blocks of README.md and docs/*.md")
     sub.add_parser("check", help="exit 1 when the API pages or a result block are out of date")
+    bld = sub.add_parser("build", help="check, then mkdocs build --strict (warnings fail)")
+    bld.add_argument(
+        "--site-dir", default=None, help="where to write the site (default: a temp dir)"
+    )
     rec = sub.add_parser("record", help="run a command and keep its output as a result")
     rec.add_argument("name", help="the result's folder under docs/results/")
     rec.add_argument(
@@ -473,6 +478,20 @@ def main(argv: list[str] | None = None) -> int:
         if stale:
             print("run: python tools/docs.py api && python tools/docs.py render")
             return 1
+    elif args.command == "build":
+        stale = write_api(check=True) + render_all(check=True)
+        for f in stale:
+            print("out of date:", f)
+        if stale:
+            print("run: python tools/docs.py api && python tools/docs.py render")
+            return 1
+        with tempfile.TemporaryDirectory() as tmp:
+            site = args.site_dir or tmp
+            cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", site]
+            env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+            code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        print("site built" + (f" in {site}" if args.site_dir else "") if code == 0 else "failed")
+        return code
     elif args.command == "record":
         cmd = cmd_after or args.cmd
         if not cmd:
