@@ -6,11 +6,14 @@ kernels. A meta round is the first decision of a cohort (model refit + candidate
 round is any other decision. EqualSplit (the same base level and refit, no search) is the
 reference measured in the same run. Medians over the timed cohorts, after warm-up cohorts.
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_fair.py``
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_fair.py [--csv PATH]`` (the CSV: one row per
+policy and model, the printed columns unrounded).
 """
 
 from __future__ import annotations
 
+import argparse
+import csv
 import time
 
 import numpy as np
@@ -71,6 +74,9 @@ def bench(cls: type, model: str, cohorts: int = 7, warm: int = 3) -> dict[str, f
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
+    args = parser.parse_args()
     rows = [
         (f"{cls.__name__}/{model}", bench(cls, model))
         for model in ("linear", "neural_linear")
@@ -84,6 +90,14 @@ def main() -> None:
             f"{name:<26}{r['meta_s']:>18.3f}{r['meta_max_s']:>10.3f}{r['base_s']:>16.4f}"
             f"{r['pool']:>7.0f}"
         )
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["policy", "model", "cohort_start_s", "cohort_start_max_s", "base_round_s",
+                          "pool"])  # fmt: skip
+            for name, r in rows:
+                policy, model = name.split("/")
+                out.writerow([policy, model, r["meta_s"], r["meta_max_s"], r["base_s"], r["pool"]])
 
 
 if __name__ == "__main__":

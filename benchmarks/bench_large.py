@@ -3,7 +3,8 @@ memory, and regret of index search against exact search.
 
 Run ``python benchmarks/bench_large.py [--quick] [--device cuda]``. Writes
 ``benchmarks/results/large_actions.csv`` (columns ``policy, K, d, backend, decisions_per_s,
-top1_agreement, memory_mb``) and ``benchmarks/results/large_regret.csv``.
+top1_agreement, memory_mb``) and ``benchmarks/results/large_regret.csv`` (``--out DIR``: into
+``DIR`` instead).
 
 Setup. ``CatalogEnv(K, d=64)`` (clustered catalog with a power-law spectrum, user vectors
 around 1). Each policy first learns from the same ``--warm`` logged cases (random actions),
@@ -205,6 +206,7 @@ def main() -> None:
         default=["CatalogTS", "CatalogUCB", "SpannerCB"],
         help="measure these only; their rows replace the same rows of an existing CSV",
     )
+    ap.add_argument("--out", type=Path, default=RESULTS, help="folder of the CSV files")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="catalog sizes K")
     ap.add_argument("--no-regret", action="store_true", help="skip the regret comparison")
     args = ap.parse_args()
@@ -222,7 +224,8 @@ def main() -> None:
         print("torch not installed: no torch rows")
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores", flush=True)
     rows = bench_speed(args, sizes, backends)
-    path = RESULTS / "large_actions.csv"
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "large_actions.csv"
     if path.exists() and (
         args.sizes or set(args.policies) != {"CatalogTS", "CatalogUCB", "SpannerCB"}
     ):
@@ -235,7 +238,7 @@ def main() -> None:
     write(path, rows, COLUMNS)
     if not args.no_regret:
         regret = bench_regret(args, sizes[-1])
-        write(RESULTS / "large_regret.csv", regret, list(regret[0]))
+        write(args.out / "large_regret.csv", regret, list(regret[0]))
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

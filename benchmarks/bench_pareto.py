@@ -189,8 +189,14 @@ def main() -> None:
                 w.writerow(
                     ["per_round", r["policy"], r["rounds"], "us_update_last", r["us_update_last"]]
                 )
+                for key in ("leaves", "depth"):
+                    if r[key] != "":
+                        w.writerow(["per_round", r["policy"], r["rounds"], key, r[key]])
             for r in gap_rows:
                 w.writerow(["gaps", r["cone"], 50, "ms_per_call_median", r["ms_per_call_median"]])
+                w.writerow(
+                    ["gaps", r["cone"], 50, "strictly_dominated_arms", r["strictly_dominated_arms"]]
+                )
 
 
 if __name__ == "__main__":

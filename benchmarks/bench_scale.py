@@ -2,7 +2,8 @@
 second with many actions and high dimension.
 
 Run ``python benchmarks/bench_scale.py [--quick]``. It prints two tables and writes them as
-CSV to ``benchmarks/results/scale_sweep.csv`` and ``benchmarks/results/scale_decisions.csv``.
+CSV to ``benchmarks/results/scale_sweep.csv`` and ``benchmarks/results/scale_decisions.csv``
+(``--out DIR``: into ``DIR`` instead).
 
 1. **Sweep.** ``S`` seeds x ``T`` rounds of LinTS (``v = 0.1``, ``lam = 1``) on the synthetic
    linear-Gaussian problem with ``K = 10`` actions and ``d = 20`` features (noise sd 0.1),
@@ -167,6 +168,7 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="decide+update calls timed")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the CSV files")
     args = parser.parse_args()
     if args.quick:
         args.seeds, args.horizon, args.actions, args.steps = 8, 500, 2000, 4
@@ -181,7 +183,7 @@ def main() -> None:
                 f"{r['path']:<34}{r['processes']:>5}{r['wall_s']:>10.2f}"
                 f"{r['speedup_vs_separate']:>9.1f}x  {r['identical_table']}"
             )
-        _write(sweep_rows, RESULTS / "scale_sweep.csv")
+        _write(sweep_rows, args.out / "scale_sweep.csv")
 
     print(f"\nDecisions per second, per-action features, K={args.actions}, batch {args.batch}")
     dec_rows = bench_decisions(args.actions, [50, 500], args.batch, args.steps)
@@ -190,7 +192,7 @@ def main() -> None:
         print(
             f"{r['policy']:<24}{r['d']:>5}{r['decisions_per_s']:>14.1f}{r['ms_per_decision']:>13.2f}"
         )
-    _write(dec_rows, RESULTS / "scale_decisions.csv")
+    _write(dec_rows, args.out / "scale_decisions.csv")
 
 
 if __name__ == "__main__":

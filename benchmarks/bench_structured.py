@@ -6,12 +6,14 @@ K in {100, 1000, 10000}, next to Thompson sampling on the exact joint Gaussian p
 all K d action parameters (effects integrated out; rank-1 covariance update plus a Cholesky
 factor per round to sample), feasible only for small K.
 
-Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_structured.py [--rounds 300]``
+Usage: ``OMP_NUM_THREADS=1 python benchmarks/bench_structured.py [--rounds 300] [--csv PATH]``
+(the CSV: one row per method and K; empty times where the method is infeasible).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import time
 
 import numpy as np
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--csv", default=None, help="also write the table to this CSV file")
     args = parser.parse_args()
     L, d = 5, 5
     rows = []
@@ -113,6 +116,13 @@ def main() -> None:
             print(f"{name:<20}{K:>8}{'infeasible':>14}{'':>22}")
         else:
             print(f"{name:<20}{K:>8}{sec * 1e3:>14.3f}{sec * 1e6 / K:>22.3f}")
+    if args.csv:
+        with open(args.csv, "w", newline="") as fh:
+            out = csv.writer(fh)
+            out.writerow(["method", "K", "ms_per_round", "us_per_round_per_action"])
+            for name, K, sec in rows:
+                ok = not np.isnan(sec)
+                out.writerow([name, K, sec * 1e3 if ok else "", sec * 1e6 / K if ok else ""])
 
 
 if __name__ == "__main__":

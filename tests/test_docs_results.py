@@ -134,3 +134,22 @@ def test_record_refuses_a_failing_command(tmp_path: Path) -> None:
     with pytest.raises(docs_tool.ResultError, match="exit code 3"):
         docs_tool.record("bad", [sys.executable, "-c", "raise SystemExit(3)"], [], tmp_path)
     assert not (tmp_path / "bad").exists()
+
+
+def test_record_command_line_takes_keep_then_the_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``record NAME --keep F -- CMD`` (the documented form): options before ``--`` are
+    options, everything after it is the command."""
+    seen = {}
+
+    def fake_record(name, command, keep, results=docs_tool.RESULTS):
+        seen.update(name=name, command=command, keep=keep)
+        return docs_tool.RESULTS / name
+
+    monkeypatch.setattr(docs_tool, "record", fake_record)
+    argv = ["record", "toy", "--keep", "a.csv", "--", "python", "b.py", "--csv", "{out}/a.csv"]
+    assert docs_tool.main(argv) == 0
+    assert seen == {
+        "name": "toy",
+        "command": ["python", "b.py", "--csv", "{out}/a.csv"],
+        "keep": ["a.csv"],
+    }

@@ -5,6 +5,7 @@ Run from the repository root, with scarce importable::
     python tools/docs.py api        # (re)write docs/api/*.md from the packages' contents
     python tools/docs.py render     # (re)write every result block of README.md and docs/*.md
     python tools/docs.py check      # exit 1 if either is out of date (the test suite checks it)
+    python tools/docs.py build      # check, then ``mkdocs build --strict`` (what CI does)
     python tools/docs.py record drift -- scarce run drift --out {out}
                                     # run a command; keep what it wrote, with date, load, command
 
@@ -68,15 +69,12 @@ def api_modules() -> list[tuple[str, str]]:
     return [(name, f"scarce.{name}") for name in found]
 
 
-#: packages whose docstrings still make griffe warn (prose inside numpy sections). Their pages
-#: render with griffe's warnings off, so that ``mkdocs build --strict`` passes meanwhile.
-#: Remove an entry once ``mkdocs build`` shows no griffe warning for that package.
+#: packages whose docstrings still make griffe warn (prose inside numpy sections): the site's
+#: hook (tools/mkdocs_hooks.py) drops griffe's warnings about their source files, so that
+#: ``mkdocs build --strict`` passes meanwhile. Remove an entry once ``mkdocs build`` shows no
+#: griffe warning for that package.
 DOCSTRING_WARNINGS_OFF: dict[str, str] = {
-    "scarce.budget": "issue 20 round 2 (budget/deferral.py, knapsack.py, opt.py)",
-    "scarce.fair": "issue 20 round 2 (fair/metacub.py, policy.py)",
-    "scarce.models": "issue 20 round 2 (models/ridge.py)",
     "scarce.policies": "issue 20 round 2 (policies/catalog.py, spanner.py)",
-    "scarce.serve": "issue 20 round 2 (serve/auth.py, store.py)",
 }
 
 
@@ -100,15 +98,13 @@ def _submodules(package: Any) -> list[str]:
     return [f"{package.__name__}.{m.name}" for m in pkgutil.iter_modules(path) if m.name[0] != "_"]
 
 
-def _directive(module: str, members: list[str] | None, heading_level: int, quiet: bool) -> str:
+def _directive(module: str, members: list[str] | None, heading_level: int) -> str:
     lines = [f"::: {module}", "    options:", f"      heading_level: {heading_level}"]
     if members is None:
         lines.append("      members: false")
     elif members:
         lines.append("      members:")
         lines += [f"        - {m}" for m in members]
-    if quiet:
-        lines += ["      docstring_options:", "        warnings: false"]
     return "\n".join(lines)
 
 
@@ -148,7 +144,6 @@ def api_pages() -> dict[str, str]:
     pages: dict[str, str] = {}
     for stem, module in modules.items():
         name = module.__name__
-        quiet = name in DOCSTRING_WARNINGS_OFF
         own = getattr(module, "__all__", None)
         if own is None:
             own = _defined_here(module)
@@ -163,9 +158,9 @@ def api_pages() -> dict[str, str]:
                     shadowed.append(f"{obj.__module__}.{obj.__qualname__}")
                 else:
                     members.append(n)
-        parts = [header, _directive(name, members or None, 1, quiet)]
+        parts = [header, _directive(name, members or None, 1)]
         for path in shadowed:
-            parts += ["", _directive(path, [], 2, quiet)]
+            parts += ["", _directive(path, [], 2)]
         for sub_name in _submodules(module):
             sub = importlib.import_module(sub_name)
             extra = []
@@ -175,7 +170,7 @@ def api_pages() -> dict[str, str]:
                     documented.add(id(obj))
                     extra.append(n)
             if extra:
-                parts += ["", _directive(sub_name, extra, 2, quiet)]
+                parts += ["", _directive(sub_name, extra, 2)]
         pages[f"{stem}.md"] = "\n".join(parts) + "\n"
         index.append(f"| [`{name}`]({stem}.md) | {_first_line(module)} |")
     pages["index.md"] = "\n".join(index) + "\n"
@@ -419,7 +414,7 @@ def record(name: str, command: list[str], keep: list[str], results: Path = RESUL
         target.mkdir(parents=True, exist_ok=True)
         for f in keep:
             shutil.copyfile(Path(tmp) / f, target / f)
-    dirty = bool(_git("status", "--porcelain", "--", "src"))
+    dirty = bool(_git("status", "--porcelain", "--", "src", "benchmarks"))
     meta = {
         "command": shown,
         "date": date,
@@ -452,12 +447,23 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("api", help="write docs/api/*.md")
     sub.add_parser("render", help="re-render the result blocks of README.md and docs/*.md")
     sub.add_parser("check", help="exit 1 when the API pages or a result block are out of date")
+    bld = sub.add_parser("build", help="check, then mkdocs build --strict (warnings fail)")
+    bld.add_argument(
+        "--site-dir", default=None, help="where to write the site (default: a temp dir)"
+    )
     rec = sub.add_parser("record", help="run a command and keep its output as a result")
     rec.add_argument("name", help="the result's folder under docs/results/")
     rec.add_argument(
         "--keep", action="append", help="file the command writes into {out} (default summary.csv)"
     )
-    rec.add_argument("cmd", nargs=argparse.REMAINDER, help="-- then the command; {out}: its folder")
+    rec.add_argument("cmd", nargs="*", help="-- then the command; {out}: its folder")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # ``record NAME [--keep F]... -- CMD``: the command after ``--`` is taken as it is (given
+    # to argparse, its options would be read as record's)
+    cmd_after: list[str] = []
+    if "--" in argv:
+        i = argv.index("--")
+        argv, cmd_after = argv[:i], argv[i + 1 :]
     args = parser.parse_args(argv)
     if args.command == "api":
         for f in write_api():
@@ -472,8 +478,22 @@ def main(argv: list[str] | None = None) -> int:
         if stale:
             print("run: python tools/docs.py api && python tools/docs.py render")
             return 1
+    elif args.command == "build":
+        stale = write_api(check=True) + render_all(check=True)
+        for f in stale:
+            print("out of date:", f)
+        if stale:
+            print("run: python tools/docs.py api && python tools/docs.py render")
+            return 1
+        with tempfile.TemporaryDirectory() as tmp:
+            site = args.site_dir or tmp
+            cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet", "-d", site]
+            env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+            code = subprocess.run(cmd, cwd=ROOT, env=env).returncode
+        print("site built" + (f" in {site}" if args.site_dir else "") if code == 0 else "failed")
+        return code
     elif args.command == "record":
-        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        cmd = cmd_after or args.cmd
         if not cmd:
             parser.error("record needs a command after --")
         path = record(args.name, cmd, args.keep or ["summary.csv"])

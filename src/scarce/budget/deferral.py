@@ -58,6 +58,8 @@ class Deferral(KnapsackBandit):
     confidence, dual, seed:
         as in :class:`~scarce.budget.knapsack.KnapsackBandit`.
 
+    Notes
+    -----
     ``update(X, actions, rewards, costs=..., model_rewards=..., info=...)``: ``costs``
     ``(n,)`` is the realised cost (0 where the model was used); ``model_rewards`` ``(n,)`` the
     model's reward on every case (needed with ``feedback="full"``; ``full_rewards``, when
@@ -184,9 +186,14 @@ class NeuralDeferral(Deferral):
     network:
         :class:`~scarce.budget.specs.NetworkSpec` (or a dict of its fields): widths, the
         retraining schedule, Adam's settings and the output head.
+    n_actions, n_features, budget, horizon, feedback, seed:
+        as in :class:`Deferral`.
+    model_link, human_link, cost_link, cost_bound, confidence, dual:
+        as in :class:`Deferral` (the confidence radius uses the embedding dimension).
 
-    The other parameters are those of :class:`Deferral`; the confidence radius uses the
-    embedding dimension. Needs PyTorch (``pip install 'scarce[neural]'``).
+    Notes
+    -----
+    Needs PyTorch (``pip install 'scarce[neural]'``).
     """
 
     # one network per target: targets cannot share a design

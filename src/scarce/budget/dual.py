@@ -157,7 +157,14 @@ def estimate_z(
     c_z:
         the constant.
 
-    Returns ``c_z (G_hat + 2 gamma) / B``: ``G_hat`` is the value of the empirical static
+    Returns
+    -------
+    float
+        ``c_z (G_hat + 2 gamma) / B``.
+
+    Notes
+    -----
+    ``G_hat`` is the value of the empirical static
     problem on the sample, scaled to ``T``, with budget ``B + 2 gamma``, measured as the
     *gain over the free action*: every action's reward minus the free action's, so that the
     free action is A&D's no-op with reward 0 (``OPT_hat - OPT_fallback_hat``). Subtracting

@@ -88,6 +88,8 @@ class KnapsackBandit(SingleCasePath, Policy):
     seed:
         seed or generator (warm-up draws).
 
+    Notes
+    -----
     ``update(X, actions, rewards, costs=..., info=...)``: ``costs`` ``(n, m)`` (``(n,)`` for
     one resource) is what the chosen actions consumed (0 for the free action), or
     ``(n, K, m)`` every action's consumption (full information on costs: every costly

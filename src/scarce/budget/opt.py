@@ -76,6 +76,8 @@ def fractional_knapsack(gain: np.ndarray, cost: np.ndarray, capacity: float) -> 
     capacity:
         total capacity, >= 0 (``inf`` allowed).
 
+    Notes
+    -----
     Items with positive gain are taken in decreasing ``gain / cost`` order (zero-cost ones
     first) until the capacity is used; the last one may be fractional. ``price`` is the ratio
     of the marginal item (0 when every positive-gain item fits).
@@ -116,7 +118,13 @@ def static_opt_deferral(
     budget_rate:
         ``B / T``, the budget per round (``inf`` for no budget).
 
-    Returns the solution of ``max mean(pi (mu_H - mu_M))  s.t.  mean(pi mu_c) <= B / T``;
+    Returns
+    -------
+    KnapsackSolution
+        the solution of ``max mean(pi (mu_H - mu_M))  s.t.  mean(pi mu_c) <= B / T``.
+
+    Notes
+    -----
     ``value`` is the expected reward **per round**, ``mean(mu_M) + mean(pi gain)``, so
     ``OPT = T * value``; ``z`` is ``pi`` on the sample and ``price`` is ``lambda*``.
     """
@@ -145,8 +153,16 @@ def static_opt_lp(
     budget_rate:
         ``(m,)`` budget per round ``B_j / T`` (a scalar is broadcast).
 
-    Returns ``(value per round, pi (n, K))`` for
-    ``max mean_i sum_a pi_ia r_ia  s.t.  mean_i sum_a pi_ia c_iaj <= B_j/T,
+    Returns
+    -------
+    value:
+        the optimal expected reward per round.
+    pi:
+        ``(n, K)`` the optimal policy's action probabilities on each context.
+
+    Notes
+    -----
+    The LP is ``max mean_i sum_a pi_ia r_ia  s.t.  mean_i sum_a pi_ia c_iaj <= B_j/T,
     sum_a pi_ia = 1, pi >= 0``. Feasible whenever some action has zero cost on every
     context (a no-op); otherwise an infeasible budget raises ValueError.
     """
@@ -206,7 +222,10 @@ def empirical_opt_deferral(
         fractional ``z_t``; an upper bound on the 0/1 optimum). True: the exact 0/1 knapsack
         by ``scipy.optimize.milp`` (HiGHS branch and bound).
 
-    ``value`` is the total reward ``sum z r_H + (1 - z) r_M``.
+    Returns
+    -------
+    KnapsackSolution
+        ``value`` is the total reward ``sum z r_H + (1 - z) r_M``.
     """
     rh = np.asarray(r_human, dtype=np.float64).reshape(-1)
     rm = np.asarray(r_model, dtype=np.float64).reshape(-1)
@@ -292,8 +311,12 @@ def best_threshold(
     thresholds:
         the grid; default ``0, 0.01, ...`` over the range of ``scores`` (spec A.7).
 
-    Returns ``(tau, expected reward)`` of the best rule "defer iff ``score < tau``" (the first
-    of equal ones).
+    Returns
+    -------
+    tau:
+        the threshold of the best rule "defer iff ``score < tau``" (the first of equal ones).
+    value:
+        its expected reward.
     """
     s = np.asarray(scores, dtype=np.float64)
     mu = np.asarray(mean_rewards, dtype=np.float64)

@@ -481,7 +481,8 @@ class FixedRates(MetaCUB):
         (then they are scaled down).
     clip_infeasible:
         scale infeasible rates down instead of raising.
-    Other parameters as in :class:`MetaCUB`.
+    n_actions, n_features, model, beta, rounding, kernels, cohort_length, seed:
+        as in :class:`MetaCUB`.
     """
 
     def __init__(

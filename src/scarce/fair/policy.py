@@ -112,6 +112,8 @@ class CohortPolicy(Policy):
     seed:
         int, Generator or None: all of the policy's randomness.
 
+    Notes
+    -----
     Subclasses implement :meth:`_scores` (``(n, K)``; column 0 is the bar a resource must beat)
     and may override :meth:`_select` (the coupled rule under capacities), :meth:`_free` (the
     per-case rule), :meth:`_start_cohort` and :meth:`_after_learn`.

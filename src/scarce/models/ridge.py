@@ -130,6 +130,8 @@ class RidgeRegression:
         None (default): one target per model, ``theta`` and ``b`` are ``(M, d)`` and ``y``
         ``(n,)``. An int ``T``: ``theta`` and ``b`` are ``(M, d, T)`` and ``y`` ``(n, T)``.
 
+    Notes
+    -----
     Updates use Sherman-Morrison rank-1 updates of ``A^{-1}`` for a few rows, and a Cholesky
     refactorisation of ``A`` for large batches, for forgetting, and every ``resync_every``
     rank-1 updates (to stop round-off from accumulating).
@@ -214,6 +216,8 @@ class RidgeRegression:
         precision:
             ``(d, d)`` or ``(M, d, d)``, symmetric positive definite.
 
+        Notes
+        -----
         Only before any observation, and not with ``forgetting < 1`` (which discounts towards
         the ``lam I`` prior). Posterior means then shrink towards ``mean``:
         ``theta = A^{-1} (precision mean + sum y x)``.

@@ -99,6 +99,8 @@ class KeyVerifier:
         ``"sha256:<hex>"`` strings, optionally followed by ``id=NAME`` and
         ``scopes=decide,reward,admin`` (see :func:`parse_key_entry`).
 
+    Notes
+    -----
     A presented key is hashed as bytes: a header value as it came over the wire, a ``str`` as
     its UTF-8 encoding (as :func:`hash_key` does), so a non-ASCII key sent as UTF-8 works.
     ``identify`` compares the presented key's hash with *every* stored hash by

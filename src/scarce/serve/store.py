@@ -58,6 +58,8 @@ class EventStore:
     create:
         create a missing SQLite database (owner-only file mode); False: refuse it.
 
+    Notes
+    -----
     Each thread gets its own connection; a broken one is replaced (see :mod:`scarce.serve.db`).
     """
 
