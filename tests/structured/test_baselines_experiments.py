@@ -118,6 +118,15 @@ def test_seed_column_is_the_seed_label(tmp_path):
     assert sorted(by_root) == sorted(by_label)
 
 
+def test_skipping_choice_probabilities_leaves_the_regret_unchanged():
+    """They never touch the policies' streams, so every run's regret is the same bit for bit."""
+    kw = dict(horizon=40, seeds=(5,), n_jobs=1, n_actions=8, n_checkpoints=2, factored_exact=True)
+    kept = run_synthetic(**kw)
+    skipped = run_synthetic(record_probabilities=False, **kw)
+    pd.testing.assert_frame_equal(kept.summary, skipped.summary)
+    pd.testing.assert_frame_equal(kept.tables["traces"], skipped.tables["traces"])
+
+
 @pytest.mark.data
 def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
     summary, paths = write_result(

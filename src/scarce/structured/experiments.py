@@ -151,6 +151,7 @@ class _Task:
     env_kwargs: tuple[tuple[str, Any], ...] = ()
     users: np.ndarray | None = None
     items: np.ndarray | None = None
+    record_probabilities: bool = True
 
 
 def _synthetic_problem(task: _Task) -> tuple[Environment, Problem]:
@@ -194,7 +195,13 @@ def _run_task(task: _Task) -> list[dict[str, Any]]:
     out = []
     for name in task.policies:
         policy = make_policy(name, problem, task.horizon, seed=task.root_seed + 1)
-        trace = run_policy(policy, env, task.horizon, seed=task.root_seed + 2)
+        trace = run_policy(
+            policy,
+            env,
+            task.horizon,
+            seed=task.root_seed + 2,
+            record_probabilities=task.record_probabilities,
+        )
         out.append(
             {
                 "env": env.name,
@@ -284,6 +291,7 @@ def run_synthetic(
     effect_var: float = 3.0,
     action_var: float = 1.0,
     factored_exact: bool = False,
+    record_probabilities: bool = True,
 ) -> ExperimentResult:
     """The synthetic experiment (Fig. 2): K = 100, L = 3, d = 2 by default.
 
@@ -298,6 +306,9 @@ def run_synthetic(
     layout) instead of one shared context (the paper's). ``effect_var`` and ``action_var``
     are the prior variances (App. F.4 swaps them: 1 and 3). ``factored_exact=True`` adds
     ``meTS-Fa-exact`` / ``meTS-GLM-Fa-exact`` (``effects="factored-exact"``).
+    ``record_probabilities=False`` skips the choice probabilities of the traces (the meTS
+    family's Monte Carlo estimate costs more than its decisions); the regret is the same, as
+    they never touch the policies' random streams.
     """
     base = (
         ("n_actions", n_actions),
@@ -321,6 +332,7 @@ def run_synthetic(
             horizon,
             n_checkpoints,
             kwargs[lik],
+            record_probabilities=record_probabilities,
         )
         for lik in likelihoods
         for label, root in _pairs(seeds, base_seed)
@@ -343,6 +355,7 @@ def run_movielens(
     per_action_context: bool = False,
     min_item_ratings: int = 1,
     factored_exact: bool = False,
+    record_probabilities: bool = True,
 ) -> ExperimentResult:
     """The MovieLens experiment (Fig. 3) on the bundled ``dslabs`` ratings: ALS embeddings
     (rank 5), K = 100 random movies and 100 random users per run, GMM structure with L = 5.
@@ -375,6 +388,7 @@ def run_movielens(
             ),
             users,
             items,
+            record_probabilities,
         )
         for lik in likelihoods
         for label, root in _pairs(seeds, base_seed)
