@@ -36,15 +36,15 @@ def _play(policy, layout="shared_context", rounds=8, n=4, seed=0):
 
 
 def _grads(mlp, x, head):
-    """Per-parameter gradient (member 0) of output ``head`` at row ``x``, by autograd."""
-    for p in mlp.params:
-        p.grad = None
+    """Per-parameter gradient (member 0) of output ``head`` at row ``x``, by autograd (on
+    float64 copies of the float32 weights, the values the NumPy evaluation uses)."""
+    params = [p.detach().double().requires_grad_(True) for p in mlp.params]
     h = torch.from_numpy(x[None, None])
     for layer in range(len(mlp.hidden)):
-        h = torch.relu(h @ mlp.params[2 * layer] + mlp.params[2 * layer + 1])
-    out = (h @ mlp.params[-2] + mlp.params[-1])[0, 0, head]
+        h = torch.relu(h @ params[2 * layer] + params[2 * layer + 1])
+    out = (h @ params[-2] + params[-1])[0, 0, head]
     out.backward()
-    return [p.grad[0].numpy().copy() for p in mlp.params]
+    return [p.grad[0].numpy().copy() for p in params]
 
 
 @pytest.mark.parametrize("layout", ["shared_context", "action_features"])
@@ -78,7 +78,7 @@ def test_neural_ucb_widths_and_u_match_autograd(layout):
             w2 = sum((gi**2 / ui).sum() for gi, ui in zip(g, policy.U_, strict=True))
             np.testing.assert_allclose(widths[i, a], np.sqrt(0.5 * w2), rtol=1e-10)
     mean = policy._predict(X)[0]
-    np.testing.assert_allclose(policy.decide(X).scores, mean + 0.7 * mlp.scale * widths)
+    np.testing.assert_allclose(policy.decide(X).scores, mean + 0.7 * mlp.scale[0] * widths)
 
 
 def test_ensemble_probabilities_are_the_members_share():

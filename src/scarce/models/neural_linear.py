@@ -40,6 +40,11 @@ class NeuralLinearRegression:
         ridge penalty (prior precision) of the linear posteriors on the embedding.
     network:
         a :class:`~scarce.models.mlp.NetworkConfig` or a mapping of its fields.
+    append_inputs:
+        regress on ``[phi(x), x]`` instead of ``phi(x)``: the posterior keeps the raw
+        features' linear model, so where the ReLU embedding is zero (a region every unit of
+        the last hidden layer ignores, which then carries no information and no width) or
+        not yet trained, the model is still the linear one.
     seed:
         seed or NumPy generator of the network.
 
@@ -49,7 +54,7 @@ class NeuralLinearRegression:
         the :class:`~scarce.models.mlp.OnlineNetwork` (its ``mlp``, ``buffer``, ``schedule``).
     ridge:
         the :class:`~scarce.models.ridge.RidgeRegression` on the embeddings (``M`` models in
-        ``hidden[-1]`` dimensions).
+        ``hidden[-1]`` dimensions, ``+ d`` with ``append_inputs``).
     """
 
     def __init__(
@@ -59,21 +64,33 @@ class NeuralLinearRegression:
         *,
         lam: float = 1.0,
         network: NetworkConfig | Mapping[str, Any] | None = None,
+        append_inputs: bool = False,
         seed: SeedLike = None,
     ) -> None:
         self.n_models = check_positive_int(n_models, "n_models")
         self.n_features = check_positive_int(n_features, "n_features")
         self.lam = check_scalar(lam, "lam", low=0.0, low_inclusive=False)
+        if not isinstance(append_inputs, (bool, np.bool_)):
+            raise ValueError(f"append_inputs must be a bool; got {append_inputs!r}")
+        self.append_inputs = bool(append_inputs)
         self.net = OnlineNetwork(n_features, n_models, network, seed=seed)
-        self.ridge = RidgeRegression(n_models, self.net.mlp.embedding_dim, lam=self.lam)
+        self.ridge = RidgeRegression(n_models, self.dim, lam=self.lam)
+        self.yy = np.zeros(n_models)  # sum of squared targets per model
 
     # ------------------------------------------------------------------ posterior
+    @property
+    def dim(self) -> int:
+        """Dimension of the features the posteriors see (``h``, or ``h + d``)."""
+        return self.net.mlp.embedding_dim + (self.n_features if self.append_inputs else 0)
+
     def transform(self, X: np.ndarray) -> np.ndarray:
-        """Embeddings: ``(n, h)`` for ``X`` ``(n, d)``, ``(n, K, h)`` for ``(n, K, d)``."""
-        if X.ndim == 3:
-            n, K, d = X.shape
-            return self.net.mlp.embed(X.reshape(n * K, d))[0].reshape(n, K, -1)
-        return self.net.mlp.embed(X)[0]
+        """Features of the posteriors: ``(n, dim)`` for ``X`` ``(n, d)``, ``(n, K, dim)`` for
+        ``(n, K, d)``."""
+        flat = X.reshape(-1, X.shape[-1])
+        Z = self.net.mlp.embed(flat)[0]
+        if self.append_inputs:
+            Z = np.concatenate([Z, flat], axis=1)
+        return Z.reshape(*X.shape[:-1], Z.shape[1])
 
     @property
     def theta(self) -> np.ndarray:
@@ -96,6 +113,14 @@ class NeuralLinearRegression:
     def n_retrains(self) -> int:
         return self.net.n_retrains
 
+    @property
+    def residual_ss(self) -> np.ndarray:
+        """``(M,)`` ``y^T y - theta^T A theta`` per model: the residual sum of squares of the
+        ridge fit plus its penalty, the data term of the inverse-gamma posterior of the noise
+        variance (Riquelme et al.'s ``b`` update), >= 0."""
+        r = self.ridge
+        return np.maximum(self.yy - np.einsum("md,md->m", r.theta, r.b), 0.0)
+
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and unit-noise variance ``(n, M)`` (``(n, K)`` for per-action features)."""
         return self.ridge.predict(self.transform(X))
@@ -107,6 +132,7 @@ class NeuralLinearRegression:
         """Add rows ``X`` ``(n, d)``, ``y`` ``(n,)`` to models ``model_ids`` ``(n,)`` (all to 0
         if None). Returns whether the network was retrained (and the posteriors refitted)."""
         ids = np.zeros(X.shape[0], dtype=np.int64) if model_ids is None else model_ids
+        np.add.at(self.yy, ids, np.asarray(y, dtype=float) ** 2)
         if not self.net.add(X, y, ids):
             self.ridge.partial_fit(self.transform(X), y, ids)
             return False
@@ -116,14 +142,17 @@ class NeuralLinearRegression:
     def refit(self) -> None:
         """Refit every posterior from scratch on the buffer's rows, re-embedded."""
         b = self.net.buffer
-        self.ridge = RidgeRegression(self.n_models, self.net.mlp.embedding_dim, lam=self.lam)
+        self.ridge = RidgeRegression(self.n_models, self.dim, lam=self.lam)
+        self.yy = np.zeros(self.n_models)
         if b.size:
             self.ridge.partial_fit(self.transform(b.X), b.y, b.heads)
+            np.add.at(self.yy, b.heads, b.y**2)
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
-        return {"net": self.net.get_state(), "ridge": self.ridge.get_state()}
+        return {"net": self.net.get_state(), "ridge": self.ridge.get_state(), "yy": self.yy.copy()}
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.net.set_state(state["net"])
         self.ridge.set_state(state["ridge"])
+        self.yy = np.asarray(state["yy"], dtype=float).reshape(self.n_models)

@@ -114,6 +114,9 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         ridge penalty (prior precision) on the embedding, > 0.
     network:
         None or a mapping of :class:`~scarce.models.mlp.NetworkConfig` fields.
+    append_inputs:
+        regress on ``[phi(x), x]`` (see :class:`~scarce.models.neural_linear.
+        NeuralLinearRegression`).
     propensity_samples:
         Monte-Carlo draws for choice probabilities with per-action features.
     """
@@ -126,6 +129,7 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         v: float = 1.0,
         lam: float = 1.0,
         network: Mapping[str, Any] | None = None,
+        append_inputs: bool = False,
         propensity_samples: int = 1000,
         seed: SeedLike = None,
     ) -> None:
@@ -133,6 +137,7 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         self.v = v
         self.lam = lam
         self.network = network
+        self.append_inputs = append_inputs
         self.propensity_samples = propensity_samples
 
     def _check_params(self) -> None:
@@ -145,6 +150,7 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
             self.n_features,
             lam=self.lam,
             network=self._network_config(),
+            append_inputs=self.append_inputs,
             seed=self._network_seed(),
         )
 
@@ -186,6 +192,9 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
         ridge penalty on the embedding, > 0.
     network:
         None or a mapping of :class:`~scarce.models.mlp.NetworkConfig` fields.
+    append_inputs:
+        regress on ``[phi(x), x]`` (see :class:`~scarce.models.neural_linear.
+        NeuralLinearRegression`).
     """
 
     def __init__(
@@ -196,12 +205,14 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
         alpha: float = 1.0,
         lam: float = 1.0,
         network: Mapping[str, Any] | None = None,
+        append_inputs: bool = False,
         seed: SeedLike = None,
     ) -> None:
         Policy.__init__(self, n_actions=n_actions, n_features=n_features, seed=seed)
         self.alpha = alpha
         self.lam = lam
         self.network = network
+        self.append_inputs = append_inputs
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -213,6 +224,7 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
             self.n_features,
             lam=self.lam,
             network=self._network_config(),
+            append_inputs=self.append_inputs,
             seed=self._network_seed(),
         )
 
@@ -342,7 +354,7 @@ class NeuralUCB(_NetworkPolicy):
 
     def _ucb(self, X: np.ndarray) -> np.ndarray:
         mean = self._predict(X)[0]
-        return mean + float(self.alpha) * self.model_.mlp.scale * self.widths(X)
+        return mean + float(self.alpha) * self.model_.mlp.scale[0] * self.widths(X)
 
     def _decide(self, X, eligible):
         return greedy_decision(self._ucb(X), eligible)
