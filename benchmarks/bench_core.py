@@ -1,56 +1,41 @@
-"""Core speed and regret benchmark: scarce's LinUCB and LinTS against Vowpal Wabbit and MABWiser.
+"""Core speed and regret benchmark: scarce's LinUCB and LinTS against a plain NumPy
+reference, Vowpal Wabbit and MABWiser.
 
 Run ``python benchmarks/bench_core.py [--quick]``. It prints one table and writes it as CSV to
 ``benchmarks/results/core.csv``. See ``benchmarks/README.md`` for what each column means.
 
-Every library is driven through the same small runner interface (:class:`Runner`) on the same
-synthetic linear-Gaussian problems (same seeds, same contexts, same reward noise), so the
-online timings and regrets are measured by one loop (:func:`run_online`) for all of them.
-Peers that cannot be imported are reported as "not installed".
+Every library is driven through the same small runner interface
+(:class:`core_runners.Runner`) on the same synthetic linear-Gaussian problems (same seeds,
+same contexts, same reward noise), so the online timings and regrets are measured by one loop
+(:func:`run_online`) for all of them. Peers that cannot be imported are reported as "not
+installed". The ratio columns divide scarce's figures by the NumPy reference's from the same
+run (the issue-18 targets: online at most 1.0x, batched LinUCB at least 1.5x).
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import importlib
-import importlib.metadata
 import os
 import platform
 import sys
 import time
-from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
 
 import numpy as np
+from core_runners import NOISE_SD, RUNNERS, Runner, Settings, VWRunner
 
-NOISE_SD = 0.1
+#: the clock of every timing: wall time, or the process's CPU time (``--clock cpu``: steadier
+#: on a loaded machine, where waiting for a core inflates wall time)
+CLOCK: Callable[[], float] = time.perf_counter
 ALGORITHMS = ("LinUCB", "LinTS")
 WARMUP_ROUNDS = 100  # rounds at the start of every online run left out of the timings
 RESULTS_CSV = Path(__file__).resolve().parent / "results" / "core.csv"
 
 
 # ---------------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Settings:
-    """Exploration and ridge settings, shared by every library that has them.
-
-    ``alpha`` is LinUCB's width multiplier (MABWiser ``LinUCB(alpha=...)``), ``v`` LinTS's
-    posterior scale (MABWiser ``LinTS(alpha=...)``), ``lam`` the ridge penalty of both
-    (MABWiser ``l2_lambda``). ``alpha`` and ``lam`` are both libraries' defaults; ``v`` is the
-    reward noise sd, which makes ``N(theta_hat, v^2 A^-1)`` the exact Bayesian posterior (both
-    libraries default to 1.0, ten times the noise, which explores almost uniformly here).
-    ``lam`` = 1 also sidesteps MABWiser initialising ``A^-1`` to ``lam * I`` rather than
-    ``I / lam`` before an arm's first update.
-    """
-
-    alpha: float = 1.0
-    v: float = NOISE_SD
-    lam: float = 1.0
-
-
 @dataclass(frozen=True)
 class Config:
     """One problem size and how long to run it."""
@@ -106,208 +91,6 @@ def batch_contexts(d: int, n: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 1]).standard_normal((n, d)) / np.sqrt(d)
 
 
-# ---------------------------------------------------------------------------------- runners
-class Runner(ABC):
-    """One library playing one algorithm on one problem size.
-
-    ``decide`` and ``update`` take a single context as a ``(1, d)`` row; ``decide_batch``
-    takes ``(n, d)``. ``reset(seed)`` starts a fresh, untrained learner seeded with ``seed``.
-    """
-
-    #: short library name used in the table
-    label: ClassVar[str]
-    #: importable module that must be present for this runner to work
-    module: ClassVar[str]
-    #: distribution name for the version footnote
-    distribution: ClassVar[str]
-    #: at most this many contexts go to ``decide_batch`` (None: the whole batch)
-    batch_limit: ClassVar[int | None] = None
-
-    def __init__(self, algorithm: str, d: int, K: int, settings: Settings) -> None:
-        self.algorithm = algorithm
-        self.d = d
-        self.K = K
-        self.settings = settings
-
-    @classmethod
-    def available(cls) -> bool:
-        """Whether the library can be imported."""
-        try:
-            importlib.import_module(cls.module)
-        except Exception:  # noqa: BLE001 - ImportError, or a broken install raising anything
-            return False
-        return True
-
-    @classmethod
-    def version(cls) -> str:
-        """The installed distribution's version, or "?"."""
-        try:
-            return importlib.metadata.version(cls.distribution)
-        except importlib.metadata.PackageNotFoundError:
-            return "?"
-
-    def description(self) -> str:
-        """The exact configuration, for the table footnote."""
-        return ""
-
-    @abstractmethod
-    def reset(self, seed: int) -> None: ...
-
-    @abstractmethod
-    def decide(self, x: np.ndarray) -> int: ...
-
-    @abstractmethod
-    def update(self, x: np.ndarray, action: int, reward: float) -> None: ...
-
-    @abstractmethod
-    def decide_batch(self, X: np.ndarray) -> np.ndarray: ...
-
-
-class ScarceRunner(Runner):
-    """scarce's ``LinUCB`` / ``LinTS`` through the public ``decide`` / ``update`` API."""
-
-    label = "scarce"
-    module = "scarce"
-    distribution = "scarce"
-
-    def _make(self, seed: int) -> Any:
-        from scarce.policies import LinTS, LinUCB
-
-        s = self.settings
-        if self.algorithm == "LinUCB":
-            return LinUCB(n_actions=self.K, n_features=self.d, alpha=s.alpha, lam=s.lam, seed=seed)
-        return LinTS(n_actions=self.K, n_features=self.d, v=s.v, lam=s.lam, seed=seed)
-
-    def description(self) -> str:
-        return repr(self._make(0))
-
-    def reset(self, seed: int) -> None:
-        self.policy = self._make(seed)
-
-    def decide(self, x: np.ndarray) -> int:
-        return int(self.policy.decide(x).actions[0])
-
-    def update(self, x: np.ndarray, action: int, reward: float) -> None:
-        self.policy.update(x, [action], [reward])
-
-    def decide_batch(self, X: np.ndarray) -> np.ndarray:
-        return self.policy.decide(X).actions
-
-
-class MABWiserRunner(Runner):
-    """MABWiser's ``LearningPolicy.LinUCB`` / ``LinTS`` (``predict`` + ``partial_fit``).
-
-    The model is initialised with an empty ``fit`` so the first rounds go through the same
-    ``predict`` / ``partial_fit`` path as all the others.
-    """
-
-    label = "MABWiser"
-    module = "mabwiser"
-    distribution = "mabwiser"
-
-    def _learning_policy(self) -> Any:
-        from mabwiser.mab import LearningPolicy
-
-        s = self.settings
-        if self.algorithm == "LinUCB":
-            return LearningPolicy.LinUCB(alpha=s.alpha, l2_lambda=s.lam)
-        return LearningPolicy.LinTS(alpha=s.v, l2_lambda=s.lam)
-
-    def description(self) -> str:
-        return f"MAB(arms, {self._learning_policy()!r}, seed=seed)"
-
-    def reset(self, seed: int) -> None:
-        from mabwiser.mab import MAB
-
-        self.mab = MAB(list(range(self.K)), self._learning_policy(), seed=seed)
-        self.mab.fit(np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros((0, self.d)))
-
-    def decide(self, x: np.ndarray) -> int:
-        return int(self.mab.predict(x))
-
-    def update(self, x: np.ndarray, action: int, reward: float) -> None:
-        self.mab.partial_fit([action], [reward], x)
-
-    def decide_batch(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(self.mab.predict(X))
-
-
-class VWRunner(Runner):
-    """Vowpal Wabbit ``--cb_explore_adf`` through its Python text interface.
-
-    Each round is one multi-line example: a ``shared`` line with the context in namespace
-    ``s`` and one line per action carrying only its id in namespace ``a``; ``-q sa`` crosses
-    them, giving every action its own linear model, as in disjoint LinUCB / LinTS. VW returns a
-    probability mass function; the action is drawn from it with the runner's own generator
-    and learnt with cost ``-reward`` and that probability. Building the text is part of the
-    cost of using VW from Python and is inside the timings. VW has no batch API, so
-    ``decide_batch`` is a loop of ``predict`` calls (on at most ``batch_limit`` contexts).
-    """
-
-    label = "VW"
-    module = "vowpalwabbit"
-    distribution = "vowpalwabbit"
-    batch_limit = 2_000
-
-    #: exploration per algorithm row: VW has neither LinUCB nor LinTS. RegCB-opt (optimistic
-    #: regression confidence bounds) is its closest UCB analogue; SquareCB (inverse-gap
-    #: weighting) stands in for the randomised one. RegCB clips its cost bounds to
-    #: [cb_min_cost, cb_max_cost], by default [0, 1]; the costs here are -reward, nominally in
-    #: [-1, 1] (unit-norm theta, E|x|^2 = 1), and with the default range RegCB-opt does no
-    #: better than choosing at random. SquareCB uses the range only with --elim.
-    EXPLORATION: ClassVar[dict[str, str]] = {
-        "LinUCB": "--regcbopt --cb_min_cost -1 --cb_max_cost 1",
-        "LinTS": "--squarecb",
-    }
-
-    def arguments(self, seed: int) -> str:
-        explore = self.EXPLORATION[self.algorithm]
-        return f"--cb_explore_adf --cb_type mtr {explore} -q sa --quiet --random_seed {seed}"
-
-    def description(self) -> str:
-        return self.arguments(0).replace("--random_seed 0", "--random_seed SEED")
-
-    def reset(self, seed: int) -> None:
-        from vowpalwabbit import Workspace
-
-        if getattr(self, "vw", None) is not None:
-            self.vw.finish()
-        self.vw = Workspace(self.arguments(seed))
-        self.rng = np.random.default_rng(seed)
-        self.action_lines = [f"|a a{k}" for k in range(self.K)]
-        self.shared_format = "shared |s " + " ".join(f"{i}:%.6g" for i in range(self.d))
-        self._last: tuple[np.ndarray, str, np.ndarray] | None = None
-
-    def _shared_line(self, x: np.ndarray) -> str:
-        return self.shared_format % tuple(x[0].tolist())
-
-    def _sample(self, pmf: np.ndarray) -> int:
-        cdf = np.cumsum(pmf)
-        return min(int(np.searchsorted(cdf, self.rng.random() * cdf[-1], side="right")), self.K - 1)
-
-    def decide(self, x: np.ndarray) -> int:
-        shared = self._shared_line(x)
-        pmf = np.asarray(self.vw.predict([shared, *self.action_lines]), dtype=float)
-        self._last = (x, shared, pmf)
-        return self._sample(pmf)
-
-    def update(self, x: np.ndarray, action: int, reward: float) -> None:
-        if self._last is not None and self._last[0] is x:  # reuse the text built by decide
-            _, shared, pmf = self._last
-        else:
-            shared = self._shared_line(x)
-            pmf = np.asarray(self.vw.predict([shared, *self.action_lines]), dtype=float)
-        lines = [shared, *self.action_lines]
-        lines[1 + action] = f"0:{-reward:.6g}:{pmf[action]:.6g} {self.action_lines[action]}"
-        self.vw.learn(lines)
-
-    def decide_batch(self, X: np.ndarray) -> np.ndarray:
-        return np.array([self.decide(X[i : i + 1]) for i in range(X.shape[0])])
-
-
-RUNNERS: tuple[type[Runner], ...] = (ScarceRunner, VWRunner, MABWiserRunner)
-
-
 # ---------------------------------------------------------------------------------- measuring
 @dataclass
 class OnlineRun:
@@ -330,7 +113,7 @@ def run_online(
     runner.reset(seed)
     contexts, rewards = problem.contexts, problem.rewards
     regrets = problem.means.max(axis=1)[:, None] - problem.means
-    clock = time.perf_counter
+    clock = CLOCK
     regret = decide_s = update_s = 0.0
     for t in range(contexts.shape[0]):
         x = contexts[t : t + 1]
@@ -355,9 +138,9 @@ def time_batch(runner: Runner, X: np.ndarray, repeats: int = 5, budget_s: float 
     best = float("inf")
     spent = 0.0
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         actions = runner.decide_batch(X)
-        elapsed = time.perf_counter() - t0
+        elapsed = CLOCK() - t0
         if len(actions) != X.shape[0]:
             raise RuntimeError(
                 f"decide_batch returned {len(actions)} actions for {X.shape[0]} cases"
@@ -422,12 +205,26 @@ class Row:
     config: Config
     results: dict[str, Result]
 
+    def _pair(self, peer: str) -> tuple[Result, Result] | None:
+        ours, other = self.results.get("scarce"), self.results.get(peer)
+        if ours is None or other is None or ours.status != "ok" or other.status != "ok":
+            return None
+        return ours, other
+
     def ratio(self) -> float:
         """scarce's mean regret over MABWiser's (same algorithm, same settings)."""
-        ours, peer = self.results.get("scarce"), self.results.get("MABWiser")
-        if ours is None or peer is None or ours.status != "ok" or peer.status != "ok":
-            return float("nan")
-        return ours.regret / peer.regret
+        pair = self._pair("MABWiser")
+        return float("nan") if pair is None else pair[0].regret / pair[1].regret
+
+    def online_ratio(self) -> float:
+        """scarce's µs per round over the NumPy reference's (target: at most 1.0)."""
+        pair = self._pair("numpy")
+        return float("nan") if pair is None else pair[0].us_per_round / pair[1].us_per_round
+
+    def batch_ratio(self) -> float:
+        """scarce's batched decisions/s over the NumPy reference's (LinUCB target: >= 1.5)."""
+        pair = self._pair("numpy")
+        return float("nan") if pair is None else pair[0].decisions_per_s / pair[1].decisions_per_s
 
 
 def _fmt(value: float, kind: str) -> str:
@@ -445,12 +242,15 @@ def _fmt(value: float, kind: str) -> str:
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (library, metric, header)
     ("scarce", "us", "scarce\nµs/round"),
+    ("numpy", "us", "numpy\nµs/round"),
     ("VW", "us", "VW\nµs/round"),
     ("MABWiser", "us", "MABWiser\nµs/round"),
     ("scarce", "rate", "scarce\ndecisions/s"),
+    ("numpy", "rate", "numpy\ndecisions/s"),
     ("VW", "rate", "VW\ndecisions/s"),
     ("MABWiser", "rate", "MABWiser\ndecisions/s"),
     ("scarce", "regret", "scarce\nregret"),
+    ("numpy", "regret", "numpy\nregret"),
     ("VW", "regret", "VW\nregret"),
     ("MABWiser", "regret", "MABWiser\nregret"),
 )
@@ -477,6 +277,8 @@ def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         "K",
         "rounds × seeds",
         *(h for _, _, h in COLUMNS),
+        "online\nscarce/numpy",
+        "batch\nscarce/numpy",
         "regret\nscarce/MABWiser",
     ]
     body = []
@@ -490,7 +292,7 @@ def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             f"{row.config.rounds} × {seeds}",
         ]
         cells += [_cell(row.results.get(lib), metric) for lib, metric, _ in COLUMNS]
-        cells.append(_fmt(row.ratio(), "ratio"))
+        cells += [_fmt(r, "ratio") for r in (row.online_ratio(), row.batch_ratio(), row.ratio())]
         body.append(cells)
     return header, body
 
@@ -539,11 +341,27 @@ def footnote(
         f"{label} {cls.version() if cls.available() else 'not installed'}"
         for label, cls in runners.items()
     )
+    try:
+        import scarce
+
+        where = str(Path(scarce.__file__).resolve().parent)
+    except ImportError:
+        where = "not installed"
+    try:
+        from threadpoolctl import threadpool_info
+
+        blas = ", ".join(
+            f"{i['internal_api']} {i['num_threads']} threads" for i in threadpool_info()
+        )
+    except ImportError:
+        blas = "threadpoolctl not installed"
+    clock = "process CPU time" if CLOCK is time.process_time else "wall clock"
+    lines.append(f"Clock: {clock}; BLAS: {blas}; scarce from {where}.")
     lines.append(
         f"Versions: {versions}, numpy {np.__version__}, Python {platform.python_version()}; "
         f"{os.cpu_count()} CPUs, {platform.machine()}; 1-min load average {load_start[0]:.1f} "
-        f"at the start, {os.getloadavg()[0]:.1f} at the end (timings are wall-clock: other "
-        "load inflates them)."
+        f"at the start, {os.getloadavg()[0]:.1f} at the end (other load inflates wall-clock "
+        "timings most)."
     )
     return "\n".join(lines)
 
@@ -595,6 +413,9 @@ def write_csv(rows: list[Row], path: Path, settings: Settings) -> None:
         "regret_sd",
         "regrets",
         "regret_ratio_scarce_over_mabwiser",
+        "online_ratio_scarce_over_numpy",
+        "batch_ratio_scarce_over_numpy",
+        "clock",
         "alpha",
         "v",
         "lam",
@@ -623,6 +444,9 @@ def write_csv(rows: list[Row], path: Path, settings: Settings) -> None:
                         "regret_sd": res.regret_sd,
                         "regrets": ";".join(f"{r:.6g}" for r in res.regrets),
                         "regret_ratio_scarce_over_mabwiser": row.ratio(),
+                        "online_ratio_scarce_over_numpy": row.online_ratio(),
+                        "batch_ratio_scarce_over_numpy": row.batch_ratio(),
+                        "clock": "cpu" if CLOCK is time.process_time else "wall",
                         "alpha": settings.alpha,
                         "v": settings.v,
                         "lam": settings.lam,
@@ -649,8 +473,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--libraries",
-        default="scarce,VW,MABWiser",
-        help="comma-separated subset of scarce,VW,MABWiser",
+        default="scarce,numpy,VW,MABWiser",
+        help="comma-separated subset of scarce,numpy,VW,MABWiser",
+    )
+    p.add_argument(
+        "--clock",
+        choices=("wall", "cpu"),
+        default="wall",
+        help="time with the wall clock (default) or the process's CPU time (steadier when "
+        "other work shares the cores)",
+    )
+    p.add_argument(
+        "--blas-threads",
+        type=int,
+        default=None,
+        help="limit BLAS to this many threads (threadpoolctl); default: as configured",
     )
     p.add_argument("--alpha", type=float, default=Settings.alpha, help="LinUCB width multiplier")
     p.add_argument("--v", type=float, default=Settings.v, help="LinTS posterior scale")
@@ -662,7 +499,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> list[Row]:
+    global CLOCK
     args = parse_args(argv)
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.blas_threads is not None:
+        import scipy.linalg  # noqa: F401 - load every BLAS the runs will use, then limit them
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(args.blas_threads, user_api="blas")
     settings = Settings(alpha=args.alpha, v=args.v, lam=args.lam)
     configs = QUICK_CONFIGS if args.quick else FULL_CONFIGS
     seeds = list(range(args.seeds if args.seeds is not None else (1 if args.quick else 3)))

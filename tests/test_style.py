@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PATHS = [str(ROOT / p) for p in ("src", "tests", "benchmarks") if (ROOT / p).is_dir()]
+PATHS = [
+    str(ROOT / p)
+    for p in ("src", "tests", "benchmarks", "tools", "conftest.py")
+    if (ROOT / p).exists()
+]
 
 
 def _ruff() -> list[str]:

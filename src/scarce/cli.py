@@ -136,7 +136,7 @@ def list_command() -> None:
     t.add_column("seeds", justify="right")
     t.add_column("description")
     for name, exp in load_capability_experiments().items():
-        t.add_row(name, str(exp.horizon), str(exp.seeds), exp.description)
+        t.add_row(escape(name), str(exp.horizon), str(exp.seeds), escape(exp.description))
     console.print(t)
 
     t = Table(title=escape("Policies ([[policies]] name = ...)"))
@@ -150,14 +150,15 @@ def list_command() -> None:
             if p.name not in ("self", "n_actions", "n_features", "seed")
         ]
         doc = (inspect.getdoc(cls) or "").split("\n\n")[0].replace("\n", " ")
-        t.add_row(name, ", ".join(params), doc)
+        t.add_row(escape(name), escape(", ".join(params)), escape(doc))
     console.print(t)
 
     t = Table(title=escape("Environments ([[envs]] name = ...)"))
     t.add_column("name")
     t.add_column("description")
     for name, entry in get_envs().items():
-        t.add_row(name, entry.line())
+        # escaped: rich would read "[data]" in "scarce[data]" as a style tag and drop it
+        t.add_row(escape(name), escape(entry.line()))
     console.print(t)
 
     t = Table(title="Data sets")
@@ -174,7 +175,7 @@ def list_command() -> None:
             str(info.get("n", "")),
             str(info.get("d", "")),
             str(info.get("K", "")),
-            f"pip install 'scarce[{extra}]'" if extra else "-",
+            escape(f"pip install 'scarce[{extra}]'") if extra else "-",
             str(info.get("licence", "")),
         )
     console.print(t)

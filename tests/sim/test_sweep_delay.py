@@ -7,7 +7,7 @@ from scarce.core.random import spawn_seeds
 from scarce.feedback import FixedDelay, GeometricDelay
 from scarce.policies import LinTS, LinUCB
 from scarce.sim import EnvSpec, PolicySpec, run, sweep
-from scarce.sim.sweep import _Task, run_key
+from scarce.sim.sweep import Task, run_key
 
 
 def test_sweep_passes_the_delay_to_each_run():
@@ -45,15 +45,11 @@ def test_delay_is_part_of_the_resume_key():
         env_spec=EnvSpec(make_toy, {}), policy_spec=PolicySpec(LinUCB, {}),
         horizon=10, batch_size=1, feedback="bandit", steps=np.arange(1, 11),
     )  # fmt: skip
-    plain = run_key(_Task(**base))
-    assert run_key(_Task(**base, delay=None)) == plain
-    assert run_key(_Task(**base, delay=FixedDelay(2))) == run_key(
-        _Task(**base, delay=FixedDelay(2))
-    )
-    assert run_key(_Task(**base, delay=FixedDelay(2))) != run_key(
-        _Task(**base, delay=FixedDelay(3))
-    )
-    assert run_key(_Task(**base, delay=FixedDelay(2))) != plain
+    plain = run_key(Task(**base))
+    assert run_key(Task(**base, delay=None)) == plain
+    assert run_key(Task(**base, delay=FixedDelay(2))) == run_key(Task(**base, delay=FixedDelay(2)))
+    assert run_key(Task(**base, delay=FixedDelay(2))) != run_key(Task(**base, delay=FixedDelay(3)))
+    assert run_key(Task(**base, delay=FixedDelay(2))) != plain
 
 
 def test_skipping_probabilities_changes_nothing_else():

@@ -4,6 +4,7 @@ implement a small set of hooks (template-method pattern)."""
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -38,9 +39,15 @@ class Policy:
     seed:
         int, ``numpy.random.Generator`` or None. All randomness of the policy flows from it.
 
+    Notes
+    -----
     Subclasses implement :meth:`_decide` and :meth:`_learn` (and, when they hold learned state,
     :meth:`_init_state`, :meth:`_get_state`, :meth:`_set_state`). Constructor arguments are stored
-    unmodified and validated on first use by :meth:`_check_params`.
+    unmodified and validated on first use by :meth:`_check_params`. One case at a time in the
+    layout already fixed (a float64 ``(1, d)`` / ``(1, K, d)`` array, one action, one reward)
+    skips the general validation for a cheaper, equivalent one (:meth:`_single_case`) and
+    reaches :meth:`_learn_one`, which a subclass may override with a faster path of exactly
+    :meth:`_learn`'s effect.
 
     Contexts come as ``(n, d)`` (the same context for every action; each action has its own
     parameters) or ``(n, K, d)`` (features per action; one parameter vector shared by all
@@ -75,21 +82,28 @@ class Policy:
     #: whether ``update(X, full_rewards=...)`` (every action's reward) is learned from
     full_information: bool = True
 
+    #: shape of one case in the layout fixed by the first call, ``(1, d)`` or ``(1, K, d)``
+    #: (None before it): ``decide`` and ``update`` check such a case with a few attribute
+    #: tests instead of the general validation (see :meth:`_single_case`)
+    _one_case_shape: tuple[int, ...] | None = None
+
     def __init__(self, *, n_actions: int, n_features: int, seed: SeedLike = None) -> None:
         self.n_actions = n_actions
         self.n_features = n_features
         self.seed = seed
         self._initialized = False
+        self._one_case_shape = None
 
     # ------------------------------------------------------------------ parameters
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """The constructor's keyword names (what :meth:`get_params` reports)."""
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, as given (a Generator ``seed`` is reported as None)."""
-        params = {name: getattr(self, name) for name in self._param_names()}
+        params = {name: getattr(self, name) for name in self.param_names()}
         if isinstance(params.get("seed"), np.random.Generator):
             params["seed"] = None
         return params
@@ -115,6 +129,7 @@ class Policy:
             self.n_updates_ = 0
             self._init_state()
             self._initialized = True
+            self._one_case_shape = self._single_case_shape()
         elif mode != self.context_mode_:
             expected = (
                 f"(n, {self.n_features})"
@@ -127,6 +142,25 @@ class Policy:
 
     def _init_state(self) -> None:
         """Create learned state. ``self.context_mode_`` and ``self.rng_`` are set."""
+
+    def _single_case_shape(self) -> tuple[int, ...]:
+        return (
+            (1, self.n_features)
+            if self.context_mode_ == SHARED_CONTEXT
+            else (1, self.n_actions, self.n_features)
+        )
+
+    def _single_case(self, X: Any) -> np.ndarray | None:
+        """``X`` itself when it is one finite float64 case in this policy's layout (what
+        :func:`~scarce.core.validation.check_contexts` would return unchanged), else None
+        (the caller then validates in full, with the full error messages)."""
+        if type(X) is np.ndarray and X.shape == self._one_case_shape and X.dtype == _FLOAT:
+            x = X.reshape(-1)
+            # a NaN or inf anywhere makes the sum of squares NaN or inf (no cancellation);
+            # a finite case whose sum of squares overflows takes the general path
+            if math.isfinite(x.dot(x)):
+                return X
+        return None
 
     # ------------------------------------------------------------------ public API
     def decide(self, X: Any, *, eligible: Any = None, **context: Any) -> Decision:
@@ -142,6 +176,10 @@ class Policy:
             decision-time side information the policy declares in :attr:`decide_keywords`
             (e.g. ``groups``); others raise ``TypeError``.
         """
+        if eligible is None and not context:
+            one = self._single_case(X)
+            if one is not None:  # the validated fast path for one case
+                return self._decide(one, None)
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
         mask = self._check_eligible(eligible, X.shape[0])
@@ -200,6 +238,21 @@ class Policy:
             capability-specific feedback (costs, ...) the policy declares in
             :attr:`update_keywords`; others raise ``TypeError``.
         """
+        if (
+            full_rewards is None
+            and not extra
+            and self.reward_kind == "scalar"
+            and self.action_type == "discrete"
+            and (info is None or "info" not in self._extra_keywords())
+        ):
+            one = self._single_case(X)
+            if one is not None:
+                action = _one_action(actions, self.n_actions)
+                reward = _one_reward(rewards, self.reward_bounds)
+                if action is not None and reward is not None:  # the validated fast path
+                    self._learn_one(one, action, reward)
+                    self.n_updates_ += 1
+                    return self
         X = check_contexts(X, self.n_features, self.n_actions)
         n = X.shape[0]
         if self.reward_kind == "scalar":
@@ -287,6 +340,14 @@ class Policy:
     ) -> None:
         raise NotImplementedError
 
+    def _learn_one(self, X: np.ndarray, action: int, reward: float) -> None:
+        """Bandit feedback on one validated case (``X`` ``(1, d)`` or ``(1, K, d)``): what
+        :meth:`_learn` does with ``actions = [action]`` and ``rewards = [reward]``; override
+        only with exactly that effect."""
+        self._learn(
+            X, np.array([action], dtype=np.int64), np.array([reward], dtype=np.float64), None
+        )
+
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not report action probabilities")
 
@@ -351,14 +412,19 @@ class Policy:
     def _set_state(self, state: dict[str, Any]) -> None:
         if not state.get("initialized"):
             self._initialized = False
+            self._one_case_shape = None
             return
         self._check_params()
         self.context_mode_ = state["context_mode"]
         self.n_updates_ = int(state["n_updates"])
         self.rng_ = generator_from_state(state["rng"])
         self._init_state()
+        # _init_state may draw (e.g. seeds for sub-models) and the learned state replaces what
+        # it made: the saved stream is restored so a loaded policy draws as the original does
+        self.rng_ = generator_from_state(state["rng"])
         self._set_learned_state(state["learned"])
         self._initialized = True
+        self._one_case_shape = self._single_case_shape()
 
     def _get_learned_state(self) -> dict[str, Any]:
         return {}
@@ -369,6 +435,50 @@ class Policy:
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Save parameters, learned state and RNG state to the directory ``path``."""
         return persist.save(self, path)
+
+
+_FLOAT = np.dtype(np.float64)
+
+
+def _one_action(actions: Any, n_actions: int) -> int | None:
+    """One valid action id given as an int, a one-element list/tuple or a ``(1,)`` integer
+    array, as a Python int; None for anything else (the general validation decides)."""
+    if type(actions) is list or type(actions) is tuple:
+        if len(actions) != 1:
+            return None
+        actions = actions[0]
+    elif type(actions) is np.ndarray:
+        if actions.shape != (1,) or actions.dtype.kind not in "iu":
+            return None
+        actions = actions[0]
+    if type(actions) is int or isinstance(actions, np.integer):
+        a = int(actions)
+        return a if 0 <= a < n_actions else None
+    return None
+
+
+def _one_reward(rewards: Any, bounds: tuple[float, float] | None) -> float | None:
+    """One finite reward within ``bounds`` given as a number, a one-element list/tuple or a
+    ``(1,)`` float array, as a Python float; None for anything else."""
+    if type(rewards) is list or type(rewards) is tuple:
+        if len(rewards) != 1:
+            return None
+        rewards = rewards[0]
+    elif type(rewards) is np.ndarray:
+        if rewards.shape != (1,) or rewards.dtype.kind != "f":
+            return None
+        rewards = rewards[0]
+    if type(rewards) is float or isinstance(rewards, np.floating | np.integer):
+        r = float(rewards)
+    elif type(rewards) is int and abs(rewards) < 2**53:
+        r = float(rewards)
+    else:
+        return None
+    if not math.isfinite(r):
+        return None
+    if bounds is not None and not bounds[0] <= r <= bounds[1]:
+        return None
+    return r
 
 
 def _check_info(info: Any, n: int) -> dict[str, np.ndarray]:

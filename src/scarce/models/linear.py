@@ -1,6 +1,7 @@
 """Math shared by every linear-in-parameters model: predictive means, confidence widths,
 posterior samples and Thompson-sampling choice probabilities. Implemented once, used by all
-policies (LinUCB, LinTS, GLM-UCB, GLM-TS and the capability packages).
+policies (LinUCB, LinTS, GLM-UCB, GLM-TS and the capability packages) and by the replicated
+simulator (:mod:`scarce.sim.replicated`).
 
 Two layouts:
 
@@ -8,52 +9,134 @@ Two layouts:
   ``cov`` ``(K, d, d)``, one per action;
 * shared: per-action features ``X`` ``(n, K, d)``, one parameter vector ``theta`` ``(1, d)``
   and ``cov`` ``(1, d, d)``.
+
+Leading batch axes. :func:`predict_variance`, :func:`predict_mean` and
+:func:`gaussian_argmax_probability_of` also take a stack of independent problems (the
+replicas of a replicated simulation): ``X`` ``(*B, n, d)`` or ``(*B, n, K, d)`` with
+``theta`` ``(*B, K, d)`` and ``cov`` ``(*B, K, d, d)``. Each slice goes through the same
+BLAS calls, on the same shapes and memory layout, as it would alone (NumPy's stacked
+``matmul`` calls the 2-D routine once per slice), so a batched result is bitwise the one of
+separate calls.
 """
 
 from __future__ import annotations
+
+from functools import lru_cache
 
 import numpy as np
 from numpy.polynomial.hermite_e import hermegauss
 from scipy.special import ndtr
 
 _CHUNK_BYTES = 4 << 20
+#: working set of one chunk of the quadratic-feature path of :func:`predict_variance`
+_QUAD_CHUNK_BYTES = 1 << 20
+#: the quadratic-feature path needs at least this many cases (it costs ``d`` elementwise
+#: calls per chunk) and at most this many features (its features grow as ``d^2 / 2``)
+_QUAD_MIN_ROWS, _QUAD_MAX_FEATURES = 64, 64
 _GH_NODES, _GH_WEIGHTS = hermegauss(48)
 _GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2.0 * np.pi)  # expectations under N(0, 1)
 
 
-def predict_mean(X: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """``(n, K)`` linear predictions ``x^T theta``."""
-    if X.ndim == 2:
-        return X @ theta.T
-    return X @ theta[0]
+def predict_mean(X: np.ndarray, theta: np.ndarray, *, batch_axes: int = 0) -> np.ndarray:
+    """``(*B, n, K)`` linear predictions ``x^T theta``.
+
+    ``theta`` is ``(*B, K, d)`` for ``X`` ``(*B, n, d)`` and ``(*B, 1, d)`` for ``X``
+    ``(*B, n, K, d)``; ``batch_axes`` says how many leading batch axes ``B`` there are.
+    Without them ``theta`` may carry a trailing target axis (``(K, d, T)`` / ``(1, d, T)``,
+    giving ``(n, K, T)``).
+    """
+    if batch_axes == 0:
+        return X @ theta.T if X.ndim == 2 else X @ theta[0]
+    if X.ndim - batch_axes == 2:
+        return X @ np.swapaxes(theta, -1, -2)
+    return (X @ theta[..., 0, :, None][..., None, :, :])[..., 0]
 
 
 def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
-    """``(n, K)`` quadratic forms ``x^T cov x`` (squared confidence widths, unscaled)."""
-    if X.ndim == 2:
-        K, d, _ = cov.shape
-        if X.shape[0] == 1:
-            x = X[0]
-            return ((cov @ x) @ x)[None, :]
-        # one GEMM against all K covariances side by side, in cache-sized chunks
-        stacked = cov.transpose(1, 0, 2).reshape(d, K * d)
-        out = np.empty((X.shape[0], K))
-        ones = np.ones(d)
-        step = max(1, _CHUNK_BYTES // (8 * K * d))
-        for start in range(0, X.shape[0], step):
-            Xc = X[start : start + step]
-            Z = (Xc @ stacked).reshape(Xc.shape[0], K, d)
-            Z *= Xc[:, None, :]
-            # the reduction over d as a GEMV: about twice as fast as Z.sum(axis=2) here
-            out[start : start + step] = (Z.reshape(-1, d) @ ones).reshape(-1, K)
-        return out
-    Z = X @ cov[0]  # (n, K, d)
-    return np.einsum("nkd,nkd->nk", Z, X)
+    """``(*B, n, K)`` quadratic forms ``x^T cov x`` (squared confidence widths, unscaled).
+
+    ``X`` ``(*B, n, d)`` with ``cov`` ``(*B, K, d, d)`` (disjoint) or ``X`` ``(*B, n, K, d)``
+    with ``cov`` ``(*B, 1, d, d)`` (shared); ``B`` are optional leading batch axes.
+
+    Disjoint models take one of three paths, chosen by the shapes alone: one case is ``K``
+    matrix-vector products; a large batch (at least 64 cases, ``d <= 64``) is one GEMM per
+    chunk of cases on quadratic features, ``x^T S x = sum_{i <= j} c_ij x_i x_j`` with
+    ``c_ii = S_ii`` and ``c_ij = S_ij + S_ji``, which costs ``K d (d + 1) / 2`` multiply-adds
+    per case instead of ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for
+    all ``K`` actions; other batches are one GEMM against all ``K`` covariances side by side.
+    """
+    if X.ndim == 2 and X.shape[0] == 1 and cov.ndim == 3:  # one case (the online path)
+        x = X[0]
+        return ((cov @ x) @ x)[None, :]
+    batch = cov.ndim - 3
+    if X.ndim - batch == 3:  # shared model on per-action features: (.., K, d) @ (d, d)
+        return np.einsum("...kd,...kd->...k", X @ cov, X)
+    n, d = X.shape[-2:]
+    if n == 1:
+        x = X[..., 0, :, None]  # (*B, d, 1)
+        Z = cov @ x[..., None, :, :]  # (*B, K, d, 1): cov[k] x, one GEMV per action
+        return (Z[..., 0] @ x)[..., 0][..., None, :]
+    if n >= _QUAD_MIN_ROWS and d <= _QUAD_MAX_FEATURES:
+        return _variance_quadratic(X, cov)
+    return _variance_stacked(X, cov)
+
+
+@lru_cache(maxsize=64)
+def _quadratic_index(d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Upper-triangle pairs ``(i, j)`` of ``d`` features, row by row: ``iu``, ``ju``, the
+    positions of the diagonal pairs and the offset of each row ``i`` (``d + 1`` values)."""
+    iu, ju = np.triu_indices(d)
+    offsets = np.concatenate([[0], np.cumsum(np.arange(d, 0, -1))])
+    return iu, ju, np.flatnonzero(iu == ju), offsets
+
+
+def _variance_quadratic(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    n, d = X.shape[-2:]
+    lead, K = X.shape[:-2], cov.shape[-3]
+    iu, ju, diag, offsets = _quadratic_index(d)
+    P = iu.size
+    coef = cov[..., iu, ju] + cov[..., ju, iu]  # (*B, K, P)
+    coef[..., diag] = cov[..., iu[diag], iu[diag]]
+    coef_t = np.ascontiguousarray(np.swapaxes(coef, -1, -2))  # (*B, P, K)
+    step = max(1, _QUAD_CHUNK_BYTES // (8 * P))
+    xt = np.empty((*lead, d, step))
+    qt = np.empty((*lead, P, step))  # features of a chunk, one row per pair (long rows)
+    out = np.empty((*lead, n, K))
+    for start in range(0, n, step):
+        c = min(step, n - start)
+        xc, qc = xt[..., :c], qt[..., :c]
+        xc[...] = np.swapaxes(X[..., start : start + c, :], -1, -2)
+        for i in range(d):
+            np.multiply(
+                xc[..., i : i + 1, :], xc[..., i:, :], out=qc[..., offsets[i] : offsets[i + 1], :]
+            )
+        # (c, P) as a transposed operand: one GEMM per chunk (and per batch slice)
+        np.matmul(np.swapaxes(qc, -1, -2), coef_t, out=out[..., start : start + c, :])
+    return out
+
+
+def _variance_stacked(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """One GEMM against all ``K`` covariances side by side, in cache-sized chunks."""
+    n, d = X.shape[-2:]
+    lead, K = X.shape[:-2], cov.shape[-3]
+    stacked = np.swapaxes(cov, -3, -2).reshape(*lead, d, K * d)
+    out = np.empty((*lead, n, K))
+    ones = np.ones(d)
+    step = max(1, _CHUNK_BYTES // (8 * K * d))
+    for start in range(0, n, step):
+        Xc = X[..., start : start + step, :]
+        c = Xc.shape[-2]
+        Z = (Xc @ stacked).reshape(*lead, c, K, d)
+        Z *= Xc[..., None, :]
+        # the reduction over d as a GEMV: about twice as fast as Z.sum(axis=-1) here
+        out[..., start : start + c, :] = (Z.reshape(*lead, c * K, d) @ ones).reshape(*lead, c, K)
+    return out
 
 
 def predict(X: np.ndarray, theta: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (non-negative) variance of ``x^T theta`` for ``theta ~ N(theta, cov)``."""
-    return predict_mean(X, theta), np.maximum(predict_variance(X, cov), 0.0)
+    var = predict_variance(X, cov)  # a fresh array: clipped in place
+    return predict_mean(X, theta), np.maximum(var, 0.0, out=var)
 
 
 def sample_scores(
@@ -83,11 +166,14 @@ def sample_parameters(
     """``(n_draws, p)`` draws of ``N(theta, scale^2 cov)`` for ``theta`` ``(p,)`` and ``cov``
     ``(p, p)`` (symmetrised; a covariance that is only semi-definite in floating point is
     factored through its eigendecomposition instead of failing)."""
-    L = _cholesky(cov)
+    L = cholesky_factor(cov)
     return theta + scale * rng.standard_normal((n_draws, theta.shape[0])) @ L.T
 
 
-def _cholesky(cov: np.ndarray) -> np.ndarray:
+def cholesky_factor(cov: np.ndarray) -> np.ndarray:
+    """Lower factor ``L`` with ``L L^T = cov`` for a ``(p, p)`` covariance: Cholesky of the
+    symmetrised matrix, or ``V sqrt(max(w, 0))`` from its eigendecomposition when it is only
+    semi-definite in floating point."""
     sym = 0.5 * (cov + cov.T)
     try:
         return np.linalg.cholesky(sym)
@@ -126,18 +212,22 @@ def gaussian_argmax_probabilities(
 def gaussian_argmax_probability_of(
     mean: np.ndarray, std: np.ndarray, actions: np.ndarray, eligible: np.ndarray | None = None
 ) -> np.ndarray:
-    """``(n,)`` probability that ``actions[i]`` is the largest of independent Gaussians (one
-    quadrature per case; cheaper than :func:`gaussian_argmax_probabilities` for all ``K``)."""
-    n, K = mean.shape
-    rows = np.arange(n)
+    """``(*B, n)`` probability that ``actions[..., i]`` is the largest of independent
+    Gaussians (one quadrature per case; cheaper than :func:`gaussian_argmax_probabilities`
+    for all ``K``). ``mean``, ``std`` (and ``eligible``) are ``(*B, n, K)``, ``actions``
+    ``(*B, n)``; ``B`` are optional leading batch axes."""
     std = np.maximum(std, 1e-12)
-    vals = mean[rows, actions][:, None] + std[rows, actions][:, None] * _GH_NODES[None, :]  # (n, q)
-    z = (vals[:, None, :] - mean[:, :, None]) / std[:, :, None]  # (n, K, q)
+    idx = np.asarray(actions)[..., None]
+    vals = (
+        np.take_along_axis(mean, idx, axis=-1) + np.take_along_axis(std, idx, axis=-1) * _GH_NODES
+    )  # (*B, n, q)
+    z = (vals[..., None, :] - mean[..., None]) / std[..., None]  # (*B, n, K, q)
     logcdf = np.log(np.maximum(ndtr(z), 1e-300))
-    keep = np.ones((n, K), dtype=bool) if eligible is None else eligible.copy()
-    keep[rows, actions] = False
-    logcdf = np.where(keep[:, :, None], logcdf, 0.0)
-    return np.clip(np.exp(logcdf.sum(axis=1)) @ _GH_WEIGHTS, 0.0, 1.0)
+    keep = np.ones(mean.shape, dtype=bool) if eligible is None else np.array(eligible, dtype=bool)
+    np.put_along_axis(keep, idx, False, axis=-1)
+    logcdf = np.where(keep[..., None], logcdf, 0.0)
+    # the quadrature sum as a (stacked) GEMV: the same BLAS call for every batch slice
+    return np.clip(np.exp(logcdf.sum(axis=-2)) @ _GH_WEIGHTS, 0.0, 1.0)
 
 
 def monte_carlo_argmax_probabilities(

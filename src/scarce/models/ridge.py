@@ -3,6 +3,7 @@ with one or several targets sharing its design."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -11,8 +12,86 @@ from scipy.linalg import cho_factor, cho_solve
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 
-# Above this many new rows for one model in one call, refactorise instead of rank-1 updates.
-_REFACTOR_ROWS = 8
+#: above this many new rows for one model in one call, refactorise instead of rank-1 updates
+REFACTOR_ROWS = 8
+
+
+def rank_one_update(
+    A: np.ndarray | None,
+    A_inv: np.ndarray,
+    b: np.ndarray | None,
+    theta: np.ndarray,
+    x: np.ndarray,
+    y: Any,
+    *,
+    sign: float = 1.0,
+    index: np.ndarray | None = None,
+) -> None:
+    """Add (``sign = +1``) or remove (``sign = -1``) one observation ``(x, y)``, in place.
+
+    Sherman-Morrison on ``A^{-1}`` and the recursive-least-squares step on ``theta``
+    (``theta += A_new^{-1} x (y - x^T theta)``, exact in exact arithmetic), plus the
+    running ``A += x x^T`` and ``b += y x`` that later refactorisations start from (skipped
+    where ``A`` / ``b`` is None: a caller that accumulates them later).
+
+    One model: ``A``, ``A_inv`` ``(d, d)``, ``b``, ``theta`` ``(d,)`` (``(d, T)`` with ``T``
+    targets), ``x`` ``(d,)``, ``y`` a scalar (``(T,)``). Many models at once: ``x`` ``(B, d)``
+    and ``y`` ``(B,)`` (``(B, T)``) give one row to each of ``B`` distinct models, either the
+    leading axis of the model arrays (``(B, d, d)``, ...) or, with ``index`` ``(B,)``, the
+    models ``index`` of ``(M, d, d)``, ... arrays. The batched form makes the same BLAS calls
+    on each model's slice as the one-model form, so it is bitwise ``B`` separate calls.
+    """
+    if x.ndim == 1:
+        u = A_inv.dot(x)
+        gain = u * (sign / (1.0 + sign * x.dot(u)))
+        resid = y - x.dot(theta)
+        if theta.ndim == 1:
+            theta += gain * resid
+            if b is not None:
+                b += (sign * y) * x
+        else:
+            theta += np.multiply.outer(gain, resid)
+            if b is not None:
+                b += np.multiply.outer(x, sign * y)
+        A_inv -= np.multiply.outer(gain, u)
+        if A is not None:
+            A += np.multiply.outer(x if sign == 1.0 else sign * x, x)
+        return
+    if index is not None:
+        arrays = (A, A_inv, b, theta)
+        parts = [None if arr is None else arr.take(index, axis=0) for arr in arrays]
+        rank_one_update(*parts, x, y, sign=sign)
+        for arr, part in zip(arrays, parts, strict=True):
+            if arr is not None:
+                arr[index] = part
+        return
+    xr = x[:, None, :]
+    u = (A_inv @ x[:, :, None])[..., 0]  # A_inv x, one GEMV per model
+    xu = (xr @ u[:, :, None])[:, 0, 0]
+    gain = u * (sign / (1.0 + sign * xu))[:, None]
+    if theta.ndim == 2:
+        resid = y - (xr @ theta[:, :, None])[:, 0, 0]
+        theta += gain * resid[:, None]
+        if b is not None:
+            b += (sign * y)[:, None] * x
+    else:
+        resid = y - (xr @ theta)[:, 0, :]
+        theta += gain[:, :, None] * resid[:, None, :]
+        if b is not None:
+            b += x[:, :, None] * (sign * y)[:, None, :]
+    A_inv -= gain[:, :, None] * u[:, None, :]
+    if A is not None:
+        A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
+
+
+def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(A^{-1}, A^{-1} b)`` of one model from a Cholesky factorisation of its precision
+    ``A`` ``(d, d)`` (``b`` ``(d,)`` or ``(d, T)``)."""
+    c = cho_factor(A, lower=True, check_finite=False)
+    return (
+        cho_solve(c, np.eye(A.shape[0]), check_finite=False),
+        cho_solve(c, b, check_finite=False),
+    )
 
 
 class RidgeRegression:
@@ -184,6 +263,10 @@ class RidgeRegression:
         ``X`` is ``(n, d)``, ``y`` ``(n,)`` (``(n, T)`` with ``n_targets = T``: every target
         observed on every row), ``model_ids`` ``(n,)`` ints in ``[0, M)``.
         Inputs are assumed validated by the caller (a multi-target ``y``'s shape is checked).
+
+        Each model takes its rows in order: by rank-1 steps (:func:`rank_one_update`, one
+        step for all models that get a row at once), or, for more than :data:`REFACTOR_ROWS`
+        rows or when ``resync_every`` is reached, one refactorisation.
         """
         n = X.shape[0]
         if self.n_targets is not None and y.shape != (n, self.n_targets):
@@ -195,41 +278,81 @@ class RidgeRegression:
         elif n == 1:
             self._add(int(model_ids[0]), X, y, 1.0)
         else:
-            for m in np.unique(model_ids):
-                rows = model_ids == m
-                self._add(int(m), X[rows], y[rows], 1.0)
+            self._fit_rows(X, y, np.asarray(model_ids, dtype=np.int64))
         if self.window is not None:
             self._push_window(X, y, model_ids)
+
+    def add_one(self, model: int, x: np.ndarray, y: float) -> None:
+        """``partial_fit(x[None], [y], [model])`` for one row ``x`` ``(d,)`` of a single-target
+        model: the same arithmetic, without a batch's bookkeeping."""
+        if self.forgetting < 1.0 or self.window is not None or self.n_targets is not None:
+            self.partial_fit(x[None, :], np.array([y], dtype=float), np.array([model]))
+            return
+        since = self._since_resync[model] + 1
+        limit = self.resync_every
+        if since >= (limit if type(limit) is int else self._resync_limit(model)):
+            self._add(model, x[None, :], np.array([y], dtype=float), 1.0)
+            return
+        self._since_resync[model] = since
+        self.n_obs[model] += 1.0
+        rank_one_update(self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y)
+
+    def _resync_limit(self, m: int) -> int:
+        r = self.resync_every  # an int, or one per model for a stack (see stack)
+        return r if np.ndim(r) == 0 else int(r[m])
 
     def _add(self, m: int, X: np.ndarray, y: np.ndarray, sign: float) -> None:
         """Add (sign=+1) or remove (sign=-1) rows from model ``m``."""
         n = X.shape[0]
         self.n_obs[m] += sign * n
         self._since_resync[m] += n
-        if n > _REFACTOR_ROWS or self._since_resync[m] >= self.resync_every:
+        if n > REFACTOR_ROWS or self._since_resync[m] >= self._resync_limit(m):
+            self._refactor_rows(m, X, y, sign)
+            return
+        A, Ai, b, theta = self.A[m], self.A_inv[m], self.b[m], self.theta[m]
+        for x, yi in zip(X, y, strict=True):
+            rank_one_update(A, Ai, b, theta, x, yi, sign=sign)
+
+    def _fit_rows(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
+        """Rows of several models (sign +1), as ``_add`` per model would take them; the
+        ``r``-th rank-1 row of every model goes in one batched step."""
+        counts = np.bincount(ids, minlength=self.n_models)
+        self.n_obs += counts
+        self._since_resync += counts
+        refactor = (counts > REFACTOR_ROWS) | (
+            (counts > 0) & (self._since_resync >= self.resync_every)
+        )
+        steps = np.flatnonzero(~refactor[ids])  # rows taken by rank-1 steps, in order
+        if steps.size and counts.max() == 1:  # one row per model (replicas): one step
+            rank_one_update(
+                self.A, self.A_inv, self.b, self.theta, X[steps], y[steps], index=ids[steps]
+            )
+        elif steps.size:
+            sid = ids[steps]
+            order = np.argsort(sid, kind="stable")
+            sorted_ids = sid[order]
+            occurrence = np.empty(steps.size, dtype=np.int64)
+            occurrence[order] = np.arange(steps.size) - np.searchsorted(sorted_ids, sorted_ids)
+            for r in range(int(occurrence.max()) + 1):
+                rows = steps[occurrence == r]
+                rank_one_update(
+                    self.A, self.A_inv, self.b, self.theta, X[rows], y[rows], index=ids[rows]
+                )
+        for m in np.flatnonzero(refactor):
+            rows = ids == m
+            self._refactor_rows(int(m), X[rows], y[rows])
+
+    def _refactor_rows(self, m: int, X: np.ndarray, y: np.ndarray, sign: float = 1.0) -> None:
+        if sign == 1.0:
+            self.A[m] += X.T @ X
+            self.b[m] += X.T @ y
+        else:
             self.A[m] += sign * (X.T @ X)
             self.b[m] += sign * (X.T @ y)
-            self._refactor(m)
-            return
-        Ai, theta, A, b = self.A_inv[m], self.theta[m], self.A[m], self.b[m]
-        # with T targets, yi and the residual are T-vectors and their steps (d, T) outer
-        # products; one target keeps the (cheaper) scalar products
-        outer = self.n_targets is not None
-        for x, yi in zip(X, y, strict=True):
-            # Sherman-Morrison on A^{-1}, and the recursive-least-squares step on theta
-            # (theta += A_new^{-1} x (y - x^T theta) for an added row), exact in exact arithmetic
-            u = Ai.dot(x)
-            gain = u * (sign / (1.0 + sign * x.dot(u)))
-            resid = yi - x.dot(theta)
-            theta += np.multiply.outer(gain, resid) if outer else gain * resid
-            Ai -= np.multiply.outer(gain, u)
-            A += np.multiply.outer(sign * x, x)
-            b += np.multiply.outer(x, sign * yi) if outer else (sign * yi) * x
+        self._refactor(m)
 
     def _refactor(self, m: int) -> None:
-        c = cho_factor(self.A[m], lower=True, check_finite=False)
-        self.A_inv[m] = cho_solve(c, np.eye(self.n_features), check_finite=False)
-        self.theta[m] = cho_solve(c, self.b[m], check_finite=False)
+        self.A_inv[m], self.theta[m] = solve_posterior(self.A[m], self.b[m])
         self._since_resync[m] = 0
 
     def _fit_forgetting(self, X: np.ndarray, y: np.ndarray, model_ids: np.ndarray) -> None:
@@ -271,6 +394,46 @@ class RidgeRegression:
 
     def _remove(self, m: int, X: np.ndarray, y: np.ndarray) -> None:
         self._add(m, X, y, -1.0)
+
+    # ----------------------------------------------------------------- stacking
+    @classmethod
+    def stack(cls, models: Sequence[RidgeRegression]) -> RidgeRegression:
+        """One model set holding copies of ``R`` model sets side by side: ``R * M`` models,
+        model ``r * M + m`` being model ``m`` of ``models[r]`` (its ``resync_every`` too).
+        Learning on the stack is bitwise learning on each set (:func:`rank_one_update`'s
+        batched form); :meth:`unstack` copies the result back. Sets must agree on
+        ``n_models``, ``n_features`` and ``n_targets`` and use neither forgetting nor a window.
+        """
+        first = models[0]
+        for r, m in enumerate(models):
+            same = (m.n_models, m.n_features, m.n_targets) == (
+                first.n_models,
+                first.n_features,
+                first.n_targets,
+            )
+            if not same or m.forgetting < 1.0 or m.window is not None:
+                raise ValueError(
+                    f"models[{r}] cannot be stacked with models[0]: stacks need the same "
+                    "n_models, n_features and n_targets, forgetting=1 and window=None"
+                )
+        out = cls(
+            len(models) * first.n_models,
+            first.n_features,
+            lam=first.lam,
+            n_targets=first.n_targets,
+        )
+        for name in ("A", "A_inv", "b", "theta", "n_obs", "_since_resync"):
+            setattr(out, name, np.concatenate([getattr(m, name) for m in models]))
+        out.resync_every = np.repeat([m.resync_every for m in models], first.n_models)
+        return out
+
+    def unstack(self, models: Sequence[RidgeRegression]) -> None:
+        """Copy the learned state of a :meth:`stack` back into the sets it was built from."""
+        M = models[0].n_models
+        for r, m in enumerate(models):
+            part = slice(r * M, (r + 1) * M)
+            for name in ("A", "A_inv", "b", "theta", "n_obs", "_since_resync"):
+                setattr(m, name, getattr(self, name)[part].copy())
 
     # ----------------------------------------------------------------- persistence
     def get_state(self) -> dict[str, Any]:

@@ -69,6 +69,8 @@ class LoggedData:
     event_ids:
         optional ``(n,)`` string identifiers.
 
+    Notes
+    -----
     Every array is validated at construction; a bad propensity raises a ``ValueError`` naming
     the first bad row.
     """

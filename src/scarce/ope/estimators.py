@@ -399,6 +399,8 @@ def dm(
     seed:
         seed of the folds and of the bootstrap.
 
+    Notes
+    -----
     Its interval reflects only the sampling of contexts given the fitted model, not the
     model's bias. Other arguments as in :func:`ips`.
     """

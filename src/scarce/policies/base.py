@@ -3,6 +3,7 @@ context layout and the model(s) it learns with."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -19,9 +20,11 @@ def masked(scores: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
 
 def greedy_decision(scores: np.ndarray, eligible: np.ndarray | None) -> Decision:
     """Deterministic argmax of the scores over eligible actions (ties: lowest action id)."""
-    s = masked(scores, eligible)
-    actions = np.argmax(s, axis=1)
-    return Decision(actions=actions, probabilities=np.ones(actions.shape[0]), scores=s)
+    s = scores if eligible is None else np.where(eligible, scores, -np.inf)
+    actions = s.argmax(axis=1)
+    ones = np.empty(actions.shape[0])
+    ones.fill(1.0)
+    return Decision(actions, ones, s)
 
 
 def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
@@ -47,6 +50,13 @@ def uniform_choice(
     cum = np.cumsum(eligible, axis=1)
     k = np.floor(rng.random(n) * cum[:, -1]).astype(np.int64)
     return np.argmax(cum > k[:, None], axis=1)
+
+
+@cache
+def _plain_rows(cls: type) -> bool:
+    """Whether ``cls`` learns as :class:`ModelPolicy` does (rows from ``_training_rows``
+    into ``model_.partial_fit``)."""
+    return cls._learn is ModelPolicy._learn and cls._training_rows is ModelPolicy._training_rows
 
 
 class ModelPolicy(Policy):
@@ -94,6 +104,18 @@ class ModelPolicy(Policy):
     def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
         feats, targets, ids = self._training_rows(X, actions, rewards, full_rewards)
         self.model_.partial_fit(feats, targets, ids)
+
+    def _learn_one(self, X, action, reward):
+        # one bandit case is one row for one model (see _training_rows): a model that learns
+        # a row at a time (RidgeRegression.add_one) takes it directly, unless a subclass
+        # changes how feedback becomes rows
+        add_one = getattr(self.model_, "add_one", None) if _plain_rows(type(self)) else None
+        if add_one is None:
+            super()._learn_one(X, action, reward)
+        elif self.context_mode_ == SHARED_CONTEXT:
+            add_one(action, X[0], reward)
+        else:
+            add_one(0, X[0, action], reward)
 
     def _get_learned_state(self) -> dict[str, Any]:
         return {"model": self.model_.get_state()}

@@ -1,11 +1,15 @@
-"""LinUCB and linear Thompson sampling on online ridge regression."""
+"""LinUCB and linear Thompson sampling on online ridge regression, and their replicated
+form for :mod:`scarce.sim.replicated` (:class:`LinearReplicas`)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from scarce.core.decision import Decision
-from scarce.core.policy import SHARED_CONTEXT
+from scarce.core.policy import ACTION_FEATURES, SHARED_CONTEXT
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
@@ -29,7 +33,10 @@ class UCBPolicy(ModelPolicy):
 
     def _ucb(self, X):
         mean, var = linear.predict(X, *self._confidence())
-        return mean + self.alpha * np.sqrt(var)
+        width = np.sqrt(var, out=var)  # fresh arrays: combined in place, no temporaries
+        width *= self.alpha
+        mean += width
+        return mean
 
     def _decide(self, X, eligible):
         return greedy_decision(self._ucb(X), eligible)
@@ -80,6 +87,11 @@ class LinUCB(UCBPolicy):
     def _confidence(self):
         return self.model_.theta, self.model_.A_inv
 
+    @classmethod
+    def _replicated(cls, policies: Sequence[LinUCB], action_features: bool) -> LinearReplicas:
+        """Replicated-simulation hook (see :mod:`scarce.sim.replicated`)."""
+        return LinearReplicas(policies, action_features)
+
 
 class ThompsonPolicy(ModelPolicy):
     """Thompson sampling on a Gaussian (or Laplace-approximated) posterior.
@@ -107,20 +119,24 @@ class ThompsonPolicy(ModelPolicy):
 
     def _decide(self, X, eligible):
         theta, cov = self._posterior()
-        sampled = masked(linear.sample_scores(X, theta, cov, float(self.v), self.rng_), eligible)
-        actions = np.argmax(sampled, axis=1)
-        # the posterior is copied only when the model updates in place (ridge rank-1 updates)
-        theta, cov = theta.copy(), cov.copy()
         if self.context_mode_ == SHARED_CONTEXT:
+            # independent per-action scores: draw each from its marginal (as
+            # linear.sample_scores does); their mean and spread also give the probabilities
+            mean, var = linear.predict(X, theta, cov)
+            std = np.sqrt(var, out=var)
+            std *= self.v
+            sampled = masked(mean + std * self.rng_.standard_normal(mean.shape), eligible)
+            actions = np.argmax(sampled, axis=1)
 
             def probabilities():
-                mean, var = linear.predict(X, theta, cov)
-                return linear.gaussian_argmax_probability_of(
-                    mean, self.v * np.sqrt(var), actions, eligible
-                )
+                return linear.gaussian_argmax_probability_of(mean, std, actions, eligible)
 
         else:
-            n_updates = self.n_updates_
+            sampled = linear.sample_scores(X, theta, cov, float(self.v), self.rng_)
+            sampled = masked(sampled, eligible)
+            actions = np.argmax(sampled, axis=1)
+            # the posterior is copied only when the model updates in place (ridge rank-1)
+            theta, cov, n_updates = theta.copy(), cov.copy(), self.n_updates_
 
             def probabilities():
                 mc = self._mc_probabilities(X, theta, cov, eligible, n_updates)
@@ -189,3 +205,130 @@ class LinTS(ThompsonPolicy):
 
     def _posterior(self):
         return self.model_.theta, self.model_.A_inv
+
+    @classmethod
+    def _replicated(cls, policies: Sequence[LinTS], action_features: bool) -> LinearReplicas:
+        """Replicated-simulation hook (see :mod:`scarce.sim.replicated`)."""
+        return LinearReplicas(policies, action_features)
+
+
+class ReplicaDecision(NamedTuple):
+    """Decisions of ``S`` replicas for ``n`` cases each (see :mod:`scarce.sim.replicated`)."""
+
+    #: ``(S, n)`` int64 chosen actions
+    actions: np.ndarray
+    #: ``(S, n)`` probabilities of the chosen actions, or a function computing them (for
+    #: policies whose probabilities cost more than the decision; called only when recorded)
+    probabilities: np.ndarray | Callable[[], np.ndarray]
+    #: what ``update`` needs back, name -> ``(S, n, ...)`` (``Decision.info`` per replica)
+    info: dict[str, np.ndarray]
+
+
+class LinearReplicas:
+    """``S`` :class:`LinUCB` or ``S`` :class:`LinTS` policies as one computation over a
+    leading replica axis, bitwise equal to running each alone (the replicated-simulation
+    plug-in of this family; :mod:`scarce.sim.replicated` documents the protocol).
+
+    The ridge models of all replicas are one :meth:`RidgeRegression.stack`, so learning is
+    :meth:`RidgeRegression.partial_fit` itself; scores use the batched forms of
+    :mod:`scarce.models.linear`. Hyperparameters (``alpha`` / ``v``, ``lam``,
+    ``resync_every``) may differ between replicas; forgetting and windows are not covered.
+    """
+
+    def __init__(self, policies: Sequence[LinUCB | LinTS], action_features: bool) -> None:
+        policies = list(policies)
+        first = policies[0]
+        self.thompson = isinstance(first, LinTS)
+        self.features = bool(action_features)
+        K, d = first.n_actions, first.n_features
+        layout = ACTION_FEATURES if self.features else SHARED_CONTEXT
+        for s, p in enumerate(policies):
+            if p.forgetting != 1.0 or p.window is not None:
+                raise ValueError(
+                    f"policies[{s}] uses forgetting={p.forgetting} / window={p.window}; "
+                    "replicated simulation covers forgetting=1.0 and window=None only"
+                )
+            if p._initialized and p.context_mode_ != layout:
+                raise ValueError(
+                    f"policies[{s}] was used with the other context layout ({p.context_mode_})"
+                )
+            # validates the parameters and seeds rng_, like a first decide
+            p._ensure_initialized(np.zeros((1, K, d) if self.features else (1, d)))
+        self.policies = policies
+        self.S, self.K, self.d = len(policies), K, d
+        self.M = 1 if self.features else K  # ridge models per replica
+        self.stack = RidgeRegression.stack([p.model_ for p in policies])
+        width = [float(p.v if self.thompson else p.alpha) for p in policies]
+        self.width = np.array(width)[:, None, None]
+        self.seen = np.array([p.n_updates_ for p in policies])  # each policy's n_updates_
+
+    def draws(self, n_cases: int) -> np.ndarray | None:
+        """``(S, n_cases, w)`` Thompson normals from each policy's own generator (``w = K``
+        scores, or ``d`` parameters with per-action features), as separate runs draw them;
+        None for LinUCB."""
+        if not self.thompson:
+            return None
+        w = self.d if self.features else self.K
+        return np.stack([p.rng_.standard_normal((n_cases, w)) for p in self.policies])
+
+    def decide(self, X: np.ndarray, draws: np.ndarray | None) -> ReplicaDecision:
+        """Decisions on contexts ``X`` ``(S, n, d)`` (or ``(S, n, K, d)``) with ``draws``
+        ``(S, n, w)`` from :meth:`draws`."""
+        S, n = X.shape[:2]
+        theta = self.stack.theta.reshape(S, self.M, self.d)
+        cov = self.stack.A_inv.reshape(S, self.M, self.d, self.d)
+        if self.thompson and self.features:
+            # linear.sample_scores per replica: the same factor and products
+            L = np.stack([linear.cholesky_factor(c[0]) for c in cov])
+            params = theta[:, 0][:, None, :] + self.width * draws @ L.swapaxes(1, 2)
+            scores = np.einsum("snkd,snd->snk", X, params)
+        else:
+            mean = linear.predict_mean(X, theta, batch_axes=1)
+            std = np.sqrt(np.maximum(linear.predict_variance(X, cov), 0.0))
+            std *= self.width
+            scores = mean + (std * draws if self.thompson else std)
+        actions = np.argmax(scores, axis=2)
+        if not self.thompson:
+            return ReplicaDecision(actions, np.ones(actions.shape), {})
+        if self.features:
+            theta, cov, seen = theta.copy(), cov.copy(), self.seen.copy()
+
+            def probabilities() -> np.ndarray:
+                rows = np.arange(n)
+                return np.stack(
+                    [
+                        p._mc_probabilities(X[s], theta[s], cov[s], None, int(seen[s]))[
+                            rows, actions[s]
+                        ]
+                        for s, p in enumerate(self.policies)
+                    ]
+                )
+
+        else:
+
+            def probabilities() -> np.ndarray:
+                return linear.gaussian_argmax_probability_of(mean, std, actions)
+
+        return ReplicaDecision(actions, probabilities, {})
+
+    def learn(
+        self, X: np.ndarray, decision: ReplicaDecision, rewards: np.ndarray, **extras: Any
+    ) -> None:
+        """Bandit feedback ``rewards`` ``(S, n)`` for ``decision`` on ``X`` (as
+        ``ModelPolicy._training_rows`` then ``partial_fit``, every replica at once)."""
+        S, n = rewards.shape
+        acts = decision.actions
+        if self.features:
+            rows = np.take_along_axis(X, acts[:, :, None, None], axis=2)[:, :, 0]
+            ids = np.repeat(np.arange(S), n)
+        else:
+            rows = X
+            ids = (acts + self.K * np.arange(S)[:, None]).reshape(-1)
+        self.stack.partial_fit(rows.reshape(S * n, self.d), rewards.reshape(-1), ids)
+        self.seen += n
+
+    def finish(self) -> None:
+        """Write the learned state back into the policies (models, ``n_updates_``)."""
+        self.stack.unstack([p.model_ for p in self.policies])
+        for p, seen in zip(self.policies, self.seen, strict=True):
+            p.n_updates_ = int(seen)

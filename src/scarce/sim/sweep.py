@@ -40,7 +40,6 @@ changed setting changes the key, so stale parts are never reused. The parts fold
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -116,7 +115,7 @@ class PolicySpec:
         (:meth:`~scarce.envs.Environment.policy_params`: a budget, the horizon, priors...)
         that the policy's constructor takes, then ``params``, which win."""
         cls = self.resolve()
-        accepted = set(inspect.signature(cls.__init__).parameters)
+        accepted = set(cls.param_names())
         kwargs: dict[str, Any] = {
             "n_actions": env.n_actions,
             "n_features": env.n_features,
@@ -218,8 +217,8 @@ def run_seeds(seeds: int | Sequence[int], base_seed: int = 0) -> tuple[list[int]
 
 
 @dataclass(frozen=True)
-class _Task:
-    """Everything one run needs; plain data, so it pickles to a worker."""
+class Task:
+    """Everything one run of a sweep needs; plain data, so it pickles to a worker."""
 
     index: int
     env: str
@@ -235,7 +234,7 @@ class _Task:
     delay: Any = None
 
 
-def _execute(task: _Task) -> tuple[int, dict[str, np.ndarray]]:
+def _execute(task: Task) -> tuple[int, dict[str, np.ndarray]]:
     """Run one task; returns its index and the cumulative arrays at ``task.steps``."""
     env_seed, stream_seed, policy_seed = spawn_seeds(np.random.SeedSequence(task.root_seed), 3)
     env = task.env_spec.build(env_seed)
@@ -290,7 +289,7 @@ def _describe(obj: Any) -> Any:
     return repr(obj)
 
 
-def run_key(task: _Task) -> str:
+def run_key(task: Task) -> str:
     """Hex key of everything that determines a sweep run (its part file's name)."""
     desc = {
         "env": task.env,
@@ -309,7 +308,7 @@ def run_key(task: _Task) -> str:
     return hashlib.sha256(json.dumps(desc, sort_keys=True).encode()).hexdigest()[:24]
 
 
-def _write_part(parts: Path, task: _Task, arrays: dict[str, np.ndarray]) -> None:
+def _write_part(parts: Path, task: Task, arrays: dict[str, np.ndarray]) -> None:
     frame = pd.DataFrame({"step": task.steps, **arrays})
     final = parts / f"{run_key(task)}.parquet"
     tmp = parts / f".{final.name}.{os.getpid()}.tmp"
@@ -317,7 +316,7 @@ def _write_part(parts: Path, task: _Task, arrays: dict[str, np.ndarray]) -> None
     os.replace(tmp, final)
 
 
-def _read_part(parts: Path, task: _Task) -> dict[str, np.ndarray] | None:
+def _read_part(parts: Path, task: Task) -> dict[str, np.ndarray] | None:
     path = parts / f"{run_key(task)}.parquet"
     if not path.is_file():
         return None
@@ -421,7 +420,7 @@ def sweep(
     steps = checkpoints(int(horizon), n_checkpoints)
 
     tasks = [
-        _Task(
+        Task(
             index=i,
             env=e,
             policy=p,
@@ -475,7 +474,7 @@ def sweep(
         on_result=on_result,
     )
 
-    frame = _assemble(tasks, results, steps)
+    frame = assemble(tasks, results, steps)
     if out is not None:
         path = Path(out)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -484,7 +483,9 @@ def sweep(
     return frame
 
 
-def _assemble(tasks: list[_Task], results: list[Any], steps: np.ndarray) -> pd.DataFrame:
+def assemble(tasks: list[Task], results: list[Any], steps: np.ndarray) -> pd.DataFrame:
+    """The sweep table of ``tasks`` from each task's :func:`recorded` arrays ``results``
+    (in task order) at ``steps``."""
     m = steps.shape[0]
     n = len(tasks)
     cols: dict[str, Any] = {

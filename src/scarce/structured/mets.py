@@ -148,6 +148,8 @@ class MixedEffectTS(Policy):
     seed:
         int, Generator or None.
 
+    Notes
+    -----
     Contexts: ``(n, d)`` (one context per round, the paper) or ``(n, K, d)`` (one context per
     action, the official code). In both layouts every action keeps its own ``theta_i``.
     """

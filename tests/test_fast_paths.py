@@ -1,0 +1,284 @@
+"""The speed paths give bitwise the results of the plain ones (issue 18): the validated
+single-case path of ``decide``/``update``, ``RidgeRegression.add_one`` and its batched
+learning, the batched kernels of ``models.linear`` and ``models.ridge``."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from scarce import checks
+from scarce.models import RidgeRegression, linear
+from scarce.models.ridge import REFACTOR_ROWS, rank_one_update
+from scarce.policies import LinTS, LinUCB, get_policies
+
+POLICIES = get_policies()
+
+
+def _same(a, b, path="state"):
+    """Nested states (dicts, lists, arrays, numbers) equal bit for bit."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            _same(a[k], b[k], f"{path}[{k!r}]")
+    elif isinstance(a, list | tuple):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same(x, y, f"{path}[{i}]")
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=path)
+    else:
+        assert a == b or (a != a and b != b), path
+
+
+fast_cases = [
+    pytest.param(cls, layout, id=f"{name}-{layout}")
+    for name, cls in POLICIES.items()
+    for layout in checks.layouts(cls)
+]
+
+
+@pytest.mark.parametrize(("cls", "layout"), fast_cases)
+def test_single_case_path_equals_general_path(cls, layout):
+    """Every registered policy, one case at a time: a float64 ``ndarray`` case (the fast
+    path) and the same case as a nested list (full validation) give the same decisions,
+    scores, probabilities and learned state, bit for bit."""
+    params = {"n_actions": 4, "n_features": 3, "seed": 5, **cls._unit_test_params()[0]}
+    fast, slow = cls(**params), cls(**params)
+    rng = np.random.default_rng(11)
+    for _ in range(10):
+        X = np.ascontiguousarray(cls._unit_test_contexts(rng, 1, layout, params), dtype=float)
+        d_fast, d_slow = fast.decide(X), slow.decide(X.tolist())
+        np.testing.assert_array_equal(d_fast.actions, d_slow.actions)
+        np.testing.assert_array_equal(d_fast.scores, d_slow.scores)
+        np.testing.assert_array_equal(d_fast.probabilities, d_slow.probabilities)
+        feedback = cls._unit_test_feedback(rng, X, d_fast, params)
+        fast.update(X, **feedback)
+        slow.update(X.tolist(), **feedback)
+    _same(fast._get_state(), slow._get_state())
+
+
+@pytest.mark.parametrize("cls", [LinUCB, LinTS])
+def test_single_case_update_takes_every_plain_form(cls):
+    """Actions and rewards as ints, floats, one-element lists and arrays all learn the same."""
+    forms = [(2, 0.5), ([2], [0.5]), (np.array([2]), np.array([0.5])), (np.int64(2), 1 / 2)]
+    X = np.array([[0.3, -1.0, 2.0]])
+    states = []
+    for action, reward in forms:
+        p = cls(n_actions=4, n_features=3, seed=0)
+        p.decide(X)
+        p.update(X, action, reward)
+        states.append(p._get_state())
+    for state in states[1:]:
+        _same(states[0], state)
+
+
+@pytest.mark.parametrize(
+    ("X", "kwargs", "match"),
+    [
+        (np.array([[np.nan, 0.0, 1.0]]), {}, "X contains NaN or inf"),
+        (np.array([[np.inf, 0.0, 1.0]]), {}, "X contains NaN or inf"),
+        (np.array([[0.0, 0.0, 1.0]]), {"actions": [4], "rewards": [1.0]}, r"actions must be in"),
+        (np.array([[0.0, 0.0, 1.0]]), {"actions": [-1], "rewards": [1.0]}, r"actions must be in"),
+        (np.array([[0.0, 0.0, 1.0]]), {"actions": [1], "rewards": [np.nan]}, "rewards contains"),
+        (np.array([[0.0, 0.0, 1.0]]), {"actions": [True], "rewards": [1.0]}, "integer action"),
+        (np.array([[0.0, 0.0, 1.0]]), {"actions": [1, 2], "rewards": [1.0]}, r"shape \(1,\)"),
+        (np.array([[0.0, 1.0]]), {"actions": [1], "rewards": [1.0]}, r"shape \(n, 3\)"),
+    ],
+)
+def test_single_case_inputs_are_still_validated(X, kwargs, match):
+    """Bad single cases reach the full checks and their messages (decide and update)."""
+    p = LinUCB(n_actions=4, n_features=3, seed=0)
+    p.decide(np.zeros((1, 3)))  # initialised: the fast path is armed
+    with pytest.raises(ValueError, match=match):
+        if kwargs:
+            p.update(X, **kwargs)
+        else:
+            p.decide(X)
+
+
+def test_reward_bounds_checked_on_the_single_case_path():
+    cls = POLICIES["GLMUCB"]
+    p = cls(n_actions=3, n_features=2, seed=0)
+    X = np.array([[0.5, -0.5]])
+    p.decide(X)
+    with pytest.raises(ValueError, match="rewards must be <= 1"):
+        p.update(X, [0], [1.5])
+
+
+def test_finite_case_with_overflowing_norm_takes_the_general_path():
+    """``x.x`` overflows for huge finite contexts: the case is validated in full, not refused."""
+    a, b = LinUCB(n_actions=3, n_features=2, seed=0), LinUCB(n_actions=3, n_features=2, seed=0)
+    X = np.array([[1e200, 0.0]])
+    a.decide(np.zeros((1, 2)))
+    b.decide(np.zeros((1, 2)))
+    np.testing.assert_array_equal(a.decide(X).actions, b.decide(X.tolist()).actions)
+
+
+def test_thompson_probabilities_are_those_of_decision_time():
+    """LinTS keeps the decision's means and spreads (no copy of the posterior): reading the
+    probabilities after an update gives what reading them at once gives."""
+    X = np.random.default_rng(0).normal(size=(5, 3))
+    early, late = LinTS(n_actions=4, n_features=3, seed=1), LinTS(n_actions=4, n_features=3, seed=1)
+    for p in (early, late):
+        p.update(X, [0, 1, 2, 3, 0], [1.0, 0.0, 0.5, 0.2, 0.9])
+    now = early.decide(X).probabilities
+    dec = late.decide(X)
+    late.update(X, dec.actions, np.ones(5))
+    np.testing.assert_array_equal(dec.probabilities, now)
+
+
+# ---------------------------------------------------------------------------------- ridge
+@settings(max_examples=25, deadline=None)
+@given(
+    d=st.integers(1, 6),
+    M=st.integers(1, 5),
+    T=st.sampled_from([None, 2]),
+    seed=st.integers(0, 2**16),
+)
+def test_rank_one_update_batched_equals_separate_and_brute_force(d, M, T, seed):
+    """The batched kernel is bitwise the one-model kernel on each slice, and both equal the
+    direct ridge solution."""
+    rng = np.random.default_rng(seed)
+    tshape = () if T is None else (T,)
+    batched = RidgeRegression(M, d, n_targets=T)
+    single = [RidgeRegression(1, d, n_targets=T) for _ in range(M)]
+    rows = []
+    for _ in range(5):
+        x, y = rng.normal(size=(M, d)), rng.normal(size=(M, *tshape))
+        m = batched
+        rank_one_update(m.A, m.A_inv, m.b, m.theta, x, y, index=np.arange(M))
+        for k, s in enumerate(single):
+            rank_one_update(s.A[0], s.A_inv[0], s.b[0], s.theta[0], x[k], y[k])
+        rows.append((x, y))
+    for k, s in enumerate(single):
+        for name in ("A", "A_inv", "b", "theta"):
+            np.testing.assert_array_equal(getattr(batched, name)[k], getattr(s, name)[0])
+    Xk = np.stack([x for x, _ in rows], axis=1)  # (M, 5, d)
+    Yk = np.stack([y for _, y in rows], axis=1)
+    for k in range(M):
+        A = np.eye(d) + Xk[k].T @ Xk[k]
+        np.testing.assert_allclose(batched.A_inv[k], np.linalg.inv(A), rtol=1e-8, atol=1e-10)
+        np.testing.assert_allclose(
+            batched.theta[k], np.linalg.solve(A, Xk[k].T @ Yk[k]), rtol=1e-8, atol=1e-10
+        )
+
+
+@pytest.mark.parametrize("resync_every", [3, 2000])
+def test_add_one_equals_partial_fit(resync_every):
+    rng = np.random.default_rng(3)
+    a = RidgeRegression(4, 3, resync_every=resync_every)
+    b = RidgeRegression(4, 3, resync_every=resync_every)
+    for _ in range(40):
+        x, y, m = rng.normal(size=3), float(rng.normal()), int(rng.integers(4))
+        a.add_one(m, x, y)
+        b.partial_fit(x[None], np.array([y]), np.array([m]))
+    for name in ("A", "A_inv", "b", "theta", "n_obs", "_since_resync"):
+        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+
+
+@pytest.mark.parametrize("n", [2, 5, 3 * REFACTOR_ROWS])
+def test_stacked_models_learn_as_each_alone(n):
+    """``RidgeRegression.stack``: one partial_fit over several sets' rows is each set's own
+    partial_fit, bit for bit (rank-1 rounds and refactorisations alike)."""
+    rng = np.random.default_rng(n)
+    sets = [RidgeRegression(3, 4, lam=1.0 + r, resync_every=5 + r) for r in range(3)]
+    alone = [RidgeRegression(3, 4, lam=1.0 + r, resync_every=5 + r) for r in range(3)]
+    for _ in range(6):
+        X, y, ids = (
+            rng.normal(size=(3, n, 4)),
+            rng.normal(size=(3, n)),
+            rng.integers(3, size=(3, n)),
+        )
+        stack = RidgeRegression.stack(sets)
+        stack.partial_fit(
+            X.reshape(-1, 4), y.reshape(-1), (ids + 3 * np.arange(3)[:, None]).ravel()
+        )
+        stack.unstack(sets)
+        for r, m in enumerate(alone):
+            m.partial_fit(X[r], y[r], ids[r])
+    for s, m in zip(sets, alone, strict=True):
+        for name in ("A", "A_inv", "b", "theta", "n_obs", "_since_resync"):
+            np.testing.assert_array_equal(getattr(s, name), getattr(m, name))
+
+
+def test_stack_rejects_mismatched_sets():
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        RidgeRegression.stack([RidgeRegression(2, 3), RidgeRegression(3, 3)])
+    with pytest.raises(ValueError, match="cannot be stacked"):
+        RidgeRegression.stack([RidgeRegression(2, 3), RidgeRegression(2, 3, window=4)])
+
+
+# ---------------------------------------------------------------------------------- linear
+def _covariances(rng, K, d):
+    M = rng.normal(size=(K, d, d + 2))
+    return np.linalg.inv(M @ M.swapaxes(1, 2) + np.eye(d))
+
+
+@pytest.mark.parametrize(("n", "d"), [(1, 4), (7, 4), (63, 5), (64, 5), (300, 3), (100, 70)])
+def test_predict_variance_paths_equal_brute_force(n, d):
+    """One case, stacked GEMM (small batches, d > 64) and quadratic features (>= 64 cases)."""
+    rng = np.random.default_rng(n + d)
+    K = 6
+    cov, X = _covariances(rng, K, d), rng.normal(size=(n, d))
+    expected = np.einsum("nd,kde,ne->nk", X, cov, X)
+    np.testing.assert_allclose(linear.predict_variance(X, cov), expected, rtol=1e-10)
+
+
+@pytest.mark.parametrize(
+    ("n", "features"), [(1, False), (9, False), (80, False), (1, True), (6, True)]
+)
+def test_batched_kernels_equal_each_slice_bitwise(n, features):
+    rng = np.random.default_rng(n)
+    S, K, d = 3, 5, 4
+    if features:
+        X, cov = (
+            rng.normal(size=(S, n, K, d)),
+            np.stack([_covariances(rng, 1, d) for _ in range(S)]),
+        )
+        theta = rng.normal(size=(S, 1, d))
+    else:
+        X, cov = rng.normal(size=(S, n, d)), np.stack([_covariances(rng, K, d) for _ in range(S)])
+        theta = rng.normal(size=(S, K, d))
+    var = linear.predict_variance(X, cov)
+    mean = linear.predict_mean(X, theta, batch_axes=1)
+    for s in range(S):
+        np.testing.assert_array_equal(var[s], linear.predict_variance(X[s], cov[s]))
+        np.testing.assert_array_equal(mean[s], linear.predict_mean(X[s], theta[s]))
+    std = np.sqrt(np.maximum(var, 0.0))
+    acts = rng.integers(K, size=(S, n))
+    probs = linear.gaussian_argmax_probability_of(mean, std, acts)
+    for s in range(S):
+        np.testing.assert_array_equal(
+            probs[s], linear.gaussian_argmax_probability_of(mean[s], std[s], acts[s])
+        )
+
+
+class _ScaledRewards(LinUCB):
+    """Changes how feedback becomes rows (and builds its model without ModelPolicy's
+    ``_init_state``): the single-case path must still learn what ``_learn`` learns."""
+
+    def _init_state(self):
+        self.model_ = self._make_model(self.n_actions)
+
+    def _training_rows(self, X, actions, rewards, full_rewards):
+        feats, targets, ids = super()._training_rows(X, actions, rewards, full_rewards)
+        return feats, 2.0 * targets, ids
+
+
+def test_subclass_with_its_own_rows_learns_through_learn():
+    fast = _ScaledRewards(n_actions=3, n_features=2, seed=0)
+    slow = _ScaledRewards(n_actions=3, n_features=2, seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        X = rng.normal(size=(1, 2))
+        a = int(fast.decide(X).actions[0])
+        assert a == int(slow.decide(X.tolist()).actions[0])
+        fast.update(X, [a], [0.5])
+        slow.update(X.tolist(), [a], [0.5])
+    _same(fast._get_state(), slow._get_state())
+    plain = LinUCB(n_actions=3, n_features=2, seed=0)
+    plain.update(np.ones((1, 2)), [0], [0.5])
+    fast.update(np.ones((1, 2)), [0], [0.5])
+    # the doubled target reached the model (b gains 2 * 0.5 * x, not 0.5 * x)
+    np.testing.assert_array_equal(fast.model_.b[0] - slow.model_.b[0], 2 * plain.model_.b[0])
