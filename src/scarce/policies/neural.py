@@ -32,7 +32,7 @@ The network's ``torch.Generator`` is seeded from the policy's generator; decisio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -117,8 +117,14 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
     append_inputs:
         regress on ``[phi(x), x]`` (see :class:`~scarce.models.neural_linear.
         NeuralLinearRegression`).
+    noise_prior:
+        None: the noise scale is ``v``. ``[a0, b0]`` (both > 0): Riquelme et al.'s
+        normal-inverse-gamma posterior, the noise variance of action ``k`` drawn per case from
+        ``IG(a0 + n_k / 2, b0 + r_k / 2)`` (``r_k`` the ridge fit's residual sum of squares
+        plus penalty), then ``theta~ ~ N(theta_hat, v^2 sigma^2 A^{-1})``; each score is then
+        a Student t, and choice probabilities are Monte Carlo (``propensity_samples`` draws).
     propensity_samples:
-        Monte-Carlo draws for choice probabilities with per-action features.
+        Monte-Carlo draws for choice probabilities (per-action features, or ``noise_prior``).
     """
 
     def __init__(
@@ -130,6 +136,7 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         lam: float = 1.0,
         network: Mapping[str, Any] | None = None,
         append_inputs: bool = False,
+        noise_prior: Sequence[float] | None = None,
         propensity_samples: int = 1000,
         seed: SeedLike = None,
     ) -> None:
@@ -138,11 +145,28 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         self.lam = lam
         self.network = network
         self.append_inputs = append_inputs
+        self.noise_prior = noise_prior
         self.propensity_samples = propensity_samples
 
     def _check_params(self) -> None:
         super()._check_params()
         self._network_config()
+        self._noise_prior()
+
+    def _noise_prior(self) -> tuple[float, float] | None:
+        if self.noise_prior is None:
+            return None
+        prior = self.noise_prior
+        if isinstance(prior, (str, bytes)) or not isinstance(prior, Sequence) or len(prior) != 2:
+            raise ValueError(f"noise_prior must be None or [a0, b0]; got {prior!r}")
+        a0 = check_scalar(prior[0], "noise_prior[0] (a0)", low=0.0, low_inclusive=False)
+        b0 = check_scalar(prior[1], "noise_prior[1] (b0)", low=0.0, low_inclusive=False)
+        return float(a0), float(b0)
+
+    def _noise_posterior(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(M,)`` shape ``a`` and scale ``b`` of each model's inverse-gamma noise posterior."""
+        a0, b0 = self._noise_prior()  # type: ignore[misc]
+        return a0 + 0.5 * self.model_.n_obs, b0 + 0.5 * self.model_.residual_ss
 
     def _make_model(self, n_models: int) -> NeuralLinearRegression:
         return NeuralLinearRegression(
@@ -154,11 +178,58 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
             seed=self._network_seed(),
         )
 
+    def _ig_view(self, Z: np.ndarray) -> tuple[np.ndarray, ...]:
+        """What a draw under the inverse-gamma posterior needs, copied (the posterior moves
+        in place on update): shared contexts ``(mean, var)`` ``(n, K)`` and ``a, b`` ``(K,)``;
+        per-action features ``Z, theta, cov`` of the one model and its ``a, b``."""
+        a, b = self._noise_posterior()
+        theta, cov = self.model_.theta, self.model_.A_inv
+        if Z.ndim == 2:
+            return (*linear.predict(Z, theta, cov), a, b)
+        return Z, theta[0].copy(), cov[0].copy(), a, b
+
+    def _ig_draw(self, view: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
+        """``(n, K)`` Thompson scores from :meth:`_ig_view`: a noise variance per case and
+        model, then the Gaussian given it."""
+        v = float(self.v)
+        if len(view) == 4:
+            mean, var, a, b = view
+            sigma2 = b / rng.gamma(a, size=mean.shape)
+            return mean + v * np.sqrt(sigma2 * var) * rng.standard_normal(mean.shape)
+        Z, theta, cov, a, b = view
+        n = Z.shape[0]
+        dev = linear.sample_parameters(theta, cov, 1.0, n, rng) - theta
+        sigma = np.sqrt(b[0] / rng.gamma(a[0], size=(n, 1)))
+        return np.einsum("nkd,nd->nk", Z, theta + v * sigma * dev)
+
+    def _ig_probabilities(self, view, eligible, seed: list[int]) -> np.ndarray:
+        """``(n, K)`` Monte-Carlo choice probabilities under the inverse-gamma posterior, from
+        a separate deterministic stream (asking never moves ``rng_``)."""
+        rng = np.random.default_rng(seed)
+        n = view[0].shape[0]
+        counts = np.zeros((n, self.n_actions))
+        rows = np.arange(n)
+        for _ in range(int(self.propensity_samples)):
+            counts[rows, np.argmax(masked(self._ig_draw(view, rng), eligible), axis=1)] += 1.0
+        return counts / int(self.propensity_samples)
+
     def _posterior(self):
         return self.model_.theta, self.model_.A_inv
 
     def _decide(self, X, eligible):
         Z = self.model_.transform(X)
+        if self.noise_prior is not None:
+            view = self._ig_view(Z)
+            sampled = masked(self._ig_draw(view, self.rng_), eligible)
+            actions = np.argmax(sampled, axis=1)
+            seed = [int(self.n_updates_), X.shape[0], 7919]
+            rows = np.arange(X.shape[0])
+            return Decision(
+                actions,
+                None,
+                sampled,
+                probability_fn=lambda: self._ig_probabilities(view, eligible, seed)[rows, actions],
+            )
         if self.context_mode_ != SHARED_CONTEXT:
             return super()._decide(Z, eligible)
         # independent per-action posteriors: the sample's marginals are all that is needed,
@@ -177,6 +248,9 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         )
 
     def _action_probabilities(self, X, eligible):
+        if self.noise_prior is not None:
+            seed = [int(self.n_updates_), X.shape[0], 7919]
+            return self._ig_probabilities(self._ig_view(self.model_.transform(X)), eligible, seed)
         return super()._action_probabilities(self.model_.transform(X), eligible)
 
 
