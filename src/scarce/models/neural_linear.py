@@ -22,6 +22,7 @@ import numpy as np
 
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int, check_scalar
+from scarce.models import linear
 from scarce.models.mlp import NetworkConfig, OnlineNetwork
 from scarce.models.ridge import RidgeRegression
 
@@ -121,6 +122,21 @@ class NeuralLinearRegression:
         r = self.ridge
         return np.maximum(self.yy - np.einsum("md,md->m", r.theta, r.b), 0.0)
 
+    def noise_posterior(self, a0: float, b0: float) -> tuple[np.ndarray, np.ndarray]:
+        """``(M,)`` shape ``a = a0 + n / 2`` and scale ``b = b0 + r / 2`` of each model's
+        inverse-gamma noise posterior (Riquelme et al.; ``r`` is :attr:`residual_ss`)."""
+        return a0 + 0.5 * self.n_obs, b0 + 0.5 * self.residual_ss
+
+    def student_view(self, Z: np.ndarray, a0: float, b0: float) -> tuple[np.ndarray, ...]:
+        """What :func:`student_scores` needs for the embedded cases ``Z`` (from
+        :meth:`transform`), copied (the posteriors move in place on update): shared contexts
+        ``Z`` ``(n, dim)``: means and unit-noise variances ``(n, M)``, ``a, b`` ``(M,)``;
+        per-action features ``(n, K, dim)`` (one model): ``Z``, ``theta``, ``cov``, ``a, b``."""
+        a, b = self.noise_posterior(a0, b0)
+        if Z.ndim == 2:
+            return (*linear.predict(Z, self.theta, self.A_inv), a, b)
+        return Z, self.theta[0].copy(), self.A_inv[0].copy(), a, b
+
     def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and unit-noise variance ``(n, M)`` (``(n, K)`` for per-action features)."""
         return self.ridge.predict(self.transform(X))
@@ -156,3 +172,41 @@ class NeuralLinearRegression:
         self.net.set_state(state["net"])
         self.ridge.set_state(state["ridge"])
         self.yy = np.asarray(state["yy"], dtype=float).reshape(self.n_models)
+
+
+def student_scores(view: tuple[np.ndarray, ...], v: float, rng: np.random.Generator) -> np.ndarray:
+    """``(n, K)`` Thompson scores under the normal-inverse-gamma posterior of
+    :meth:`NeuralLinearRegression.student_view`: per case and model a noise variance
+    ``sigma^2 ~ IG(a, b)``, then ``theta~ ~ N(theta_hat, v^2 sigma^2 A^{-1})`` (each score is
+    marginally a Student t with ``2a`` degrees of freedom)."""
+    v = float(v)
+    if len(view) == 4:
+        mean, var, a, b = view
+        sigma2 = b / rng.gamma(a, size=mean.shape)
+        return mean + v * np.sqrt(sigma2 * var) * rng.standard_normal(mean.shape)
+    Z, theta, cov, a, b = view
+    n = Z.shape[0]
+    dev = linear.sample_parameters(theta, cov, 1.0, n, rng) - theta
+    sigma = np.sqrt(b[0] / rng.gamma(a[0], size=(n, 1)))
+    return np.einsum("nkd,nd->nk", Z, theta + v * sigma * dev)
+
+
+def student_argmax_probabilities(
+    view: tuple[np.ndarray, ...],
+    v: float,
+    eligible: np.ndarray | None,
+    n_samples: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """``(n, K)`` Monte-Carlo probability that each action has the largest of
+    :func:`student_scores` (``n_samples`` draws from ``rng``; ``eligible`` ``(n, K)`` bool or
+    None)."""
+    counts = None
+    for _ in range(n_samples):
+        s = student_scores(view, v, rng)
+        if eligible is not None:
+            s = np.where(eligible, s, -np.inf)
+        if counts is None:
+            counts = np.zeros(s.shape)
+        counts[np.arange(s.shape[0]), np.argmax(s, axis=1)] += 1.0
+    return counts / n_samples

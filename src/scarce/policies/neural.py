@@ -43,7 +43,11 @@ from scarce.core.random import SeedLike, generator_from_state
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.mlp import NetworkConfig, OnlineNetwork
-from scarce.models.neural_linear import NeuralLinearRegression
+from scarce.models.neural_linear import (
+    NeuralLinearRegression,
+    student_argmax_probabilities,
+    student_scores,
+)
 from scarce.policies.base import ModelPolicy, greedy_decision, masked, one_hot
 from scarce.policies.linear import ThompsonPolicy, UCBPolicy
 
@@ -148,6 +152,14 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         self.noise_prior = noise_prior
         self.propensity_samples = propensity_samples
 
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        net = dict(UNIT_TEST_NETWORK)
+        return [
+            {"network": net},
+            {"network": net, "noise_prior": [6.0, 6.0], "append_inputs": True},
+        ]
+
     def _check_params(self) -> None:
         super()._check_params()
         self._network_config()
@@ -163,11 +175,6 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         b0 = check_scalar(prior[1], "noise_prior[1] (b0)", low=0.0, low_inclusive=False)
         return float(a0), float(b0)
 
-    def _noise_posterior(self) -> tuple[np.ndarray, np.ndarray]:
-        """``(M,)`` shape ``a`` and scale ``b`` of each model's inverse-gamma noise posterior."""
-        a0, b0 = self._noise_prior()  # type: ignore[misc]
-        return a0 + 0.5 * self.model_.n_obs, b0 + 0.5 * self.model_.residual_ss
-
     def _make_model(self, n_models: int) -> NeuralLinearRegression:
         return NeuralLinearRegression(
             n_models,
@@ -178,40 +185,10 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
             seed=self._network_seed(),
         )
 
-    def _ig_view(self, Z: np.ndarray) -> tuple[np.ndarray, ...]:
-        """What a draw under the inverse-gamma posterior needs, copied (the posterior moves
-        in place on update): shared contexts ``(mean, var)`` ``(n, K)`` and ``a, b`` ``(K,)``;
-        per-action features ``Z, theta, cov`` of the one model and its ``a, b``."""
-        a, b = self._noise_posterior()
-        theta, cov = self.model_.theta, self.model_.A_inv
-        if Z.ndim == 2:
-            return (*linear.predict(Z, theta, cov), a, b)
-        return Z, theta[0].copy(), cov[0].copy(), a, b
-
-    def _ig_draw(self, view: tuple[np.ndarray, ...], rng: np.random.Generator) -> np.ndarray:
-        """``(n, K)`` Thompson scores from :meth:`_ig_view`: a noise variance per case and
-        model, then the Gaussian given it."""
-        v = float(self.v)
-        if len(view) == 4:
-            mean, var, a, b = view
-            sigma2 = b / rng.gamma(a, size=mean.shape)
-            return mean + v * np.sqrt(sigma2 * var) * rng.standard_normal(mean.shape)
-        Z, theta, cov, a, b = view
-        n = Z.shape[0]
-        dev = linear.sample_parameters(theta, cov, 1.0, n, rng) - theta
-        sigma = np.sqrt(b[0] / rng.gamma(a[0], size=(n, 1)))
-        return np.einsum("nkd,nd->nk", Z, theta + v * sigma * dev)
-
     def _ig_probabilities(self, view, eligible, seed: list[int]) -> np.ndarray:
-        """``(n, K)`` Monte-Carlo choice probabilities under the inverse-gamma posterior, from
-        a separate deterministic stream (asking never moves ``rng_``)."""
-        rng = np.random.default_rng(seed)
-        n = view[0].shape[0]
-        counts = np.zeros((n, self.n_actions))
-        rows = np.arange(n)
-        for _ in range(int(self.propensity_samples)):
-            counts[rows, np.argmax(masked(self._ig_draw(view, rng), eligible), axis=1)] += 1.0
-        return counts / int(self.propensity_samples)
+        # a separate deterministic stream: asking never moves rng_
+        n = int(self.propensity_samples)
+        return student_argmax_probabilities(view, self.v, eligible, n, np.random.default_rng(seed))
 
     def _posterior(self):
         return self.model_.theta, self.model_.A_inv
@@ -219,8 +196,8 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
     def _decide(self, X, eligible):
         Z = self.model_.transform(X)
         if self.noise_prior is not None:
-            view = self._ig_view(Z)
-            sampled = masked(self._ig_draw(view, self.rng_), eligible)
+            view = self.model_.student_view(Z, *self._noise_prior())
+            sampled = masked(student_scores(view, self.v, self.rng_), eligible)
             actions = np.argmax(sampled, axis=1)
             seed = [int(self.n_updates_), X.shape[0], 7919]
             rows = np.arange(X.shape[0])
@@ -250,7 +227,11 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
     def _action_probabilities(self, X, eligible):
         if self.noise_prior is not None:
             seed = [int(self.n_updates_), X.shape[0], 7919]
-            return self._ig_probabilities(self._ig_view(self.model_.transform(X)), eligible, seed)
+            return self._ig_probabilities(
+                self.model_.student_view(self.model_.transform(X), *self._noise_prior()),
+                eligible,
+                seed,
+            )
         return super()._action_probabilities(self.model_.transform(X), eligible)
 
 
