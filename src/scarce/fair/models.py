@@ -7,8 +7,8 @@
   design (:func:`scarce.feedback.fit_ridge`, a :class:`scarce.models.RidgeRegression`); width
   ``sigma * sqrt(phi^T A^{-1} phi)`` (:mod:`scarce.models.linear`) with ``sigma`` the residual
   standard deviation of the fit.
-* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (:class:`scarce.models.neural.
-  MLPEmbedding`) trained on completed-mass targets, with a pluggable uncertainty:
+* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (the shared
+  :class:`scarce.models.mlp.MLP`) trained on completed-mass targets, with a pluggable uncertainty:
   ``"neural_linear"`` (a ridge head on the last hidden layer, fitted by the chosen attribution),
   ``"mc_dropout"`` (spread of dropout passes) or ``"gaussian_head"`` (the predicted noise sd:
   aleatoric, it does not shrink with data).
