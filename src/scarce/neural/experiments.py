@@ -12,8 +12,10 @@ Environments (each run: ``horizon`` cases, default 6,000, 5 seeds):
 Policies: ``Random``; ``LinUCB``, ``LinTS``; ``GLMUCB``, ``GLMTS`` (``letter`` only);
 ``NeuralLinearTS``, ``NeuralLinearUCB``, ``NeuralUCB``, ``EnsembleTS``, ``DropoutTS`` with the
 network settings of :data:`NETWORKS`. Retraining is bounded: a fixed number of minibatch steps
-on the replay buffer, warm-started, on a geometric schedule (every 10 observations at first,
-then every 30% of the observations so far: 21 retrainings over 6,000 cases).
+on the replay buffer, warm-started, on a geometric schedule (the first after 16 observations
+on the wheel, 32 on letter; then every 10 observations, then every 30% of the observations
+so far: 22 retrainings over 6,000 wheel cases). On the wheel ``NeuralLinearTS`` regresses on
+``[phi(x), x]`` (``append_inputs``); docs/neural.md says why.
 
 Metrics per run: the defaults (``cumulative_reward``, ``cumulative_regret``, ``mean_reward``,
 ``reward_to_opt``, ``optimal_action_rate``), ``seconds_per_case`` (wall time of the run, one
