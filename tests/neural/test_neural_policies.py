@@ -129,7 +129,7 @@ def test_inverse_gamma_posterior_is_the_ridge_fit_by_hand(append):
     )
     rng = np.random.default_rng(1)
     rows = []
-    for t in range(9):  # crosses the first training (8) with online updates after it
+    for _ in range(9):  # crosses the first training (8) with online updates after it
         X = rng.normal(size=(2, 2))
         dec = policy.decide(X)
         y = rng.normal(size=2) + 3
