@@ -105,16 +105,10 @@ def main() -> None:
                 rows.append(one_run(name, seed, horizon, json.loads(args.network)))
                 print(f"  seed {seed} {name}: {rows[-1]['us_per_case']:.0f} us/case", flush=True)
     df = pd.DataFrame(rows)
-    if "LinTS" in names:
-        lints = df[df["policy"] == "LinTS"].set_index("seed")["us_per_case"]
-        df["x_LinTS_same_seed"] = df["us_per_case"] / df["seed"].map(lints)
-    table = (
-        df.groupby("policy", sort=False)
-        .mean(numeric_only=True)
-        .drop(columns=["seed", "x_LinTS_same_seed"], errors="ignore")
-    )
-    if "LinTS" in table.index:
-        table["x_LinTS"] = table["us_per_case"] / table.loc["LinTS", "us_per_case"]
+    if "LinTS" in names:  # each seed's cost over LinTS's on the same cases, same moment
+        lints = df[df.policy == "LinTS"].set_index("seed")["us_per_case"]
+        df["x_LinTS"] = df["us_per_case"] / df["seed"].map(lints)
+    table = df.groupby("policy", sort=False).mean(numeric_only=True).drop(columns="seed")
     pd.set_option("display.width", 200)
     print(
         f"\nwheel bandit delta=0.5, {horizon} cases, {seeds} seed(s), one torch/BLAS thread; "

@@ -448,7 +448,7 @@ def test_neural_deferral_runs_retrains_and_round_trips(tmp_path):
     pol = spec.build_for(env, 1, 160)
     trace = run(pol, env, 120, seed=2)
     assert trace.budget_spent[0] <= 32.0
-    model_net = pol.models_.reward_groups[0][2].models[0]  # identity group: the model arm
+    model_net = pol.models_.reward_groups[0][2].nets[0]  # identity group: the model arm
     assert model_net.n_retrains >= 5  # full feedback: 120 observations, retrain every 20
     assert pol.models_.reward_groups[0][2].dim == 8
     pol.save(tmp_path / "n")
@@ -516,9 +516,9 @@ def test_neural_deferral_networks_have_a_sigmoid_head_for_bernoulli_outcomes():
     )
     pol.decide(np.zeros((1, 3)))
     for _, _, bank, _ in pol.models_.reward_groups + pol.models_.cost_groups:
-        for model in bank.models:
-            assert model.net.link == "logistic"  # sigmoid output, cross-entropy loss
-            assert model.link == "identity"  # the linear model on the embedding keeps its link
+        for net in bank.nets:
+            assert net.mlp.loss == "logistic"  # sigmoid output, cross-entropy loss
+        assert bank.link == "identity"  # the linear model on the embedding keeps its link
     with pytest.raises(ValueError, match="network.output='sigmoid' needs targets in"):
         NeuralDeferral(n_features=3, budget=5.0, horizon=50, cost_bound=2.0).decide(
             np.zeros((1, 3))
@@ -527,4 +527,4 @@ def test_neural_deferral_networks_have_a_sigmoid_head_for_bernoulli_outcomes():
         n_features=3, budget=5.0, horizon=50, network={"output": "identity"}, seed=0
     )
     identity.decide(np.zeros((1, 3)))
-    assert identity.models_.reward_groups[0][2].models[0].net.link == "identity"
+    assert identity.models_.reward_groups[0][2].nets[0].mlp.loss == "squared"

@@ -136,6 +136,9 @@ def test_neural_models_fit_predict_sample_and_save(logged, uncertainty):
     copy = NeuralOutcomeModel(5, env.resources.kernels, **{**kw, "seed": 1})
     copy.set_state(model.get_state())
     np.testing.assert_allclose(copy.predict(X)[0], mean)
+    # the whole state travels, dropout masks' generator included: the same widths next
+    copy.set_state(model.get_state())
+    np.testing.assert_allclose(copy.predict(X)[1], model.predict(X)[1])
 
 
 def test_neural_linear_width_shrinks_with_more_data(logged):

@@ -36,15 +36,15 @@ def _play(policy, layout="shared_context", rounds=8, n=4, seed=0):
 
 
 def _grads(mlp, x, head):
-    """Per-parameter gradient (member 0) of output ``head`` at row ``x``, by autograd."""
-    for p in mlp.params:
-        p.grad = None
+    """Per-parameter gradient (member 0) of output ``head`` at row ``x``, by autograd (on
+    float64 copies of the float32 weights, the values the NumPy evaluation uses)."""
+    params = [p.detach().double().requires_grad_(True) for p in mlp.params]
     h = torch.from_numpy(x[None, None])
     for layer in range(len(mlp.hidden)):
-        h = torch.relu(h @ mlp.params[2 * layer] + mlp.params[2 * layer + 1])
-    out = (h @ mlp.params[-2] + mlp.params[-1])[0, 0, head]
+        h = torch.relu(h @ params[2 * layer] + params[2 * layer + 1])
+    out = (h @ params[-2] + params[-1])[0, 0, head]
     out.backward()
-    return [p.grad[0].numpy().copy() for p in mlp.params]
+    return [p.grad[0].numpy().copy() for p in params]
 
 
 @pytest.mark.parametrize("layout", ["shared_context", "action_features"])
@@ -78,7 +78,7 @@ def test_neural_ucb_widths_and_u_match_autograd(layout):
             w2 = sum((gi**2 / ui).sum() for gi, ui in zip(g, policy.U_, strict=True))
             np.testing.assert_allclose(widths[i, a], np.sqrt(0.5 * w2), rtol=1e-10)
     mean = policy._predict(X)[0]
-    np.testing.assert_allclose(policy.decide(X).scores, mean + 0.7 * mlp.scale * widths)
+    np.testing.assert_allclose(policy.decide(X).scores, mean + 0.7 * mlp.scale[0] * widths)
 
 
 def test_ensemble_probabilities_are_the_members_share():
@@ -113,6 +113,66 @@ def test_neural_linear_ts_is_lin_ts_on_the_embedding():
     Z = ucb.model_.transform(X)
     mean, var = linear.predict(Z, ucb.model_.theta, ucb.model_.A_inv)
     np.testing.assert_allclose(ucb.decide(X).scores, mean + 0.3 * np.sqrt(var))
+
+
+@pytest.mark.parametrize("append", [False, True])
+def test_inverse_gamma_posterior_is_the_ridge_fit_by_hand(append):
+    # b = b0 + (RSS + lam |theta|^2) / 2 per action, a = a0 + n / 2, before and after a refit
+    policy = NeuralLinearTS(
+        n_actions=3,
+        n_features=2,
+        lam=0.7,
+        network=NET,
+        append_inputs=append,
+        noise_prior=[6, 2],
+        seed=0,
+    )
+    rng = np.random.default_rng(1)
+    rows = []
+    for _ in range(9):  # crosses the first training (8) with online updates after it
+        X = rng.normal(size=(2, 2))
+        dec = policy.decide(X)
+        y = rng.normal(size=2) + 3
+        policy.update(X, dec.actions, y)
+        rows += list(zip(X, dec.actions, y, strict=True))
+        model = policy.model_
+        a, b = model.noise_posterior(6.0, 2.0)
+        for k in range(3):
+            mine = [(x, r) for x, act, r in rows if act == k]
+            Z = model.transform(np.array([x for x, _ in mine]).reshape(-1, 2))
+            yk = np.array([r for _, r in mine])
+            theta = np.linalg.solve(Z.T @ Z + 0.7 * np.eye(model.dim), Z.T @ yk)
+            rss = ((yk - Z @ theta) ** 2).sum() + 0.7 * theta @ theta
+            assert a[k] == pytest.approx(6 + len(mine) / 2)
+            assert b[k] == pytest.approx(2 + rss / 2, rel=1e-6, abs=1e-8)
+    assert policy.n_retrains >= 1 and policy.model_.dim == 5 + 2 * append
+
+
+@pytest.mark.statistical
+@pytest.mark.parametrize("layout", ["shared_context", "action_features"])
+def test_inverse_gamma_choice_probabilities_match_the_decisions(layout):
+    policy = NeuralLinearTS(
+        n_actions=3,
+        n_features=2,
+        network=NET,
+        noise_prior=[3, 1],
+        v=2.0,
+        propensity_samples=4000,
+        seed=0,
+    )
+    rng = _play(policy, layout, rounds=6)
+    shape = (1, 2) if layout == "shared_context" else (1, 3, 2)
+    x = rng.normal(size=shape)
+    X = np.repeat(x, 3000, axis=0)
+    freq = np.bincount(policy.decide(X).actions, minlength=3) / 3000
+    probs = policy.action_probabilities(x)[0]
+    assert probs.sum() == pytest.approx(1.0)
+    np.testing.assert_allclose(freq, probs, atol=0.035)  # 4 sd of a 3000-draw share
+    assert np.sum(probs > 0.02) >= 2  # the draws are spread, not one sure action
+    dec = policy.decide(x)
+    assert dec.probabilities[0] == pytest.approx(probs[dec.actions[0]], abs=0.035)
+    with pytest.raises(ValueError, match="noise_prior"):
+        NeuralLinearTS(n_actions=3, n_features=2, noise_prior=[0, 1]).decide(x[:, :])
 
 
 @pytest.mark.parametrize("cls", [NeuralLinearTS, NeuralLinearUCB, NeuralUCB, EnsembleTS, DropoutTS])

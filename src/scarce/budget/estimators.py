@@ -1,6 +1,6 @@
 """Estimators for the budgeted learners: a bank of ``M`` independent models of one link
 (identity: ridge, optionally with ``T`` targets sharing each model's design; logistic: L2
-logistic regression; neural: one :class:`~scarce.models.neural.NeuralLinear` per model),
+logistic regression; neural: one :class:`~scarce.models.mlp.OnlineNetwork` with a linear head per model),
 each giving optimistic (upper) or pessimistic (lower) confidence bounds
 ``mu(x^T theta_hat +- beta_k ||x||_{V_k^{-1}})`` (spec A.3, exact for a monotone link), with
 one width per design and one radius ``beta_k`` per model (from its own observation count).
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from scarce.models.glm import LogisticRegression
 from scarce.models.linear import predict_mean, predict_variance
@@ -105,8 +105,11 @@ class LinearBank:
 
 
 class NeuralBank:
-    """``M`` independent neural-linear models (spec A.6): model ``k`` has its own MLP trained
-    only on its own observations, its own embedding and its own linear/logistic head.
+    """``M`` independent neural-linear models (spec A.6): model ``k`` has its own network
+    (a shared :class:`~scarce.models.mlp.OnlineNetwork`: replay buffer, retrain schedule,
+    warm-started minibatch steps) trained only on its own observations, its own embedding and
+    its own linear/logistic head, refitted on the re-embedded buffer after each retraining and
+    updated online in between.
 
     Parameters
     ----------
@@ -115,8 +118,11 @@ class NeuralBank:
     seeds:
         ``(n_models,)`` ints, the seed of each network.
     net_params:
-        keywords of :class:`~scarce.models.neural.NeuralLinear` (``hidden``,
-        ``retrain_every``, ``min_train``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``).
+        :meth:`~scarce.budget.specs.NetworkSpec.net_params`: ``hidden``, ``lr``,
+        ``weight_decay``, ``batch_size``; the first training after ``min_train`` observations
+        of the model, then one every ``retrain_every``; a retraining is ``epochs`` minibatch
+        steps of ``batch_size`` rows drawn from the model's buffer (a bounded cost: never a
+        pass over the whole history).
     output:
         the networks' output head: ``"sigmoid"`` (cross-entropy; targets in [0, 1], the
         paper's head for Bernoulli outcomes) or ``"identity"`` (squared loss). The linear
@@ -133,62 +139,69 @@ class NeuralBank:
         net_params: dict[str, Any],
         output: str = "sigmoid",
     ) -> None:
-        from scarce.models.neural import MLPEmbedding, NeuralLinear
+        from scarce.models.mlp import NetworkConfig, OnlineNetwork
 
         self.link = link
-        self.models = []
-        net_link = "logistic" if output == "sigmoid" else "identity"
-        train = {k: net_params[k] for k in ("hidden", "epochs", "batch_size", "lr", "weight_decay")}
-        for s in seeds:
-            model = NeuralLinear(n_features, link=link, lam=lam, seed=int(s), **net_params)
-            if net_link != link:
-                # the network's own head and loss; same seed, so the same initial weights
-                model.net = MLPEmbedding(n_features, link=net_link, seed=int(s), **train)
-            self.models.append(model)
-        self.dim = self.models[0].net.embedding_dim
+        self.lam = lam
+        config = NetworkConfig(
+            hidden=tuple(net_params["hidden"]),
+            lr=float(net_params["lr"]),
+            weight_decay=float(net_params["weight_decay"]),
+            batch_size=int(net_params["batch_size"]),
+            train_steps=int(net_params["epochs"]),
+            first_train=int(net_params["min_train"]),
+            retrain_every=int(net_params["retrain_every"]),
+            retrain_growth=0.0,
+        )
+        loss = "logistic" if output == "sigmoid" else "squared"
+        self.nets = [OnlineNetwork(n_features, 1, config, loss=loss, seed=int(s)) for s in seeds]
+        self.dim = config.hidden[-1]
+        self._linear_cls = RidgeRegression if link == "identity" else LogisticRegression
+        self.linears = [self._linear_cls(1, self.dim, lam=lam) for _ in seeds]
 
     @property
     def n_obs(self) -> np.ndarray:
         """``(M,)`` observations of each model."""
-        return np.array([m.n_obs for m in self.models], dtype=np.float64)
+        return np.array([net.n_seen for net in self.nets], dtype=np.float64)
+
+    def _embed(self, k: int, X: np.ndarray) -> np.ndarray:
+        return self.nets[k].mlp.embed(X)[0]
 
     def bounds(self, X: np.ndarray, beta: np.ndarray, upper: bool) -> np.ndarray:
-        out = np.empty((X.shape[0], len(self.models)))
-        for k, model in enumerate(self.models):
-            mean, var = model.predict(X)
-            width = beta[k] * np.sqrt(np.maximum(var, 0.0))
+        out = np.empty((X.shape[0], len(self.nets)))
+        for k, lin in enumerate(self.linears):
+            Z = self._embed(k, X)
             if self.link == "identity":
-                out[:, k] = mean + width if upper else mean - width
+                mean, var = lin.predict(Z)
+                z = mean[:, 0]
             else:
-                z = logit(np.clip(mean, 1e-12, 1 - 1e-12))
-                out[:, k] = expit(z + width if upper else z - width)
+                z = predict_mean(Z, lin.theta)[:, 0]
+                var = predict_variance(Z, lin.design_cov)
+            width = beta[k] * np.sqrt(np.maximum(var[:, 0], 0.0))
+            z = z + width if upper else z - width
+            out[:, k] = z if self.link == "identity" else expit(z)
         return out
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
         for k in np.unique(ids):
+            k = int(k)
             rows = ids == k
-            self.models[int(k)].partial_fit(X[rows], y[rows])
+            if self.nets[k].add(X[rows], y[rows]):
+                # retrained: every stored row re-embedded, the head refitted from scratch
+                b = self.nets[k].buffer
+                self.linears[k] = self._linear_cls(1, self.dim, lam=self.lam)
+                self.linears[k].partial_fit(self._embed(k, b.X), b.y)
+            else:
+                self.linears[k].partial_fit(self._embed(k, X[rows]), y[rows])
 
     def get_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {}
-        for k, m in enumerate(self.models):
-            state[f"m{k}"] = {
-                "net": m.net.get_state(),
-                "linear": m.linear.get_state(),
-                "X": m._X,
-                "y": m._y,
-                "since_train": m._since_train,
-                "n_retrains": m.n_retrains,
-            }
-        return state
+        return {
+            f"m{k}": {"net": net.get_state(), "linear": lin.get_state()}
+            for k, (net, lin) in enumerate(zip(self.nets, self.linears, strict=True))
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        for k, m in enumerate(self.models):
-            s = state[f"m{k}"]
-            m.net.set_state(s["net"])
-            m.linear = m._linear_cls(1, m.net.embedding_dim, lam=m.lam)
-            m.linear.set_state(s["linear"])
-            m._X = np.array(s["X"], dtype=float).reshape(-1, m.n_features)
-            m._y = np.array(s["y"], dtype=float).reshape(-1)
-            m._since_train = int(s["since_train"])
-            m.n_retrains = int(s["n_retrains"])
+        for k, net in enumerate(self.nets):
+            net.set_state(state[f"m{k}"]["net"])
+            self.linears[k] = self._linear_cls(1, self.dim, lam=self.lam)
+            self.linears[k].set_state(state[f"m{k}"]["linear"])

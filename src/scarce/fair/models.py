@@ -7,8 +7,8 @@
   design (:func:`scarce.feedback.fit_ridge`, a :class:`scarce.models.RidgeRegression`); width
   ``sigma * sqrt(phi^T A^{-1} phi)`` (:mod:`scarce.models.linear`) with ``sigma`` the residual
   standard deviation of the fit.
-* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (:class:`scarce.models.neural.
-  MLPEmbedding`) trained on completed-mass targets, with a pluggable uncertainty:
+* :class:`NeuralOutcomeModel`: an MLP on ``[x, onehot(r)]`` (the shared
+  :class:`scarce.models.mlp.MLP`) trained on completed-mass targets, with a pluggable uncertainty:
   ``"neural_linear"`` (a ridge head on the last hidden layer, fitted by the chosen attribution),
   ``"mc_dropout"`` (spread of dropout passes) or ``"gaussian_head"`` (the predicted noise sd:
   aleatoric, it does not shrink with data).
@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from scarce.core.random import as_generator, generator_from_state, generator_state
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.feedback.attribution import (
     AllocationLog,
@@ -347,7 +348,7 @@ class NeuralOutcomeModel:
         sigma0: float = 1.0,
         seed: int | np.random.Generator | None = None,
     ) -> None:
-        from scarce.models.neural import MLPEmbedding
+        from scarce.models.mlp import MLP
 
         if uncertainty not in UNCERTAINTIES:
             raise ValueError(f"uncertainty must be one of {UNCERTAINTIES}; got {uncertainty!r}")
@@ -360,16 +361,21 @@ class NeuralOutcomeModel:
         self.max_rows = check_positive_int(max_rows, "max_rows")
         self.sigma = self.sigma0 = check_scalar(sigma0, "sigma0", low=0.0, low_inclusive=False)
         self.R = len(self.kernels)
-        self.net = MLPEmbedding(
+        self.epochs = check_positive_int(epochs, "epochs")
+        rng = as_generator(seed)
+        # the shared network (scarce.models.mlp); a fit is `epochs` passes' worth of
+        # minibatch steps, warm-started
+        self.net = MLP(
             self.d + self.R,
+            1,
             hidden=hidden,
-            head="gaussian" if uncertainty == "gaussian_head" else "mean",
+            loss="gaussian" if uncertainty == "gaussian_head" else "squared",
             dropout=dropout if uncertainty == "mc_dropout" else 0.0,
-            epochs=epochs,
             lr=lr,
             batch_size=128,
-            seed=seed,
+            seed=rng,
         )
+        self._rng = np.random.default_rng(int(rng.integers(2**62)))  # dropout masks
         h = self.net.embedding_dim
         self.theta = np.zeros(h)
         self.A_inv = np.eye(h) / self.lam
@@ -385,13 +391,15 @@ class NeuralOutcomeModel:
         obs = history.observations()
         inputs = self._inputs(X, r)
         alloc = AllocationLog(u, r, t, inputs)
-        pred = self.net.predict(inputs) if self.trained else None
+        pred = self.net.predict(inputs)[0, :, 0] if self.trained else None
         Zc, yc, _ = CompletedMass(0.05).design(alloc, obs, self.kernels, now, predicted=pred)
         if Zc.shape[0] >= 8:
-            self.net.fit(Zc[-self.max_rows :], yc[-self.max_rows :])
+            n = min(Zc.shape[0], self.max_rows)
+            steps = self.epochs * -(-n // self.net.batch_size)
+            self.net.fit(Zc[-n:], yc[-n:], n_steps=steps)
             self.trained = True
         if self.uncertainty == "neural_linear":
-            emb = AllocationLog(u, r, t, self.net.embed(inputs))
+            emb = AllocationLog(u, r, t, self.net.embed(inputs)[0])
             Z, y, w = self.attribution.design(emb, obs, self.kernels, now)
             model = fit_ridge(Z, y, w, lam=self.lam)
             self.theta, self.A_inv = model.theta[0].copy(), model.A_inv[0].copy()
@@ -406,16 +414,17 @@ class NeuralOutcomeModel:
         for r in range(self.R):
             inp = self._inputs(X, np.full(n, r))
             if self.uncertainty == "neural_linear":
-                phi = self.net.embed(inp)
+                phi = self.net.embed(inp)[0]
                 mean[:, r] = phi @ self.theta
                 var = linear.predict_variance(phi, self.A_inv[None])[:, 0]
                 sd[:, r] = self.sigma * np.sqrt(np.maximum(var, 0.0))
             elif self.uncertainty == "mc_dropout":
-                mean[:, r] = self.net.predict(inp)
-                sd[:, r] = self.net.sample_outputs(inp, self.mc_samples).std(axis=0, ddof=1)
+                mean[:, r] = self.net.predict(inp)[0, :, 0]
+                draws = self._dropout_samples(inp, self.mc_samples, self._rng)
+                sd[:, r] = draws.std(axis=0, ddof=1)
             else:
-                mean[:, r] = self.net.predict(inp)
-                sd[:, r] = np.sqrt(self.net.predict_variance(inp))
+                mean[:, r] = self.net.predict(inp)[0, :, 0]
+                sd[:, r] = np.sqrt(self.net.predict_variance(inp)[0, :, 0])
         return mean, sd
 
     def sample(self, X: np.ndarray, n_samples: int, rng: np.random.Generator) -> np.ndarray:
@@ -426,19 +435,34 @@ class NeuralOutcomeModel:
         if self.uncertainty == "neural_linear":
             draws = linear.sample_parameters(self.theta, self.A_inv, self.sigma, n_samples, rng)
             for r in range(self.R):
-                phi = self.net.embed(self._inputs(X, np.full(n, r)))
+                phi = self.net.embed(self._inputs(X, np.full(n, r)))[0]
                 out[:, :, r] = draws @ phi.T
         elif self.uncertainty == "mc_dropout":
             for r in range(self.R):
-                out[:, :, r] = self.net.sample_outputs(self._inputs(X, np.full(n, r)), n_samples)
+                inp = self._inputs(X, np.full(n, r))
+                out[:, :, r] = self._dropout_samples(inp, n_samples, rng)
         else:
             mean, sd = self.predict(X)
             out[:] = mean + sd * rng.standard_normal((n_samples, n, self.R))
         return out
 
+    def _dropout_samples(
+        self, inputs: np.ndarray, n_samples: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """``(n_samples, n)`` network outputs at ``inputs`` ``(n, d + R)``, one dropout mask
+        per sample and row (Monte Carlo dropout)."""
+        n = inputs.shape[0]
+        return np.stack(
+            [
+                self.net.predict(inputs, self.net.dropout_masks(n, rng))[0, :, 0]
+                for _ in range(n_samples)
+            ]
+        )
+
     def get_state(self) -> dict[str, Any]:
         return {
             "net": self.net.get_state(),
+            "rng": generator_state(self._rng),
             "theta": self.theta,
             "A_inv": self.A_inv,
             "sigma": self.sigma,
@@ -447,6 +471,7 @@ class NeuralOutcomeModel:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self.net.set_state(state["net"])
+        self._rng = generator_from_state(state["rng"])
         self.theta = np.asarray(state["theta"], float)
         self.A_inv = np.asarray(state["A_inv"], float)
         self.sigma = float(state["sigma"])

@@ -4,11 +4,11 @@ The pieces every neural bandit (and every capability with a neural estimate) com
 
 * :class:`NetworkConfig`: the network's shape and its training schedule, one validated value
   (built from a plain mapping, so it travels through TOML, ``get_params`` and JSON);
-* :class:`MLP`: a ReLU perceptron with ``n_outputs`` heads on one shared body, or an ensemble of
-  ``n_members`` independent such networks evaluated as one batched product. Trained in torch
-  (Adam on minibatches of a squared loss restricted to each row's head, per-member row
-  weights for bootstrapping, optional dropout); evaluated in NumPy from cached weights (a
-  forward pass of one row costs microseconds, not a torch call);
+* :class:`MLP` (defined in :mod:`scarce.models.torch_mlp`, re-exported here): a ReLU
+  perceptron with ``n_outputs`` heads on one body, or ``n_members`` independent ones evaluated
+  as one batched product; trained in torch (Adam on minibatches of a squared, logistic or
+  Gaussian loss restricted to each row's head, per-member row weights, optional dropout);
+  evaluated in NumPy from cached weights;
 * :class:`ReplayBuffer`: the observations, optionally capped to the most recent ``capacity``;
 * :class:`RetrainSchedule`: when to train: first after ``first_train`` observations, then
   after ``max(retrain_every, retrain_growth * n)`` more (a fixed period, or a geometric one
@@ -18,52 +18,23 @@ The pieces every neural bandit (and every capability with a neural estimate) com
   step of training ever touches the whole history, so a retrain costs the same at any time.
 
 Randomness: each :class:`MLP` owns a ``torch.Generator`` seeded from ``seed`` (initial
-weights, minibatches, training dropout masks); torch's global RNG is never read. Decision-time
-randomness (dropout masks of a Thompson sample) comes from a NumPy generator the caller
-passes. Weights are float64 and saved as NumPy arrays (``get_state``), never pickled.
-
-Targets are standardised for training (shift and scale from the training rows); the output
-layer is re-expressed exactly when they change, so a warm start predicts what it predicted.
+weights, minibatches, training dropout masks); torch's global RNG is never read. Bootstrap
+masks come from a NumPy generator of the :class:`OnlineNetwork`. Weights are float32, saved
+as NumPy arrays (``get_state``), never pickled.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from scarce.core.random import SeedLike, as_generator
+from scarce.core.random import SeedLike, as_generator, generator_from_state
 from scarce.core.validation import check_positive_int, check_scalar
-
-
-def torch_module() -> Any:
-    """``torch``, or an ImportError that says which extra to install."""
-    try:
-        import torch
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "neural models need PyTorch: pip install torch==2.13.0 && pip install 'scarce[neural]'"
-        ) from exc
-    return torch
-
-
-class one_torch_thread:
-    """Run torch on one intra-op thread inside the block, then restore the setting. The
-    networks here are small: on a loaded 2-core machine a batch step took 69 ms with two
-    threads and 2.9 ms with one (same script, same machine)."""
-
-    def __enter__(self) -> None:
-        self._torch = torch_module()
-        self._before = self._torch.get_num_threads()
-        if self._before != 1:
-            self._torch.set_num_threads(1)
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._before != 1:
-            self._torch.set_num_threads(self._before)
+from scarce.models.torch_mlp import LOSSES, MLP, one_torch_thread, torch_module
 
 
 @dataclass(frozen=True)
@@ -138,215 +109,6 @@ class NetworkConfig:
         out = asdict(self)
         out["hidden"] = list(self.hidden)
         return out
-
-
-class MLP:
-    """``n_members`` independent ReLU perceptrons ``R^d -> R^{n_outputs}``, evaluated together.
-
-    Parameters
-    ----------
-    n_inputs:
-        input dimension ``d``.
-    n_outputs:
-        heads on the shared body (one per action for shared contexts; 1 for per-action
-        features).
-    hidden:
-        widths of the hidden layers.
-    n_members:
-        independent networks (an ensemble); 1 for a single network.
-    dropout:
-        probability of dropping a hidden unit in training and in :meth:`dropout_masks`.
-    lr, weight_decay, batch_size:
-        training settings (Adam).
-    seed:
-        seed or NumPy generator; seeds the network's own ``torch.Generator``.
-    """
-
-    def __init__(
-        self,
-        n_inputs: int,
-        n_outputs: int = 1,
-        *,
-        hidden: Sequence[int] = (50,),
-        n_members: int = 1,
-        dropout: float = 0.0,
-        lr: float = 1e-2,
-        weight_decay: float = 1e-4,
-        batch_size: int = 128,
-        seed: SeedLike = None,
-    ) -> None:
-        torch = torch_module()
-        self.n_inputs = check_positive_int(n_inputs, "n_inputs")
-        self.n_outputs = check_positive_int(n_outputs, "n_outputs")
-        self.hidden = tuple(check_positive_int(h, "hidden[i]") for h in hidden)
-        if not self.hidden:
-            raise ValueError("hidden must list at least one layer width, e.g. (50,)")
-        self.n_members = check_positive_int(n_members, "n_members")
-        self.dropout = check_scalar(dropout, "dropout", low=0.0, high=1.0, high_inclusive=False)
-        self.lr = check_scalar(lr, "lr", low=0.0, low_inclusive=False)
-        self.weight_decay = check_scalar(weight_decay, "weight_decay", low=0.0)
-        self.batch_size = check_positive_int(batch_size, "batch_size")
-        self._gen = torch.Generator().manual_seed(int(as_generator(seed).integers(2**62)))
-        widths = (self.n_inputs, *self.hidden, self.n_outputs)
-        self.params: list[Any] = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
-            # uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch.nn.Linear's scale, from our generator
-            bound = 1.0 / math.sqrt(fan_in)
-            for shape in ((self.n_members, fan_in, fan_out), (self.n_members, 1, fan_out)):
-                u = torch.rand(shape, generator=self._gen, dtype=torch.float64)
-                self.params.append(((2 * u - 1) * bound).requires_grad_(True))
-        self.shift, self.scale = 0.0, 1.0
-        self._cache()
-
-    @property
-    def embedding_dim(self) -> int:
-        return self.hidden[-1]
-
-    @property
-    def n_parameters(self) -> int:
-        """Parameters of one member."""
-        return sum(int(np.prod(p.shape[1:])) for p in self.params)
-
-    def _cache(self) -> None:
-        self._np = [p.detach().numpy().copy() for p in self.params]
-
-    def weights(self) -> list[np.ndarray]:
-        """The layers' ``[W_1 (M, d, h_1), b_1 (M, 1, h_1), ..., W_L, b_L]`` as NumPy arrays
-        (outputs in standardised units: multiply by ``scale``, add ``shift``)."""
-        return self._np
-
-    # ------------------------------------------------------------------ evaluation (NumPy)
-    def forward(
-        self, X: np.ndarray, masks: Sequence[np.ndarray] | None = None
-    ) -> tuple[list[np.ndarray], np.ndarray]:
-        """Hidden activations (one ``(M, n, h_l)`` array per layer) and standardised outputs
-        ``(M, n, n_outputs)`` of ``X`` ``(n, d)``; ``masks[l]`` ``(n, h_l)`` multiplies layer
-        ``l``'s activations (dropout samples)."""
-        h = X[None]
-        acts = []
-        for layer in range(len(self.hidden)):
-            W, b = self._np[2 * layer], self._np[2 * layer + 1]
-            h = np.maximum(np.matmul(h, W) + b, 0.0)
-            if masks is not None:
-                h = h * masks[layer]
-            acts.append(h)
-        return acts, np.matmul(h, self._np[-2]) + self._np[-1]
-
-    def embed(self, X: np.ndarray) -> np.ndarray:
-        """``(M, n, hidden[-1])`` last hidden layer of ``X`` ``(n, d)`` (no dropout)."""
-        return self.forward(X)[0][-1]
-
-    def predict(self, X: np.ndarray, masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
-        """``(M, n, n_outputs)`` predictions in the targets' units."""
-        return self.forward(X, masks)[1] * self.scale + self.shift
-
-    def dropout_masks(self, n: int, rng: np.random.Generator) -> list[np.ndarray]:
-        """One inverted-dropout mask per case and hidden layer, ``(n, h_l)`` each."""
-        if self.dropout <= 0:
-            raise ValueError("dropout_masks needs dropout > 0")
-        keep = 1.0 - self.dropout
-        return [(rng.random((n, h)) < keep) / keep for h in self.hidden]
-
-    # ------------------------------------------------------------------ training (torch)
-    def _rescale(self, shift: float, scale: float) -> None:
-        """Change the target standardisation without changing any prediction."""
-        torch = torch_module()
-        W, b = self.params[-2], self.params[-1]
-        with torch.no_grad():
-            W.mul_(self.scale / scale)
-            b.mul_(self.scale / scale).add_((self.shift - shift) / scale)
-        self.shift, self.scale = shift, scale
-        self._cache()
-
-    def fit(
-        self,
-        X: np.ndarray,
-        y: np.ndarray,
-        heads: np.ndarray | None = None,
-        weights: np.ndarray | None = None,
-        *,
-        n_steps: int = 100,
-    ) -> MLP:
-        """``n_steps`` Adam steps, from the current weights, on minibatches of the rows.
-
-        Parameters
-        ----------
-        X, y:
-            ``(n, d)`` inputs and ``(n,)`` targets.
-        heads:
-            ``(n,)`` ints in ``[0, n_outputs)``: the output each row's target belongs to
-            (the loss ignores the other outputs); None: all rows on output 0.
-        weights:
-            ``(n, n_members)`` non-negative row weights per member (bootstrap masks); None: 1.
-        n_steps:
-            minibatch steps; each draws ``batch_size`` rows with replacement.
-        """
-        torch = torch_module()
-        n = X.shape[0]
-        if n == 0:
-            return self
-        heads = np.zeros(n, dtype=np.int64) if heads is None else heads
-        sd = float(np.std(y))
-        self._rescale(
-            float(np.mean(y)), sd if sd > 1e-8 * max(1.0, abs(float(np.mean(y)))) else 1.0
-        )
-        Xt = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
-        yt = torch.from_numpy((np.asarray(y, dtype=np.float64) - self.shift) / self.scale)
-        ht = torch.from_numpy(np.asarray(heads, dtype=np.int64))
-        wt = None if weights is None else torch.from_numpy(np.asarray(weights, dtype=np.float64))
-        with one_torch_thread():
-            self._steps(Xt, yt, ht, wt, check_positive_int(n_steps, "n_steps"))
-        self._cache()
-        return self
-
-    def _steps(self, Xt: Any, yt: Any, ht: Any, wt: Any, n_steps: int) -> None:
-        torch = torch_module()
-        n = Xt.shape[0]
-        opt = torch.optim.Adam(
-            self.params, lr=self.lr, weight_decay=self.weight_decay, foreach=True
-        )
-        keep = 1.0 - self.dropout
-        M = self.n_members
-        for _ in range(n_steps):
-            idx = torch.randint(n, (self.batch_size,), generator=self._gen)
-            h = Xt[idx].unsqueeze(0)
-            for layer, width in enumerate(self.hidden):
-                h = torch.relu(torch.matmul(h, self.params[2 * layer]) + self.params[2 * layer + 1])
-                if self.dropout > 0:
-                    full = torch.full((M, self.batch_size, width), keep, dtype=torch.float64)
-                    h = h * torch.bernoulli(full, generator=self._gen) / keep
-            out = torch.matmul(h, self.params[-2]) + self.params[-1]  # (M, B, outputs)
-            pred = out.gather(2, ht[idx].view(1, -1, 1).expand(M, -1, 1))[:, :, 0]
-            sq = (pred - yt[idx]) ** 2  # (M, B)
-            if wt is None:
-                loss = sq.mean(dim=1).sum()
-            else:
-                w = wt[idx].T  # (M, B)
-                loss = ((w * sq).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-    # ------------------------------------------------------------------ persistence
-    def get_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {f"p{i}": a.copy() for i, a in enumerate(self._np)}
-        state.update(shift=self.shift, scale=self.scale)
-        state["generator"] = self._gen.get_state().numpy().copy()
-        return state
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        torch = torch_module()
-        with torch.no_grad():
-            for i, p in enumerate(self.params):
-                value = np.asarray(state[f"p{i}"], dtype=np.float64)
-                if value.shape != tuple(p.shape):
-                    raise ValueError(
-                        f"state['p{i}'] must have shape {tuple(p.shape)}; got {value.shape}"
-                    )
-                p.copy_(torch.from_numpy(value))
-        self.shift, self.scale = float(state["shift"]), float(state["scale"])
-        self._gen.set_state(torch.from_numpy(np.asarray(state["generator"], dtype=np.uint8)))
-        self._cache()
 
 
 class ReplayBuffer:
@@ -484,11 +246,15 @@ class OnlineNetwork:
         as in :class:`MLP`.
     config:
         a :class:`NetworkConfig` (or a mapping of its fields).
-    n_members, dropout:
+    n_members, dropout, loss:
         as in :class:`MLP`.
     bootstrap:
         with ``n_members > 1``, the probability that a new row is in each member's training
         set (Bernoulli masks drawn once per row, kept in the buffer); 1 for none.
+    weighted:
+        :meth:`add` takes per-member row ``weights`` (kept in the buffer): e.g. a one-hot of
+        the model each row belongs to, so that member ``k`` of a bank of independent networks
+        trains on model ``k``'s rows only.
     seed:
         seed or NumPy generator (weights, minibatches, bootstrap masks).
     """
@@ -502,6 +268,8 @@ class OnlineNetwork:
         n_members: int = 1,
         dropout: float = 0.0,
         bootstrap: float = 1.0,
+        weighted: bool = False,
+        loss: str = "squared",
         seed: SeedLike = None,
     ) -> None:
         self.config = NetworkConfig.from_mapping(config)
@@ -510,6 +278,7 @@ class OnlineNetwork:
         self.bootstrap = check_scalar(
             bootstrap, "bootstrap", low=0.0, high=1.0, low_inclusive=False
         )
+        self.weighted = bool(weighted)
         self.mlp = MLP(
             n_inputs,
             n_outputs,
@@ -519,30 +288,53 @@ class OnlineNetwork:
             lr=c.lr,
             weight_decay=c.weight_decay,
             batch_size=c.batch_size,
+            loss=loss,
             seed=rng,
         )
         self._mask_rng = np.random.default_rng(int(rng.integers(2**62)))
-        n_weights = n_members if self.bootstrap < 1.0 else 0
+        n_weights = n_members if (self.bootstrap < 1.0 or self.weighted) else 0
         self.buffer = ReplayBuffer(n_inputs, c.buffer_size, n_weights)
         self.schedule = RetrainSchedule(c.first_train, c.retrain_every, c.retrain_growth)
         self.n_seen = 0
 
-    def add(self, X: np.ndarray, y: np.ndarray, heads: np.ndarray | None = None) -> bool:
-        """Record rows (``heads`` as in :meth:`MLP.fit`); train if due. Returns whether it
-        trained."""
-        heads = np.zeros(X.shape[0], dtype=np.int64) if heads is None else heads
-        weights = None
-        if self.buffer.n_weights:
-            draws = self._mask_rng.random((X.shape[0], self.buffer.n_weights))
-            weights = (draws < self.bootstrap).astype(np.float64)
+    def add(
+        self,
+        X: np.ndarray,
+        y: np.ndarray,
+        heads: np.ndarray | None = None,
+        weights: np.ndarray | None = None,
+    ) -> bool:
+        """Record rows ``X`` ``(n, d)``, ``y`` ``(n,)`` (``heads`` as in :meth:`MLP.fit`;
+        ``weights`` ``(n, n_members)`` non-negative, only with ``weighted=True``, where None
+        means 1); train if due. Returns whether it trained."""
+        n = X.shape[0]
+        heads = np.zeros(n, dtype=np.int64) if heads is None else heads
+        M = self.mlp.n_members
+        if weights is not None:
+            if not self.weighted:
+                raise ValueError("weights need OnlineNetwork(..., weighted=True)")
+            weights = np.asarray(weights, dtype=np.float64)
+            if weights.shape != (n, M) or np.any(weights < 0):
+                raise ValueError(f"weights must be non-negative with shape ({n}, {M})")
+        elif self.buffer.n_weights:
+            weights = np.ones((n, M))
+        if self.bootstrap < 1.0:
+            draws = self._mask_rng.random((n, M))
+            weights = weights * (draws < self.bootstrap)
         self.buffer.add(X, y, heads, weights)
-        self.n_seen += X.shape[0]
+        self.n_seen += n
         if not self.schedule.due(self.n_seen):
             return False
-        b = self.buffer
-        self.mlp.fit(b.X, b.y, b.heads, b.weights, n_steps=self.config.train_steps)
-        self.schedule.done(self.n_seen)
+        self.train()
         return True
+
+    def train(self, n_steps: int | None = None) -> None:
+        """``n_steps`` (default ``config.train_steps``) warm-started steps on the buffer now,
+        counted as a retraining by the schedule."""
+        b = self.buffer
+        steps = self.config.train_steps if n_steps is None else n_steps
+        self.mlp.fit(b.X, b.y, b.heads, b.weights, n_steps=steps)
+        self.schedule.done(self.n_seen)
 
     @property
     def n_retrains(self) -> int:
@@ -558,10 +350,20 @@ class OnlineNetwork:
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
-        from scarce.core.random import generator_from_state
-
         self.mlp.set_state(state["mlp"])
         self.buffer.set_state(state["buffer"])
         self.schedule.set_state(state["schedule"])
         self._mask_rng = generator_from_state(state["mask_rng"])
         self.n_seen = int(state["n_seen"])
+
+
+__all__ = [
+    "LOSSES",
+    "MLP",
+    "NetworkConfig",
+    "OnlineNetwork",
+    "ReplayBuffer",
+    "RetrainSchedule",
+    "one_torch_thread",
+    "torch_module",
+]

@@ -32,7 +32,7 @@ The network's ``torch.Generator`` is seeded from the policy's generator; decisio
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -43,7 +43,11 @@ from scarce.core.random import SeedLike, generator_from_state
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.mlp import NetworkConfig, OnlineNetwork
-from scarce.models.neural_linear import NeuralLinearRegression
+from scarce.models.neural_linear import (
+    NeuralLinearRegression,
+    student_argmax_probabilities,
+    student_scores,
+)
 from scarce.policies.base import ModelPolicy, greedy_decision, masked, one_hot
 from scarce.policies.linear import ThompsonPolicy, UCBPolicy
 
@@ -114,8 +118,17 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         ridge penalty (prior precision) on the embedding, > 0.
     network:
         None or a mapping of :class:`~scarce.models.mlp.NetworkConfig` fields.
+    append_inputs:
+        regress on ``[phi(x), x]`` (see :class:`~scarce.models.neural_linear.
+        NeuralLinearRegression`).
+    noise_prior:
+        None: the noise scale is ``v``. ``[a0, b0]`` (both > 0): Riquelme et al.'s
+        normal-inverse-gamma posterior, the noise variance of action ``k`` drawn per case from
+        ``IG(a0 + n_k / 2, b0 + r_k / 2)`` (``r_k`` the ridge fit's residual sum of squares
+        plus penalty), then ``theta~ ~ N(theta_hat, v^2 sigma^2 A^{-1})``; each score is then
+        a Student t, and choice probabilities are Monte Carlo (``propensity_samples`` draws).
     propensity_samples:
-        Monte-Carlo draws for choice probabilities with per-action features.
+        Monte-Carlo draws for choice probabilities (per-action features, or ``noise_prior``).
     """
 
     def __init__(
@@ -126,6 +139,8 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         v: float = 1.0,
         lam: float = 1.0,
         network: Mapping[str, Any] | None = None,
+        append_inputs: bool = False,
+        noise_prior: Sequence[float] | None = None,
         propensity_samples: int = 1000,
         seed: SeedLike = None,
     ) -> None:
@@ -133,11 +148,32 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         self.v = v
         self.lam = lam
         self.network = network
+        self.append_inputs = append_inputs
+        self.noise_prior = noise_prior
         self.propensity_samples = propensity_samples
+
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        net = dict(UNIT_TEST_NETWORK)
+        return [
+            {"network": net},
+            {"network": net, "noise_prior": [6.0, 6.0], "append_inputs": True},
+        ]
 
     def _check_params(self) -> None:
         super()._check_params()
         self._network_config()
+        self._noise_prior()
+
+    def _noise_prior(self) -> tuple[float, float] | None:
+        if self.noise_prior is None:
+            return None
+        prior = self.noise_prior
+        if isinstance(prior, (str, bytes)) or not isinstance(prior, Sequence) or len(prior) != 2:
+            raise ValueError(f"noise_prior must be None or [a0, b0]; got {prior!r}")
+        a0 = check_scalar(prior[0], "noise_prior[0] (a0)", low=0.0, low_inclusive=False)
+        b0 = check_scalar(prior[1], "noise_prior[1] (b0)", low=0.0, low_inclusive=False)
+        return float(a0), float(b0)
 
     def _make_model(self, n_models: int) -> NeuralLinearRegression:
         return NeuralLinearRegression(
@@ -145,14 +181,32 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
             self.n_features,
             lam=self.lam,
             network=self._network_config(),
+            append_inputs=self.append_inputs,
             seed=self._network_seed(),
         )
+
+    def _ig_probabilities(self, view, eligible, seed: list[int]) -> np.ndarray:
+        # a separate deterministic stream: asking never moves rng_
+        n = int(self.propensity_samples)
+        return student_argmax_probabilities(view, self.v, eligible, n, np.random.default_rng(seed))
 
     def _posterior(self):
         return self.model_.theta, self.model_.A_inv
 
     def _decide(self, X, eligible):
         Z = self.model_.transform(X)
+        if self.noise_prior is not None:
+            view = self.model_.student_view(Z, *self._noise_prior())
+            sampled = masked(student_scores(view, self.v, self.rng_), eligible)
+            actions = np.argmax(sampled, axis=1)
+            seed = [int(self.n_updates_), X.shape[0], 7919]
+            rows = np.arange(X.shape[0])
+            return Decision(
+                actions,
+                None,
+                sampled,
+                probability_fn=lambda: self._ig_probabilities(view, eligible, seed)[rows, actions],
+            )
         if self.context_mode_ != SHARED_CONTEXT:
             return super()._decide(Z, eligible)
         # independent per-action posteriors: the sample's marginals are all that is needed,
@@ -171,6 +225,13 @@ class NeuralLinearTS(_NeuralMixin, ThompsonPolicy):
         )
 
     def _action_probabilities(self, X, eligible):
+        if self.noise_prior is not None:
+            seed = [int(self.n_updates_), X.shape[0], 7919]
+            return self._ig_probabilities(
+                self.model_.student_view(self.model_.transform(X), *self._noise_prior()),
+                eligible,
+                seed,
+            )
         return super()._action_probabilities(self.model_.transform(X), eligible)
 
 
@@ -186,6 +247,9 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
         ridge penalty on the embedding, > 0.
     network:
         None or a mapping of :class:`~scarce.models.mlp.NetworkConfig` fields.
+    append_inputs:
+        regress on ``[phi(x), x]`` (see :class:`~scarce.models.neural_linear.
+        NeuralLinearRegression`).
     """
 
     def __init__(
@@ -196,12 +260,14 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
         alpha: float = 1.0,
         lam: float = 1.0,
         network: Mapping[str, Any] | None = None,
+        append_inputs: bool = False,
         seed: SeedLike = None,
     ) -> None:
         Policy.__init__(self, n_actions=n_actions, n_features=n_features, seed=seed)
         self.alpha = alpha
         self.lam = lam
         self.network = network
+        self.append_inputs = append_inputs
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -213,6 +279,7 @@ class NeuralLinearUCB(_NeuralMixin, UCBPolicy):
             self.n_features,
             lam=self.lam,
             network=self._network_config(),
+            append_inputs=self.append_inputs,
             seed=self._network_seed(),
         )
 
@@ -342,7 +409,7 @@ class NeuralUCB(_NetworkPolicy):
 
     def _ucb(self, X: np.ndarray) -> np.ndarray:
         mean = self._predict(X)[0]
-        return mean + float(self.alpha) * self.model_.mlp.scale * self.widths(X)
+        return mean + float(self.alpha) * self.model_.mlp.scale[0] * self.widths(X)
 
     def _decide(self, X, eligible):
         return greedy_decision(self._ucb(X), eligible)
