@@ -28,7 +28,6 @@ import numpy as np  # noqa: E402
 
 from scarce.pareto import (  # noqa: E402
     Cone,
-    ParetoRandom,
     ParetoUCB,
     PCBShift,
     PeaksShiftEnv,
@@ -36,6 +35,7 @@ from scarce.pareto import (  # noqa: E402
     StaticGridPCB,
     gaps,
 )
+from scarce.policies import Random  # noqa: E402
 
 K, M, D = 10, 3, 2
 #: CPU time of this process: the machine is shared, and wall time would count the rounds in
@@ -64,7 +64,7 @@ def _policy(name: str, env: PeaksShiftEnv):
         "LinUCB-chebyshev": lambda: ScalarisedLinUCB(
             **common, scalarization="chebyshev", alpha=0.2
         ),
-        "Random": lambda: ParetoRandom(**common),
+        "Random": lambda: Random(n_actions=K, n_features=D, seed=0),
     }[name]()
 
 
@@ -86,7 +86,7 @@ def run_rounds(name: str, rounds: int, blocks: int = 10) -> dict[str, object]:
                 t0 = _clock()
                 d = policy.decide(x)
                 t1 = _clock()
-                y = env.mean_rewards(x)[:, d.actions[0]] + noise[t : t + 1]
+                y = env.expected_rewards(x)[:, d.actions[0]] + noise[t : t + 1]
                 t2 = _clock()
                 policy.update(x, d.actions, y)
                 t3 = _clock()
@@ -94,7 +94,7 @@ def run_rounds(name: str, rounds: int, blocks: int = 10) -> dict[str, object]:
                 t_upd += t3 - t2
             else:
                 d = policy.decide(x)
-                y = env.mean_rewards(x)[:, d.actions[0]] + noise[t : t + 1]
+                y = env.expected_rewards(x)[:, d.actions[0]] + noise[t : t + 1]
                 policy.update(x, d.actions, y)
         elapsed = _clock() - start
         per_block.append(1e6 * elapsed / block)

@@ -390,6 +390,11 @@ def main() -> None:
     ap.add_argument("--pg-url", default=None, help="admin URL of an existing PostgreSQL server")
     ap.add_argument("--workers", type=int, default=1, help="service processes")
     ap.add_argument("--csv", default=None)
+    ap.add_argument(
+        "--policy",
+        default=None,
+        help="a policy TOML to serve instead of the default LinUCB (8 shared features)",
+    )
     args = ap.parse_args()
     if args.client == "auto":
         args.client = "wrk" if shutil.which("wrk") else "raw"
@@ -403,7 +408,7 @@ def main() -> None:
     ):
         tmp = Path(tmpdir)
         policy = tmp / "policy.toml"
-        policy.write_text(POLICY)
+        policy.write_text(POLICY if args.policy is None else Path(args.policy).read_text())
         for n, (target, k) in enumerate((t, k) for t in targets for k in clients):
             if target == "postgres" and pg in (None, "unused"):
                 print("postgres: no server available, skipped", file=sys.stderr)
@@ -425,8 +430,13 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"\nclient {args.client}; {os.cpu_count()} CPUs, load average {load[0]:.2f} "
-        f"{load[1]:.2f} {load[2]:.2f}; {seconds:g} s per cell; policy LinUCB K=5 d=8 with a "
-        "budget (every decision charged and logged in one transaction)."
+        f"{load[1]:.2f} {load[2]:.2f}; {seconds:g} s per cell; policy "
+        + (
+            f"{args.policy}"
+            if args.policy
+            else "LinUCB K=5 d=8 with a budget (every decision charged and logged in one "
+            "transaction)."
+        )
     )
     if args.csv:
         with open(args.csv, "w", newline="") as fh:

@@ -42,6 +42,11 @@ def _params(cls: type, seed: int | None = 0, config: int = 0) -> dict[str, Any]:
     return {"n_actions": K, "n_features": D, "seed": seed, **extra}
 
 
+def _k(cls: type) -> int:
+    """Number of actions the checks build ``cls`` with (``K`` unless its unit-test params say)."""
+    return int(_params(cls)["n_actions"])
+
+
 def _make(cls: type, seed: int | None = 0, config: int = 0, **override: Any) -> Any:
     return cls(**{**_params(cls, seed, config), **override})
 
@@ -135,7 +140,7 @@ def check_inputs_not_mutated(cls: type, layout: str) -> None:
     policy = _make(cls)
     X = _contexts(cls, rng, 5, layout)
     discrete = cls.action_type in PER_CASE_ACTION_TYPES
-    eligible = np.ones((5, K), dtype=bool)
+    eligible = np.ones((5, _k(cls)), dtype=bool)
     eligible[:, 0] = False
     X0, e0 = X.copy(), eligible.copy()
     d = policy.decide(X, eligible=eligible if discrete else None)
@@ -153,6 +158,7 @@ def check_bad_inputs_rejected_with_argument_named(cls: type, layout: str) -> Non
     errors that name the argument."""
     rng = np.random.default_rng(3)
     policy = _make(cls)
+    K = _k(cls)
     X = _contexts(cls, rng, 3, layout)
     wrong = np.concatenate([X, X[..., :1]], axis=-1)  # one feature too many
     _raises(ValueError, "X", policy.decide, wrong)
@@ -215,6 +221,7 @@ def check_probabilities_consistent_and_eligibility_respected(cls: type, layout: 
     """Reported probabilities are in (0, 1], agree with ``action_probabilities`` (which sums to
     one and is zero on ineligible actions), and ineligible actions are never chosen."""
     policy = _make(cls, seed=8)
+    K = _k(cls)
     rng = np.random.default_rng(5)
     _play(policy, rng, layout)
     X = _contexts(cls, rng, 6, layout)
@@ -235,6 +242,7 @@ def check_probabilities_consistent_and_eligibility_respected(cls: type, layout: 
 def check_choice_frequencies_match_reported_probabilities(cls: type) -> None:
     """Deciding the same case many times (no learning) reproduces ``action_probabilities``."""
     policy = _make(cls, seed=9)
+    K = _k(cls)
     rng = np.random.default_rng(6)
     layout = cls.layouts[0]
     _play(policy, rng, layout, rounds=3)
@@ -258,6 +266,7 @@ def check_get_params_round_trip(cls: type) -> None:
 def check_full_information_feedback_learns_every_action(cls: type, layout: str) -> None:
     """``update(X, full_rewards=...)`` is accepted; per-action models see every case."""
     policy = _make(cls)
+    K = _k(cls)
     rng = np.random.default_rng(7)
     X = _contexts(cls, rng, 5, layout)
     d = policy.decide(X)

@@ -1,103 +1,91 @@
-"""Seeded learning tests of the issue's acceptance section.
+"""Seeded learning tests of issue 14's targets at small scale, with the class defaults (no
+tuned settings), on seeds the defaults were not chosen on (env and stream seeds 20-22; the
+defaults were looked at on the experiments' seeds and on roots 101-103).
 
-The experiment settings (``beta_scale=0.2``, a ``sqrt(T)`` warm-up) were chosen while looking
-at env seeds 1-3 and 11; these tests use other seeds (20-22) so they check them out of sample.
-"""
+Full-scale figures come from ``scarce run deferral-synthetic`` / ``deferral-real``."""
 
-import functools
 import math
 
 import numpy as np
 import pytest
 
 from scarce.budget import (
-    Deferral,
+    BestReject,
     DigitsDeferral,
+    KnapsackBandit,
     SyntheticDeferral,
-    arbitrary_human,
-    best_reject,
-    model_only,
-    run_learner,
+    best_threshold,
+    empirical_opt_deferral,
+    static_opt_lp,
 )
-from scarce.budget.experiments import learner_settings
+from scarce.sim import PolicySpec, run
 
 pytestmark = pytest.mark.statistical
 SEEDS = (20, 21, 22)
 
 
-@functools.cache  # the T = 10,000 runs serve two tests
-def _ratios(T, frac, regime, seed, feedback="full"):
-    kw = {"feedback": feedback}
-    env = SyntheticDeferral(regime, seed=seed)
-    opt = T * env.static_opt(frac)
-    s = env.sample(T, seed + 1000)
-    B = frac * T
-    pol = Deferral(n_features=20, budget=B, horizon=T, seed=seed, **{**learner_settings(T), **kw})
-    out = {
-        "Deferral": run_learner(pol, s),
-        "BestReject": best_reject(s, B, 1.0)[0],
-        "ArbitraryHuman": arbitrary_human(s, B, 1.0, seed),
-        "ModelOnly": model_only(s),
-    }
-    assert out["Deferral"].spent <= B
-    return {k: o.expected_reward / opt for k, o in out.items()}, opt
+def _against_best_reject(env, T, seed, real=False, feedback="full"):
+    """Deferral's and BestReject's (threshold chosen in hindsight) reward over OPT, and the
+    share of the budget Deferral spent, on one common stream."""
+    B = env.budget(T)[0]
+    first = run(
+        PolicySpec("ModelOnly").build_for(env, seed, T), env, T, seed=seed, record_contexts=True
+    )
+    ex = first.extras
+    scores = PolicySpec(BestReject).build_for(env, seed, T).model_scores(first.contexts)
+    tau, _ = best_threshold(scores, ex["mean_rewards"], ex["deferral_costs"], B, 1.0)
+    br = run(PolicySpec(BestReject, {"threshold": tau}).build_for(env, seed, T), env, T, seed=seed)
+    policy = PolicySpec("Deferral", {"feedback": feedback}).build_for(env, seed, T)
+    tr = run(policy, env, T, seed=seed)
+    assert tr.budget_spent[0] <= B + 1e-9
+    if real:  # realised reward over the empirical OPT of the sequence, as the paper
+        opt = empirical_opt_deferral(
+            ex["human_rewards"], ex["model_rewards"], ex["deferral_costs"], B
+        ).value
+        return tr.reward.sum() / opt, br.reward.sum() / opt, tr.budget_spent[0] / B
+    opt = T * env.static_opt()
+    return tr.expected_reward.sum() / opt, br.expected_reward.sum() / opt, tr.budget_spent[0] / B
 
 
-def test_human_better_ratio_to_opt_and_baselines():
-    ratios = [_ratios(10_000, 0.25, "human_better", s)[0] for s in SEEDS]
-    mean = {k: float(np.mean([r[k] for r in ratios])) for k in ratios[0]}
-    for r in ratios:
-        assert r["Deferral"] >= 0.90
-        assert r["Deferral"] > r["ArbitraryHuman"] + 0.01
-        assert r["Deferral"] > r["ModelOnly"] + 0.2
-    # BestReject knows mu_M exactly and gets its threshold picked in sample, so its gap to
-    # Deferral is small (0.005-0.03 of OPT on these seeds): each seed must be above it, and
-    # the mean by 0.01
-    for r in ratios:
-        assert r["Deferral"] > r["BestReject"], r
-    assert mean["Deferral"] > mean["BestReject"] + 0.01, mean
+def test_heterogeneous_regime_deferral_beats_best_reject_by_five_points_of_opt():
+    # measured: Deferral - BestReject = 0.058, 0.070, 0.079 of OPT (T = 3,000)
+    out = np.array(
+        [
+            _against_best_reject(
+                SyntheticDeferral("heterogeneous", seed=s, budget_rate=0.25), 3000, s
+            )
+            for s in SEEDS
+        ]
+    )
+    gap = out[:, 0] - out[:, 1]
+    assert np.all(gap >= 0.03), gap
+    assert gap.mean() >= 0.05, gap
+    assert np.all(out[:, 1] <= 0.90)  # the regime's point: BestReject is far from OPT
+    assert np.all(out[:, 2] >= 0.95)  # the budget is used
 
 
-def test_regret_grows_sublinearly():
-    # the expected regret, estimated by the mean over the three seeds at each T: single-seed
-    # curves are not power laws (seed 22: 10, 25, 151, 148), their fitted slopes range over
-    # 0.52-0.86; the mean's slope is about 0.6
-    Ts = (1000, 3000, 10_000, 30_000)
-    regrets = []
-    for T in Ts:
-        per_seed = []
-        for seed in SEEDS:
-            r, opt = _ratios(T, 0.25, "human_better", seed)
-            per_seed.append(opt * (1.0 - r["Deferral"]))
-        regrets.append(np.mean(per_seed))
-    assert all(r > 0 for r in regrets)
-    slope = np.polyfit(np.log(Ts), np.log(regrets), 1)[0]
-    assert slope < 0.85, (slope, regrets)
+def test_digits_deferral_at_least_best_reject_spending_the_budget():
+    # measured at B/T = 0.05: Deferral - BestReject = 0.025, 0.019, 0.023; spent 0.99 of B
+    out = np.array(
+        [
+            _against_best_reject(DigitsDeferral(seed=s, budget_rate=0.05), 2000, s, True)
+            for s in SEEDS
+        ]
+    )
+    assert np.all(out[:, 0] >= out[:, 1]), out
+    assert (out[:, 0] - out[:, 1]).mean() >= 0.01, out
+    assert np.all(out[:, 2] >= 0.9), out
 
 
 def test_bandit_feedback_learns_too():
-    r, _ = _ratios(5000, 0.25, "complementary", 20, feedback="bandit")
-    assert r["Deferral"] > r["ArbitraryHuman"] + 0.01
-    assert r["Deferral"] >= 0.9
-
-
-def test_digits_deferral_beats_model_only_and_arbitrary():
-    env = DigitsDeferral(seed=5)
-    T, frac = 1500, 0.1
-    B = frac * T
-    s = env.sample(T, 6)
-    kw = {**learner_settings(T), "z_gamma": 0.0}  # as in the deferral-real experiment
-    pol = Deferral(n_features=env.n_features, budget=B, horizon=T, seed=0, **kw)
-    out = run_learner(pol, s)
-    assert out.spent <= B
-    assert out.expected_reward > model_only(s).expected_reward + 0.01 * T
-    assert out.expected_reward > arbitrary_human(s, B, 1.0, 0).expected_reward + 0.01 * T
-    assert math.isfinite(env.static_opt(frac))
+    # measured (T = 3,000): 0.962 of OPT against BestReject's 0.964
+    ratio, br, spent = _against_best_reject(
+        SyntheticDeferral("human_better", seed=20, budget_rate=0.25), 3000, 20, feedback="bandit"
+    )
+    assert ratio >= 0.93 and ratio >= br - 0.02 and spent >= 0.95
 
 
 def test_knapsack_bandit_several_resources_against_the_lp_opt():
-    from scarce.budget import KnapsackBandit, static_opt_lp
-
     d, K, m, T = 5, 4, 2, 3000
     rng = np.random.default_rng(0)
     theta = rng.uniform(0, 1, (K, d))
@@ -113,7 +101,7 @@ def test_knapsack_bandit_several_resources_against_the_lp_opt():
     value, _ = static_opt_lp(Xs @ theta.T, np.einsum("kmd,nd->nkm", W, Xs), rate)
     opt = T * value
 
-    def run(warmup):
+    def play(warmup):
         g = np.random.default_rng(5)
         pol = KnapsackBandit(
             n_actions=K,
@@ -121,21 +109,22 @@ def test_knapsack_bandit_several_resources_against_the_lp_opt():
             budget=rate * T,
             horizon=T,
             n_resources=m,
-            beta_scale=0.2,
-            warmup_rounds=warmup,
+            dual={"warmup_rounds": warmup},
             seed=0,
         )
         total, spent = 0.0, np.zeros(m)
         for x in contexts(T, g):
-            a = pol.decide(x).actions[0]
+            decision = pol.decide(x)
+            a = decision.actions[0]
             mu = theta[a] @ x
             c = (g.random(m) < W[a] @ x).astype(float)
-            pol.update(x[None], [a], [float(g.random() < mu)], costs=c[None])
+            pol.update(x[None], [a], [float(g.random() < mu)], costs=c[None], info=decision.info)
             total, spent = total + mu, spent + c
         assert np.all(spent <= rate * T)
         return total / opt
 
-    learned = run(math.ceil(math.sqrt(T)))
-    uniform = run(T)  # a warm-up as long as the horizon: uniformly random affordable actions
-    assert learned >= 0.8, learned
+    learned = play(None)  # the default warm-up, ceil(sqrt(T))
+    uniform = play(T)  # a warm-up as long as the horizon: uniformly random affordable actions
+    assert learned >= 0.8, learned  # measured 0.84
     assert learned > uniform + 0.1, (learned, uniform)
+    assert math.isfinite(learned)

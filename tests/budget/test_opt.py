@@ -9,14 +9,10 @@ from hypothesis import strategies as st
 from scipy.optimize import linprog
 
 from scarce.budget import (
-    DeferralStream,
     apply_budget,
-    arbitrary_human,
-    best_reject,
+    best_threshold,
     empirical_opt_deferral,
     fractional_knapsack,
-    human_only,
-    model_only,
     oracle_z,
     static_opt_deferral,
     static_opt_lp,
@@ -122,36 +118,6 @@ def test_opt_validation_errors():
     assert oracle_z(50.0, 25.0) == 2.0
 
 
-def _stream(rng, T=200):
-    mu = rng.uniform(0, 1, (T, 2))
-    mc = rng.uniform(0, 1, T)
-    return DeferralStream(
-        rng.uniform(size=(T, 3)),
-        (rng.random((T, 2)) < mu).astype(float),
-        (rng.random(T) < mc).astype(float) * rng.uniform(0, 1, T),
-        mu,
-        mc,
-    )
-
-
-@settings(max_examples=60)
-@given(st.integers(0, 10_000), st.floats(0.0, 60.0), st.floats(0.05, 1.0))
-def test_baselines_never_exceed_the_budget(seed, budget, cost_bound):
-    rng = np.random.default_rng(seed)
-    s = _stream(rng)
-    s = DeferralStream(
-        s.X, s.rewards, np.minimum(s.costs, cost_bound), s.mean_rewards, s.mean_costs
-    )
-    for out in (
-        model_only(s),
-        human_only(s, budget, cost_bound),
-        arbitrary_human(s, budget, cost_bound, seed),
-        arbitrary_human(s, budget, cost_bound, seed, mode="first"),
-        best_reject(s, budget, cost_bound)[0],
-    ):
-        assert out.spent <= budget + 1e-9
-
-
 def test_apply_budget_against_a_sequential_loop():
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -164,13 +130,20 @@ def test_apply_budget_against_a_sequential_loop():
                 expect[t] = True
                 spent += c[t]
         np.testing.assert_array_equal(apply_budget(intent, c, B, cb), expect)
+        assert c[expect].sum() <= B + 1e-9
 
 
-def test_best_reject_is_the_best_threshold_on_the_grid():
+def test_best_threshold_is_the_best_of_the_grid():
     rng = np.random.default_rng(1)
-    s = _stream(rng, 300)
-    out, tau = best_reject(s, 40.0, 1.0)
-    for t in np.arange(0, 1.01, 0.1):
-        other, _ = best_reject(s, 40.0, 1.0, taus=np.array([t]))
-        assert out.expected_reward >= other.expected_reward - 1e-12
+    T = 300
+    scores = rng.uniform(0, 1, T)
+    mu = rng.uniform(0, 1, (T, 2))
+    costs = rng.uniform(0, 1, T)
+    tau, value = best_threshold(scores, mu, costs, 40.0, 1.0)
+    rows = np.arange(T)
+    for t in np.arange(0, 1.01, 0.05):
+        (_, other) = best_threshold(scores, mu, costs, 40.0, 1.0, thresholds=np.array([t]))
+        assert value >= other - 1e-12
+    defer = apply_budget(scores < tau, costs, 40.0, 1.0)
+    assert value == pytest.approx(mu[rows, defer.astype(int)].sum())
     assert 0.0 <= tau <= 1.01

@@ -135,6 +135,10 @@ def test_reads_the_decision_service_export_schema(tmp_path):
         "timestamp": [1.0, 2.0, 3.0],
         "group": ["g1", None, "g2"],
     }
+    # the service's other columns (what it knew and did) are read past
+    for f in schema:
+        if f.name not in cols:
+            cols[f.name] = [None] * 3 if f.nullable else [1, 2, 3]
     pq.write_table(pa.Table.from_pydict(cols, schema=schema), tmp_path / "svc.parquet")
     d = LoggedData.from_parquet(tmp_path / "svc.parquet")
     assert d.n_actions == 4 and d.contexts.shape == (3, 2)

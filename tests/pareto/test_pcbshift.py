@@ -1,6 +1,7 @@
-"""PCBShift and the tree policies: exact bookkeeping against brute force, the elimination and
-split rules step by step, invariants as property tests, persistence, and a seeded learning
-test against uniform random play."""
+"""PCBShift and the tree policies: exact bookkeeping against brute force, the estimate,
+elimination, exploration and split rules replayed step by step against a loop-based
+re-implementation from the raw samples, invariants as property tests, persistence, and
+seeded learning tests (against random play, and the measured failure of issue 15)."""
 
 import math
 
@@ -12,26 +13,31 @@ from hypothesis import strategies as st
 from scarce.core.policy import load
 from scarce.pareto import (
     Cone,
-    ParetoRandom,
     ParetoUCB,
     PCBShift,
     PeaksShiftEnv,
     StaticGridPCB,
     pareto_mask,
-    simulate,
 )
+from scarce.pareto.experiments import run_segments
+from scarce.policies import Random
 
 C3 = Cone.from_generators([[1.0, 0.6], [0.6, 1.0]])
 
 
 def _feed(policy, env, T, seed):
+    """Decide and learn ``T`` cases one by one; returns contexts, actions and rewards."""
     rng = np.random.default_rng(seed)
     X = env.contexts(T, rng)
+    A, R = [], []
     for t in range(T):
         x = X[t : t + 1]
         d = policy.decide(x)
-        policy.update(x, d.actions, env.outcomes(x, d.actions, rng))
-    return X
+        y = env.outcomes(x, d.actions, rng).rewards
+        policy.update(x, d.actions, y)
+        A.append(int(d.actions[0]))
+        R.append(y[0])
+    return X, np.array(A), np.array(R)
 
 
 def _in_cell(x, lower, upper):
@@ -45,13 +51,13 @@ def test_vector_rewards_validated_with_clear_errors():
     x = np.array([[0.2, 0.3]])
     with pytest.raises(ValueError, match=r"rewards must have shape \(1, 2\)"):
         p.update(x, [0], [1.0])
-    with pytest.raises(ValueError, match="rewards contains NaN"):
+    with pytest.raises(ValueError, match="rewards.*NaN"):
         p.update(x, [0], [[np.nan, 1.0]])
-    with pytest.raises(ValueError, match="bandit feedback only"):
+    with pytest.raises(ValueError, match=r"full_rewards must have shape \(1, 3, 2\)"):
         p.update(x, full_rewards=np.ones((1, 3)))
     with pytest.raises(ValueError, match=r"X must lie in \[0, 1\]\^D"):
         p.decide(np.array([[1.2, 0.3]]))
-    with pytest.raises(ValueError, match="actions must be in"):
+    with pytest.raises(ValueError, match="actions"):
         p.update(x, [3], [[1.0, 1.0]])
     with pytest.raises(TypeError, match="unexpected keyword"):
         p.update(x, [0], [[1.0, 1.0]], costs=[1.0])
@@ -59,10 +65,14 @@ def test_vector_rewards_validated_with_clear_errors():
         PCBShift(n_actions=3, n_features=1, delta=1.5).decide([[0.5]])
     with pytest.raises(ValueError, match="warmup"):
         PCBShift(n_actions=3, n_features=1, warmup="long").decide([[0.5]])
+    with pytest.raises(ValueError, match="explore_depth"):
+        PCBShift(n_actions=3, n_features=1, explore_depth=-1).decide([[0.5]])
     with pytest.raises(ValueError, match=r"cone must live in R\^3"):
         PCBShift(n_actions=3, n_features=1, n_objectives=3, cone=C3).decide([[0.5]])
-    # m = 1 accepts (n,) rewards
-    PCBShift(n_actions=2, n_features=1, n_objectives=1, seed=0).update([[0.5]], [1], [0.3])
+    # full-information feedback adds a sample of every arm
+    q = PCBShift(n_actions=3, n_features=1, warmup=0, seed=0)
+    q.update([[0.5], [0.7]], full_rewards=np.ones((2, 3, 2)))
+    assert q.leaf_estimates([0.5])["counts"].tolist() == [2, 2, 2]
 
 
 def test_warmup_is_round_robin_at_the_root():
@@ -74,8 +84,9 @@ def test_warmup_is_round_robin_at_the_root():
         x = env.contexts(1, rng)
         d = p.decide(x)
         assert d.probabilities[0] == 1.0
+        assert d.info["support"].sum() == 1
         played.append(int(d.actions[0]))
-        p.update(x, d.actions, env.outcomes(x, d.actions, rng))
+        p.update(x, d.actions, env.outcomes(x, d.actions, rng).rewards)
         assert p.n_leaves_ == 1
     assert played == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
     # "paper" warm-up length: ceil(8 K log(K 2^D / delta))
@@ -85,133 +96,150 @@ def test_warmup_is_round_robin_at_the_root():
 
 # ----------------------------------------------------------------------------- exact statistics
 @pytest.mark.parametrize("D", [1, 2])
-def test_every_leaf_holds_exactly_the_samples_of_its_cell(D):
+def test_every_bin_holds_exactly_the_samples_of_its_cell(D):
     env = PeaksShiftEnv(
         n_actions=4, n_features=D, change_points=(200,), distributions=((1, 1), (3, 1))
     )
     p = PCBShift(
         n_actions=4, n_features=D, c_beta=2.0, sigma=0.1, warmup="short", max_depth=4, seed=1
     )
-    rng = np.random.default_rng(2)
-    X = env.contexts(400, rng)
-    A, R = [], []
-    for t in range(400):
-        x = X[t : t + 1]
-        d = p.decide(x)
-        y = env.outcomes(x, d.actions, rng)
-        p.update(x, d.actions, y)
-        A.append(int(d.actions[0]))
-        R.append(y[0])
-    A, R = np.array(A), np.array(R)
+    X, A, R = _feed(p, env, 400, 2)
     assert p.n_leaves_ > 1
     probes = np.vstack(
-        [
-            X[:50],
-            np.random.default_rng(3).uniform(size=(50, D)),
-            np.zeros((1, D)),
-            np.full((1, D), 0.5),
-        ]
+        [X[:50], np.random.default_rng(3).uniform(size=(50, D)), np.zeros((1, D)), [[0.5] * D]]
     )
+    t = p.tree_
     for x in probes:
         est = p.leaf_estimates(x)
+        np.testing.assert_allclose(est["upper"] - est["lower"], 2.0 ** -est["level"])
+        leaf = int(t.leaves(x[None])[0])
+        for node in t.path(leaf):  # every node on the path: the regressogram of its cell
+            lower = t.lo[node]
+            inside = _in_cell(X, lower, lower + 2.0 ** -t.level[node])
+            for k in range(4):
+                sel = inside & (A == k)
+                assert t.count[node, k] == sel.sum()
+                np.testing.assert_allclose(t.sum[node, k], R[sel].sum(axis=0), atol=1e-9)
         inside = _in_cell(X, est["lower"], est["upper"])
-        assert inside[np.all(X == x, axis=1)].all() or not np.any(np.all(X == x, axis=1))
         for k in range(4):
             sel = inside & (A == k)
-            assert est["counts"][k] == sel.sum()
             if sel.any():
                 np.testing.assert_allclose(est["means"][k], R[sel].mean(axis=0), atol=1e-12)
             else:
                 assert np.isnan(est["means"][k]).all()
-        np.testing.assert_allclose(est["upper"] - est["lower"], 2.0 ** -est["level"])
 
 
-def _brute_refresh(counts, sums, active, level, policy, cone):
-    """The elimination and play-set rules written out with loops."""
-    K = len(counts)
-    L = math.log(K * policy.n_objectives / policy.delta)
-    if policy.sigma is None:  # Hoeffding, rewards in [0, 1]
-        rad = [math.sqrt(L / (2 * max(n, 1))) for n in counts]
-    else:
-        rad = [policy.sigma * math.sqrt(2 * L / max(n, 1)) for n in counts]
-    bias = policy.c_beta * 2.0 ** (-policy.beta * level)
-    elim_bias = 0.0 if policy.pairwise else bias
-    mu = [sums[k] / counts[k] if counts[k] else None for k in range(K)]
-    active = active.copy()
-    ok = [k for k in range(K) if active[k] and counts[k] >= policy.n_min]
-    out = set()
-    for k in ok:
-        for j in ok:
-            if j != k:
-                lcb, ucb = mu[j] - rad[j] - elim_bias, mu[k] + rad[k] + elim_bias
-                if np.all(cone.W @ (lcb - ucb) > 0):
-                    out.add(k)
-    for k in out:
-        active[k] = False
-    play = np.zeros(K, dtype=bool)
-    seen = [k for k in range(K) if active[k] and counts[k] >= 1]
+def _cell_path(x, level):
+    """Lower corners of the cells holding ``x`` at levels 0..level (lower-cell convention)."""
+    return [np.maximum(np.ceil(x * 2.0**h) - 1, 0) / 2.0**h for h in range(level + 1)]
+
+
+def _brute_rules(policy, X, A, R, x, level, active_before, t):
+    """The rules of scarce.pareto.pcbshift written out with loops over the raw samples
+    (X, A, R) seen so far, for the leaf of level ``level`` holding ``x``: the active set after
+    elimination, the play set and whether the leaf splits."""
+    K, m = policy.n_actions, policy.n_objectives
+    L = math.log(K * m / policy.delta)
+    rows = []  # per level: counts, means, sampling radius, width
+    for h, lower in enumerate(_cell_path(x, level)):
+        inside = _in_cell(X, lower, lower + 2.0**-h)
+        n = np.array([np.sum(inside & (A == k)) for k in range(K)])
+        mu = np.array(
+            [R[inside & (A == k)].mean(axis=0) if n[k] else np.full(m, np.nan) for k in range(K)]
+        )
+        if policy.sigma is None:
+            rad = [math.sqrt(L / (2 * c)) if c else math.inf for c in n]
+        else:
+            rad = [policy.sigma * math.sqrt(2 * L / c) if c else math.inf for c in n]
+        bias = policy.c_beta * 2.0 ** (-policy.beta * h)
+        rows.append((n, mu, np.array(rad), np.array(rad) + bias, bias))
+    est, lcb, ucb, known = (
+        np.full((K, m), np.nan),
+        np.full((K, m), -np.inf),
+        np.full((K, m), np.inf),
+        np.zeros(K, bool),
+    )
     for k in range(K):
-        if active[k] and counts[k] == 0:
-            play[k] = True
+        best = math.inf
+        for _n, mu, _, width, _ in rows:
+            if np.isfinite(width[k]):
+                known[k] = True
+                lcb[k] = np.maximum(lcb[k], mu[k] - width[k])
+                ucb[k] = np.minimum(ucb[k], mu[k] + width[k])
+                if width[k] <= best:
+                    best, est[k] = width[k], mu[k]
+    active = active_before.copy()
+    W = policy.cone_.W
+    cand = [k for k in range(K) if active[k] and known[k]]
+    out = [k for k in cand if any(j != k and np.all(W @ (lcb[j] - ucb[k]) > 0) for j in cand)]
+    if len(out) == len(cand):  # the policy never empties the active set
+        out = []
+    active[out] = False
+    play = active & ~known
+    if policy.explore_depth is not None and level > 0:
+        n_anc = rows[min(level, policy.explore_depth)][0]
+        play |= active & (n_anc == 0)
+    seen = [k for k in range(K) if active[k] and known[k]]
     for k in seen:
-        play[k] = not any(
-            np.all(cone.W @ (mu[j] - mu[k]) >= -1e-12) and np.any(mu[j] != mu[k])
+        if not any(
+            np.all(W @ (est[j] - est[k]) >= -1e-12) and np.any(est[j] != est[k])
             for j in seen
             if j != k
-        )
+        ):
+            play[k] = True
+    own_rad, leaf_bias = rows[-1][2], rows[-1][4]
     split = (
-        level < policy.max_depth_
+        t > policy.n_warmup_
+        and level < policy.max_depth_
         and play.any()
-        and all(counts[k] >= 1 for k in np.flatnonzero(play))
+        and max(own_rad[np.flatnonzero(play)]) <= leaf_bias
     )
-    split = split and max(rad[k] for k in np.flatnonzero(play)) <= bias
-    return active, play, split
+    return active, play, bool(split)
 
 
 @pytest.mark.parametrize(
-    ("cone", "pairwise", "sigma", "c_beta"),
+    ("cone", "sigma", "c_beta", "explore_depth"),
     [
-        (Cone.orthant(2), False, 0.05, 0.3),
-        (C3, False, 0.05, 0.3),
-        (Cone.orthant(2), True, 0.05, 0.3),
-        (Cone.orthant(2), False, None, 3.0),
+        (Cone.orthant(2), 0.05, 0.3, 2),
+        (C3, 0.05, 0.3, 2),
+        (Cone.orthant(2), 0.05, 0.3, None),
+        (Cone.orthant(2), None, 3.0, 1),
     ],
-    ids=["orthant", "C3", "pairwise", "hoeffding"],
+    ids=["orthant", "C3", "no-exploration", "hoeffding"],
 )
-def test_elimination_play_set_and_split_follow_the_rules_step_by_step(
-    cone, pairwise, sigma, c_beta
+def test_estimates_elimination_play_set_and_split_follow_the_rules_step_by_step(
+    cone, sigma, c_beta, explore_depth
 ):
-    env = PeaksShiftEnv(n_actions=5, change_points=(10,), noise=0.05)
+    env = PeaksShiftEnv(
+        n_actions=5, change_points=(300,), distributions=((1, 3), (3, 1)), noise=0.05
+    )
     p = PCBShift(
         n_actions=5,
         n_features=1,
         cone=cone,
         c_beta=c_beta,
         sigma=sigma,
-        pairwise=pairwise,
         warmup=10,
-        max_depth=3,
+        max_depth=4,
+        explore_depth=explore_depth,
         seed=4,
     )
     rng = np.random.default_rng(5)
-    eliminated = splits = 0
+    X, A, R = np.zeros((0, 1)), np.zeros(0, int), np.zeros((0, 2))
+    eliminated = splits = inherited_plays = 0
     for t in range(600):
         x = env.contexts(1, rng)
         before = p.leaf_estimates(x[0])
         d = p.decide(x)
         assert before["play"][d.actions[0]] or t < 10
-        y = env.outcomes(x, d.actions, rng)
-        k = int(d.actions[0])
-        counts = before["counts"].copy()
-        sums = np.nan_to_num(before["means"]) * counts[:, None]
-        counts[k] += 1
-        sums[k] += y[0]
-        active, play, split = _brute_refresh(
-            counts, sums, before["active"], before["level"], p, cone
+        inherited_plays += int(t >= 10 and before["counts"][d.actions[0]] == 0)
+        y = env.outcomes(x, d.actions, rng).rewards
+        X, A, R = np.vstack([X, x]), np.r_[A, d.actions], np.vstack([R, y])
+        active, play, split = _brute_rules(
+            p, X, A, R, x[0], before["level"], before["active"], t + 1
         )
         leaves = p.n_leaves_
         p.update(x, d.actions, y)
-        split = split and t >= 10
         assert p.n_leaves_ == leaves + (1 if split else 0)
         eliminated += int((before["active"] & ~active).sum())
         splits += int(split)
@@ -220,7 +248,22 @@ def test_elimination_play_set_and_split_follow_the_rules_step_by_step(
             np.testing.assert_array_equal(after["active"], active)
             np.testing.assert_array_equal(after["play"], play)
     assert splits > 0  # the split rule was exercised
-    assert eliminated > 0 or sigma is None  # and elimination (Hoeffding's radius is too wide here)
+    assert eliminated > 0 or sigma is None  # and elimination (Hoeffding's radius is too wide)
+    assert inherited_plays > 0  # and the play of inherited estimates
+
+
+def test_an_arm_leaves_the_active_set_on_one_sample_when_dominated_everywhere():
+    # before issue 15 an arm needed n_min = 2 samples to be eliminated, and one that left the
+    # empirical front after its first sample was never sampled again, so it stayed active
+    p = PCBShift(n_actions=3, n_features=1, sigma=0.01, c_beta=0.01, warmup=0, max_depth=0)
+    X = np.full((21, 1), 0.5)
+    A = np.r_[np.zeros(10, int), np.ones(10, int), 2]
+    R = np.r_[np.tile([[0.9, 0.2]], (10, 1)), np.tile([[0.2, 0.9]], (10, 1)), [[0.1, 0.1]]]
+    p.update(X, A, R)
+    est = p.leaf_estimates([0.5])
+    assert est["counts"][2] == 1
+    assert est["active"].tolist() == [True, True, False]  # 1 sample: radius 0.0346
+    assert est["play"].tolist() == [True, True, False]
 
 
 @settings(max_examples=25, deadline=None)
@@ -229,53 +272,43 @@ def test_elimination_play_set_and_split_follow_the_rules_step_by_step(
     st.sampled_from(["PCBShift", "ParetoUCB", "StaticGridPCB"]),
     st.integers(1, 2),
     st.floats(0.05, 3.0),
-    st.sampled_from(["redistribute", "copy_parent"]),
+    st.sampled_from([0, 2, None]),
     st.sampled_from([0.1, "empirical", None]),
 )
-def test_tree_invariants(seed, name, D, c_beta, child_init, sigma):
+def test_tree_invariants(seed, name, D, c_beta, explore_depth, sigma):
     cls = {"PCBShift": PCBShift, "ParetoUCB": ParetoUCB, "StaticGridPCB": StaticGridPCB}[name]
     env = PeaksShiftEnv(n_actions=4, n_features=D, change_points=(40,), noise=0.1)
-    p = cls(
-        n_actions=4,
-        n_features=D,
-        c_beta=c_beta,
-        sigma=sigma,
-        warmup="short",
-        max_depth=4,
-        child_init=child_init,
-        seed=seed,
-    )
+    kw = dict(n_actions=4, n_features=D, c_beta=c_beta, sigma=sigma, warmup="short", seed=seed)
+    if name != "StaticGridPCB":
+        kw.update(max_depth=4, explore_depth=explore_depth)
+    p = cls(**kw)
     _feed(p, env, 150, seed)
-    N = p._n_nodes
-    child, active, play, count = p._child[:N], p._active[:N], p._play[:N], p._count[:N]
+    t = p.tree_
+    N = t.n_nodes
     for node in range(N):
-        assert np.all(play[node] <= active[node])  # play set within the active set
-        assert play[node].any() and active[node].any()
-        if child[node] >= 0:  # children inherit (a subset of) the parent's active set
-            kids = range(child[node], child[node] + 2**D)
+        assert t.active[node].any()
+        if t.child[node] >= 0:  # children inherit (a subset of) the parent's active set
+            kids = list(range(t.child[node], t.child[node] + 2**D))
             for c in kids:
-                assert np.all(active[c] <= active[node])
-                assert p._level[c] == p._level[node] + 1
-                if child_init == "copy_parent":  # each child starts from the parent's statistics
-                    assert np.all(count[c] >= count[node])
-            # samples are redistributed: the children hold the parent's data (and later data)
-            assert np.all(count[list(kids)].sum(axis=0) >= count[node])
+                assert np.all(t.active[c] <= t.active[node])
+                assert t.level[c] == t.level[node] + 1 and t.parent[c] == node
+            # the children's cells partition the parent's: their samples add up to its own
+            np.testing.assert_array_equal(t.count[kids].sum(axis=0), t.count[node])
         else:
-            mu = p._sum[node] / np.maximum(count[node], 1)[:, None]
-            seen = active[node] & (count[node] > 0)
+            play = p._leaf_support(node)
+            assert np.all(play <= t.active[node]) and play.any()  # play set within active
+            est = p._leaf_estimates(node)
+            seen = t.active[node] & np.isfinite(est["width"])
             if seen.any() and name != "ParetoUCB":
                 front = np.zeros(4, dtype=bool)
-                front[seen] = pareto_mask(mu[seen], p.cone_)
-                np.testing.assert_array_equal(
-                    play[node], front | (active[node] & (count[node] == 0))
-                )
+                front[seen] = pareto_mask(est["mean"][seen], p.cone_)
+                assert np.all(front <= play)  # the front is always played
     if name == "ParetoUCB":
-        assert active.all()  # never eliminates
+        assert t.active[:N].all()  # never eliminates
     if name == "StaticGridPCB":
         assert p.n_leaves_ == 2 ** (D * p.grid_level_)
     assert p.depth_ <= p.max_depth_
-    total = sum(len(s) for s in p._samples[:N])
-    assert total == 150 == p._n_samples
+    assert sum(len(s) for s in t.samples[:N]) == 150 == t.n_samples == t.count[0].sum()
 
 
 def test_save_load_round_trip_gives_the_same_future(tmp_path):
@@ -300,14 +333,16 @@ def test_save_load_round_trip_gives_the_same_future(tmp_path):
             x = env.contexts(1, rng)
             a, b = p.decide(x), q.decide(x)
             np.testing.assert_array_equal(a.actions, b.actions)
-            y = env.outcomes(x, a.actions, rng)
+            np.testing.assert_array_equal(a.info["support"], b.info["support"])
+            y = env.outcomes(x, a.actions, rng).rewards
             p.update(x, a.actions, y)
             q.update(x, b.actions, y)
         assert p.n_leaves_ == q.n_leaves_
-        np.testing.assert_array_equal(p._count[: p._n_nodes], q._count[: q._n_nodes])
+        for key, value in p.tree_.get_state().items():
+            np.testing.assert_array_equal(value, q.tree_.get_state()[key])
 
 
-def test_probabilities_are_uniform_on_the_play_set_and_respect_eligibility():
+def test_probabilities_are_uniform_on_the_support_and_respect_eligibility():
     env = PeaksShiftEnv(n_actions=6, change_points=(50,))
     p = PCBShift(n_actions=6, n_features=1, c_beta=3.2, sigma=0.1, warmup="short", seed=0)
     _feed(p, env, 400, 1)
@@ -316,10 +351,13 @@ def test_probabilities_are_uniform_on_the_play_set_and_respect_eligibility():
     play = p.pareto_estimate(X)
     np.testing.assert_allclose(probs, play / play.sum(axis=1, keepdims=True))
     np.testing.assert_array_equal(p.play_set(X), play)
+    d = p.decide(X)
+    np.testing.assert_array_equal(d.info["support"], play)
+    np.testing.assert_allclose(d.scores, probs)  # scores: the choice probabilities
     elig = np.zeros((25, 6), dtype=bool)
     elig[:, 5] = True
     d = p.decide(X, eligible=elig)
-    assert np.all(d.actions == 5)
+    assert np.all(d.actions == 5) and np.all(np.isneginf(d.scores[:, :5]))
     # decisions do not change the state: the empirical law over many draws matches
     x = np.full((4000, 1), 0.3)
     acts = p.decide(x).actions
@@ -327,40 +365,12 @@ def test_probabilities_are_uniform_on_the_play_set_and_respect_eligibility():
     np.testing.assert_allclose(freq, p.action_probabilities(x[:1])[0], atol=0.03)
 
 
-# ----------------------------------------------------------------------------- learning
-@pytest.mark.statistical
-def test_pcbshift_learns_under_covariate_shift():
-    """The spec's instance with K = 5, T = 3000, shift at 1500 (uniform source, power-law
-    target near x = 1): target-phase preference regret well below random's, the tree splits,
-    and the estimated front's F1 on target contexts rises."""
-    T = 3000
-    for seed in (0, 1):
-        env = PeaksShiftEnv(n_actions=5, change_points=(1500,), distributions=((1, 1), (6, 1)))
-        pcb = PCBShift(
-            n_actions=5, n_features=1, c_beta=env.holder_constant, sigma=0.1, horizon=T, seed=seed
-        )
-        rnd = ParetoRandom(n_actions=5, n_features=1, seed=seed)
-        tp = simulate(pcb, env, T, seed=seed, n_checkpoints=30)
-        tr = simulate(rnd, env, T, seed=seed, n_checkpoints=3)
-        assert tp.target("preference_regret") < 0.25 * tr.target("preference_regret")
-        assert tp.target("played_regret") < 0.25 * tr.target("played_regret")
-        assert tp.n_leaves[-1] > 1 and pcb.depth_ >= 2
-        assert np.all(np.diff(tp.n_leaves) >= 0)
-        # F1 of the estimated front on target contexts, every 100 rounds: the first checkpoint
-        # is inside the round-robin warm-up (one bin: the front of context-averaged means)
-        f1 = tp.front_f1
-        assert f1[0] < 0.5
-        assert f1[-5:].mean() > 0.9 and f1[-5:].mean() > f1[0] + 0.5
-        assert f1[15:].mean() > f1[:15].mean() + 0.05
-        assert f1[-5:].mean() > tr.front_f1[-1] + 0.3  # random's "front" is every arm
-
-
 def test_batch_update_equals_one_by_one():
     env = PeaksShiftEnv(n_actions=5, n_features=2, change_points=(100,))
     rng = np.random.default_rng(0)
     X = env.contexts(300, rng)
     A = rng.integers(5, size=300)
-    R = env.outcomes(X, A, rng)
+    R = env.outcomes(X, A, rng).rewards
     kw = dict(n_actions=5, n_features=2, c_beta=1.0, sigma=0.1, warmup=20, seed=0)
     one, batch = PCBShift(**kw), PCBShift(**kw)
     for t in range(300):
@@ -368,10 +378,8 @@ def test_batch_update_equals_one_by_one():
     for start in range(0, 300, 60):
         batch.update(X[start : start + 60], A[start : start + 60], R[start : start + 60])
     assert one.n_leaves_ == batch.n_leaves_ > 1
-    for key in ("count", "sum", "active", "play", "child"):
-        np.testing.assert_array_equal(
-            one._get_learned_state()[key], batch._get_learned_state()[key]
-        )
+    for key, value in one.tree_.get_state().items():
+        np.testing.assert_array_equal(value, batch.tree_.get_state()[key])
     # a batch decision during the warm-up is the round robin of the next rounds
     fresh = PCBShift(**kw)
     np.testing.assert_array_equal(fresh.decide(X[:7]).actions, [0, 1, 2, 3, 4, 0, 1])
@@ -385,9 +393,10 @@ def test_empirical_noise_radius_matches_the_sample_standard_deviation():
     rng = np.random.default_rng(0)
     X = env.contexts(60, rng)
     A = np.r_[np.zeros(30, dtype=int), np.ones(29, dtype=int), 2]  # arm 3 never, arm 2 once
-    R = env.outcomes(X, A, rng)
+    R = env.outcomes(X, A, rng).rewards
     p.update(X, A, R)
-    rad = p._radius(0, np.arange(4))
+    t = p.tree_
+    rad = p._radius(t.count[0], t.sum[0], t.sumsq[0])
     L = math.log(4 * 3 / 0.05)
     for k in (0, 1):
         sd = R[A == k].std(axis=0, ddof=1).max()
@@ -396,3 +405,76 @@ def test_empirical_noise_radius_matches_the_sample_standard_deviation():
     assert p.n_leaves_ == 1  # max_depth=0: never splits
     with pytest.raises(ValueError, match="sigma must be"):
         PCBShift(n_actions=2, n_features=1, sigma="estimated").decide([[0.5]])
+
+
+# ----------------------------------------------------------------------------- learning
+def _target(out, env, name="preference_regret"):
+    return float(out["metrics"][name][env.target_start - 1 :].sum())
+
+
+@pytest.mark.statistical
+def test_pcbshift_learns_under_covariate_shift():
+    """The spec's instance with K = 5, T = 3000, shift at 1500 (uniform source, power-law
+    target near x = 1), through scarce.sim.run: target-phase preference regret well below
+    random's, the tree splits, and the estimated front's F1 on target contexts rises."""
+    T = 3000
+    for seed in (0, 1):
+        env = PeaksShiftEnv(n_actions=5, change_points=(1500,), distributions=((1, 1), (6, 1)))
+        pcb = PCBShift(n_actions=5, n_features=1, **env.policy_params(T), seed=seed)
+        out = run_segments(pcb, env, T, seed=seed, n_checkpoints=30)
+        env.reset()
+        rnd = run_segments(Random(n_actions=5, n_features=1, seed=seed), env, T, seed=seed)
+        assert _target(out, env) < 0.02 * _target(rnd, env)  # measured: 0.004
+        assert _target(out, env, "played_pareto_regret") < 0.01 * _target(
+            rnd, env, "played_pareto_regret"
+        )
+        assert out["n_leaves"][-1] > 1 and pcb.depth_ >= 2
+        assert np.all(np.diff(out["n_leaves"]) >= 0)
+        # F1 of the estimated front on target contexts, every 100 rounds: the first two
+        # checkpoints are inside the round-robin warm-up (one bin: context-averaged means)
+        f1 = out["front_f1"]
+        assert f1[:2].mean() < 0.65  # measured 0.53 and 0.39
+        assert f1[-5:].mean() > 0.95 and f1[-5:].mean() > f1[:2].mean() + 0.3
+        assert f1[-5:].mean() > rnd["front_f1"][-1] + 0.3  # random's "front" is every arm
+
+
+@pytest.mark.statistical
+def test_children_do_not_re_explore_what_their_parents_know():
+    """Issue 15's measurement, small: with the first build's rule (a child's statistics only
+    from its own cell, every active arm without a sample there explored again) nearly all
+    target-phase regret came from rounds playing an arm with no sample in its leaf. Now a
+    child starts from its ancestors' estimates, and the tree's target regret is below the
+    8-bin static grid's on a strong shift (source near 0, target near 1)."""
+    T = 2000
+    env_kw = dict(n_actions=6, change_points=(1000,), distributions=((1, 4), (4, 1)))
+    for seed in (0, 1):
+        env = PeaksShiftEnv(**env_kw)
+        pcb = PCBShift(n_actions=6, n_features=1, **env.policy_params(T), seed=seed)
+        rng_x, rng_y = np.random.default_rng(seed), np.random.default_rng(seed + 100)
+        total = fresh = 0.0
+        for t in range(T):
+            x = env.contexts(1, rng_x)
+            est = pcb.leaf_estimates(x[0])
+            d = pcb.decide(x)
+            out = env.outcomes(x, d.actions, rng_y)
+            regret = env.case_metrics(x, d, out)["preference_regret"][0]
+            if t >= env.target_start - 1:
+                total += regret
+                k = int(d.actions[0])
+                if est["counts"][k] == 0 and est["level"] > pcb.explore_depth:
+                    fresh += regret  # support widened by an arm new to a deep leaf
+            pcb.update(x, d.actions, out.rewards)
+        assert fresh <= 0.05 * total + 1e-9
+        env = PeaksShiftEnv(**env_kw)
+        params = {k: v for k, v in env.policy_params(T).items() if k != "horizon"}
+        grid = StaticGridPCB(n_actions=6, n_features=1, **params, grid_level=3, seed=seed)
+        tree_out = run_segments(
+            PCBShift(n_actions=6, n_features=1, **env.policy_params(T), seed=seed),
+            env,
+            T,
+            seed=seed,
+            n_checkpoints=2,
+        )
+        env.reset()
+        grid_out = run_segments(grid, env, T, seed=seed, n_checkpoints=2)
+        assert _target(tree_out, env) < 0.7 * _target(grid_out, env)

@@ -182,3 +182,17 @@ def make_service(clock: FakeClock, tmp_path: Path) -> Iterator[Callable[..., Dec
     yield make
     for s in stores:
         s.close()
+
+
+@pytest.fixture
+def protocol_policies() -> Iterator[None]:
+    """Register the test policies of :mod:`protocol_policies` while the test runs."""
+    from protocol_policies import TEST_POLICIES
+
+    from scarce.policies import POLICIES, register_policy
+
+    for cls in TEST_POLICIES:
+        register_policy(cls)
+    yield
+    for cls in TEST_POLICIES:
+        POLICIES.pop(cls.__name__, None)

@@ -166,3 +166,69 @@ BAD_REWARDS = [
     (b'{"value": 1.0}', "event_id"),
     (b'{"event_id": "e"}', "value"),
 ]
+
+
+def toml_text(doc: dict[str, Any]) -> str:
+    """A TOML document of the simple configs the tests write: scalars, lists and inline
+    tables at the top level, then one ``[table]`` per nested dict (``[budgets.x]`` for a
+    dict of dicts). JSON's strings, numbers, booleans and arrays are TOML's too."""
+    import json
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, (list, tuple)):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+
+    top = [f"{k} = {value(v)}" for k, v in doc.items() if k not in TABLES]
+    lines = top
+    for table in TABLES:
+        if table not in doc:
+            continue
+        inner = doc[table]
+        if inner and all(isinstance(x, dict) for x in inner.values()) and table != "service":
+            for name, body in inner.items():
+                lines.append(f"\n[{table}.{name}]")
+                lines.extend(f"{k} = {value(x)}" for k, x in body.items())
+        else:
+            lines.append(f"\n[{table}]")
+            lines.extend(f"{k} = {value(x)}" for k, x in inner.items())
+    return "\n".join(lines) + "\n"
+
+
+TABLES = ("service", "budgets", "quotas")
+
+
+class ThreadServer:
+    """An app under a real uvicorn server (HTTP on a loopback port) in a thread of this
+    process (so test-only policies registered here are served)."""
+
+    def __init__(self, app: Any) -> None:
+        import threading
+
+        import uvicorn
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = int(s.getsockname()[1])
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)

@@ -71,6 +71,7 @@ def test_openapi_published_with_exact_field_names(client):
         "probability",
         "probabilities",
         "model_version",
+        "policy_version",
     }
     assert set(schemas["RewardRequest"]["properties"]) == {"event_id", "value", "cost"}
     assert doc["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"
@@ -81,7 +82,14 @@ def test_decision_reward_snapshot_policy_health(client, clock):
     r = c.post("/v1/decisions", json={"context": [0.5, 1.0], "event_id": "e1"}, headers=H)
     assert r.status_code == 200
     body = r.json()
-    assert set(body) == {"event_id", "action", "probability", "probabilities", "model_version"}
+    assert set(body) == {
+        "event_id",
+        "action",
+        "probability",
+        "probabilities",
+        "model_version",
+        "policy_version",
+    }
     assert body["event_id"] == "e1" and body["model_version"] == 0
     assert abs(sum(body["probabilities"]) - 1) < 1e-9
     assert body["probability"] == body["probabilities"][body["action"]]

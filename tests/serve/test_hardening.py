@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from fastapi.testclient import TestClient
-from servetools import FakeClock, ServerProcess, make_config, run_serve, write_policy
+from servetools import FakeClock, ServerProcess, make_config, run_serve, toml_text, write_policy
 
 from scarce.policies import LinTS
 from scarce.serve import DecisionService, EventStore, StoreError, StoreUnavailableError
@@ -325,6 +325,7 @@ def test_prometheus_metrics_over_http(loopback):
     spent = sum(1 for k in lines if k.startswith("scarce_budget_remaining"))
     assert spent == 1 and float(lines['scarce_budget_initial{group="",resource="beds"}']) == 10
     assert float(lines["scarce_model_version"]) >= 1
+    assert float(lines["scarce_policy_version"]) == 1
     for name in (
         "scarce_quarantined_events",
         "scarce_unjoined_decisions",
@@ -347,3 +348,64 @@ def test_a_log_written_before_key_ids_is_upgraded(tmp_path):
         assert again.store.query("SELECT key_id FROM decisions") == [(None,)]
     finally:
         again.store.close()
+
+
+def _downgrade(store) -> None:
+    """Make a log look as an earlier version wrote it: no info, extras, versions, shadows,
+    one-policy snapshots."""
+
+    def unit(tx):
+        for table, columns in (
+            ("decisions", ("info", "extras", "action_value", "policy_version", "shadow")),
+            ("rewards", ("extras",)),
+            ("joined_events", ("extras",)),
+        ):
+            for column in columns:
+                tx.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        tx.execute("DROP TABLE promotions")
+        tx.execute("DROP TABLE policy_versions")
+        tx.execute(
+            "CREATE TABLE old_snapshots (version BIGINT PRIMARY KEY, watermark BIGINT NOT NULL "
+            "UNIQUE, created_at DOUBLE PRECISION NOT NULL, checksum TEXT NOT NULL, state_json "
+            "BLOB NOT NULL, arrays_npz BLOB NOT NULL)"
+        )
+        tx.execute(
+            "INSERT INTO old_snapshots SELECT version, watermark, created_at, checksum, "
+            "state_json, arrays_npz FROM snapshots"
+        )
+        tx.execute("DROP TABLE snapshots")
+        tx.execute("ALTER TABLE old_snapshots RENAME TO snapshots")
+
+    store.run(unit)
+
+
+def test_a_log_of_an_earlier_version_is_read_as_it_is_and_upgraded_at_start(tmp_path):
+    import sqlite3
+
+    from servetools import run_serve
+
+    svc = _service(tmp_path)
+    for i in range(5):
+        svc.decide([0.1 * i, 0.3], event_id=f"o{i}")
+        svc.reward(f"o{i}", 1.0)
+    svc.sync()
+    svc.publish_snapshot()
+    config, url = svc.config, svc.store.url
+    _downgrade(svc.store)
+    svc.store.close()
+    path = url
+    before = sqlite3.connect(path).execute("PRAGMA table_info(decisions)").fetchall()
+    policy = tmp_path / "p.toml"
+    policy.write_text(toml_text(config.to_doc()))
+    out = run_serve(
+        "export-logs", "--db", url, "--policy", str(policy), "--out", str(tmp_path / "x.parquet")
+    )
+    assert out.returncode == 0 and "5 events" in out.stdout, out.stderr
+    rep = run_serve("replay", "--db", url, "--policy", str(policy))
+    assert rep.returncode == 0 and "reproduced exactly" in rep.stdout, rep.stdout + rep.stderr
+    assert sqlite3.connect(path).execute("PRAGMA table_info(decisions)").fetchall() == before
+    upgraded = DecisionService(config, EventStore(url))
+    assert upgraded.watermark == 5 and upgraded.policy_version == 1
+    assert upgraded.store.get_decision("o1").policy_version is None  # decided before versions
+    assert upgraded.store.latest_snapshot(policy_version=1) is not None
+    upgraded.store.close()

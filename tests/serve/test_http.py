@@ -80,6 +80,7 @@ def test_contract_over_loopback(loopback: ServerProcess):
             "probability",
             "probabilities",
             "model_version",
+            "policy_version",
         }
         batch = c.post(
             "/v1/decisions/batch",

@@ -422,6 +422,19 @@ def test_export_schema(db_url, make_service, tmp_path):
         "propensity",
         "timestamp",
         "group",
+        "probabilities",
+        "eligible",
+        "policy_version",
+        "model_version",
+        "joined_at",
+        "seq",
+        "cost",
+        "reward_vector",
+        "keywords",
+        "feedback",
+        "info",
+        "action_value",
+        "shadow",
     ]
     import pyarrow as pa
 

@@ -2,9 +2,10 @@
 (identity: ridge, optionally with ``T`` targets sharing each model's design; logistic: L2
 logistic regression; neural: one :class:`~scarce.models.neural.NeuralLinear` per model),
 each giving optimistic (upper) or pessimistic (lower) confidence bounds
-``mu(x^T theta_hat +- beta ||x||_{V^{-1}})`` (spec A.3, exact for a monotone link), with one
-width per design. The models themselves are the shared ones of :mod:`scarce.models`; this
-module only adds the bound and the GLM radius.
+``mu(x^T theta_hat +- beta_k ||x||_{V_k^{-1}})`` (spec A.3, exact for a monotone link), with
+one width per design and one radius ``beta_k`` per model (from its own observation count).
+The models themselves are the shared ones of :mod:`scarce.models`; this module only adds the
+bound and the GLM radius.
 """
 
 from __future__ import annotations
@@ -58,26 +59,27 @@ class LinearBank:
         self.dim = n_features
         self.n_targets = n_targets
         if link == "identity":
-            self.model = RidgeRegression(n_models, n_features, lam=lam, n_targets=n_targets)
+            self.model: Any = RidgeRegression(n_models, n_features, lam=lam, n_targets=n_targets)
         elif n_targets is not None:
             raise ValueError("n_targets needs the identity link (a logistic model has one target)")
         else:
             self.model = LogisticRegression(n_models, n_features, lam=lam)
 
-    def mean_width(self, X: np.ndarray, beta: float) -> tuple[np.ndarray, np.ndarray]:
-        """Linear predictor ``x^T theta`` (``(n, M)``, or ``(n, M, T)`` with targets) and the
-        width ``beta ||x||_{V^-1}`` ``(n, M)``, one per design (shared by its targets)."""
+    @property
+    def n_obs(self) -> np.ndarray:
+        """``(M,)`` observations of each model."""
+        return self.model.n_obs
+
+    def bounds(self, X: np.ndarray, beta: np.ndarray, upper: bool) -> np.ndarray:
+        """``(n, M)`` (``(n, M, T)`` with targets) ``mu(x^T theta +- beta ||x||_{V^-1})``
+        (+ if ``upper``), ``beta`` ``(M,)`` the radius of each model."""
         if self.link == "identity":
             mean, var = self.model.predict(X)  # variance already clipped at 0
         else:
             mean = predict_mean(X, self.model.theta)
             var = np.maximum(predict_variance(X, self.model.design_cov), 0.0)
-        return mean, beta * np.sqrt(var)
-
-    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
-        """``(n, M)`` (``(n, M, T)`` with targets) ``mu(x^T theta +- beta ||x||_{V^-1})``
-        (+ if ``upper``)."""
-        mean, width = self.mean_width(X, beta)
+        width = np.sqrt(var)
+        width *= beta
         if self.n_targets is not None:
             width = width[..., None]
         z = mean + width if upper else mean - width
@@ -107,6 +109,10 @@ class NeuralBank:
     net_params:
         keywords of :class:`~scarce.models.neural.NeuralLinear` (``hidden``,
         ``retrain_every``, ``min_train``, ``epochs``, ``batch_size``, ``lr``, ``weight_decay``).
+    output:
+        the networks' output head: ``"sigmoid"`` (cross-entropy; targets in [0, 1], the
+        paper's head for Bernoulli outcomes) or ``"identity"`` (squared loss). The linear
+        model on the embedding uses ``link`` either way.
     """
 
     def __init__(
@@ -117,20 +123,32 @@ class NeuralBank:
         lam: float,
         seeds: Sequence[int],
         net_params: dict[str, Any],
+        output: str = "sigmoid",
     ) -> None:
-        from scarce.models.neural import NeuralLinear
+        from scarce.models.neural import MLPEmbedding, NeuralLinear
 
         self.link = link
-        self.models = [
-            NeuralLinear(n_features, link=link, lam=lam, seed=int(s), **net_params) for s in seeds
-        ]
+        self.models = []
+        net_link = "logistic" if output == "sigmoid" else "identity"
+        train = {k: net_params[k] for k in ("hidden", "epochs", "batch_size", "lr", "weight_decay")}
+        for s in seeds:
+            model = NeuralLinear(n_features, link=link, lam=lam, seed=int(s), **net_params)
+            if net_link != link:
+                # the network's own head and loss; same seed, so the same initial weights
+                model.net = MLPEmbedding(n_features, link=net_link, seed=int(s), **train)
+            self.models.append(model)
         self.dim = self.models[0].net.embedding_dim
 
-    def bounds(self, X: np.ndarray, beta: float, upper: bool) -> np.ndarray:
+    @property
+    def n_obs(self) -> np.ndarray:
+        """``(M,)`` observations of each model."""
+        return np.array([m.n_obs for m in self.models], dtype=np.float64)
+
+    def bounds(self, X: np.ndarray, beta: np.ndarray, upper: bool) -> np.ndarray:
         out = np.empty((X.shape[0], len(self.models)))
         for k, model in enumerate(self.models):
             mean, var = model.predict(X)
-            width = beta * np.sqrt(np.maximum(var, 0.0))
+            width = beta[k] * np.sqrt(np.maximum(var, 0.0))
             if self.link == "identity":
                 out[:, k] = mean + width if upper else mean - width
             else:

@@ -3,11 +3,11 @@ GLM rewards and costs, with a hard budget guarantee.
 
 Each round the learner scores every action by its optimistic reward minus the priced
 pessimistic consumption, ``UCB_r(a) - Z * <theta_t, LCB_c(a)>``, and plays the best
-*affordable* action. The dual weights ``theta_t`` (one per resource plus a slack coordinate)
-are updated by multiplicative weights on the gains ``c(a_t) - B/T``, so the price of a
-resource rises while it is spent faster than its budget allows. ``Z`` trades reward against
-consumption (``fixed``, ``oracle`` = ``OPT/B`` from the truth, or ``warmup_estimate``: a
-uniformly random warm-up of ``T0 = ceil(d sqrt(T))`` rounds and the empirical LP on it).
+*affordable* action. The parts have their own modules: the reward and consumption models
+and their bounds (:mod:`scarce.budget.models`), the dual prices ``theta_t`` and ``Z``
+(:mod:`scarce.budget.dual`), the parameter groups (:mod:`scarce.budget.specs`) and the
+budget itself, a :class:`scarce.core.ledger.Ledger` (the one the simulation loop and the
+decision service use).
 
 Budget guarantee
 ----------------
@@ -18,6 +18,13 @@ consumptions above ``cost_bound`` are rejected in :meth:`update`, so the total r
 consumption of the decisions this policy makes can never exceed the budget. The free action
 (A&D's no-op; the model in the deferral problem) consumes nothing and is always affordable;
 once nothing else is, the policy plays it (A&D's stopping rule; the episode continues).
+
+What a decision knew
+--------------------
+``Decision.info`` carries, per case, ``cost_lcb`` ``(n, m)`` (the pessimistic consumption of
+the chosen action the scores used) and ``priced`` ``(n,)`` (whether the decision was made
+with prices, i.e. after the warm-up). ``update(..., info=decision.info)`` takes the dual step
+with them; without ``info`` (an update by hand) they are recomputed from the current state.
 """
 
 from __future__ import annotations
@@ -28,16 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from scarce.budget.estimators import LINKS, LinearBank, glm_radius
-from scarce.budget.opt import static_opt_deferral, static_opt_lp
+from scarce.budget.dual import DualPrices, default_eta, estimate_z, theory_gamma
+from scarce.budget.estimators import LINKS, LinearBank
+from scarce.budget.models import OutcomeModels
+from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, spec_dict
 from scarce.core.decision import Decision
+from scarce.core.ledger import Ledger
 from scarce.core.policy import SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike
-from scarce.core.validation import check_positive_int, check_scalar
+from scarce.core.validation import check_positive_int
+from scarce.policies import register_policy
 
-Z_METHODS = ("fixed", "warmup_estimate", "oracle")
 
-
+@register_policy
 class KnapsackBandit(Policy):
     """LinCBwK with GLM links, multiplicative-weights dual prices and a hard budget.
 
@@ -57,47 +67,32 @@ class KnapsackBandit(Policy):
         the action that consumes nothing (A&D's no-op, or the model in deferral); its reward
         is learned like any other.
     cost_bound:
-        maximal consumption of one round: a float, ``(m,)`` or ``(K, m)`` (the free action's
+        largest consumption of one round: a float, ``(m,)`` or ``(K, m)`` (the free action's
         row is forced to 0). Budget checks and clipping of cost estimates use it.
     reward_link, cost_link:
         ``"identity"`` or ``"logistic"``; ``reward_link`` may be a list of ``K`` links (one
         per action), ``cost_link`` one of ``m`` (one per resource).
-    lam:
-        ridge of the identity-link models (spec default 1.0).
-    lam_logistic:
-        L2 penalty of the logistic-link models (spec default 1e-3).
-    beta_scale, delta, sigma, kappa:
-        confidence radius ``beta_scale * sigma / kappa * sqrt(dim/2 log(1 + 2t/dim) +
-        log(1/delta))`` (Li et al., 2017). ``kappa=None`` uses 1 for the identity link and
-        0.25 for the logistic one (as the meTS code does).
-    reward_range:
-        ``(low, high)``: optimistic rewards are clipped to it.
-    z_method:
-        ``"warmup_estimate"`` (default), ``"fixed"`` (needs ``Z``) or ``"oracle"`` (needs
-        ``Z = OPT / B`` computed from the truth, e.g. by :func:`scarce.budget.opt.oracle_z`;
-        an ablation).
-    Z:
-        the trade-off constant for ``fixed`` / ``oracle``.
-    warmup_rounds:
-        ``T0`` for ``warmup_estimate``; None gives ``ceil(d sqrt(T))``.
-    c_z, z_gamma:
-        ``Z = c_z (OPT_hat + 2 gamma) / B`` where ``OPT_hat`` is the optimistic empirical LP
-        on the warm-up contexts scaled to ``T`` with budget ``B + 2 gamma``; ``z_gamma=None``
-        gives ``gamma = sqrt(d) T^(3/4)`` (spec A.4; constants unverified).
-    eta:
-        multiplicative-weights step; None gives ``sqrt(log(m + 1) / T)``.
-    dual_uses_estimate:
-        the dual gain uses the pessimistic cost estimate of the chosen action (A&D, default)
-        or, if False, the realised consumption.
+    confidence:
+        :class:`~scarce.budget.specs.ConfidenceSpec` (or a dict of its fields): radius,
+        regularisation and the reward range.
+    dual:
+        :class:`~scarce.budget.specs.DualSpec` (or a dict of its fields): ``Z`` and the dual
+        step.
     seed:
         seed or generator (warm-up draws).
 
-    Budgets of several resources are normalised to the smallest per-round rate
-    ``rho = min_j B_j / T``: consumption of resource ``j`` is scaled by ``rho / rho_j`` in
-    the scores and the dual gains, so one ``Z`` prices all resources.
+    ``update(X, actions, rewards, costs=..., info=...)``: ``costs`` ``(n, m)`` (``(n,)`` for
+    one resource) is what the chosen actions consumed (0 for the free action), or
+    ``(n, K, m)`` every action's consumption (full information on costs: every costly
+    action's model learns from every row). ``update(X, full_rewards=..., costs=(n, K, m))``
+    without ``actions`` learns from cases this policy did not decide (an offline log): the
+    models learn, nothing is booked against the budget.
     """
 
     deterministic = False
+    layouts = (SHARED_CONTEXT,)
+    # one model per design for several targets (False: one model per target, e.g. networks)
+    _multi_target_models = True
 
     def __init__(
         self,
@@ -111,20 +106,8 @@ class KnapsackBandit(Policy):
         cost_bound: float | Sequence[float] | np.ndarray = 1.0,
         reward_link: str | Sequence[str] = "identity",
         cost_link: str | Sequence[str] = "identity",
-        lam: float = 1.0,
-        lam_logistic: float = 1e-3,
-        beta_scale: float = 1.0,
-        delta: float = 0.05,
-        sigma: float = 0.5,
-        kappa: float | None = None,
-        reward_range: tuple[float, float] = (0.0, 1.0),
-        z_method: str = "warmup_estimate",
-        Z: float | None = None,
-        warmup_rounds: int | None = None,
-        c_z: float = 1.0,
-        z_gamma: float | None = None,
-        eta: float | None = None,
-        dual_uses_estimate: bool = True,
+        confidence: ConfidenceSpec | dict[str, Any] | None = None,
+        dual: DualSpec | dict[str, Any] | None = None,
         seed: SeedLike = None,
     ) -> None:
         super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
@@ -135,27 +118,30 @@ class KnapsackBandit(Policy):
         self.cost_bound = cost_bound
         self.reward_link = reward_link
         self.cost_link = cost_link
-        self.lam = lam
-        self.lam_logistic = lam_logistic
-        self.beta_scale = beta_scale
-        self.delta = delta
-        self.sigma = sigma
-        self.kappa = kappa
-        self.reward_range = reward_range
-        self.z_method = z_method
-        self.Z = Z
-        self.warmup_rounds = warmup_rounds
-        self.c_z = c_z
-        self.z_gamma = z_gamma
-        self.eta = eta
-        self.dual_uses_estimate = dual_uses_estimate
+        self.confidence = confidence
+        self.dual = dual
 
     # ------------------------------------------------------------------ parameters
     def get_params(self) -> dict[str, Any]:
-        params = super().get_params()
-        if "reward_range" in params:  # a JSON round trip gives a list
-            params["reward_range"] = tuple(float(v) for v in params["reward_range"])
+        """Constructor arguments in plain JSON form (arrays as lists, the parameter groups as
+        complete dicts), so ``cls(**get_params())`` and a saved copy compare equal."""
+        params = {k: _plain(v) for k, v in super().get_params().items()}
+        for name, cls in (("confidence", ConfidenceSpec), ("dual", DualSpec)):
+            try:
+                params[name] = spec_dict(as_spec(cls, params[name], name))
+            except (TypeError, ValueError):
+                pass  # reported as given; _check_params will say what is wrong
         return params
+
+    @property
+    def confidence_(self) -> ConfidenceSpec:
+        """The confidence parameters in effect."""
+        return as_spec(ConfidenceSpec, self.confidence, "confidence")
+
+    @property
+    def dual_(self) -> DualSpec:
+        """The dual parameters in effect."""
+        return as_spec(DualSpec, self.dual, "dual")
 
     def _links(self, value: str | Sequence[str], n: int, name: str) -> list[str]:
         links = [value] * n if isinstance(value, str) else list(value)
@@ -165,6 +151,9 @@ class KnapsackBandit(Policy):
             )
         return links
 
+    def _reward_links(self) -> list[str]:
+        return self._links(self.reward_link, self.n_actions, "reward_link")
+
     def _check_params(self) -> None:
         super()._check_params()
         K = self.n_actions
@@ -172,50 +161,34 @@ class KnapsackBandit(Policy):
         T = check_positive_int(self.horizon, "horizon")
         if K < 2:
             raise ValueError(f"n_actions must be >= 2 (a free action and a costly one); got {K}")
-        if isinstance(self.free_action, bool) or not isinstance(
-            self.free_action, (int, np.integer)
-        ):
-            raise ValueError(f"free_action must be an int in [0, {K}); got {self.free_action!r}")
-        if not 0 <= self.free_action < K:
-            raise ValueError(f"free_action must be an int in [0, {K}); got {self.free_action!r}")
-        B = (
-            np.broadcast_to(np.asarray(self.budget, dtype=np.float64), (m,))
-            if np.ndim(self.budget) <= 1
-            else None
-        )
-        if B is None or B.shape != (m,) or not np.all(np.isfinite(B)) or np.any(B <= 0):
+        free = self.free_action
+        if isinstance(free, bool) or not isinstance(free, (int, np.integer)) or not 0 <= free < K:
+            raise ValueError(f"free_action must be an int in [0, {K}); got {free!r}")
+        try:
+            B = np.broadcast_to(np.asarray(self.budget, dtype=np.float64), (m,)).copy()
+        except (TypeError, ValueError):
+            B = None
+        if B is None or not np.all(np.isfinite(B)) or np.any(B <= 0):
             raise ValueError(
                 f"budget must be a positive finite float or ({m},) of them; got {self.budget!r}"
             )
-        cb = np.asarray(self.cost_bound, dtype=np.float64)
         try:
-            cb = np.broadcast_to(cb, (K, m)).copy()
-        except ValueError:
+            cb = np.broadcast_to(np.asarray(self.cost_bound, dtype=np.float64), (K, m)).copy()
+        except (TypeError, ValueError):
             raise ValueError(
-                f"cost_bound must be a float, ({m},) or ({K}, {m}); got shape {cb.shape}"
+                f"cost_bound must be a float, ({m},) or ({K}, {m}); got {self.cost_bound!r}"
             ) from None
         if not np.all(np.isfinite(cb)) or np.any(cb < 0):
             raise ValueError("cost_bound must be finite and >= 0")
-        cb[self.free_action] = 0.0
-        rlinks = self._links(self.reward_link, K, "reward_link")
+        cb[free] = 0.0
+        rlinks = self._reward_links()
         clinks = self._links(self.cost_link, m, "cost_link")
-        check_scalar(self.lam, "lam", low=0.0, low_inclusive=False)
-        check_scalar(self.lam_logistic, "lam_logistic", low=0.0, low_inclusive=False)
-        check_scalar(self.beta_scale, "beta_scale", low=0.0)
-        check_scalar(
-            self.delta, "delta", low=0.0, high=1.0, low_inclusive=False, high_inclusive=False
-        )
-        check_scalar(self.sigma, "sigma", low=0.0)
-        if self.kappa is not None:
-            check_scalar(self.kappa, "kappa", low=0.0, low_inclusive=False)
-        lo, hi = self.reward_range
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            raise ValueError(
-                f"reward_range must be (low, high) with low < high; got {self.reward_range!r}"
-            )
+        conf = self.confidence_
+        conf.check("confidence")
+        lo, hi = conf.reward_range
         if "logistic" in rlinks and (lo < 0 or hi > 1):
             raise ValueError(
-                f"a logistic reward link needs reward_range inside [0, 1]; got {self.reward_range!r}"
+                f"a logistic reward link needs confidence.reward_range inside [0, 1]; got {(lo, hi)!r}"
             )
         for j, link in enumerate(clinks):
             if link == "logistic" and np.any(cb[:, j] > 1):
@@ -223,105 +196,18 @@ class KnapsackBandit(Policy):
                     f"cost_link[{j}] = 'logistic' needs cost_bound <= 1 for resource {j} "
                     "(the targets of a logistic model lie in [0, 1])"
                 )
-        if self.z_method not in Z_METHODS:
-            raise ValueError(f"z_method must be one of {Z_METHODS}; got {self.z_method!r}")
-        if self.z_method in ("fixed", "oracle"):
-            if self.Z is None:
-                raise ValueError(f"z_method={self.z_method!r} needs Z (a float >= 0)")
-            check_scalar(self.Z, "Z", low=0.0)
-        if self.warmup_rounds is not None:
-            check_positive_int(self.warmup_rounds, "warmup_rounds", minimum=0)
-        check_scalar(self.c_z, "c_z", low=0.0, low_inclusive=False)
-        if self.z_gamma is not None:
-            check_scalar(self.z_gamma, "z_gamma", low=0.0)
-        if self.eta is not None:
-            check_scalar(self.eta, "eta", low=0.0, low_inclusive=False)
-        self._budget = B.copy()
-        self._cost_bound = cb
-        self._T = T
+        dual = self.dual_
+        dual.check("dual")
+        self._budget, self._cost_bound, self._T = B, cb, T
+        self._rlinks, self._clinks = rlinks, clinks
+        self._conf, self._dual = conf, dual
 
     # ------------------------------------------------------------------ state
-    # Linear banks can hold several targets per design (False for banks that cannot, e.g.
-    # one network per target). With it, the resources of a costly action share one ridge
-    # design (costs are observed jointly) and, while the reward rows of every costly action
-    # are its cost rows, so does its reward: the "joint" layout (see ``_build_models``).
-    # False gives one single-target model per (action, target), the reference layout.
-    _multi_target_models = True
-
     def _make_bank(
         self, n_models: int, link: str, seeds: np.ndarray, n_targets: int | None = None
     ) -> Any:
-        lam = self.lam if link == "identity" else self.lam_logistic
+        lam = self._conf.lam if link == "identity" else self._conf.lam_logistic
         return LinearBank(n_models, self.n_features, link, lam, n_targets=n_targets)
-
-    def _build_models(self, joint: bool) -> None:
-        """Create fresh reward and cost models.
-
-        ``_reward_groups``: ``(link, actions, bank)``, bounds ``(n, |actions|)``.
-        ``_cost_groups``: ``(link, resources, bank, multi)``; ``multi``: one identity ridge per
-        costly action with the resources as targets, else ``n_costly * |resources|``
-        single-target models, action-major.
-
-        With ``joint``, the identity-reward actions and the identity-link resources share one
-        multi-target ridge ``_joint_bank``: model ``i`` is action ``_joint_acts[i]``, target 0
-        its reward, targets ``1..`` its consumption of the resources ``_joint_res``. A costly
-        action's rows are the rounds it was played (reward and costs seen together); the free
-        action's rows are its reward rows, on which it consumed exactly 0 (its cost targets
-        are 0, and its consumption bound is 0 anyway). These actions and resources then have
-        no model in the groups.
-        """
-        K, m = self.n_actions, self.n_resources
-        rlinks = self._links(self.reward_link, K, "reward_link")
-        clinks = self._links(self.cost_link, m, "cost_link")
-        seeds = self._seeds
-        nc = self._costly.size
-        self._joint = joint
-        self._reward_groups = []
-        for link in LINKS:
-            acts = np.array([a for a in range(K) if rlinks[a] == link], dtype=np.int64)
-            if acts.size and not (joint and link == "identity"):
-                self._reward_groups.append(
-                    (link, acts, self._make_bank(acts.size, link, seeds[acts]))
-                )
-        # action -> index within its reward group (-1: not in it), for routing rows
-        self._reward_local = []
-        for _, acts, _ in self._reward_groups:
-            local = np.full(K, -1, dtype=np.int64)
-            local[acts] = np.arange(acts.size)
-            self._reward_local.append(local)
-        self._cost_groups = []
-        for link in LINKS:
-            res = np.array([j for j in range(m) if clinks[j] == link], dtype=np.int64)
-            if not res.size or (joint and link == "identity"):
-                continue
-            multi = link == "identity" and self._multi_target_models
-            if multi:
-                bank = self._make_bank(nc, link, seeds[K + np.arange(nc)], n_targets=res.size)
-            else:
-                bank = self._make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)])
-            self._cost_groups.append((link, res, bank, multi))
-        self._joint_bank = None
-        if joint:
-            acts = np.array([a for a in range(K) if rlinks[a] == "identity"], dtype=np.int64)
-            res = np.array([j for j in range(m) if clinks[j] == "identity"], dtype=np.int64)
-            self._joint_acts, self._joint_res = acts, res
-            self._joint_pos = np.full(K, -1, dtype=np.int64)
-            self._joint_pos[acts] = np.arange(acts.size)
-            self._joint_costly = self._joint_pos[self._costly]  # every costly action is in
-            self._joint_free_pos = self._joint_pos[[self.free_action]]
-            self._joint_has_free = bool(self._joint_free_pos[0] >= 0)
-            self._joint_all = acts.size == K and res.size == m
-            self._joint_bank = self._make_bank(acts.size, "identity", seeds[acts], 1 + res.size)
-
-    def _can_share_reward(self) -> bool:
-        """Whether the joint layout applies: banks with several targets, identity reward links
-        on every costly action, and at least one identity-link resource (logistic models
-        cannot share a design: their curvature weights differ per target)."""
-        if not self._multi_target_models:
-            return False
-        rlinks = self._links(self.reward_link, self.n_actions, "reward_link")
-        clinks = self._links(self.cost_link, self.n_resources, "cost_link")
-        return "identity" in clinks and all(rlinks[a] == "identity" for a in self._costly)
 
     def _init_state(self) -> None:
         if self.context_mode_ != SHARED_CONTEXT:
@@ -329,110 +215,56 @@ class KnapsackBandit(Policy):
                 f"{type(self).__name__} needs shared contexts X of shape (n, {self.n_features}); "
                 "per-action features are not supported"
             )
-        K, m = self.n_actions, self.n_resources
-        self._costly = np.array([a for a in range(K) if a != self.free_action], dtype=np.int64)
-        self._costly_rank = np.full(K, -1, dtype=np.int64)
-        self._costly_rank[self._costly] = np.arange(self._costly.size)
-        self._is_costly = np.ones(K, dtype=bool)
-        self._is_costly[self.free_action] = False
-        self._seeds = np.random.SeedSequence(int(self.rng_.integers(2**32))).generate_state(
-            K + m * K
+        K, m, T = self.n_actions, self.n_resources, self._T
+        seeds = np.random.SeedSequence(int(self.rng_.integers(2**32))).generate_state(K + m * K)
+        self.models_ = OutcomeModels(
+            n_actions=K,
+            n_resources=m,
+            free_action=int(self.free_action),
+            reward_links=self._rlinks,
+            cost_links=self._clinks,
+            cost_bound=self._cost_bound,
+            confidence=self._conf,
+            make_bank=self._make_bank,
+            seeds=seeds,
+            multi_target=self._multi_target_models,
         )
-        self._build_models(joint=self._can_share_reward())
-        self._cost_bound_tol = self._cost_bound + 1e-12
-        self.rates_ = self._budget / self._T
-        self._rate_min = float(self.rates_.min())
-        self._scale = self._rate_min / self.rates_  # consumption normalisation per resource
-        self.spent_ = np.zeros(m)
-        self.reserved_ = np.zeros(m)
-        self.dual_ = np.full(m + 1, 1.0 / (m + 1))
+        self.ledger_ = Ledger(self._budget, self._cost_bound)
+        self._ok_all = np.ones(K, dtype=bool)
+        self._ok: np.ndarray | None = None  # cached affordability (None: recompute)
+        rates = self._budget / T
+        self._rate_min = float(rates.min())
+        self._scale = self._rate_min / rates  # consumption in the common unit
+        # the largest consumption of one round in the common unit (1 if nothing costs)
+        c_max = float((self._cost_bound * self._scale).max()) or 1.0
+        units = self._rate_min * T / c_max
+        # the paced warm-up's probability of a costly action: the budget's rate at most
+        self._explore = min((K - 1) / K, self._rate_min / c_max)
+        eta = self._dual.eta if self._dual.eta is not None else default_eta(m, T, units)
+        self.prices_ = DualPrices(m, eta, self._scale, self._rate_min)
         self.n_decided_ = 0
-        if self.z_method == "warmup_estimate":
-            T0 = self.warmup_rounds
+        if self._dual.z_method == "warmup_estimate":
+            T0 = self._dual.warmup_rounds
             if T0 is None:
-                T0 = math.ceil(self.n_features * math.sqrt(self._T))
-            self.warmup_rounds_ = min(int(T0), self._T)
-            self.Z_: float | None = None
+                T0 = math.ceil(math.sqrt(T))
+            self.warmup_rounds_ = min(int(T0), T)
         else:
             self.warmup_rounds_ = 0
-            self.Z_ = float(self.Z)  # type: ignore[arg-type]
         self._warm_X = np.zeros((self.warmup_rounds_, self.n_features))
+        self._zero_cost = np.zeros((1, m))
         self._n_warm = 0
-        self._beta_cache: dict[tuple[int, str, int], float] = {}
-        # (shape, bytes) of the last decided contexts and their cost LCBs, for the dual step
-        self._last: tuple[tuple[int, ...], bytes, np.ndarray] | None = None
-        self.eta_ = self.eta if self.eta is not None else math.sqrt(math.log(m + 1) / self._T)
-        # eta * gain = est * (eta * scale) - eta * rate_min, folded once
-        self._eta_scale = self.eta_ * self._scale
-        self._eta_rate = self.eta_ * self._rate_min
-
-    def _beta(self, link: str, dim: int) -> float:
-        t = self.n_updates_ if self.n_updates_ > 1 else 1
-        key = (t, link, dim)
-        cached = self._beta_cache.get(key)
-        if cached is None:
-            kappa = self.kappa if self.kappa is not None else (1.0 if link == "identity" else 0.25)
-            cached = self.beta_scale * glm_radius(
-                t, dim, sigma=self.sigma, kappa=kappa, delta=self.delta
-            )
-            if len(self._beta_cache) > 16:
-                self._beta_cache.clear()
-            self._beta_cache[key] = cached
-        return cached
+        self.Z_: float | None = None
+        if self._dual.z_method != "warmup_estimate":
+            self.Z_ = float(self._dual.Z)  # type: ignore[arg-type]
+        elif self.warmup_rounds_ == 0:
+            self.Z_ = self._estimate_z()
 
     # ------------------------------------------------------------------ estimates
     def _bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
-        """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and (if ``costs``, or
-        when they come with the rewards anyway) pessimistic consumptions ``(n, K, m)`` in
-        ``[0, cost_bound]``, 0 for the free action. Each design's width is computed once
-        and shared by the targets that use it."""
-        n, K, m = X.shape[0], self.n_actions, self.n_resources
-        lo, hi = self.reward_range
-        groups = self._reward_groups
-        c = None
-        if len(groups) == 1 and groups[0][1].size == K:  # one bank for every action
-            link, _, bank = groups[0]
-            r = bank.bounds(X, self._beta(link, bank.dim), upper=True)
-        elif self._joint and self._joint_all:  # one ridge for everything
-            mean, width = self._joint_bank.mean_width(X, self._beta("identity", self.n_features))
-            r = mean[:, :, 0] + width
-            # the free action's cost targets are exactly 0, so its bound clips to 0 below
-            c = mean[:, :, 1:] - width[:, :, None]
-        else:
-            r = np.empty((n, K))
-            for link, acts, bank in groups:
-                r[:, acts] = bank.bounds(X, self._beta(link, bank.dim), upper=True)
-        if c is None and (costs or self._joint):
-            costly = self._costly
-            c = np.zeros((n, K, m))
-            if self._joint:
-                mean, width = self._joint_bank.mean_width(
-                    X, self._beta("identity", self.n_features)
-                )
-                r[:, self._joint_acts] = mean[:, :, 0] + width
-                jc = self._joint_costly
-                c[:, costly[:, None], self._joint_res[None, :]] = (
-                    mean[:, jc, 1:] - width[:, jc, None]
-                )
-            for link, res, bank, multi in self._cost_groups:
-                beta = self._beta(link, bank.dim)
-                if multi:  # identity ridge, one design per costly action
-                    low = bank.bounds(X, beta, upper=False)  # (n, nc, |res|)
-                else:
-                    low = bank.bounds(X, beta, upper=False).reshape(n, costly.size, res.size)
-                if res.size == m:
-                    c[:, costly, :] = low
-                else:
-                    c[:, costly[:, None], res[None, :]] = low
-        if c is not None:
-            np.maximum(c, 0.0, out=c)
-            np.minimum(c, self._cost_bound, out=c)
-        np.minimum(r, hi, out=r)
-        np.maximum(r, lo, out=r)
-        return r, c
+        return self.models_.bounds(X, costs)
 
     def reward_ucb(self, X: np.ndarray) -> np.ndarray:
-        """``(n, K)`` optimistic rewards, clipped to ``reward_range``."""
+        """``(n, K)`` optimistic rewards, clipped to ``confidence.reward_range``."""
         return self._bounds(X, costs=False)[0]
 
     def cost_lcb(self, X: np.ndarray) -> np.ndarray:
@@ -442,91 +274,119 @@ class KnapsackBandit(Policy):
         return c
 
     def _estimates(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """Scores and (after the warm-up) the cost LCBs they used."""
+        """Scores and (once ``Z`` is known) the consumption bounds they used."""
         if self.Z_ is None:
             return self._bounds(X, costs=False)[0], None
         r, c = self._bounds(X, costs=True)
         assert c is not None
-        price = self.Z_ * self.dual_[:-1] * self._scale
-        return r - c @ price, c
+        return r - c @ self.prices_.prices(self.Z_), c
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (normalised units)."""
+        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (before ``Z`` is known:
+        ``UCB_r``)."""
         return self._estimates(X)[0]
+
+    @property
+    def spent_(self) -> np.ndarray:
+        """``(m,)`` consumption reported so far."""
+        return self.ledger_.spent
 
     @property
     def remaining_(self) -> np.ndarray:
         """``(m,)`` budget left after reported spending and outstanding reservations."""
-        return self._budget - self.spent_ - self.reserved_
-
-    def _affordable(self) -> np.ndarray:
-        # tiny tolerance so that round-off in the running sums cannot block an exact fit
-        ok = (self._cost_bound <= (self._budget - self.spent_ - self.reserved_ + 1e-9)).all(axis=1)
-        ok[self.free_action] = True  # even if updates for undecided actions overspent
-        return ok
-
-    # ------------------------------------------------------------------ decisions
-    def _maybe_estimate_z(self) -> None:
-        if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
-            self.Z_ = self._estimate_z()
+        return self.ledger_.remaining
 
     def _estimate_z(self) -> float:
-        """``c_z (OPT_hat + 2 gamma) / B`` from the warm-up contexts (spec A.4)."""
-        T, d = self._T, self.n_features
+        """``Z`` from the warm-up contexts (:func:`scarce.budget.dual.estimate_z`)."""
         Xw = self._warm_X[: self._n_warm]
-        if Xw.shape[0] == 0:
-            return 0.0
-        gamma = self.z_gamma if self.z_gamma is not None else math.sqrt(d) * T**0.75
-        B = self.rates_.min() * T
-        rate = (B + 2.0 * gamma) / T
+        d, T = self.n_features, self._T
+        gamma = self._dual.z_gamma if self._dual.z_gamma is not None else theory_gamma(d, T)
         r, c = self._bounds(Xw, costs=True)
         assert c is not None
-        c = c * self._scale
-        if self.n_actions == 2 and self.n_resources == 1:
-            a = int(self._costly[0])
-            value = static_opt_deferral(r[:, a], r[:, self.free_action], c[:, a, 0], rate).value
-        else:
-            value, _ = static_opt_lp(r, c, rate)
-        return float(self.c_z * (T * value + 2.0 * gamma) / B)
+        free = int(self.free_action)
+        return estimate_z(
+            r,
+            c * self._scale,
+            free_action=free,
+            fallback=self.models_.reward_lcb(Xw, free) if Xw.shape[0] else None,
+            budget=self._rate_min * T,
+            horizon=T,
+            gamma=gamma,
+            c_z=self._dual.c_z,
+        )
 
+    # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
-        n = X.shape[0]
-        self._maybe_estimate_z()
+        n, m, K = X.shape[0], self.n_resources, self.n_actions
+        free = int(self.free_action)
         scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)
         probs = np.ones(n)
+        priced = np.zeros(n, dtype=bool)
+        cost_lcb = np.zeros((n, m))
+        ledger = self.ledger_
         for i in range(n):
             ok = self._affordable()  # the free action is always affordable
             if eligible is not None:
-                ok &= eligible[i]
-            if eligible is not None and not ok.any():
-                raise ValueError(
-                    f"case {i}: no eligible action is affordable (remaining budget {self.remaining_}); "
-                    f"make the free action {self.free_action} eligible"
-                )
-            if self.Z_ is None:  # warm-up: uniformly random affordable action
-                choices = np.flatnonzero(ok)
-                a = int(choices[self.rng_.integers(choices.size)])
-                probs[i] = 1.0 / choices.size
-                if self._n_warm < self.warmup_rounds_:
-                    self._warm_X[self._n_warm] = X[i]
-                    self._n_warm += 1
+                ok = ok & eligible[i]
+                if not ok.any():
+                    raise ValueError(
+                        f"case {i}: no eligible action is affordable (remaining budget "
+                        f"{ledger.remaining}); make the free action {free} eligible"
+                    )
+            if est is None:  # warm-up: a random affordable action
+                p = self._warmup_probabilities(ok[None, :])[0]
+                a = min(int(np.searchsorted(np.cumsum(p), self.rng_.random() * p.sum())), K - 1)
+                while p[a] == 0:  # round-off at the top of the cumulative sum
+                    a -= 1
+                probs[i] = p[a]
+                self._warm_X[self._n_warm] = X[i]
+                self._n_warm += 1
             else:
-                s = np.where(ok, scores[i], -np.inf)
+                s = scores[i] if ok is self._ok_all else np.where(ok, scores[i], -np.inf)
                 a = int(s.argmax())
-                if ok[self.free_action] and s[self.free_action] >= s[a]:
-                    a = self.free_action  # ties go to the free action
+                if ok[free] and s[free] >= s[a]:
+                    a = free  # ties go to the free action
             actions[i] = a
-            if a != self.free_action:  # the free action's bound is 0
-                self.reserved_ += self._cost_bound[a]
+            if a != free:  # the free action's bound is 0
+                ledger.reserve(actions[i : i + 1])
+                self._ok = None
             self.n_decided_ += 1
-            if self.Z_ is None and self.n_decided_ >= self.warmup_rounds_:
-                self._maybe_estimate_z()
+            if est is None and self.n_decided_ >= self.warmup_rounds_:
+                # the warm-up is complete: price from here on (this decision's consumption
+                # enters the first dual step)
+                self.Z_ = self._estimate_z()
                 scores, est = self._estimates(X)
-        # the dual step of the matching update uses these estimates (same state)
-        self._last = (X.shape, X.tobytes(), est) if est is not None else None
+            if est is not None:
+                priced[i] = True
+                cost_lcb[i] = est[i, a]
         shown = scores if eligible is None else np.where(eligible, scores, -np.inf)
-        return Decision(actions=actions, probabilities=probs, scores=shown)
+        info = {"cost_lcb": cost_lcb, "priced": priced}
+        return Decision(actions=actions, probabilities=probs, scores=shown, info=info)
+
+    def _affordable(self) -> np.ndarray:
+        """``(K,)`` the ledger's affordable actions, kept until the ledger changes (do not
+        modify the result); the same object as ``_ok_all`` when every action is."""
+        if self._ok is None:
+            ok = self.ledger_.affordable()
+            self._ok = self._ok_all if ok.all() else ok
+        return self._ok
+
+    def _warmup_probabilities(self, ok: np.ndarray) -> np.ndarray:
+        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``:
+        uniform, or (``dual.paced_warmup``) the costly actions together with probability
+        ``min((K - 1) / K, rho / c_max)`` so that the warm-up spends no faster than the budget's
+        rate, and the free action the rest."""
+        free = int(self.free_action)
+        costly = ok.copy()
+        costly[:, free] = False
+        n_costly = costly.sum(axis=1, keepdims=True)
+        if not self._dual.paced_warmup:
+            return ok / ok.sum(axis=1, keepdims=True)
+        q = np.where(ok[:, [free]], self._explore, 1.0) * (n_costly > 0)
+        out = costly * (q / np.maximum(n_costly, 1))
+        out[:, free] = np.where(ok[:, free], 1.0 - q[:, 0], 0.0)
+        return out
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         """Probabilities under the current state, for each case on its own (reservations made
@@ -535,62 +395,64 @@ class KnapsackBandit(Policy):
         ok = np.broadcast_to(self._affordable(), (n, K)).copy()
         if eligible is not None:
             ok &= eligible
-        if self.Z_ is None and self.n_decided_ < self.warmup_rounds_:
-            return ok / ok.sum(axis=1, keepdims=True)
-        if self.Z_ is None:
-            # the warm-up is over but Z is estimated on the next decide; estimate it without
-            # keeping it so that this call leaves the state unchanged
-            z = self._estimate_z()
-            self.Z_ = z
-            s = self.scores(X)
-            self.Z_ = None
-        else:
-            s = self.scores(X)
-        s = np.where(ok, s, -np.inf)
+        if self.Z_ is None:  # warm-up
+            return self._warmup_probabilities(ok)
+        s = np.where(ok, self.scores(X), -np.inf)
         best = np.argmax(s, axis=1)
         rows = np.arange(n)
-        free_wins = ok[:, self.free_action] & (s[:, self.free_action] >= s[rows, best])
-        best = np.where(free_wins, self.free_action, best)
+        free = int(self.free_action)
+        free_wins = ok[:, free] & (s[:, free] >= s[rows, best])
+        best = np.where(free_wins, free, best)
         out = np.zeros((n, K))
         out[rows, best] = 1.0
         return out
 
     # ------------------------------------------------------------------ learning
     def _extra_keywords(self) -> tuple[str, ...]:
-        return ("costs",)
+        return ("costs", "info")
 
-    def _check_costs(self, costs: Any, actions: np.ndarray) -> np.ndarray:
+    def _settle(self, costs: Any, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Book the decisions' costs in the ledger (releasing their reservations); returns the
+        chosen actions' costs ``(n, m)`` and, when every action's were given, those
+        ``(n, K, m)``. Costs above ``cost_bound`` are refused (the budget guarantee relies
+        on it)."""
         n, m = actions.shape[0], self.n_resources
+        full = None
+        if n == 1 and actions[0] == self.free_action and np.ndim(costs) < 3:
+            # the free action: nothing reserved, nothing to book; its cost must be 0
+            C = None if costs is None else np.asarray(costs, dtype=np.float64)
+            if C is not None and (C.size != m or np.any(C != 0)):
+                return self.ledger_.check_costs(actions, costs), None  # raises
+            return self._zero_cost, None
+        self._ok = None
         if costs is None:
             if (actions != self.free_action).any():
                 raise ValueError(
                     "update needs costs=(n,) or (n, n_resources) when a costly action was played"
                 )
-            return np.zeros((n, m))
-        C = np.asarray(costs, dtype=np.float64)
-        if C.ndim == 1 and m == 1:
-            C = C[:, None]
-        if C.shape != (n, m):
-            raise ValueError(f"costs must have shape ({n},) or ({n}, {m}); got {C.shape}")
-        # one pass for the three checks (NaN fails ``C >= 0``); diagnose only on failure
-        bound_tol = self._cost_bound_tol[actions[0]] if n == 1 else self._cost_bound_tol[actions]
-        if not ((C >= 0) & (C <= bound_tol)).all():
-            bound = self._cost_bound[actions]
-            if not np.all(np.isfinite(C)) or np.any(C < 0):
-                raise ValueError("costs must be finite and >= 0")
-            if np.any(C[actions == self.free_action] != 0):
-                raise ValueError(f"costs of the free action {self.free_action} must be 0")
-            i, j = np.argwhere(C > bound + 1e-12)[0]
+            costs = np.zeros((n, m))
+        elif np.ndim(costs) == 3:
+            full = self._check_full_costs(costs, n)
+            costs = full[np.arange(n), actions]
+        return self.ledger_.settle(actions, costs), full
+
+    def _check_full_costs(self, costs: Any, n: int) -> np.ndarray:
+        K, m = self.n_actions, self.n_resources
+        full = np.asarray(costs, dtype=np.float64)
+        if full.shape != (n, K, m):
             raise ValueError(
-                f"costs[{i}, {j}] = {C[i, j]} exceeds cost_bound {bound[i, j]} "
-                "(the budget guarantee relies on it)"
+                f"costs of every action must have shape ({n}, {K}, {m}); got {full.shape}"
             )
-        return C
+        if not ((full >= 0) & (full <= self._cost_bound + 1e-12)).all():
+            raise ValueError(
+                "costs must be finite, >= 0 and at most cost_bound (0 for the free action)"
+            )
+        return full
 
     def _reward_rows(
         self,
         X: np.ndarray,
-        actions: np.ndarray,
+        actions: np.ndarray | None,
         rewards: np.ndarray | None,
         full_rewards: np.ndarray | None,
         extra: dict[str, Any],
@@ -599,165 +461,137 @@ class KnapsackBandit(Policy):
         n, K = X.shape[0], self.n_actions
         if full_rewards is not None:
             return np.repeat(X, K, axis=0), full_rewards.reshape(-1), np.tile(np.arange(K), n)
-        assert rewards is not None
+        assert rewards is not None and actions is not None
         return X, rewards, actions
 
     def _learn(self, X, actions, rewards, full_rewards, **extra):  # type: ignore[override]
-        if actions is None:
-            raise ValueError(
-                f"{type(self).__name__}.update needs actions (and costs) to track the budget"
-            )
-        C = self._check_costs(extra.get("costs"), actions)
-        n, free = actions.shape[0], self.free_action
-        one = n == 1  # the online case: scalar bookkeeping instead of masks
-        a0 = int(actions[0]) if one else -1
+        costs, info = extra.pop("costs", None), extra.pop("info", None)
+        if actions is None:  # cases this policy did not decide: learn, book nothing
+            self._learn_offline(X, full_rewards, costs, extra)
+            return
         # release the reservations of these decisions and book what they really consumed
-        if one:
-            if a0 != free:  # the free action reserved nothing (its bound is 0)
-                self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[a0], 0.0)
-            self.spent_ += C[0]
-        else:
-            self.reserved_ = np.maximum(self.reserved_ - self._cost_bound[actions].sum(axis=0), 0.0)
-            self.spent_ += C.sum(axis=0)
-        # dual step (after the warm-up), with the cost estimate of the decision-time state
-        if self.Z_ is not None:
-            if self.dual_uses_estimate:
-                last = self._last
-                if last is not None and last[0] == X.shape and last[1] == X.tobytes():
-                    c_all = last[2]
-                else:
-                    c_all = self.cost_lcb(X)
-                est = c_all[0, a0] if one else c_all[np.arange(n), actions]
-            else:
-                est = C[0] if one else C
-            # gains c * scale - B/T per resource, 0 for the slack coordinate (factor 1);
-            # est is (m,) for one case, (n, m) otherwise
-            factors = np.exp(est * self._eta_scale - self._eta_rate)
-            for g in (factors,) if one else factors:
-                w = self.dual_.copy()
-                w[:-1] *= g
-                self.dual_ = w / w.sum()
-        self._last = None
-        if full_rewards is not None and self._joint:
-            # every action's reward is now seen on rows where its costs are not
-            self._unshare()
+        C, full_costs = self._settle(costs, actions)
+        self._dual_step(X, actions, C, info)
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
-        for (_, acts, bank), local in zip(self._reward_groups, self._reward_local, strict=True):
-            if acts.size == self.n_actions:
-                bank.partial_fit(feats, y, ids)
-                continue
-            if ids.shape[0] == 1:
-                if local[ids[0]] >= 0:
-                    bank.partial_fit(feats, y, local[ids])
-                continue
-            mids = local[ids]
-            keep = mids >= 0
-            if keep.all():
-                bank.partial_fit(feats, y, mids)
-            elif keep.any():
-                bank.partial_fit(feats[keep], y[keep], mids[keep])
-        if self._joint and self._joint_has_free:
-            # the free action's reward rows (costs 0); the costly actions' rows come below
-            if ids.shape[0] == 1:
-                fx = feats if ids[0] == free else None
-                fy = y
-            else:
-                rows = np.flatnonzero(ids == free)
-                fx, fy = (feats[rows], y[rows]) if rows.size else (None, None)
-            if fx is not None:
-                targets = np.zeros((fx.shape[0], 1 + self._joint_res.size))
-                targets[:, 0] = fy
-                k = fx.shape[0]
-                pos = self._joint_free_pos if k == 1 else np.repeat(self._joint_free_pos, k)
-                self._joint_bank.partial_fit(fx, targets, pos)
-        if one:
-            if a0 == free:
-                return
-            Xc, Cc, Ac, r_c = X, C, actions, rewards
-        else:
-            costly = actions != free
-            if not costly.any():
-                return
-            Xc, Cc, Ac = X[costly], C[costly], actions[costly]
-            r_c = None if rewards is None else rewards[costly]
-        if self._joint:  # reward and consumption of the played action, one row
-            assert r_c is not None
-            res = self._joint_res
-            targets = np.empty((Xc.shape[0], 1 + res.size))
-            targets[:, 0] = r_c
-            targets[:, 1:] = Cc if res.size == self.n_resources else Cc[:, res]
-            self._joint_bank.partial_fit(Xc, targets, self._joint_pos[Ac])
-        if self._cost_groups:
-            rank = self._costly_rank[Ac]
-        for _, res, bank, multi in self._cost_groups:
-            q = res.size
-            targets = Cc if q == self.n_resources else Cc[:, res]
-            if multi:
-                bank.partial_fit(Xc, targets, rank)
-            else:
-                feats_c = np.repeat(Xc, q, axis=0)
-                mids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
-                bank.partial_fit(feats_c, targets.reshape(-1), mids)
+        self.models_.learn_rewards(feats, y, ids)
+        if full_costs is not None:
+            self._learn_full_costs(X, full_costs)
+            return
+        if actions.shape[0] == 1:
+            if actions[0] != self.free_action:
+                self.models_.learn_costs(X, C, actions)
+            return
+        costly = actions != self.free_action
+        if costly.all():
+            self.models_.learn_costs(X, C, actions)
+        elif costly.any():
+            self.models_.learn_costs(X[costly], C[costly], actions[costly])
 
-    def _unshare(self) -> None:
-        """Leave the joint layout, keeping every estimate: the identity reward models start
-        from target 0 of the joint ridge, the identity cost models from the costly actions'
-        models with targets ``1..`` (same design: same rows so far); other models are kept."""
-        assert self._joint_bank is not None
-        joint = self._joint_bank.get_state()
-        jc = self._joint_costly
-        old_rewards = {link: bank for link, _, bank in self._reward_groups}
-        old_costs = {link: bank for link, _, bank, _ in self._cost_groups}
-        self._build_models(joint=False)
-        for i, (link, acts, bank) in enumerate(self._reward_groups):
-            if link == "identity":  # the same actions as the joint ridge, in the same order
-                bank.set_state(
-                    {**joint, "b": joint["b"][:, :, 0], "theta": joint["theta"][:, :, 0]}
-                )
-            else:
-                self._reward_groups[i] = (link, acts, old_rewards[link])
-        for i, (link, res, bank, multi) in enumerate(self._cost_groups):
-            if link == "identity":  # multi: one ridge per costly action
-                state = {key: np.asarray(v)[jc] for key, v in joint.items()}
-                state["b"] = state["b"][:, :, 1:]
-                state["theta"] = state["theta"][:, :, 1:]
-                bank.set_state(state)
-            else:
-                self._cost_groups[i] = (link, res, old_costs[link], multi)
+    def _dual_step(
+        self, X: np.ndarray, actions: np.ndarray, C: np.ndarray, info: dict[str, Any] | None
+    ) -> None:
+        """One multiplicative-weights step per priced decision, with the consumption estimate
+        it was priced with (``info``; recomputed when not given back) or its realised cost."""
+        if info is not None and "priced" in info:
+            priced = np.asarray(info["priced"], dtype=bool)
+        elif self.Z_ is not None:
+            priced = np.ones(actions.shape[0], dtype=bool)
+        else:
+            return
+        if not priced.any():
+            return
+        if not self._dual.dual_uses_estimate:
+            used = C
+        elif info is not None and "cost_lcb" in info:
+            used = np.asarray(info["cost_lcb"], dtype=np.float64)
+        else:
+            used = self.cost_lcb(X)[np.arange(actions.shape[0]), actions]
+        self.prices_.step(used[0] if used.shape[0] == 1 else used[priced])
+
+    def _learn_full_costs(self, X: np.ndarray, full_costs: np.ndarray) -> None:
+        costly = self.models_.costly
+        n = X.shape[0]
+        feats = np.tile(X, (costly.size, 1))
+        acts = np.repeat(costly, n)
+        C = full_costs[:, costly].transpose(1, 0, 2).reshape(-1, self.n_resources)
+        self.models_.learn_costs(feats, C, acts)
+
+    def _learn_offline(
+        self, X: np.ndarray, full_rewards: np.ndarray, costs: Any, extra: dict[str, Any]
+    ) -> None:
+        feats, y, ids = self._reward_rows(X, None, None, full_rewards, extra)
+        self.models_.learn_rewards(feats, y, ids)
+        if costs is None:
+            return
+        if np.ndim(costs) != 3:
+            raise ValueError(
+                "update without actions (cases this policy did not decide) needs costs of every "
+                f"action, shape (n, {self.n_actions}, {self.n_resources}), or none"
+            )
+        self._learn_full_costs(X, self._check_full_costs(costs, X.shape[0]))
+
+    # ------------------------------------------------------------------ contract hooks
+    @classmethod
+    def _unit_test_params(cls) -> list[dict[str, Any]]:
+        # (the checks feed every configuration the feedback of the first, so all have two
+        # resources) a budget that one batch of the checks cannot exhaust and a short
+        # warm-up; a small budget, logistic costs and a fixed Z
+        return [
+            {"budget": 500.0, "horizon": 1000, "n_resources": 2, "dual": {"warmup_rounds": 5}},
+            {
+                "budget": [2.0, 3.0],
+                "horizon": 50,
+                "n_resources": 2,
+                "cost_link": ["identity", "logistic"],
+                "dual": {"z_method": "fixed", "Z": 1.0},
+            },
+        ]
+
+    @classmethod
+    def _unit_test_feedback(
+        cls, rng: np.random.Generator, X: np.ndarray, decision: Decision, params: dict[str, Any]
+    ) -> dict[str, Any]:
+        n, K = X.shape[0], params["n_actions"]
+        m = params.get("n_resources", 1)
+        # every action's consumption (so that the full-information check has costs too)
+        costs = rng.random((n, K, m))
+        costs[:, params.get("free_action", 0)] = 0.0
+        return {
+            "actions": decision.actions,
+            "rewards": rng.random(n),
+            "costs": costs,
+            "info": decision.info,
+        }
 
     # ------------------------------------------------------------------ persistence
     def _get_learned_state(self) -> dict[str, Any]:
         return {
-            "joint": None if self._joint_bank is None else self._joint_bank.get_state(),
-            "reward": {link: bank.get_state() for link, _, bank in self._reward_groups},
-            "cost": {link: bank.get_state() for link, _, bank, _ in self._cost_groups},
-            "spent": self.spent_,
-            "reserved": self.reserved_,
-            "dual": self.dual_,
+            "models": self.models_.get_state(),
+            "ledger": self.ledger_.get_state(),
+            "dual": self.prices_.get_state(),
             "n_decided": self.n_decided_,
             "Z": self.Z_,
             "warm_X": self._warm_X[: self._n_warm],
         }
 
     def _set_learned_state(self, state: dict[str, Any]) -> None:
-        joint = state["joint"] is not None
-        if joint != self._joint:
-            if joint and not self._can_share_reward():
-                raise ValueError(
-                    "the saved state has a joint reward/cost model these parameters cannot"
-                )
-            self._build_models(joint=joint)
-        if self._joint_bank is not None:
-            self._joint_bank.set_state(state["joint"])
-        for link, _, bank in self._reward_groups:
-            bank.set_state(state["reward"][link])
-        for link, _, bank, _ in self._cost_groups:
-            bank.set_state(state["cost"][link])
-        self.spent_ = np.array(state["spent"], dtype=float)
-        self.reserved_ = np.array(state["reserved"], dtype=float)
-        self.dual_ = np.array(state["dual"], dtype=float)
+        self.models_.set_state(state["models"])
+        self.ledger_.set_state(state["ledger"])
+        self._ok = None
+        self.prices_.set_state(state["dual"])
         self.n_decided_ = int(state["n_decided"])
         self.Z_ = None if state["Z"] is None else float(state["Z"])
         warm = np.array(state["warm_X"], dtype=float).reshape(-1, self.n_features)
         self._n_warm = warm.shape[0]
         self._warm_X[: self._n_warm] = warm
+
+
+def _plain(value: Any) -> Any:
+    """A constructor argument in plain JSON form (arrays and tuples as lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -12,6 +12,9 @@ and the empirical optimum on a finite data sequence.
   relaxation (greedy, ``exact=False``) or the exact 0/1 knapsack (``scipy.optimize.milp``,
   ``exact=True``).
 * :func:`oracle_z`: ``Z = OPT / B`` from known means (the ``z_method="oracle"`` ablation).
+* :func:`best_threshold`: BestReject's threshold chosen in hindsight on a realised sequence
+  (spec A.7: the best of a grid of step 0.01), with :func:`apply_budget`, the deferrals a
+  rule makes under the hard budget.
 """
 
 from __future__ import annotations
@@ -243,3 +246,65 @@ def oracle_z(opt_value: float, budget: float) -> float:
     """``Z = OPT / B`` (A&D's ideal trade-off constant), from a known ``OPT`` and budget ``B``."""
     b = check_scalar(budget, "budget", low=0.0, low_inclusive=False)
     return check_scalar(opt_value, "opt_value", low=0.0) / b
+
+
+def apply_budget(
+    intent: np.ndarray, costs: np.ndarray, budget: float, cost_bound: float
+) -> np.ndarray:
+    """Deferrals actually made when a rule wants to defer on ``intent`` ``(T,)`` and may defer
+    only while ``cost_bound`` fits in what is left of ``budget`` (the rule of
+    :class:`~scarce.core.ledger.Ledger`); ``costs`` ``(T,)`` are the realised deferral costs.
+
+    Spending only changes when a deferral is made, so the rule stops for good at the first
+    intended deferral whose preceding spending exceeds ``budget - cost_bound``.
+    """
+    intent = np.asarray(intent, dtype=bool)
+    spent_before = np.cumsum(np.where(intent, costs, 0.0)) - np.where(intent, costs, 0.0)
+    blocked = intent & (spent_before > budget - cost_bound + 1e-9)
+    if not blocked.any():
+        return intent.copy()
+    stop = int(np.argmax(blocked))
+    out = intent.copy()
+    out[stop:] = False
+    return out
+
+
+def best_threshold(
+    scores: np.ndarray,
+    mean_rewards: np.ndarray,
+    costs: np.ndarray,
+    budget: float,
+    cost_bound: float,
+    thresholds: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """BestReject's threshold chosen in hindsight on a realised sequence of ``T`` cases.
+
+    Parameters
+    ----------
+    scores:
+        ``(T,)`` what the rule thresholds (the model's expected reward or confidence).
+    mean_rewards:
+        ``(T, 2)`` expected rewards of ``[model, human]`` on each case (the objective).
+    costs:
+        ``(T,)`` realised cost of deferring each case.
+    budget, cost_bound:
+        ``B`` and the largest cost of one deferral (the rule defers while it fits).
+    thresholds:
+        the grid; default ``0, 0.01, ...`` over the range of ``scores`` (spec A.7).
+
+    Returns ``(tau, expected reward)`` of the best rule "defer iff ``score < tau``" (the first
+    of equal ones).
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    mu = np.asarray(mean_rewards, dtype=np.float64)
+    if thresholds is None:
+        lo, hi = float(s.min()), float(s.max())
+        thresholds = np.round(np.arange(np.floor(lo * 100) / 100, hi + 0.02, 0.01), 10)
+    rows = np.arange(s.shape[0])
+    best = (float("nan"), -np.inf)
+    for tau in thresholds:
+        defer = apply_budget(s < tau, costs, budget, cost_bound)
+        value = float(mu[rows, defer.astype(np.int64)].sum())
+        if value > best[1]:
+            best = (float(tau), value)
+    return best

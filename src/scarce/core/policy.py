@@ -96,13 +96,14 @@ class Policy:
 
     # ------------------------------------------------------------------ parameters
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
+        """The constructor's keyword names (what :meth:`get_params` reports)."""
         sig = inspect.signature(cls.__init__)
         return [p for p in sig.parameters if p != "self"]
 
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments, as given (a Generator ``seed`` is reported as None)."""
-        params = {name: getattr(self, name) for name in self._param_names()}
+        params = {name: getattr(self, name) for name in self.param_names()}
         if isinstance(params.get("seed"), np.random.Generator):
             params["seed"] = None
         return params
@@ -418,6 +419,9 @@ class Policy:
         self.n_updates_ = int(state["n_updates"])
         self.rng_ = generator_from_state(state["rng"])
         self._init_state()
+        # _init_state may draw (e.g. seeds for sub-models) and the learned state replaces what
+        # it made: the saved stream is restored so a loaded policy draws as the original does
+        self.rng_ = generator_from_state(state["rng"])
         self._set_learned_state(state["learned"])
         self._initialized = True
         self._one_case_shape = self._single_case_shape()

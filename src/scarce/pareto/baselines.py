@@ -1,4 +1,5 @@
-"""Baselines for vector rewards: uniform random play and per-arm scalarised LinUCB."""
+"""A baseline for vector rewards: per-arm scalarised LinUCB (uniform random play is the core's
+:class:`~scarce.policies.Random`, which takes vector rewards too)."""
 
 from __future__ import annotations
 
@@ -13,28 +14,8 @@ from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.ridge import RidgeRegression
 from scarce.pareto.cones import dominates
-from scarce.pareto.policy import VectorPolicy, _decision_from_support
-
-
-class ParetoRandom(VectorPolicy):
-    """Uniformly random arm; learns nothing. Its support and its "estimated front" are all
-    arms. Parameters as in :class:`~scarce.pareto.policy.VectorPolicy`."""
-
-    def _support(self, X: np.ndarray) -> np.ndarray:
-        return np.ones((X.shape[0], self.n_actions), dtype=bool)
-
-    def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
-        return _decision_from_support(self.rng_, self._support(X), eligible)
-
-    def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
-        s = self._support(X) if eligible is None else eligible
-        return s / s.sum(axis=1, keepdims=True)
-
-    def _pareto_estimate(self, X: np.ndarray) -> np.ndarray:
-        return self._support(X)
-
-    def _learn(self, X, actions, rewards, full_rewards, **extra) -> None:
-        pass
+from scarce.pareto.policy import VectorPolicy
+from scarce.policies import register_policy
 
 
 def simplex_weights(m: int, resolution: int) -> np.ndarray:
@@ -47,6 +28,7 @@ def simplex_weights(m: int, resolution: int) -> np.ndarray:
     return (np.array(pts, dtype=float) + 0.5) / (r + m / 2)
 
 
+@register_policy
 class ScalarisedLinUCB(VectorPolicy):
     """Per-arm, per-objective LinUCB, scalarised.
 
@@ -55,8 +37,10 @@ class ScalarisedLinUCB(VectorPolicy):
     confidence vector ``u_k = mean + alpha * sd`` per arm. Each round draws one weight vector
     ``w`` uniformly from a fixed set of weights and plays ``argmax_k s_w(u_k)`` with
     ``s_w(u) = w . u`` (``"linear"``) or ``min_j w_j u_j`` (``"chebyshev"``, reference point 0).
-    The support of the policy is the set of arms that win for some weight of the set, and an
-    action's probability is the share of weights it wins for (exact).
+    The support of the policy is the set of arms that win for some weight of the set
+    (``Decision.info["support"]``), and an action's probability is the share of weights it
+    wins for (exact; also the decision's ``scores``). Full-information feedback
+    (``full_rewards`` ``(n, K, m)``) updates every arm's models.
 
     Parameters
     ----------
@@ -159,7 +143,8 @@ class ScalarisedLinUCB(VectorPolicy):
         actions = wins[np.arange(n), g]
         probs = np.zeros((n, self.n_actions))
         np.add.at(probs, (np.repeat(np.arange(n), G), wins.ravel()), 1.0 / G)
-        return Decision(actions, probs[np.arange(n), actions], probs)
+        scores = probs if eligible is None else np.where(eligible, probs, -np.inf)
+        return Decision(actions, probs[np.arange(n), actions], scores, info={"support": probs > 0})
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         return self._probabilities(X, eligible)
@@ -170,7 +155,11 @@ class ScalarisedLinUCB(VectorPolicy):
         return ~dom.any(axis=1)
 
     def _learn(self, X, actions, rewards, full_rewards, **extra) -> None:
-        m = self.n_objectives
+        K, m = self.n_actions, self.n_objectives
+        if full_rewards is not None:  # every arm's reward vector: K * m models per case
+            phi = np.repeat(self._phi(X), K * m, axis=0)
+            self.model_.partial_fit(phi, full_rewards.ravel(), np.tile(np.arange(K * m), len(X)))
+            return
         phi = np.repeat(self._phi(X), m, axis=0)
         ids = (actions[:, None] * m + np.arange(m)[None, :]).ravel()
         self.model_.partial_fit(phi, rewards.ravel(), ids)

@@ -15,7 +15,8 @@ import numpy as np
 from scipy.optimize import linprog
 from scipy.spatial import ConvexHull
 
-_TOL = 1e-12
+#: tolerance of the dominance tests (a difference within it of a facet counts as on it)
+DOMINANCE_TOL = 1e-12
 
 
 def _as_matrix(value: Any, name: str) -> np.ndarray:
@@ -57,11 +58,18 @@ class Cone:
         if not res.success or -res.fun <= 1e-9:
             raise ValueError("the cone must be full-dimensional: {x : W x > 0} is empty")
         self.W = W
+        self._orthant = W.shape[0] == m and bool(np.all(np.isclose(W, 0.0) | np.isclose(W, 1.0)))
 
     @property
     def dim(self) -> int:
         """``m``, the number of objectives."""
         return int(self.W.shape[1])
+
+    @property
+    def is_orthant(self) -> bool:
+        """Whether the cone is the non-negative orthant (rows: distinct basis vectors), for
+        which dominance and gaps have closed forms."""
+        return self._orthant
 
     @classmethod
     def orthant(cls, m: int) -> Cone:
@@ -134,13 +142,16 @@ class Cone:
     def contains(self, x: Any, *, strict: bool = False) -> np.ndarray:
         """Whether each row of ``x`` (``(..., m)``) lies in the cone (``strict``: its interior)."""
         v = np.asarray(x, dtype=np.float64) @ self.W.T
-        return np.all(v > _TOL, axis=-1) if strict else np.all(v >= -_TOL, axis=-1)
+        return (
+            np.all(v > DOMINANCE_TOL, axis=-1) if strict else np.all(v >= -DOMINANCE_TOL, axis=-1)
+        )
 
     def __repr__(self) -> str:
         return f"Cone(W={self.W.tolist()})"
 
 
-def _check_means(means: Any, cone: Cone, name: str = "means") -> np.ndarray:
+def check_means(means: Any, cone: Cone, name: str = "means") -> np.ndarray:
+    """``means`` as a finite ``(K, m)`` float array for ``cone`` (``m = cone.dim``)."""
     arr = np.asarray(means, dtype=np.float64)
     if arr.ndim != 2 or arr.shape[1] != cone.dim:
         raise ValueError(f"{name} must have shape (K, {cone.dim}); got {arr.shape}")
@@ -170,6 +181,6 @@ def pareto_mask(means: Any, cone: Cone) -> np.ndarray:
 
     ``means`` is ``(K, m)``. Differences on the cone's boundary count as domination.
     """
-    mu = _check_means(means, cone)
+    mu = check_means(means, cone)
     dom = dominates(mu[:, None, :], mu[None, :, :], cone)  # dom[j, k]: j dominates k
     return ~dom.any(axis=0)

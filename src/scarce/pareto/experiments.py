@@ -1,140 +1,180 @@
 """``scarce run pareto-shift``: PCBShift and baselines on covariate-shift problems with two
 objectives, for several shift strengths and horizons.
 
-Environments (:class:`~scarce.pareto.envs.PeaksShiftEnv`, ``K = 10``, ``D = 1``, noise 0.1):
-source ``Beta(1, 1 + nu)`` (a power law near ``x = 0``), target ``Beta(1 + nu, 1)`` (near
-``x = 1``) for ``nu`` in 0 (no shift, both uniform), 1, 3 (``rho_0.05(P, Q)`` about 10, 39
-and 9700); and a two-change-point schedule (``Beta(1, 5)`` near the origin, then uniform,
-then the target ``Beta(6, 1)``). Each runs at horizons ``T/4, T/2, T``
-with the (last) change point at ``T_i / 2``.
+Environments (``peaks-shift``, :class:`~scarce.pareto.envs.PeaksShiftEnv`, ``K = 10``,
+``D = 1``, noise 0.1): source ``Beta(1, 1 + nu)`` (a power law near ``x = 0``), target
+``Beta(1 + nu, 1)`` (near ``x = 1``) for ``nu`` in 0 (no shift, both uniform), 1, 3
+(``rho_0.05(P, Q)`` about 10, 39 and 9700); and a two-change-point schedule (``Beta(1, 5)``
+near the origin, then uniform, then the target ``Beta(6, 1)``). Each runs at horizons
+``T/4, T/2, T`` with the (last) change point at ``T_i / 2``. Policies get the environment's
+suggestions (:meth:`~scarce.envs.Environment.policy_params`: ``n_objectives``, the Hölder
+constants, the noise scale, the horizon); static grids of 8, 16 and 32 bins are the
+references of issue 15.
 
-Outputs in ``out/``: ``summary.csv`` (contract columns), ``traces.parquet`` (per-checkpoint
-cumulative regrets, front F1 and tree size), ``regret_vs_T.png``, ``regret_curves.png``,
-``tree_growth.png``, ``front_f1.png`` and ``fronts.png`` (true vs estimated Pareto fronts at
-a target context).
+Every run goes through :func:`scarce.sim.run`, in :data:`N_CHECKPOINTS` consecutive segments
+(fewer for runs under 2000 cases)
+on the same policy and environment (the environment's clock carries the schedule across
+them): after each segment the estimated Pareto sets are scored on fixed target contexts
+(front F1) and the tree's size is read. The regrets are the environment's
+:meth:`~scarce.pareto.PeaksShiftEnv.case_metrics`, summed over the target phase.
+
+The result (written by the runner): ``summary.csv``; ``traces.parquet`` (cumulative
+target-phase regrets against rounds since the shift, ``table = "target_regret"``, and front
+F1 and tree size at the checkpoints, ``table = "growth"``); figures ``regret_vs_T``,
+``regret_curves``, ``tree_growth``, ``front_f1`` and ``fronts`` (true vs estimated Pareto
+fronts at a target context).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from scarce.pareto.baselines import ParetoRandom, ScalarisedLinUCB
+from scarce.core.random import spawn_seeds
 from scarce.pareto.envs import PeaksShiftEnv
-from scarce.pareto.policy import ParetoUCB, PCBShift, StaticGridPCB
-from scarce.pareto.runner import simulate
-from scarce.sim import parallel_map, run_seeds
-from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, register
+from scarce.pareto.plots import FRONT_CONTEXT, figures
+from scarce.pareto.regret import front_f1
+from scarce.sim import EnvSpec, PolicySpec, parallel_map, run
+from scarce.sim.experiments import SUMMARY_COLUMNS, CustomExperiment, ExperimentResult, register
 
 NAME = "pareto-shift"
-N_ACTIONS = 10
-NOISE = 0.1
-FRONT_CONTEXT = 0.9
+N_CHECKPOINTS = 20
+N_EVAL = 100
 #: shift strengths: source Beta(1, 1 + nu) (mass near 0), target Beta(1 + nu, 1) (near 1)
 SHIFTS = (0, 1, 3)
 
-POLICIES = (
-    "PCBShift",
-    "PCBShift-hoeffding",
-    "StaticGridPCB",
-    "ParetoUCB",
-    "LinUCB-linear",
-    "LinUCB-chebyshev",
-    "Random",
+#: label -> how to build the policy (the environment's suggestions fill in the rest)
+POLICIES: dict[str, PolicySpec] = {
+    "PCBShift": PolicySpec("PCBShift"),
+    "StaticGridPCB-8": PolicySpec("StaticGridPCB", {"grid_level": 3}),
+    "StaticGridPCB-16": PolicySpec("StaticGridPCB", {"grid_level": 4}),
+    "StaticGridPCB-32": PolicySpec("StaticGridPCB", {"grid_level": 5}),
+    "ParetoUCB": PolicySpec("ParetoUCB"),
+    "LinUCB-linear": PolicySpec("ScalarisedLinUCB", {"scalarization": "linear", "alpha": 0.2}),
+    "LinUCB-chebyshev": PolicySpec(
+        "ScalarisedLinUCB", {"scalarization": "chebyshev", "alpha": 0.2}
+    ),
+    "Random": PolicySpec("Random"),
+}
+
+#: per-case metrics of the environment summed over the target phase
+TARGET_METRICS = (
+    "preference_regret",
+    "preference_regret_filtered",
+    "log_hausdorff_regret",
+    "played_pareto_regret",
 )
 
 
-def _schedules(T: int) -> dict[str, dict[str, Any]]:
+def env_specs(T: int) -> dict[str, EnvSpec]:
+    """The four schedules for horizon ``T`` (the last change point at ``T // 2``)."""
     half = T // 2
-    out: dict[str, dict[str, Any]] = {
-        f"nu={nu}": {
-            "change_points": (half,),
-            "distributions": ((1.0, 1.0 + nu), (1.0 + nu, 1.0)),
-        }
+    out = {
+        f"nu={nu}": EnvSpec(
+            "peaks-shift",
+            {"change_points": (half,), "distributions": ((1.0, 1.0 + nu), (1.0 + nu, 1.0))},
+        )
         for nu in SHIFTS
     }
-    out["multi"] = {
-        "change_points": (T // 4, half),
-        "distributions": ((1.0, 5.0), (1.0, 1.0), (6.0, 1.0)),
-    }
+    out["multi"] = EnvSpec(
+        "peaks-shift",
+        {
+            "change_points": (max(T // 4, 1), max(half, 2)),
+            "distributions": ((1.0, 5.0), (1.0, 1.0), (6.0, 1.0)),
+        },
+    )
     return out
 
 
-def make_env(label: str, T: int, seed: int = 0) -> PeaksShiftEnv:
-    """The environment ``label`` (a key of the schedules) for horizon ``T``."""
-    return PeaksShiftEnv(n_actions=N_ACTIONS, noise=NOISE, seed=seed, **_schedules(T)[label])
+def pareto_estimate(policy: Any, X: np.ndarray) -> np.ndarray:
+    """``(n, K)`` bool: a vector policy's estimated Pareto sets at ``X``; for another policy
+    (uniform random play) the actions it may play there."""
+    if hasattr(policy, "pareto_estimate"):
+        return policy.pareto_estimate(X)
+    return policy.action_probabilities(X) > 0
 
 
-def make_policy(label: str, env: PeaksShiftEnv, T: int, seed: int) -> Any:
-    """A fresh policy ``label`` (one of :data:`POLICIES`) tuned to ``env``: the tree policies
-    get the instance's Hölder constant and noise scale (``PCBShift-hoeffding`` uses the
-    Hoeffding radius for rewards in [0, 1] instead), LinUCB a width for noise 0.1."""
-    common = {
-        "n_actions": env.n_actions,
-        "n_features": env.n_features,
-        "n_objectives": env.n_objectives,
+def run_segments(
+    policy: Any,
+    env: PeaksShiftEnv,
+    horizon: int,
+    *,
+    seed: int,
+    n_checkpoints: int = N_CHECKPOINTS,
+    eval_contexts: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Run ``policy`` on ``env`` for ``horizon`` cases through :func:`scarce.sim.run`, in
+    ``n_checkpoints`` consecutive segments (segment ``i`` with the ``i``-th seed spawned from
+    ``seed``), and score the estimated Pareto sets after each.
+
+    Returns
+    -------
+    dict with ``metrics``: name -> ``(horizon,)`` per-case metric of the environment;
+    ``actions`` ``(horizon,)``; ``checkpoints`` ``(C,)`` rounds; ``front_f1`` ``(C,)`` mean F1
+    of the estimated sets on ``eval_contexts`` (default: 100 target contexts from ``seed``);
+    ``n_leaves`` and ``depth`` ``(C,)`` (NaN without a tree).
+    """
+    ends = np.unique(np.linspace(0, horizon, n_checkpoints + 1).round().astype(int))[1:]
+    seeds = spawn_seeds(seed, len(ends) + 1)
+    if eval_contexts is None:
+        eval_contexts = env.sample_phase(N_EVAL, -1, np.random.default_rng(seeds[-1]))
+    truth = env.pareto_sets(eval_contexts)
+    parts: list[Any] = []
+    f1, leaves, depth = [], [], []
+    start = 0
+    for end, s in zip(ends, seeds, strict=False):
+        parts.append(run(policy, env, int(end - start), seed=s, record_probabilities=False))
+        f1.append(float(front_f1(pareto_estimate(policy, eval_contexts), truth).mean()))
+        leaves.append(float(getattr(policy, "n_leaves_", np.nan)))
+        depth.append(float(getattr(policy, "depth_", np.nan)))
+        start = end
+    names = [k for k in parts[0].extras if k.startswith("metric_")]
+    return {
+        "metrics": {
+            k.removeprefix("metric_"): np.concatenate([p.extras[k] for p in parts]) for k in names
+        },
+        "actions": np.concatenate([p.action for p in parts]),
+        "checkpoints": ends,
+        "front_f1": np.array(f1),
+        "n_leaves": np.array(leaves),
+        "depth": np.array(depth),
     }
-    tree = {"c_beta": env.holder_constant, "beta": env.beta, "sigma": env.noise, "horizon": T}
-    if label == "PCBShift":
-        return PCBShift(**common, **tree, seed=seed)
-    if label == "PCBShift-hoeffding":  # the [0, 1]-rewards radius: wider, so fewer splits
-        return PCBShift(**common, **{**tree, "sigma": None}, seed=seed)
-    if label == "StaticGridPCB":
-        return StaticGridPCB(**common, **tree, seed=seed)
-    if label == "ParetoUCB":
-        return ParetoUCB(**common, **tree, seed=seed)
-    if label.startswith("LinUCB-"):
-        return ScalarisedLinUCB(**common, scalarization=label.split("-")[1], alpha=0.2, seed=seed)
-    if label == "Random":
-        return ParetoRandom(**common, seed=seed)
-    raise ValueError(f"unknown policy {label!r}; valid: {', '.join(POLICIES)}")
+
+
+def checkpoints_for(T: int) -> int:
+    """Segments of a run of ``T`` cases: :data:`N_CHECKPOINTS`, fewer for short runs (at
+    least 100 cases each)."""
+    return max(1, min(N_CHECKPOINTS, T // 100))
 
 
 def _run_one(task: tuple[str, int, str, int, int]) -> dict[str, Any]:
     env_label, T, policy_label, seed_label, root = task
-    env = make_env(env_label, T)
-    policy = make_policy(policy_label, env, T, seed=root + 1)
-    tr = simulate(policy, env, T, seed=root, n_checkpoints=20)
-    start = tr.target_start - 1
-    cum = {
-        name: np.cumsum(getattr(tr, name)[start:])
-        for name in (
-            "preference_regret",
-            "preference_regret_filtered",
-            "log_hausdorff_regret",
-            "played_regret",
-        )
-    }
-    target_steps = np.arange(1, T - start + 1)
-    idx = np.unique(np.linspace(0, target_steps.size - 1, 40).round().astype(int))
-    curve = pd.DataFrame({"since_shift": target_steps[idx], **{k: v[idx] for k, v in cum.items()}})
-    metrics = {
-        "preference_regret": tr.target("preference_regret"),
-        "preference_regret_filtered": tr.target("preference_regret_filtered"),
-        "log_hausdorff_regret": tr.target("log_hausdorff_regret"),
-        "played_pareto_regret": tr.target("played_regret"),
-        "played_pareto_regret_all_rounds": float(tr.played_regret.sum()),
-        "front_f1": float(tr.front_f1[-1]),
-    }
-    if not np.isnan(tr.n_leaves[-1]):
-        metrics["n_leaves"] = float(tr.n_leaves[-1])
-        metrics["depth"] = float(tr.depth[-1])
+    env_seed, stream_seed, policy_seed = spawn_seeds(root, 3)
+    env = env_specs(T)[env_label].build(env_seed)
+    policy = POLICIES[policy_label].build_for(env, policy_seed, T)
+    out = run_segments(policy, env, T, seed=stream_seed, n_checkpoints=checkpoints_for(T))
+    start = env.target_start - 1
+    m = out["metrics"]
+    metrics = {name: float(m[name][start:].sum()) for name in TARGET_METRICS}
+    metrics["played_pareto_regret_all_rounds"] = float(m["played_pareto_regret"].sum())
+    metrics["front_f1"] = float(out["front_f1"][-1])
+    if not np.isnan(out["n_leaves"][-1]):
+        metrics["n_leaves"] = float(out["n_leaves"][-1])
+        metrics["depth"] = float(out["depth"][-1])
+    since = np.arange(1, T - start + 1)
+    idx = np.unique(np.linspace(0, since.size - 1, 40).round().astype(int))
+    curve = pd.DataFrame(
+        {"since_shift": since[idx], **{k: np.cumsum(m[k][start:])[idx] for k in TARGET_METRICS}}
+    )
     growth = pd.DataFrame(
-        {
-            "step": tr.checkpoints,
-            "front_f1": tr.front_f1,
-            "n_leaves": tr.n_leaves,
-            "depth": tr.depth,
-        }
+        {k: out[k] for k in ("front_f1", "n_leaves", "depth")} | {"step": out["checkpoints"]}
     )
     front = None
     if hasattr(policy, "leaf_estimates"):
-        est = policy.leaf_estimates(np.array([FRONT_CONTEXT]))
-        front = {k: v for k, v in est.items()}
+        front = policy.leaf_estimates(np.array([FRONT_CONTEXT]))
     return {
         "env": env_label,
         "T": T,
@@ -147,53 +187,45 @@ def _run_one(task: tuple[str, int, str, int, int]) -> dict[str, Any]:
     }
 
 
-def run(
+def horizons(horizon: int) -> list[int]:
+    """``T/4, T/2, T`` (at least 16 each)."""
+    return sorted({max(16, horizon // 4), max(16, horizon // 2), max(16, int(horizon))})
+
+
+def run_pareto_shift(
     *,
-    out: Path,
     horizon: int = 4000,
-    seeds: int | tuple[int, ...] = 3,
+    seeds: list[tuple[int, int]],
     n_jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> tuple[pd.DataFrame, dict[str, Path]]:
-    """Run the experiment (``horizon`` is the largest ``T``) and write its files to ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    labels, roots = run_seeds(list(seeds) if isinstance(seeds, tuple) else seeds)
-    horizons = sorted({max(16, horizon // 4), max(16, horizon // 2), max(16, int(horizon))})
+    policies: tuple[str, ...] | None = None,
+) -> ExperimentResult:
+    """The experiment's runs (``horizon`` is the largest ``T``; ``seeds`` the runner's
+    ``(label, root)`` pairs; ``policies`` a subset of :data:`POLICIES`, default all)."""
+    labels = list(POLICIES) if policies is None else list(policies)
     tasks = [
-        (env_label, T, pol, lab, root)
-        for T in horizons
-        for env_label in _schedules(T)
-        for pol in POLICIES
-        for lab, root in zip(labels, roots, strict=True)
+        (env_label, T, pol, label, root)
+        for T in horizons(horizon)
+        for env_label in env_specs(T)
+        for pol in labels
+        for label, root in seeds
     ]
     results = parallel_map(_run_one, tasks, n_jobs=n_jobs, progress=progress)
-
     rows, curves, growth = [], [], []
     for r in results:
         env_name = f"{r['env']}/T={r['T']}"
         for metric, value in r["metrics"].items():
-            rows.append((NAME, env_name, r["policy"], r["seed"], metric, value))
-        for _kind, frame, sink in (("target", r["curve"], curves), ("growth", r["growth"], growth)):
-            f = frame.copy()
-            f.insert(0, "seed", r["seed"])
-            f.insert(0, "policy", r["policy"])
-            f.insert(0, "T", r["T"])
-            f.insert(0, "env", r["env"])
-            f.insert(0, "experiment", NAME)
-            sink.append(f)
-    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
-    paths = {"summary": out / "summary.csv", "traces": out / "traces.parquet"}
-    summary.to_csv(paths["summary"], index=False)
+            rows.append((env_name, r["policy"], r["seed"], metric, value))
+        for frame, sink in ((r["curve"], curves), (r["growth"], growth)):
+            sink.append(frame.assign(env=r["env"], T=r["T"], policy=r["policy"], seed=r["seed"]))
+    summary = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS[1:]))
     curves_df = pd.concat(curves, ignore_index=True)
     growth_df = pd.concat(growth, ignore_index=True)
     traces = pd.concat(
         [curves_df.assign(table="target_regret"), growth_df.assign(table="growth")],
         ignore_index=True,
     )
-    traces.to_parquet(paths["traces"], index=False)
-
-    T_max = max(horizons)
+    T_max = max(horizons(horizon))
     front = next(
         (
             r["front"]
@@ -201,163 +233,25 @@ def run(
             if r["policy"] == "PCBShift"
             and r["T"] == T_max
             and r["env"] == f"nu={SHIFTS[-1]}"
-            and r["seed"] == labels[0]
+            and r["seed"] == seeds[0][0]
         ),
         None,
     )
-    paths.update(_plots(out, summary, curves_df, growth_df, T_max, front))
-    return summary, paths
-
-
-def _plots(
-    out: Path,
-    summary: pd.DataFrame,
-    curves: pd.DataFrame,
-    growth: pd.DataFrame,
-    T_max: int,
-    front: dict[str, Any] | None,
-) -> dict[str, Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    paths: dict[str, Path] = {}
-    envs = list(dict.fromkeys(curves["env"]))
-    colors = {p: f"C{i}" for i, p in enumerate(POLICIES)}
-
-    # regret vs T
-    fig, axes = plt.subplots(1, len(envs), figsize=(4 * len(envs), 3.4), squeeze=False)
-    pref = summary[summary["metric"] == "preference_regret"].copy()
-    pref["T"] = pref["env"].str.split("T=").str[1].astype(int)
-    pref["base"] = pref["env"].str.split("/").str[0]
-    for ax, env in zip(axes[0], envs, strict=True):
-        sub = pref[pref["base"] == env]
-        for pol in POLICIES:
-            g = sub[sub["policy"] == pol].groupby("T")["value"]
-            mean, sd = g.mean(), g.std().fillna(0.0)
-            ax.errorbar(
-                mean.index,
-                mean.values,
-                yerr=np.vstack([np.minimum(sd.values, mean.values), sd.values]),
-                marker="o",
-                ms=3,
-                capsize=2,
-                label=pol,
-                color=colors[pol],
-            )
-        ax.set_xscale("log")
-        ax.set_yscale("symlog", linthresh=1.0)
-        ax.set_ylim(bottom=0.0)
-        ax.set_title(env)
-        ax.set_xlabel("horizon T (change point at T/2)")
-    axes[0][0].set_ylabel("target-phase preference regret")
-    axes[0][-1].legend(fontsize=7)
-    fig.suptitle("Preference regret vs T (mean ± sd over seeds)")
-    fig.tight_layout()
-    paths["regret_vs_T"] = out / "regret_vs_T.png"
-    fig.savefig(paths["regret_vs_T"], dpi=110)
-    plt.close(fig)
-
-    # cumulative target regret curves at T_max
-    fig, axes = plt.subplots(2, len(envs), figsize=(4 * len(envs), 6.4), squeeze=False)
-    sub = curves[curves["T"] == T_max]
-    for col, env in enumerate(envs):
-        for row, metric in enumerate(("preference_regret", "played_regret")):
-            ax = axes[row][col]
-            for pol in POLICIES:
-                g = sub[(sub["env"] == env) & (sub["policy"] == pol)].groupby("since_shift")[metric]
-                mean, sd = g.mean(), g.std().fillna(0.0)
-                ax.plot(mean.index, mean.values, label=pol, color=colors[pol])
-                lower = np.maximum(mean - sd, 0.0)
-                ax.fill_between(mean.index, lower, mean + sd, alpha=0.15, color=colors[pol])
-            ax.set_yscale("symlog", linthresh=1.0)
-            ax.set_ylim(bottom=0.0)
-            ax.set_title(f"{env}, T={T_max}")
-            ax.set_xlabel("rounds since the (last) change point")
-            ax.set_ylabel(f"cumulative {metric.replace('_', ' ')}")
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
-    paths["regret_curves"] = out / "regret_curves.png"
-    fig.savefig(paths["regret_curves"], dpi=110)
-    plt.close(fig)
-
-    # tree growth and front F1
-    for name, metric, pols, ylabel in (
-        (
-            "tree_growth",
-            "n_leaves",
-            ("PCBShift", "PCBShift-hoeffding", "ParetoUCB", "StaticGridPCB"),
-            "leaves (bins)",
-        ),
-        ("front_f1", "front_f1", POLICIES, "F1 of the estimated Pareto set"),
-    ):
-        fig, axes = plt.subplots(1, len(envs), figsize=(4 * len(envs), 3.4), squeeze=False)
-        sub = growth[growth["T"] == T_max]
-        for ax, env in zip(axes[0], envs, strict=True):
-            for pol in pols:
-                g = sub[(sub["env"] == env) & (sub["policy"] == pol)].groupby("step")[metric]
-                ax.plot(g.mean().index, g.mean().values, marker=".", label=pol, color=colors[pol])
-            ax.set_title(f"{env}, T={T_max}")
-            ax.set_xlabel("round")
-        axes[0][0].set_ylabel(ylabel)
-        axes[0][-1].legend(fontsize=7)
-        fig.tight_layout()
-        paths[name] = out / f"{name}.png"
-        fig.savefig(paths[name], dpi=110)
-        plt.close(fig)
-
-    # true vs estimated Pareto fronts at one target context
-    env = make_env(f"nu={SHIFTS[-1]}", T_max)
-    mu = env.mean_rewards(np.array([[FRONT_CONTEXT]]))[0]
-    star = env.pareto_sets(np.array([[FRONT_CONTEXT]]))[0]
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    ax.scatter(mu[:, 0], mu[:, 1], s=28, color="0.7", label="true means (all arms)")
-    order = np.argsort(mu[star, 0])
-    ax.plot(mu[star, 0][order], mu[star, 1][order], "k-o", ms=5, label="true Pareto front")
-    for k in range(env.n_actions):
-        ax.annotate(
-            str(k), mu[k], textcoords="offset points", xytext=(3, 3), fontsize=7, color="0.4"
-        )
-    if front is not None:
-        est = front["means"]
-        ok = ~np.isnan(est[:, 0])
-        ax.scatter(est[ok, 0], est[ok, 1], marker="x", color="C0", label="PCBShift bin estimates")
-        play = front["play"] & ok
-        o = np.argsort(est[play, 0])
-        ax.plot(
-            est[play, 0][o],
-            est[play, 1][o],
-            "C0--s",
-            mfc="none",
-            ms=8,
-            label="estimated front (play set)",
-        )
-        ax.set_title(
-            f"x = {FRONT_CONTEXT}: bin [{front['lower'][0]:.3f}, {front['upper'][0]:.3f}], "
-            f"level {front['level']}",
-            fontsize=9,
-        )
-    ax.set_xlabel("objective 1")
-    ax.set_ylabel("objective 2")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    paths["fronts"] = out / "fronts.png"
-    fig.savefig(paths["fronts"], dpi=110)
-    plt.close(fig)
-    return paths
+    return ExperimentResult(
+        summary, {"traces": traces}, figures(summary, curves_df, growth_df, T_max, labels, front)
+    )
 
 
 register(
     CustomExperiment(
         name=NAME,
         description=(
-            "Vector rewards under covariate shift: PCBShift (adaptive tree, Pareto elimination; "
-            "known-noise and Hoeffding radii) vs "
-            "static grid, Pareto UCB, scalarised LinUCB (linear, Chebyshev) and random; K=10 arms, "
-            "2 objectives, shift strengths nu=0/1/3 and a two-change-point schedule, T/4..T"
+            "Vector rewards under covariate shift: PCBShift (adaptive tree, Pareto elimination) vs "
+            "static grids of 8/16/32 bins, Pareto UCB, scalarised LinUCB (linear, Chebyshev) and "
+            "random; K=10 arms, 2 objectives, shift strengths nu=0/1/3 and a two-change-point "
+            "schedule, T/4..T"
         ),
-        run=run,
+        run=run_pareto_shift,
         horizon=4000,
         seeds=3,
         table_metrics=("preference_regret", "played_pareto_regret", "front_f1"),

@@ -14,23 +14,18 @@ from typing import Any, Literal
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from scarce.pareto.cones import _TOL as _STRICT_TOL
-from scarce.pareto.cones import Cone, _check_means, pareto_mask
+from scarce.pareto.cones import DOMINANCE_TOL as _STRICT_TOL
+from scarce.pareto.cones import Cone, check_means, pareto_mask
 
 
-def _check_positive(arr: np.ndarray, name: str) -> None:
+def check_positive(arr: np.ndarray, name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` unless every entry of ``arr`` is > 0."""
     if np.any(arr <= 0):
         bad = np.argwhere(arr <= 0)[0]
         raise ValueError(
             f"{name} must be strictly positive (the gap is a log-ratio); got {arr[tuple(bad)]} "
             f"at index {tuple(int(i) for i in bad)}"
         )
-
-
-def _is_orthant(cone: Cone) -> bool:
-    # unit rows of 0/1 entries and full rank: each row is a distinct basis vector
-    W = cone.W
-    return W.shape[0] == W.shape[1] and bool(np.all(np.isclose(W, 0.0) | np.isclose(W, 1.0)))
 
 
 def _orthant_gap(points: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -126,13 +121,13 @@ def gap_to_set(points: Any, reference: Any, cone: Cone, *, method: str = "auto")
     to the solver's tolerance of about 1e-7 in the inflation factor, so a point within that of
     the cone's boundary can read a gap of 0).
     """
-    P = _check_means(points, cone, "points")
-    S = _check_means(reference, cone, "reference")
-    _check_positive(P, "points")
-    _check_positive(S, "reference")
+    P = check_means(points, cone, "points")
+    S = check_means(reference, cone, "reference")
+    check_positive(P, "points")
+    check_positive(S, "reference")
     if method not in ("auto", "closed_form", "milp"):
         raise ValueError(f"method must be 'auto', 'closed_form' or 'milp'; got {method!r}")
-    orthant = _is_orthant(cone)
+    orthant = cone.is_orthant
     if method == "closed_form" and not orthant:
         raise ValueError("method='closed_form' is exact only for the orthant cone")
     if method == "closed_form" or (method == "auto" and orthant):
@@ -177,10 +172,10 @@ class PreferenceMetric:
         a = np.asarray(first, dtype=np.float64)
         b = np.asarray(second, dtype=np.float64)
         cone = self.cone if self.cone is not None else Cone.orthant(a.shape[-1])
-        a = _check_means(a, cone, "first")
-        b = _check_means(b, cone, "second")
-        _check_positive(a, "first")
-        _check_positive(b, "second")
+        a = check_means(a, cone, "first")
+        b = check_means(b, cone, "second")
+        check_positive(a, "first")
+        check_positive(b, "second")
         if self.kind == "set_gap":
             return float(max(gap_to_set(a, b, cone).max(), gap_to_set(b, a, cone).max()))
         if self.kind == "paretobandits":

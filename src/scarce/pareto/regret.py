@@ -15,19 +15,19 @@ the policy may play. ``filtered=True`` gives the literal reading, for comparison
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from scarce.pareto.cones import Cone, dominates
-from scarce.pareto.gaps import _check_positive, _is_orthant, gaps
+from scarce.pareto.gaps import check_positive, gaps
 
 
 def _check_inputs(means: np.ndarray, sets: dict[str, np.ndarray]) -> np.ndarray:
     means = np.asarray(means, dtype=float)
     if means.ndim != 3:
         raise ValueError(f"means must have shape (n, K, m); got {means.shape}")
-    _check_positive(means, "means")
+    check_positive(means, "means")
     n, K, _ = means.shape
     for name, s in sets.items():
         if s.shape != (n, K) or s.dtype != bool:
@@ -43,7 +43,7 @@ def round_gaps(means: np.ndarray, cone: Cone) -> np.ndarray:
     """``(n, K)`` gap of every arm relative to all arms, per round (the orthant's closed form
     vectorised over rounds; the exact MILP per round for any other cone)."""
     means = _check_inputs(means, {})
-    if _is_orthant(cone):
+    if cone.is_orthant:
         ratios = means[:, None, :, :] / means[:, :, None, :]  # [t, k, j, :] = mu_j / mu_k
         return np.log(np.maximum(1.0, ratios.min(axis=3).max(axis=2)))
     return np.array([gaps(row, cone) for row in means])
@@ -129,3 +129,26 @@ def front_f1(estimate: np.ndarray, truth: np.ndarray) -> np.ndarray:
     rec = tp / np.maximum(truth.sum(axis=1), 1)
     with np.errstate(invalid="ignore"):
         return np.where(tp > 0, 2 * prec * rec / (prec + rec), 0.0)
+
+
+def decision_support(decision: Any) -> np.ndarray:
+    """``(n, K)`` bool: the set each action of ``decision`` was drawn from.
+
+    ``decision.info["support"]`` where the policy reports it (every vector policy of
+    :mod:`scarce.pareto` does). Otherwise: the chosen action alone where it was chosen with
+    probability 1, else every action with a finite score (what a uniform policy such as
+    :class:`~scarce.policies.Random` may play: its ineligible actions score ``-inf``); for a
+    randomised policy whose scores are finite on actions it never plays, this overstates
+    its support, so such a policy should report ``info["support"]``.
+    """
+    given = decision.info.get("support")
+    if given is not None:
+        return np.asarray(given, dtype=bool)
+    scores = np.asarray(decision.scores)
+    support = np.isfinite(scores)
+    sure = np.asarray(decision.probabilities) >= 1.0 - 1e-12
+    if sure.any():
+        rows = np.flatnonzero(sure)
+        support[rows] = False
+        support[rows, np.asarray(decision.actions)[rows]] = True
+    return support

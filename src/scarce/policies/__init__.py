@@ -34,6 +34,8 @@ CAPABILITY_POLICY_MODULES: tuple[str, ...] = (
     "scarce.structured",
     "scarce.combinatorial",
     "scarce.fair",
+    "scarce.pareto",
+    "scarce.budget",
     "scarce.policies.catalog",
     "scarce.policies.spanner",
 )

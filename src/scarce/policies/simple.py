@@ -22,6 +22,8 @@ from scarce.policies.base import (
 class Random(Policy):
     """Uniformly random eligible action; learns nothing."""
 
+    reward_kind = "any"  # ignores rewards, so it runs beside vector-reward policies too
+
     def _decide(self, X, eligible):
         n = X.shape[0]
         actions = uniform_choice(self.rng_, n, self.n_actions, eligible)

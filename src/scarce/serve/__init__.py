@@ -4,10 +4,14 @@
 * :class:`EventStore` is the SQL log (SQLite in WAL mode, or PostgreSQL);
 * :func:`create_app` wraps a service in a FastAPI app (needs the ``serve`` extra);
 * :func:`export_logs` writes the log as Parquet logged bandit data; :func:`replay` rebuilds
-  the model from the log.
+  the model from the log;
+* :func:`promote` serves another policy version (a candidate, a shadow, or a rollback);
+  :mod:`scarce.serve.evaluate` judges candidates on the logs (``scarce evaluate``);
+  :mod:`scarce.serve.example` runs the whole loop.
 """
 
 from scarce.serve.config import Budget, ConfigError, ServiceConfig, config_from_dict, load_config
+from scarce.serve.promotion import PromotionError, promote
 from scarce.serve.service import (
     BudgetExhaustedError,
     DecisionResult,
@@ -42,6 +46,7 @@ __all__ = [
     "DecisionService",
     "EventConflictError",
     "EventStore",
+    "PromotionError",
     "RequestError",
     "ServiceConfig",
     "StoreError",
@@ -52,5 +57,6 @@ __all__ = [
     "export_logs",
     "load_config",
     "models_equal",
+    "promote",
     "replay",
 ]

@@ -30,17 +30,21 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scarce.serve.asgi import KEY_SCOPE, GuardMiddleware, Scope, dumps, error_content
 from scarce.serve.auth import KeyInfo, KeyVerifier
+from scarce.serve.config import ConfigError
 from scarce.serve.metrics import CONTENT_TYPE, ServiceMetrics
 from scarce.serve.models import (
     DecisionResponse,
     ErrorResponse,
     HealthResponse,
+    PromotionRequest,
+    PromotionResponse,
     RewardResponse,
     SnapshotResponse,
     Strict,
     request_models,
     validation_items,
 )
+from scarce.serve.promotion import PromotionError, promote
 from scarce.serve.service import (
     BudgetExhaustedError,
     DecisionService,
@@ -57,6 +61,8 @@ _SERVICE_ERRORS = (
     BudgetExhaustedError,
     EventConflictError,
     StoreUnavailableError,
+    PromotionError,
+    ConfigError,
 )
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "missing or invalid X-API-Key"},
@@ -81,6 +87,10 @@ def _service_error(exc: Exception) -> tuple[int, list[tuple[str, str]]]:
         return 409, [(exc.field, str(exc))]
     if isinstance(exc, StoreUnavailableError):
         return 503, [("store", str(exc))]
+    if isinstance(exc, PromotionError):
+        return 409, [(exc.field, str(exc))]
+    if isinstance(exc, ConfigError):
+        return 422, [("config", str(exc))]
     raise TypeError(f"not a service error: {exc!r}")
 
 
@@ -177,6 +187,14 @@ def create_app(
 
     DecisionRequest, RewardRequest = request_models(cfg)
     validate_decision = DecisionRequest.model_validate_json
+    decide_keys = cfg.traits.decide_keywords
+    feedback_keys = tuple(k for k in cfg.traits.update_keywords if k != "costs")
+
+    def keywords(req: Any, names: tuple[str, ...]) -> dict[str, Any] | None:
+        if not names:
+            return None
+        return {k: getattr(req, k) for k in names if getattr(req, k) is not None} or None
+
     # SQLite reads are local and short: the event loop awaits the group commit itself instead
     # of parking a worker thread on it; PostgreSQL round trips stay off the event loop
     inline = service.store.dialect == "sqlite" and service.store.group_commit
@@ -219,6 +237,7 @@ def create_app(
                 group=req.group,
                 event_id=req.event_id,
                 key_id=_key_id(scope[KEY_SCOPE], keys),
+                keywords=keywords(req, decide_keys),
             )
         except _SERVICE_ERRORS as exc:
             code, items = _service_error(exc)
@@ -288,6 +307,7 @@ def create_app(
             group=req.group,
             event_id=req.event_id,
             key_id=_key_id(_key(request), keys),
+            keywords=keywords(req, decide_keys),
         )
         metrics.decided(200)
         return JSONResponse(r.to_dict())
@@ -324,7 +344,11 @@ def create_app(
         t0 = time.perf_counter()
         try:
             st = service.reward(
-                req.event_id, req.value, req.cost, key_id=_key_id(_key(request), keys)
+                req.event_id,
+                req.value,
+                req.cost,
+                key_id=_key_id(_key(request), keys),
+                extras=keywords(req, feedback_keys),
             )
         except _SERVICE_ERRORS as exc:
             metrics.rewards.labels(str(_service_error(exc)[0])).inc()
@@ -371,6 +395,49 @@ def create_app(
         service.sync()
         return SnapshotResponse(**service.publish_snapshot())
 
+    @app.post(
+        "/v1/promotions",
+        dependencies=auth,
+        status_code=201,
+        responses={409: {"model": ErrorResponse, "description": "refused (the guard, ...)"}},
+    )
+    def post_promotion(req: PromotionRequest, request: Request) -> PromotionResponse:
+        """Serve another policy version: a candidate ``config`` (it inherits the served
+        ``[service]`` and budgets), an earlier ``version`` (a rollback) or a ``shadow``;
+        with ``guard``, only if the candidate's lower confidence bound on the logs beats the
+        served policy's estimate. Decisions go on throughout; each is logged with the version
+        that made it."""
+        out = promote(
+            service,
+            doc=req.config,
+            name=req.name,
+            version=req.version,
+            shadow=req.shadow,
+            guard=None if req.guard is None else req.guard.model_dump(),
+            key_id=_key_id(_key(request), keys),
+            note=req.note,
+        )
+        return PromotionResponse(**out)
+
+    @app.get("/v1/promotions", dependencies=auth)
+    def get_promotions() -> dict[str, Any]:
+        """The policy versions of the store, the promotions and the served version."""
+        from scarce.serve.versions import list_versions, promotions
+
+        return {
+            "served": service.policy_version,
+            "versions": [
+                {
+                    "version": v.version,
+                    "name": v.name,
+                    "type": v.config.policy_type,
+                    "created_at": v.created_at,
+                }
+                for v in list_versions(service.store)
+            ],
+            "promotions": promotions(service.store),
+        }
+
     @app.get("/metrics", dependencies=auth, include_in_schema=False)
     def get_metrics() -> Response:
         """Prometheus metrics (see :mod:`scarce.serve.metrics`)."""
@@ -382,20 +449,30 @@ def create_app(
 def app_from_env() -> FastAPI:
     """App factory for ``scarce serve --workers N``: every worker process builds its own
     service from ``SCARCE_SERVE_DB``, ``SCARCE_SERVE_POLICY``, ``SCARCE_SERVE_SQLITE_SYNC``,
-    ``SCARCE_SERVE_KEY_HASHES`` (key entries, one per line), ``SCARCE_SERVE_NO_AUTH`` and
-    ``SCARCE_SERVE_OPEN_METRICS``.
+    ``SCARCE_SERVE_KEY_HASHES`` (key entries, one per line), ``SCARCE_SERVE_NO_AUTH``,
+    ``SCARCE_SERVE_OPEN_METRICS`` and ``SCARCE_SERVE_SHADOWS`` (shadow TOML paths, one per line).
     """
+    import tomllib
+    from pathlib import Path
+
     from scarce.serve.config import load_config
     from scarce.serve.store import EventStore
+    from scarce.serve.versions import candidate_config, stored_config
 
     env = os.environ
-    config = load_config(env.get("SCARCE_SERVE_POLICY") or None)
     store = EventStore(
         env["SCARCE_SERVE_DB"], sqlite_synchronous=env.get("SCARCE_SERVE_SQLITE_SYNC", "FULL")
     )
+    policy = env.get("SCARCE_SERVE_POLICY") or None
+    config = (stored_config(store) if policy is None else None) or load_config(policy)
+    shadows = [
+        (Path(p).stem, candidate_config(config, tomllib.loads(Path(p).read_text())))
+        for p in env.get("SCARCE_SERVE_SHADOWS", "").split("\n")
+        if p.strip()
+    ]
     entries = [h for h in env.get("SCARCE_SERVE_KEY_HASHES", "").split("\n") if h.strip()]
     return create_app(
-        DecisionService(config, store),
+        DecisionService(config, store, shadows=shadows),
         keys=KeyVerifier(entries) if entries else None,
         no_auth=env.get("SCARCE_SERVE_NO_AUTH") == "1" and not entries,
         background_sync=True,

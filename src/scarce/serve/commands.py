@@ -1,4 +1,5 @@
-"""``scarce serve``, ``scarce export-logs``, ``scarce replay`` and ``scarce api-key``.
+"""``scarce serve``, ``scarce export-logs``, ``scarce replay`` and ``scarce api-key``
+(``scarce evaluate`` and ``scarce promote``: :mod:`scarce.serve.loop_commands`).
 
 FastAPI and uvicorn are imported inside the commands so that ``scarce --help`` stays fast and
 works without the ``serve`` extra.
@@ -43,16 +44,43 @@ def _require_extra() -> None:
 
 
 def _load(db: str, policy: Path | None, *, sqlite_sync: str = "FULL", create: bool = True):  # type: ignore[no-untyped-def]
+    """``(config, store)``: without ``--policy``, the configuration the store serves (its
+    active policy version), or the default for a new store."""
     from scarce.serve.config import ConfigError, load_config
     from scarce.serve.store import EventStore, StoreError
+    from scarce.serve.versions import stored_config
 
     try:
-        config = load_config(policy)
+        config = None if policy is None else load_config(policy)
         store = EventStore(db, sqlite_synchronous=sqlite_sync, create=create)
+        if config is None:
+            try:
+                config = stored_config(store)
+            except (StoreError, ConfigError):
+                config = None
+        if config is None:
+            config = load_config(None)
     except (ConfigError, StoreError, OSError, ValueError) as exc:
         _fail(_one_line(exc))
         raise  # unreachable; for type checkers
     return config, store
+
+
+def _shadow_configs(paths: list[Path] | None, served):  # type: ignore[no-untyped-def]
+    """``(name, config)`` of ``--shadow`` files (named by their stem) on the served config."""
+    import tomllib
+
+    from scarce.serve.config import ConfigError
+    from scarce.serve.versions import candidate_config
+
+    out = []
+    for path in paths or []:
+        try:
+            doc = tomllib.loads(Path(path).read_text())
+            out.append((Path(path).stem, candidate_config(served, doc)))
+        except (ConfigError, OSError, ValueError) as exc:
+            _fail(f"--shadow {path}: {_one_line(exc)}")
+    return out
 
 
 def _one_line(exc: BaseException) -> str:
@@ -142,6 +170,15 @@ def serve_command(
     open_metrics: Annotated[
         bool, typer.Option("--open-metrics", help="Serve GET /metrics without a key.")
     ] = False,
+    shadow: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--shadow",
+            help="A candidate policy TOML to run beside the served one (repeatable; named by "
+            "the file's stem): it learns from the same log and its choice for every request "
+            "is logged, never answered.",
+        ),
+    ] = None,
 ) -> None:
     """Run the decision service (HTTP API, event store, joiner) until interrupted.
 
@@ -169,8 +206,9 @@ def serve_command(
         )
         return
     config, store = _load(db, policy, sqlite_sync=sqlite_sync)
+    shadows = _shadow_configs(shadow, config)
     try:
-        service = DecisionService(config, store)
+        service = DecisionService(config, store, shadows=shadows)
     except _startup_errors() as exc:
         store.close()
         _fail(_one_line(exc))
@@ -205,6 +243,7 @@ def serve_command(
                 "SCARCE_SERVE_KEY_HASHES": "\n".join(hashes),
                 "SCARCE_SERVE_NO_AUTH": "1" if not hashes else "0",
                 "SCARCE_SERVE_OPEN_METRICS": "1" if open_metrics else "0",
+                "SCARCE_SERVE_SHADOWS": "\n".join(str(Path(p).resolve()) for p in shadow or []),
             }
         )
         with tempfile.TemporaryDirectory(prefix="scarce-metrics-") as metrics_dir:
@@ -268,7 +307,9 @@ def replay_command(
         )
         for ev, reason in quarantined:
             typer.echo(f"  quarantined: event {ev.event_id!r} (join seq {ev.seq}): {reason}")
-        latest = store.latest_snapshot()
+        from scarce.serve.versions import version_of
+
+        latest = store.latest_snapshot(policy_version=version_of(store, config))
         if latest is not None:
             saved = snap.decode(
                 latest.state_json, latest.arrays_npz, latest.checksum, config.make_policy()
@@ -334,3 +375,7 @@ def register(app: typer.Typer) -> None:
     app.command("export-logs")(export_logs_command)
     app.command("replay")(replay_command)
     app.command("api-key")(api_key_command)
+    from scarce.serve.loop_commands import evaluate_command, promote_command
+
+    app.command("evaluate")(evaluate_command)
+    app.command("promote")(promote_command)

@@ -29,7 +29,6 @@ add the service rules::
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import math
 import tomllib
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from scarce.core.policy import Policy
+from scarce.serve.traits import PolicyTraits, probe_traits
 
 AGGREGATIONS = ("earliest", "sum")
 #: largest magnitude any number in a request or config may have (beyond it squares overflow)
@@ -92,9 +92,12 @@ class ServiceConfig:
         ``"earliest"`` (the first reward counts; learned as soon as it arrives) or ``"sum"``
         (different rewards within the window add up; learned when the window closes).
     reward_dim:
-        length of a reward vector (1: scalar rewards).
+        length of a reward vector (1: scalar rewards). Default: ``n_objectives`` for a
+        vector-reward policy (``reward_kind = "vector"``), else 1.
     reward_weights:
-        ``(reward_dim,)`` weights that turn a reward vector into the scalar the policy learns.
+        ``(reward_dim,)`` weights that turn a reward vector into the scalar the policy learns
+        (scalar policies), or into the scalar summary that exports and evaluations use
+        (vector policies, which learn the vector; default: the mean of the objectives).
     budgets:
         the resources whose remaining amount is enforced at decision time.
     max_batch:
@@ -114,6 +117,9 @@ class ServiceConfig:
         publish a model snapshot after this many newly joined events (0: only on request).
     sync_interval:
         seconds between background joiner runs in ``scarce serve`` (0: no background joiner).
+    traits:
+        (derived) what the service knows about the configured policy
+        (:class:`~scarce.serve.traits.PolicyTraits`).
     """
 
     policy_type: str = DEFAULT_POLICY["type"]
@@ -125,7 +131,7 @@ class ServiceConfig:
     reward_window: float = 86400.0
     default_reward: float | None = None
     aggregation: str = "earliest"
-    reward_dim: int = 1
+    reward_dim: int | None = None
     reward_weights: tuple[float, ...] | None = None
     budgets: tuple[Budget, ...] = ()
     max_batch: int = 100
@@ -135,6 +141,7 @@ class ServiceConfig:
     integrity_check_interval: float = 3600.0
     snapshot_every: int = 1000
     sync_interval: float = 1.0
+    traits: PolicyTraits = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         from scarce.policies import get_policies
@@ -152,18 +159,25 @@ class ServiceConfig:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ConfigError(f"seed must be a non-negative int; got {seed!r}")
         object.__setattr__(self, "policy_params", params)
+        cls = POLICIES[self.policy_type]
         try:
-            probe = POLICIES[self.policy_type](**params)
+            probe = cls(**params)
             probe._check_params()
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"policy {self.policy_type}: {exc}") from None
-        if not isinstance(self.name, str) or not self.name or len(self.name) > 100:
-            raise ConfigError(
-                f"service.name must be a non-empty string (<= 100 chars); got {self.name!r}"
-            )
         if self.features not in FEATURE_MODES:
             raise ConfigError(
                 f"service.features must be one of {FEATURE_MODES}; got {self.features!r}"
+            )
+        try:
+            traits = probe_traits(cls, params, self.features)
+        except ValueError as exc:
+            raise ConfigError(f"policy {self.policy_type}: {exc}") from None
+        object.__setattr__(self, "traits", traits)
+        self._check_reward_rules(traits)
+        if not isinstance(self.name, str) or not self.name or len(self.name) > 100:
+            raise ConfigError(
+                f"service.name must be a non-empty string (<= 100 chars); got {self.name!r}"
             )
         if self.aggregation not in AGGREGATIONS:
             raise ConfigError(
@@ -178,7 +192,7 @@ class ServiceConfig:
                     f"service.default_reward must be in {list(bounds)} for {self.policy_type}; "
                     f"got {self.default_reward!r}"
                 )
-        for key in ("reward_dim", "max_batch", "max_body_bytes"):
+        for key in ("max_batch", "max_body_bytes"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ConfigError(f"service.{key} must be an int >= 1; got {v!r}")
@@ -198,22 +212,18 @@ class ServiceConfig:
             raise ConfigError(
                 f"service.max_abs_feature must be in (0, {MAX_ABS:g}]; got {self.max_abs_feature!r}"
             )
-        if self.reward_weights is None:
-            if self.reward_dim != 1:
-                raise ConfigError("service.reward_weights is required when service.reward_dim > 1")
-            object.__setattr__(self, "reward_weights", (1.0,))
-        else:
-            w = tuple(
-                float(_check_number(x, "service.reward_weights")) for x in self.reward_weights
-            )
-            if len(w) != self.reward_dim:
-                raise ConfigError(
-                    f"service.reward_weights must have length reward_dim={self.reward_dim}; got {len(w)}"
-                )
-            object.__setattr__(self, "reward_weights", w)
         K = self.n_actions
+        if self.budgets and traits.action_type != "discrete":
+            raise ConfigError(
+                f"[budgets] give a cost per action; {self.policy_type} is a "
+                f"{traits.action_type!r} policy (its own parameters hold its costs)"
+            )
         names = set()
         for b in self.budgets:
+            if b.resource.startswith("ledger:"):
+                raise ConfigError(
+                    f"budgets.{b.resource}: names starting with 'ledger:' are the policy's own budget"
+                )
             if b.resource in names:
                 raise ConfigError(f"budgets.{b.resource} is defined twice")
             names.add(b.resource)
@@ -228,6 +238,49 @@ class ServiceConfig:
                 if not isinstance(g, str) or not g:
                     raise ConfigError(f"quotas.{b.resource}: group names must be non-empty strings")
                 _check_number(q, f"quotas.{b.resource}.{g}", low=0.0)
+
+    def _check_reward_rules(self, traits: PolicyTraits) -> None:
+        """Resolve ``reward_dim`` and ``reward_weights`` (vector policies learn the vector)."""
+        dim = self.reward_dim
+        if traits.reward_kind == "vector":
+            m = traits.n_objectives or 1
+            if dim is None:
+                dim = m
+            if dim != m:
+                raise ConfigError(
+                    f"service.reward_dim must be n_objectives = {m} for {self.policy_type} "
+                    f"(it learns vector rewards); got {dim!r}"
+                )
+        elif dim is None:
+            dim = 1
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ConfigError(f"service.reward_dim must be an int >= 1; got {dim!r}")
+        object.__setattr__(self, "reward_dim", dim)
+        if self.reward_weights is None:
+            if traits.reward_kind == "vector":
+                object.__setattr__(self, "reward_weights", tuple([1.0 / dim] * dim))
+            elif dim != 1:
+                raise ConfigError("service.reward_weights is required when service.reward_dim > 1")
+            else:
+                object.__setattr__(self, "reward_weights", (1.0,))
+        else:
+            w = tuple(
+                float(_check_number(x, "service.reward_weights")) for x in self.reward_weights
+            )
+            if len(w) != dim:
+                raise ConfigError(
+                    f"service.reward_weights must have length reward_dim={dim}; got {len(w)}"
+                )
+            object.__setattr__(self, "reward_weights", w)
+        if self.default_reward is not None and traits.budget is not None and traits.learns_costs:
+            raise ConfigError(
+                f"service.default_reward cannot be used with {self.policy_type}: it learns the "
+                "realised cost of each decision, and an event without a reward has none"
+            )
+        if self.default_reward is not None and traits.reward_kind == "vector":
+            raise ConfigError(
+                f"service.default_reward is a number; {self.policy_type} learns vector rewards"
+            )
 
     @property
     def n_actions(self) -> int:
@@ -262,6 +315,23 @@ class ServiceConfig:
             "aggregation": self.aggregation,
         }
         return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+
+    def to_doc(self) -> dict[str, Any]:
+        """The TOML document of this configuration (as parsed; :func:`config_from_dict`
+        gives it back)."""
+        service = {key: getattr(self, key) for key in sorted(_SERVICE_KEYS)}
+        service["reward_weights"] = list(self.reward_weights or ())
+        if service["default_reward"] is None:
+            del service["default_reward"]
+        doc: dict[str, Any] = {"type": self.policy_type, **self.policy_params, "service": service}
+        if self.budgets:
+            doc["budgets"] = {
+                b.resource: {"total": b.total, "costs": list(b.costs)} for b in self.budgets
+            }
+            quotas = {b.resource: dict(b.quotas) for b in self.budgets if b.quotas}
+            if quotas:
+                doc["quotas"] = quotas
+        return doc
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form (for ``GET /v1/policies/{name}``)."""
@@ -316,15 +386,17 @@ def config_from_dict(doc: dict[str, Any]) -> ServiceConfig:
     if "type" not in doc:
         raise ConfigError('the policy config needs a top-level "type" (e.g. type = "LinUCB")')
     policy_type = doc.pop("type")
-    # a table is a policy keyword only where the policy takes a mapping by that name (e.g. the
-    # neural policies' network = {hidden = [64, 64]}, ChangeDetecting's base_params)
     from scarce.policies import get_policies
 
-    cls = get_policies().get(policy_type)
-    takes = set(inspect.signature(cls.__init__).parameters) if cls is not None else set()
+    cls = get_policies().get(policy_type) if isinstance(policy_type, str) else None
+    accepted = set(cls.param_names()) if cls is not None else set()
     for key, value in doc.items():
-        if isinstance(value, dict) and key not in takes:
-            raise ConfigError(f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*]")
+        # a table is a policy parameter (e.g. KnapsackBandit's [dual]) or a mistake
+        if isinstance(value, dict) and key not in accepted:
+            raise ConfigError(
+                f"unknown table [{key}]; expected [service], [budgets.*], [quotas.*] or a "
+                "table-valued parameter of the policy"
+            )
     unknown = set(service) - _SERVICE_KEYS
     if unknown:
         raise ConfigError(

@@ -14,7 +14,8 @@ Read from the service and the store at scrape time:
 * ``scarce_unjoined_decisions`` (decisions waiting for their reward window or a reward) and
   ``scarce_learner_lag_events`` (joined events this process has not learned yet);
 * ``scarce_quarantined_events`` (joined events no model could learn);
-* ``scarce_model_version`` and ``scarce_snapshot_version`` of this process's model.
+* ``scarce_model_version``, ``scarce_policy_version`` and ``scarce_snapshot_version`` of this
+  process's model.
 """
 
 from __future__ import annotations
@@ -66,6 +67,11 @@ class _StoreCollector(Collector):
         )
         yield GaugeMetricFamily(
             "scarce_model_version", "Joined events applied to the model", value=svc.watermark
+        )
+        yield GaugeMetricFamily(
+            "scarce_policy_version",
+            "The policy version this process serves (changed by promotions)",
+            value=float(svc.policy_version),
         )
         yield GaugeMetricFamily(
             "scarce_snapshot_version",

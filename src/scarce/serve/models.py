@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
 from scarce.serve.config import MAX_ABS, ServiceConfig
+from scarce.serve.validation import KEYWORD_SHAPES
 
 ID_PATTERN = r"^[A-Za-z0-9._:@/+=-]{1,128}$"
 GROUP_PATTERN = r"^[A-Za-z0-9._:@/+= -]{1,100}$"
@@ -18,16 +19,30 @@ NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=MAX_ABS)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
+def _integral(value: Any) -> Any:
+    # JSON Schema's "integer" includes 2.0; bools are not numbers here
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class DecisionResponse(BaseModel):
     event_id: str
-    action: int = Field(ge=0)
-    probability: Probability
-    probabilities: list[Probability]
+    action: Annotated[int, Field(ge=0)] | list[int] = Field(
+        description="the action id (a list of levels, one per item, for 'levels' policies)"
+    )
+    probability: Probability | None = Field(
+        description="its probability (null where the policy cannot say)"
+    )
+    probabilities: list[Probability] | None = Field(
+        description="the distribution over the actions allowed for this case"
+    )
     model_version: int = Field(ge=0)
+    policy_version: int = Field(ge=1, description="the policy version that decided")
 
 
 class RewardResponse(BaseModel):
@@ -47,6 +62,32 @@ class SnapshotResponse(BaseModel):
     version: int
     model_version: int
     checksum: str
+
+
+class GuardSpec(Strict):
+    estimator: Literal["ips", "snips", "dr"] = "snips"
+    alpha: float = Field(0.05, gt=0.0, lt=1.0)
+    min_events: Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_integral)] = 30
+
+
+class PromotionRequest(Strict):
+    """One of ``config`` (a candidate policy TOML as a JSON object; it inherits the served
+    ``[service]`` and budgets), ``version`` (an earlier version: a rollback) or ``shadow``."""
+
+    config: dict[str, Any] | None = None
+    name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    version: Annotated[int, Field(ge=1), BeforeValidator(_integral)] | None = None
+    shadow: str | None = Field(None, max_length=100)
+    guard: GuardSpec | None = None
+    note: str | None = Field(None, max_length=500)
+
+
+class PromotionResponse(BaseModel):
+    version: int
+    name: str
+    previous: int
+    model_version: int
+    guard: dict[str, Any] | None = None
 
 
 class ErrorItem(BaseModel):
@@ -102,17 +143,32 @@ def validation_items(errors: Sequence[Any]) -> list[tuple[str, str]]:
     return items
 
 
-def _integral(value: Any) -> Any:
-    # JSON Schema's "integer" includes 2.0; bools are not numbers here
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
+def _keyword_field(name: str, K: int, what: str) -> tuple[Any, Any]:
+    """The request field of a policy keyword (its per-case value; see
+    :data:`scarce.serve.validation.KEYWORD_SHAPES`)."""
+    kind = KEYWORD_SHAPES.get(name)
+    if kind == "int":
+        kind_type: Any = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+        text = "an id >= 0"
+    elif kind == "number":
+        kind_type = Finite
+        text = "a number"
+    elif kind == "items":
+        kind_type = Annotated[list[Finite], Field(min_length=K, max_length=K)]
+        text = f"{K} numbers"
+    else:
+        Row = Annotated[list[Finite], Field(max_length=_MAX_VECTOR)]
+        kind_type = Finite | Row | Annotated[list[Row], Field(max_length=_MAX_VECTOR)]
+        text = "a number or a list of numbers"
+    return (kind_type | None, Field(None, description=f"{what} the policy declares ({text})"))
 
 
 def request_models(cfg: ServiceConfig) -> tuple[type[BaseModel], type[BaseModel]]:
     """``(DecisionRequest, RewardRequest)`` for this service: the OpenAPI schema states the exact
-    shapes (``d`` features, ``K`` actions, ``reward_dim``), so clients and fuzzers see them."""
-    d, K, dim = cfg.n_features, cfg.n_actions, cfg.reward_dim
+    shapes (``d`` features, ``K`` actions, ``reward_dim``, the policy's keywords), so clients
+    and fuzzers see them."""
+    d, K, dim = cfg.n_features, cfg.n_actions, cfg.reward_dim or 1
+    traits = cfg.traits
     ActionId = Annotated[int, Field(ge=0, lt=K), BeforeValidator(_integral)]
     common: dict[str, Any] = {
         "eligible": (
@@ -155,11 +211,13 @@ def request_models(cfg: ServiceConfig) -> tuple[type[BaseModel], type[BaseModel]
                 Field(min_length=K, max_length=K, description=f"({K}, {d}) features per action"),
             )
         }
+    for name in traits.decide_keywords:
+        common[name] = _keyword_field(name, K, "decision-time context")
     decision = create_model(
         "DecisionRequest", __base__=Strict, __doc__="One case to decide.", **features, **common
     )
     lo, hi = (None, None)
-    if dim == 1 and cfg.make_policy().reward_bounds is not None:
+    if dim == 1 and cfg.make_policy().reward_bounds is not None and traits.reward_kind != "vector":
         lo, hi = cfg.make_policy().reward_bounds  # type: ignore[misc]
     lo = -MAX_ABS if lo is None else lo
     hi = MAX_ABS if hi is None else hi
@@ -167,17 +225,37 @@ def request_models(cfg: ServiceConfig) -> tuple[type[BaseModel], type[BaseModel]
     value_type: Any = Value | Annotated[list[Value], Field(min_length=1, max_length=1)]
     if dim > 1:
         value_type = Annotated[list[Finite], Field(min_length=dim, max_length=dim)]
+    feedback = {
+        name: _keyword_field(name, K, "feedback")
+        for name in traits.update_keywords
+        if name != "costs"
+    }
+    m = traits.n_resources
+    cost_text = (
+        f"realised cost, >= 0: {m} number(s), one per resource of the policy's budget (required "
+        "when the decision reserved a positive cost bound)"
+        if m
+        else "realised cost, >= 0"
+    )
     reward = create_model(
         "RewardRequest",
         __base__=Strict,
         __doc__="An outcome for a logged decision.",
         event_id=(str, Field(pattern=ID_PATTERN, description="the decision's event id")),
-        value=(value_type, Field(description=f"reward: a number or {dim} numbers")),
+        value=(
+            value_type,
+            Field(
+                description=f"reward: {dim} numbers (one per objective)"
+                if traits.reward_kind == "vector"
+                else f"reward: a number or {dim} numbers"
+            ),
+        ),
         cost=(
             NonNegative
             | Annotated[list[NonNegative], Field(min_length=1, max_length=_MAX_VECTOR)]
             | None,
-            Field(None, description="realised cost, >= 0"),
+            Field(None, description=cost_text),
         ),
+        **feedback,
     )
     return decision, reward

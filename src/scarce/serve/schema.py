@@ -27,7 +27,13 @@ CREATE TABLE IF NOT EXISTS decisions (
     model_version BIGINT NOT NULL,
     charges TEXT,
     ts DOUBLE PRECISION NOT NULL,
-    join_seq BIGINT
+    join_seq BIGINT,
+    key_id TEXT,
+    info TEXT,
+    extras TEXT,
+    action_value TEXT,
+    policy_version BIGINT,
+    shadow TEXT
 );
 CREATE INDEX IF NOT EXISTS decisions_unjoined ON decisions (ts) WHERE join_seq IS NULL;
 CREATE TABLE IF NOT EXISTS rewards (
@@ -39,6 +45,7 @@ CREATE TABLE IF NOT EXISTS rewards (
     received_at DOUBLE PRECISION NOT NULL,
     status TEXT NOT NULL,
     pending BIGINT NOT NULL,
+    extras TEXT,
     PRIMARY KEY (event_id, n),
     UNIQUE (event_id, payload)
 );
@@ -50,7 +57,8 @@ CREATE TABLE IF NOT EXISTS joined_events (
     value TEXT,
     cost TEXT,
     source TEXT NOT NULL,
-    joined_at DOUBLE PRECISION NOT NULL
+    joined_at DOUBLE PRECISION NOT NULL,
+    extras TEXT
 );
 CREATE TABLE IF NOT EXISTS quarantined_events (
     seq BIGINT PRIMARY KEY,
@@ -67,21 +75,65 @@ CREATE TABLE IF NOT EXISTS budgets (
 );
 CREATE TABLE IF NOT EXISTS snapshots (
     version BIGINT PRIMARY KEY,
-    watermark BIGINT NOT NULL UNIQUE,
+    watermark BIGINT NOT NULL,
     created_at DOUBLE PRECISION NOT NULL,
     checksum TEXT NOT NULL,
     state_json {blob} NOT NULL,
-    arrays_npz {blob} NOT NULL
+    arrays_npz {blob} NOT NULL,
+    policy_version BIGINT NOT NULL DEFAULT 1,
+    UNIQUE (policy_version, watermark)
+);
+CREATE TABLE IF NOT EXISTS policy_versions (
+    version BIGINT PRIMARY KEY,
+    name TEXT NOT NULL,
+    fingerprint TEXT NOT NULL UNIQUE,
+    config TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS promotions (
+    seq BIGINT PRIMARY KEY,
+    version BIGINT NOT NULL REFERENCES policy_versions (version),
+    previous BIGINT,
+    at DOUBLE PRECISION NOT NULL,
+    key_id TEXT,
+    note TEXT
 )
 """
 
+#: columns added to tables of logs written by earlier versions (``ALTER TABLE ... ADD COLUMN``)
+ADDED_COLUMNS = {
+    "decisions": (
+        ("key_id", "TEXT"),
+        ("info", "TEXT"),
+        ("extras", "TEXT"),
+        ("action_value", "TEXT"),
+        ("policy_version", "BIGINT"),
+        ("shadow", "TEXT"),
+    ),
+    "rewards": (("extras", "TEXT"),),
+    "joined_events": (("extras", "TEXT"),),
+}
+#: a snapshot table of an earlier version (one policy, unique watermarks) is rebuilt into this
+SNAPSHOTS_MIGRATION = (
+    "CREATE TABLE snapshots_v2 (version BIGINT PRIMARY KEY, watermark BIGINT NOT NULL, "
+    "created_at DOUBLE PRECISION NOT NULL, checksum TEXT NOT NULL, state_json {blob} NOT NULL, "
+    "arrays_npz {blob} NOT NULL, policy_version BIGINT NOT NULL DEFAULT 1, "
+    "UNIQUE (policy_version, watermark));"
+    "INSERT INTO snapshots_v2 (version, watermark, created_at, checksum, state_json, arrays_npz, "
+    "policy_version) SELECT version, watermark, created_at, checksum, state_json, arrays_npz, 1 "
+    "FROM snapshots;"
+    "DROP TABLE snapshots;"
+    "ALTER TABLE snapshots_v2 RENAME TO snapshots"
+)
+
 DECISION_COLUMNS = (
     "event_id, fingerprint, context, eligible, grp, action, probability, probabilities, "
-    "model_version, charges, ts, key_id"
+    "model_version, charges, ts, key_id, info, extras, action_value, policy_version, shadow"
 )
+_N_DECISION_COLUMNS = DECISION_COLUMNS.count(",") + 1
 INSERT_DECISION = (
-    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (event_id) DO NOTHING"
+    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
+    f"({', '.join(['?'] * _N_DECISION_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING"
 )
 #: PostgreSQL: a decision and its one charge in one statement (the charge applies only when
 #: the insert did; ``(inserted, charged)`` counts come back: 1, 0 means the budget was short and
@@ -89,7 +141,7 @@ INSERT_DECISION = (
 INSERT_AND_CHARGE_PG = (
     "WITH ins AS ("
     f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
-    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+    f"({', '.join(['%s'] * _N_DECISION_COLUMNS)}) "
     "ON CONFLICT (event_id) DO NOTHING RETURNING 1), "
     "upd AS (UPDATE budgets SET remaining = remaining - %s "
     "WHERE resource = %s AND grp = %s AND remaining >= %s AND EXISTS (SELECT 1 FROM ins) "
@@ -110,7 +162,11 @@ class UnknownEventError(KeyError):
 @dataclass(frozen=True)
 class DecisionRecord:
     """One logged decision (JSON-encoded fields are kept as text). ``key_id``: the API key
-    (tenant) that made it; None when the service runs without keys."""
+    (tenant) that made it; None when the service runs without keys. ``info``: the policy's
+    ``Decision.info`` of the case; ``extras``: the decision-time keywords of the request
+    (``groups``, ...); ``action_value``: a structured action (``"levels"`` policies; their
+    ``action`` is -1); ``policy_version``: the policy version that decided; ``shadow``: every
+    shadow policy's choice."""
 
     event_id: str
     fingerprint: str
@@ -124,6 +180,11 @@ class DecisionRecord:
     charges: str | None
     ts: float
     key_id: str | None = None
+    info: str | None = None
+    extras: str | None = None
+    action_value: str | None = None
+    policy_version: int | None = None
+    shadow: str | None = None
 
     def row(self) -> tuple[Any, ...]:
         return (
@@ -139,6 +200,11 @@ class DecisionRecord:
             self.charges,
             self.ts,
             self.key_id,
+            self.info,
+            self.extras,
+            self.action_value,
+            self.policy_version,
+            self.shadow,
         )
 
 
@@ -148,10 +214,21 @@ Unit = Sequence[tuple[DecisionRecord, Charges]]
 
 @dataclass(frozen=True)
 class JoinedEvent:
-    """A decision joined with its (aggregated) reward, in join order ``seq``."""
+    """A decision joined with its (aggregated) reward, in join order ``seq``.
+
+    ``reward``: the learned scalar (None: nothing to learn); ``value``: the aggregated reward
+    as given (JSON list; a vector policy learns it); ``cost``: the realised cost (JSON list);
+    ``info``, ``extras``, ``action_value``: the decision's (see :class:`DecisionRecord`);
+    ``reward_extras``: the feedback keywords that came with the reward (JSON object)."""
 
     seq: int
     event_id: str
     context: str
     action: int
     reward: float | None
+    value: str | None = None
+    cost: str | None = None
+    info: str | None = None
+    extras: str | None = None
+    action_value: str | None = None
+    reward_extras: str | None = None

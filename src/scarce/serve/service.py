@@ -12,27 +12,36 @@ model cannot learn is quarantined (see :mod:`scarce.serve.learner`) and the lear
 
 Batches are all or nothing: the decisions of ``decide_batch`` are logged and charged in one
 unit, so a batch that cannot be served whole logs nothing.
+
+Shadows: candidate policies that learn from the same join log and choose for every case
+beside the served policy; their choices are logged with the decision and never change it.
+Promotions (:mod:`scarce.serve.promotion`) swap the served policy for another version.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from scarce.core.policy import Policy
-from scarce.serve import snapshot as snap
+from scarce.serve.active import (
+    Active,
+    BudgetExhaustedError,
+    DecisionResult,
+    EventConflictError,
+    budget_rules,
+    make_active,
+)
+from scarce.serve.budgets import spent
 from scarce.serve.config import MAX_ABS, ServiceConfig
 from scarce.serve.health import HealthMonitor
-from scarce.serve.learner import learn_events, models_equal, replay, states_equal
+from scarce.serve.learner import models_equal, replay, states_equal
+from scarce.serve.served import Choice, ServedPolicy, shadow_record
 from scarce.serve.store import DecisionRecord, EventStore, StoreError, UnknownEventError
 from scarce.serve.validation import (
     Case,
@@ -45,44 +54,6 @@ from scarce.serve.validation import (
 
 _MAX_BUDGET_RETRIES = 20
 _LOG = logging.getLogger("scarce.serve")
-
-
-class BudgetExhaustedError(RuntimeError):
-    """No eligible action is affordable under the remaining budgets and quotas. ``field``:
-    ``"budget"``, or ``"requests[i]"`` for case ``i`` of a batch."""
-
-    def __init__(self, message: str, field: str = "budget") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-class EventConflictError(RuntimeError):
-    """An event id was reused for a different request (or by another key)."""
-
-    def __init__(self, message: str, field: str = "event_id") -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class DecisionResult:
-    """What ``POST /v1/decisions`` returns."""
-
-    event_id: str
-    action: int
-    probability: float
-    probabilities: list[float]
-    model_version: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "event_id": self.event_id,
-            "action": self.action,
-            "probability": self.probability,
-            "probabilities": self.probabilities,
-            "model_version": self.model_version,
-        }
-
 
 Steps = Generator[list[tuple[DecisionRecord, list[tuple[str, str, float]]]], str, Any]
 
@@ -103,11 +74,16 @@ class DecisionService:
     Parameters
     ----------
     config:
-        the policy and the service rules.
+        the policy and the service rules; on a store that has served other versions it must
+        be the active one (see :mod:`scarce.serve.versions`).
     store:
         the event store (created and tied to ``config`` on construction).
     clock:
         returns the current time in seconds since the epoch (tests inject a fake clock).
+    shadows:
+        ``(name, config)`` of candidate policies run beside the served one (their choices are
+        logged with every decision; see :func:`scarce.serve.versions.candidate_config` for
+        building them on the served configuration).
     """
 
     def __init__(
@@ -116,58 +92,99 @@ class DecisionService:
         store: EventStore,
         *,
         clock: Callable[[], float] = time.time,
+        shadows: Sequence[tuple[str, ServiceConfig]] = (),
     ) -> None:
-        self.config = config
         self.store = store
         self.clock = clock
-        rows: list[tuple[str, str, float]] = []
-        for b in config.budgets:
-            rows.append((b.resource, "", b.total))
-            rows.extend((b.resource, g, q) for g, q in b.quotas.items())
-        store.initialize(config.policy_fingerprint(), rows)
-        self._policy_lock = threading.RLock()
+        self.health = HealthMonitor(
+            store.db, config.min_free_disk_mb * 2**20, config.integrity_check_interval
+        )
+        rules = budget_rules(config)
+        try:
+            version = store.initialize(
+                config.policy_fingerprint(),
+                rules.rows(),
+                config_doc=json.dumps(config.to_doc(), sort_keys=True),
+                name=config.name,
+                now=float(clock()),
+            )
+        except (TypeError, ValueError):  # rows that make no sense: look at the file
+            version = -1
+        found = self.health.check_integrity()
+        if found or version < 0:
+            raise StoreError(f"the event store failed its integrity check: {found}")
         self._new_event_id = EventIds()
         # decision units of decide_async waiting for the next event-loop turn (loop thread only)
         self._to_submit: list[tuple[Any, asyncio.Future[str]]] = []
         self._sync_lock = threading.Lock()
-        self.policy: Policy = config.make_policy()
-        self.checker = RequestChecker(config, self.policy.reward_bounds)
-        self.watermark = 0  # joined events applied to self.policy
-        self.n_learned = 0
-        self.n_quarantined = 0  # quarantined by this process (the store counts every replica's)
-        self.snapshot_version: int | None = None
-        self._since_snapshot = 0
-        self._costs = {b.resource: np.asarray(b.costs, dtype=float) for b in config.budgets}
-        self._quota_groups = {b.resource: set(b.quotas) for b in config.budgets}
-        self._json_cache: dict[tuple[Any, ...], str] = {}
-        self.health = HealthMonitor(
-            store.db, config.min_free_disk_mb * 2**20, config.integrity_check_interval
-        )
-        found = self.health.check_integrity()
-        if found:
-            raise StoreError(f"the event store failed its integrity check: {found}")
+        served = ServedPolicy(config, version)
+        self.active = Active(served, rules, RequestChecker(config, served.policy.reward_bounds))
+        self.shadows: dict[str, ServedPolicy] = {}
+        for name, cfg in shadows:
+            if name in self.shadows:
+                raise ValueError(f"shadow {name!r} is given twice")
+            self.shadows[name] = ServedPolicy(cfg, 0, name)
         self.load_latest_snapshot()
         self.catch_up()
+
+    # ------------------------------------------------------------------ the active policy
+    @property
+    def config(self) -> ServiceConfig:
+        return self.active.served.config
+
+    @property
+    def policy(self) -> Policy:
+        """The served model."""
+        return self.active.served.policy
+
+    @property
+    def policy_version(self) -> int:
+        return self.active.served.version
+
+    @property
+    def watermark(self) -> int:
+        """Joined events applied to the served model (its ``model_version``)."""
+        return self.active.served.watermark
+
+    @property
+    def n_learned(self) -> int:
+        return self.active.served.n_learned
+
+    @property
+    def n_quarantined(self) -> int:
+        """Events this process quarantined (the store counts every replica's)."""
+        return self.active.served.n_quarantined
+
+    @property
+    def snapshot_version(self) -> int | None:
+        return self.active.served.snapshot_version
+
+    @property
+    def checker(self) -> RequestChecker:
+        return self.active.checker
 
     # ------------------------------------------------------------------ validation
     def check_reward(self, value: Any, cost: Any) -> tuple[list[float], list[float] | None]:
         """Validate a reward ``value`` (scalar or ``(reward_dim,)``) and optional ``cost``."""
-        return self.checker.reward(value, cost)
+        return self.active.checker.reward(value, cost)
 
     def _case(
         self,
+        checker: RequestChecker,
         context: Any,
         action_features: Any,
         eligible: Sequence[int] | None,
         group: str | None,
         event_id: str | None,
+        keywords: dict[str, Any] | None,
         prefix: str = "",
     ) -> Case:
         try:
-            X, stored_context = self.checker.model_input(context, action_features)
-            mask, eligible_ids = self.checker.eligible_mask(eligible)
+            X, stored_context = checker.model_input(context, action_features)
+            mask, eligible_ids = checker.eligible_mask(eligible)
             if group is not None and (not isinstance(group, str) or not group):
                 raise RequestError("group", "must be a non-empty string")
+            ctx, extras_json = checker.context_keywords(keywords) if keywords else ({}, None)
             if event_id is None:
                 event_id = self._new_event_id()
             elif not isinstance(event_id, str) or not event_id:
@@ -183,40 +200,13 @@ class DecisionService:
             eligible_json=None if eligible_ids is None else json.dumps(eligible_ids),
             group=group,
             event_id=event_id,
-            fingerprint=request_fingerprint(X, eligible_ids, group),
+            fingerprint=request_fingerprint(X, eligible_ids, group, extras_json),
             prefix=prefix,
+            context=ctx,
+            extras_json=extras_json,
         )
 
     # ------------------------------------------------------------------ decisions
-    def _affordable(self, group: str | None, remaining: dict[tuple[str, str], float]) -> np.ndarray:
-        mask = np.ones(self.config.n_actions, dtype=bool)
-        for resource, costs in self._costs.items():
-            mask &= costs <= remaining[(resource, "")] + 1e-9
-            if group is not None and group in self._quota_groups[resource]:
-                mask &= costs <= remaining[(resource, group)] + 1e-9
-        return mask
-
-    def _charges(self, action: int, group: str | None) -> list[tuple[str, str, float]]:
-        out = []
-        for resource, costs in self._costs.items():
-            c = float(costs[action])
-            if c > 0:
-                out.append((resource, "", c))
-                if group is not None and group in self._quota_groups[resource]:
-                    out.append((resource, group, c))
-        return out
-
-    def _charges_json(self, charges: list[tuple[str, str, float]]) -> str | None:
-        if not charges:
-            return None
-        key = tuple(charges)
-        text = self._json_cache.get(key)
-        if text is None:
-            text = json.dumps(charges)
-            if len(self._json_cache) < 4096:  # one entry per (action, quota group) in practice
-                self._json_cache[key] = text
-        return text
-
     def decide(
         self,
         context: Any = None,
@@ -226,6 +216,7 @@ class DecisionService:
         group: str | None = None,
         event_id: str | None = None,
         key_id: str | None = None,
+        keywords: dict[str, Any] | None = None,
     ) -> DecisionResult:
         """Choose, log and charge a decision.
 
@@ -244,13 +235,18 @@ class DecisionService:
             same id and request returns the logged decision.
         key_id:
             the caller's API key id (recorded; a retry by another key is a conflict).
+        keywords:
+            decision-time context the policy declares (``{"groups": 2}``, ...), per case.
 
         Raises
         ------
         RequestError, BudgetExhaustedError, EventConflictError
         """
-        case = self._case(context, action_features, eligible, group, event_id)
-        return self._drive(self._steps([case], key_id))[0]  # type: ignore[no-any-return]
+        active = self.active
+        case = self._case(
+            active.checker, context, action_features, eligible, group, event_id, keywords
+        )
+        return self._drive(self._steps(active, [case], key_id))[0]  # type: ignore[no-any-return]
 
     async def decide_async(
         self,
@@ -261,44 +257,55 @@ class DecisionService:
         group: str | None = None,
         event_id: str | None = None,
         key_id: str | None = None,
+        keywords: dict[str, Any] | None = None,
     ) -> DecisionResult:
         """:meth:`decide` for an event loop: the same steps, but the wait for the commit is
         awaited instead of blocking a thread (the choice and the budget read run inline; they
         take tens of microseconds). Only for stores with group commit on SQLite, whose reads
         do not wait on the network; elsewhere run :meth:`decide` in a worker thread."""
-        case = self._case(context, action_features, eligible, group, event_id)
-        return (await self._drive_async(self._steps([case], key_id)))[0]  # type: ignore[no-any-return]
+        active = self.active
+        case = self._case(
+            active.checker, context, action_features, eligible, group, event_id, keywords
+        )
+        return (await self._drive_async(self._steps(active, [case], key_id)))[0]  # type: ignore[no-any-return]
 
     def decide_batch(
         self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
     ) -> list[DecisionResult]:
         """Decide several cases, all or nothing: either every case is answered (and logged
         and charged together) or an error is raised and nothing is logged. ``requests``:
-        keyword dicts of :meth:`decide`; errors name the case (``requests[i].field``)."""
-        cases = self._batch_cases(requests)
-        return self._drive(self._steps(cases, key_id))  # type: ignore[no-any-return]
+        keyword dicts of :meth:`decide` (decision-time keywords of the policy at the top
+        level); errors name the case (``requests[i].field``)."""
+        active = self.active
+        cases = self._batch_cases(active, requests)
+        return self._drive(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
 
     async def decide_batch_async(
         self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
     ) -> list[DecisionResult]:
         """:meth:`decide_batch` on an event loop (see :meth:`decide_async`)."""
-        cases = self._batch_cases(requests)
-        return await self._drive_async(self._steps(cases, key_id))  # type: ignore[no-any-return]
+        active = self.active
+        cases = self._batch_cases(active, requests)
+        return await self._drive_async(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
 
-    def _batch_cases(self, requests: Sequence[dict[str, Any]]) -> list[Case]:
+    def _batch_cases(self, active: Active, requests: Sequence[dict[str, Any]]) -> list[Case]:
         cases, seen = [], {}
+        declared = active.served.traits.decide_keywords
         for i, req in enumerate(requests):
             given = req.get("event_id")
             if given is not None and given in seen:
                 raise RequestError(f"requests[{i}].event_id", f"repeats requests[{seen[given]}]")
             seen[given] = i
+            keywords = {k: req[k] for k in declared if req.get(k) is not None}
             cases.append(
                 self._case(
+                    active.checker,
                     req.get("context"),
                     req.get("action_features"),
                     req.get("eligible"),
                     req.get("group"),
                     given,
+                    keywords,
                     prefix=f"requests[{i}].",
                 )
             )
@@ -340,26 +347,44 @@ class DecisionService:
 
         self.store.submit_decisions([u for u, _ in items], resolve)
 
-    def _steps(self, cases: list[Case], key_id: str | None) -> Steps:
+    def _shadow_choices(self, case: Case, allowed: Any) -> str | None:
+        """Every shadow's choice for ``case`` (an error is recorded, never raised)."""
+        if not self.shadows:
+            return None
+        choices: dict[str, Choice | str] = {}
+        for name, shadow in self.shadows.items():
+            try:
+                choices[name] = shadow.choose(case.X, allowed, case.event_id, case.context or {})
+            except Exception as exc:  # noqa: BLE001 - a shadow never fails a decision
+                choices[name] = f"{type(exc).__name__}: {exc}"
+        return shadow_record(choices)
+
+    def _steps(self, active: Active, cases: list[Case], key_id: str | None) -> Steps:
         """The logic of a decision unit without I/O to the writer: yields the records and
         charges to log together and receives the unit's result (one logic for the sync and
         async callers, single decisions and batches). Returns the answers in case order."""
+        served, rules = active.served, active.rules
+        discrete = served.traits.action_type == "discrete"
         known: dict[int, DecisionResult] = {}  # answered from the log (retries)
         looked_up = False
         for _ in range(_MAX_BUDGET_RETRIES):
-            remaining = self.store.remaining_budgets() if self._costs else {}
+            remaining = self.store.remaining_budgets() if rules.active else {}
             unit, answers = [], []
             exhausted = None
             for i, case in enumerate(cases):
                 if i in known:
                     answers.append(known[i])
                     continue
-                allowed = case.mask & self._affordable(case.group, remaining)
-                if not allowed.any():
-                    exhausted = case
-                    break
-                action, probs, version = self._choose(case.X, allowed, case.event_id)
-                charges = self._charges(action, case.group)
+                allowed = case.mask
+                if rules.active:
+                    allowed = allowed & rules.allowed(case.group, remaining)
+                    if not allowed.any():
+                        exhausted = case
+                        break
+                choice = served.choose(
+                    case.X, allowed if discrete else None, case.event_id, case.context or {}
+                )
+                charges = rules.charges(choice.action, case.group) if rules.active else []
                 for resource, group, amount in charges:  # later cases of the unit see them
                     remaining[(resource, group)] -= amount
                 rec = DecisionRecord(
@@ -368,16 +393,23 @@ class DecisionService:
                     context=case.context_json,
                     eligible=case.eligible_json,
                     group=case.group,
-                    action=action,
-                    probability=probs[action],
-                    probabilities=json.dumps(probs),
-                    model_version=version,
-                    charges=self._charges_json(charges),
+                    action=choice.action,
+                    probability=-1.0 if choice.probability is None else choice.probability,
+                    probabilities=json.dumps(choice.probabilities),
+                    model_version=choice.model_version,
+                    charges=rules.charges_json(charges),
                     ts=float(self.clock()),
                     key_id=key_id,
+                    info=None if choice.info is None else json.dumps(choice.info),
+                    extras=case.extras_json,
+                    action_value=(
+                        None if choice.action_value is None else json.dumps(choice.action_value)
+                    ),
+                    policy_version=served.version,
+                    shadow=self._shadow_choices(case, allowed if discrete else None),
                 )
-                unit.append((rec, charges))
-                answers.append(DecisionResult(case.event_id, action, probs[action], probs, version))
+                unit.append((rec, spent(charges)))
+                answers.append(self._result(rec, choice))
             if exhausted is not None:
                 if not looked_up:  # perhaps a retry of logged decisions: answer from the log
                     known.update(self._logged(cases, known, key_id))
@@ -400,6 +432,28 @@ class DecisionService:
             # "budget": another request spent it first; look again
         raise BudgetExhaustedError("budgets changed under contention; retry the request")
 
+    @staticmethod
+    def _result(rec: DecisionRecord, choice: Choice | None = None) -> DecisionResult:
+        if choice is not None:
+            action: Any = choice.action if choice.action_value is None else choice.action_value
+            return DecisionResult(
+                rec.event_id,
+                action,
+                choice.probability,
+                choice.probabilities,
+                rec.model_version,
+                rec.policy_version or 1,
+            )
+        action = rec.action if rec.action_value is None else json.loads(rec.action_value)
+        return DecisionResult(
+            rec.event_id,
+            action,
+            None if rec.probability < 0 else rec.probability,
+            json.loads(rec.probabilities),
+            rec.model_version,
+            rec.policy_version or 1,
+        )
+
     def _logged(
         self, cases: list[Case], known: dict[int, DecisionResult], key_id: str | None
     ) -> dict[int, DecisionResult]:
@@ -414,62 +468,38 @@ class DecisionService:
                     f"event_id {event_id!r} was already used for a different request",
                     field=case.prefix + "event_id",
                 )
-            out[todo[event_id]] = DecisionResult(
-                rec.event_id,
-                rec.action,
-                rec.probability,
-                json.loads(rec.probabilities),
-                rec.model_version,
-            )
+            out[todo[event_id]] = self._result(rec)
         return out
-
-    def _choose(
-        self, X: np.ndarray, allowed: np.ndarray, event_id: str
-    ) -> tuple[int, list[float], int]:
-        allowed = allowed[None, :]  # the policy's (n, K) mask form: no broadcast per call
-        with self._policy_lock:
-            policy = self.policy
-            with np.errstate(all="ignore"):
-                # the full distribution first: it also initialises the policy without its rng
-                probs = policy.action_probabilities(X, eligible=allowed)[0]
-                if policy.deterministic:
-                    # the rule is the argmax its one-hot distribution reports (ties: lowest id)
-                    action = int(np.argmax(np.where(allowed[0], probs, -1.0)))
-                else:
-                    saved = policy.rng_
-                    policy.rng_ = event_generator(self.config.seed, event_id)
-                    try:
-                        action = int(policy.decide(X, eligible=allowed).actions[0])
-                    finally:
-                        policy.rng_ = saved
-            version = self.watermark
-        probs = np.where(allowed[0], probs, 0.0)
-        # (a Monte-Carlo propensity, per-action Thompson sampling, can be 0 for a rare action:
-        # it is logged as the policy reports it)
-        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6:
-            raise RequestError(
-                "context", "the model cannot score this context (numerical overflow)"
-            )
-        return action, probs.tolist(), version
 
     # ------------------------------------------------------------------ rewards
     def reward(
-        self, event_id: str, value: Any, cost: Any = None, *, key_id: str | None = None
+        self,
+        event_id: str,
+        value: Any,
+        cost: Any = None,
+        *,
+        key_id: str | None = None,
+        extras: dict[str, Any] | None = None,
     ) -> str:
         """Record a reward for ``event_id``; returns its status (see :meth:`EventStore.add_reward`).
+
+        ``extras``: feedback keywords the policy declares (``{"model_rewards": 0.3}``, ...).
 
         Raises
         ------
         RequestError
-            bad value or cost.
+            bad value, cost or feedback keyword (also a cost that cannot settle the
+            decision's reservation of the policy's budget).
         UnknownEventError
             no decision was logged under ``event_id`` (by the key ``key_id``).
         """
-        vals, costs = self.checker.reward(value, cost)
+        checker = self.active.checker
+        vals, costs = checker.reward(value, cost)
         return self.store.add_reward(
             event_id,
             vals,
             costs,
+            checker.reward_extras(extras),
             now=float(self.clock()),
             window=self.config.reward_window,
             aggregation=self.config.aggregation,
@@ -478,8 +508,9 @@ class DecisionService:
 
     # ------------------------------------------------------------------ joiner and learner
     def sync(self) -> int:
-        """Run the joiner, apply new joined events to the learner, publish a snapshot when
-        ``snapshot_every`` events have been applied since the last. Returns events applied."""
+        """Run the joiner, follow a promotion made elsewhere, apply new joined events to the
+        learners, publish a snapshot when ``snapshot_every`` events have been applied since
+        the last. Returns events applied to the served model."""
         cfg = self.config
         with self._sync_lock:
             self.health.maybe_check_integrity()
@@ -490,83 +521,41 @@ class DecisionService:
                 default_reward=cfg.default_reward,
                 weights=cfg.reward_weights or (1.0,),
             )
+            from scarce.serve.promotion import follow_promotions
+
+            follow_promotions(self)
             self.load_latest_snapshot()
             applied = self.catch_up()
-            if cfg.snapshot_every and self._since_snapshot >= cfg.snapshot_every:
+            served = self.active.served
+            if cfg.snapshot_every and served.since_snapshot >= cfg.snapshot_every:
                 self.publish_snapshot()
             return applied
 
-    def catch_up(self) -> int:
-        """Apply joined events after the current watermark, in join order, one at a time
-        (so that live learning and replay give bit-identical models). Updates run on a copy
-        that replaces the served model every 64 events; events the model cannot learn are
-        quarantined (logged, recorded in the store) and skipped."""
-        applied = 0
-        while True:
-            batch = self.store.joined_since(self.watermark)
-            if not batch:
-                return applied
-            for start in range(0, len(batch), 64):
-                chunk = batch[start : start + 64]
-                model, bad = learn_events(self._model_copy, chunk)
-                with self._policy_lock:
-                    self.policy = model
-                    self.watermark = chunk[-1].seq
-                    learned = sum(ev.reward is not None for ev in chunk) - len(bad)
-                    self.n_learned += learned
-                    self.n_quarantined += len(bad)
-                    self._since_snapshot += len(chunk)
-                applied += len(chunk)
-                for ev, reason in bad:
-                    _LOG.warning(
-                        "event %r (join seq %d) quarantined: the model cannot learn it (%s)",
-                        ev.event_id,
-                        ev.seq,
-                        reason,
-                    )
-                    self.store.quarantine(ev.seq, ev.event_id, reason, float(self.clock()))
+    def _quarantine(self, ev: Any, reason: str) -> None:
+        self.store.quarantine(ev.seq, ev.event_id, reason, float(self.clock()))
 
-    def _model_copy(self) -> Policy:
-        with self._policy_lock:  # decisions swap the policy's generator under this lock
-            return copy.deepcopy(self.policy)
+    def catch_up(self) -> int:
+        """Apply joined events after the current watermark to the served model and to every
+        shadow, in join order, one at a time (so that live learning and replay give
+        bit-identical models). Events the served model cannot learn are quarantined (logged,
+        recorded in the store) and skipped."""
+        applied = self.active.served.catch_up(self.store, self._quarantine)
+        for shadow in self.shadows.values():
+            shadow.catch_up(self.store)
+        return applied
 
     def load_latest_snapshot(self) -> bool:
-        """Load the latest published snapshot if it is ahead of this learner (checksum,
-        class and parameters verified before anything is constructed)."""
-        head = self.store.latest_snapshot(with_data=False)
-        if head is None or head.watermark <= self.watermark:
-            return False
-        s = self.store.latest_snapshot()
-        assert s is not None
-        policy = snap.decode(s.state_json, s.arrays_npz, s.checksum, self.config.make_policy())
-        with self._policy_lock:
-            self.policy = policy
-            self.watermark = s.watermark
-            self.n_learned = int(getattr(policy, "n_updates_", 0))
-            self.snapshot_version = s.version
-            self._since_snapshot = 0
-        return True
+        """Load the served version's latest published snapshot if it is ahead of this
+        learner (checksum, class and parameters verified before anything is constructed)."""
+        return self.active.served.load_latest_snapshot(self.store)
 
     def publish_snapshot(self) -> dict[str, Any]:
         """Store the current learner as a snapshot; returns its version, checksum, watermark."""
-        with self._policy_lock:
-            state_json, arrays_npz, checksum = snap.encode(self.policy)
-            watermark = self.watermark
-        created = float(self.clock())
-        version, checksum = self.store.publish_snapshot(
-            watermark=watermark,
-            created_at=created,
-            checksum=checksum,
-            state_json=state_json,
-            arrays_npz=arrays_npz,
-        )
-        self.snapshot_version = version
-        self._since_snapshot = 0
-        return {"version": version, "model_version": watermark, "checksum": checksum}
+        return self.active.served.publish_snapshot(self.store, float(self.clock()))
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> dict[str, Any]:
-        """Config, versions, counts and budgets (``GET /v1/policies/{name}``)."""
+        """Config, versions, counts, budgets and shadows (``GET /v1/policies/{name}``)."""
         budgets: dict[str, Any] = {}
         for resource, group, initial, remaining in self.store.budget_rows():
             entry = budgets.setdefault(resource, {"initial": None, "remaining": None, "quotas": {}})
@@ -574,18 +563,27 @@ class DecisionService:
                 entry["initial"], entry["remaining"] = initial, remaining
             else:
                 entry["quotas"][group] = {"initial": initial, "remaining": remaining}
+        served = self.active.served
         return {
             "name": self.config.name,
             "config": self.config.to_dict(),
-            "model_version": self.watermark,
-            "snapshot_version": self.snapshot_version,
+            "policy_version": served.version,
+            "model_version": served.watermark,
+            "snapshot_version": served.snapshot_version,
             "counts": self.store.counts(),
             "budgets": budgets,
+            "shadows": {
+                name: {"type": s.config.policy_type, "model_version": s.watermark}
+                for name, s in self.shadows.items()
+            },
         }
 
 
 __all__ = [
     "MAX_ABS",
+    "Active",
+    "budget_rules",
+    "make_active",
     "BudgetExhaustedError",
     "DecisionResult",
     "DecisionService",

@@ -13,7 +13,7 @@ transaction that logs the decision, so concurrent requests can never overspend.
 
 from __future__ import annotations
 
-import json
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,9 +26,12 @@ from scarce.serve.db import (
     parse_db_url,
     redact_url,
 )
+from scarce.serve.joiner import add_reward, join, joined_since
 from scarce.serve.schema import (
+    ADDED_COLUMNS,
     DECISION_COLUMNS,
     SCHEMA,
+    SNAPSHOTS_MIGRATION,
     Charges,
     DecisionRecord,
     JoinedEvent,
@@ -72,6 +75,7 @@ class EventStore:
         self.url = str(url)
         self.group_commit = bool(group_commit)
         self.writer = DecisionWriter(self.db, group_commit=self.group_commit)
+        self._missing: frozenset[str] | None = None
 
     @property
     def postgres(self) -> bool:
@@ -96,50 +100,113 @@ class EventStore:
         self.db.close()
 
     # ------------------------------------------------------------------ setup
-    def initialize(self, fingerprint: str, budgets: Sequence[tuple[str, str, float]]) -> None:
-        """Create the schema if needed, tie the database to the policy ``fingerprint`` and
-        create budget rows ``(resource, group or "", amount)`` that do not exist yet (a restart
-        keeps what is left)."""
+    def initialize(
+        self,
+        fingerprint: str,
+        budgets: Sequence[tuple[str, str, float]],
+        *,
+        config_doc: str | None = None,
+        name: str = "default",
+        now: float = 0.0,
+    ) -> int:
+        """Create the schema if needed (adding the columns of newer versions to an older log),
+        tie the database to the policy ``fingerprint`` and create budget rows ``(resource,
+        group or "", amount)`` that do not exist yet (a restart keeps what is left).
+
+        The first configuration becomes policy version 1 (``config_doc``: its JSON document,
+        ``name`` its name); later ones come only through promotions
+        (:mod:`scarce.serve.versions`). Returns the active policy version, which must be the
+        one of ``fingerprint``."""
         blob = "BYTEA" if self.postgres else "BLOB"
 
-        def unit(tx: Tx) -> None:
+        def unit(tx: Tx) -> int:
             for stmt in SCHEMA.format(blob=blob).split(";"):
                 if stmt.strip():
                     tx.execute(stmt)
-            columns = (
-                [
-                    r[0]
-                    for r in tx.all(
-                        "SELECT column_name FROM information_schema.columns "
-                        "WHERE table_name = 'decisions' AND table_schema = current_schema()"
-                    )
-                ]
-                if self.postgres
-                else [r[1] for r in tx.all("PRAGMA table_info(decisions)")]
-            )
-            if "key_id" not in columns:  # a log written before keys were recorded
-                tx.execute("ALTER TABLE decisions ADD COLUMN key_id TEXT")
+            for table, added in ADDED_COLUMNS.items():
+                columns = self._columns(tx, table)
+                for column, kind in added:
+                    if column not in columns:  # a log written by an earlier version
+                        tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+            if "policy_version" not in self._columns(tx, "snapshots"):
+                for stmt in SNAPSHOTS_MIGRATION.format(blob=blob).split(";"):
+                    tx.execute(stmt)
             tx.execute(
                 "INSERT INTO scarce_meta (key, value) VALUES ('policy', ?) "
                 "ON CONFLICT (key) DO NOTHING",
                 (fingerprint,),
             )
-            self._check_fingerprint(tx, fingerprint)
+            first = tx.one("SELECT value FROM scarce_meta WHERE key = 'policy'")[0]
+            if tx.one("SELECT COUNT(*) FROM policy_versions")[0] == 0 and first == fingerprint:
+                tx.execute(
+                    "INSERT INTO policy_versions (version, name, fingerprint, config, created_at) "
+                    "VALUES (1, ?, ?, ?, ?)",
+                    (name, fingerprint, config_doc or "{}", now),
+                )
+            active = self._check_fingerprint(tx, fingerprint)
             for resource, group, amount in budgets:
                 tx.execute(
                     "INSERT INTO budgets (resource, grp, initial, remaining) VALUES (?, ?, ?, ?) "
                     "ON CONFLICT (resource, grp) DO NOTHING",
                     (resource, group, float(amount), float(amount)),
                 )
+            return active
 
-        self.run(unit, lock="exclusive")
+        active = int(self.run(unit, lock="exclusive"))
+        self._missing = frozenset()  # the schema is complete now
+        return active
+
+    def missing_columns(self) -> frozenset[str]:
+        """``table.column`` names of the current schema that this log lacks (a log written by
+        an earlier version, opened by a command that only reads it: nothing is upgraded, the
+        reads see NULL in those columns)."""
+        if self._missing is None:
+            out = set()
+            for table, added in (*ADDED_COLUMNS.items(), ("snapshots", (("policy_version", ""),))):
+                if self.postgres:
+                    rows = self.query(
+                        "SELECT column_name FROM information_schema.columns "
+                        "WHERE table_name = ? AND table_schema = current_schema()",
+                        (table,),
+                    )
+                    have = {r[0] for r in rows}
+                else:
+                    have = {r[1] for r in self.query(f"PRAGMA table_info({table})")}
+                out |= {f"{table}.{c}" for c, _ in added if c not in have}
+            self._missing = frozenset(out)
+        return self._missing
+
+    def legacy_sql(self, sql: str) -> str:
+        """``sql`` with the columns this log lacks (``d.`` decisions, ``j.`` joined events)
+        read as NULL."""
+        missing = self.missing_columns()
+        if not missing:
+            return sql
+        alias = {"decisions": "d", "joined_events": "j"}
+        for name in missing:
+            table, column = name.split(".")
+            if table in alias:
+                sql = re.sub(rf"\b{alias[table]}\.{column}\b", "NULL", sql)
+        return sql
+
+    def _columns(self, tx: Tx, table: str) -> set[str]:
+        if self.postgres:
+            return {
+                r[0]
+                for r in tx.all(
+                    "SELECT column_name FROM information_schema.columns "
+                    "WHERE table_name = ? AND table_schema = current_schema()",
+                    (table,),
+                )
+            }
+        return {r[1] for r in tx.all(f"PRAGMA table_info({table})")}
 
     def verify(self, fingerprint: str) -> None:
         """Check, without writing, that this is an event store of the policy ``fingerprint``
         (for commands that only read a log)."""
 
         def unit(tx: Tx) -> None:
-            self._check_fingerprint(tx, fingerprint)
+            self._check_fingerprint(tx, fingerprint, active_only=False)
 
         try:
             self.run(unit)
@@ -148,16 +215,40 @@ class EventStore:
                 raise StoreError(f"{self.redacted_url} is not a scarce event store") from None
             raise
 
-    @staticmethod
-    def _check_fingerprint(tx: Tx, fingerprint: str) -> None:
+    def _check_fingerprint(self, tx: Tx, fingerprint: str, *, active_only: bool = True) -> int:
+        """The active policy version (or, with ``active_only=False``, the version of
+        ``fingerprint``); a :class:`StoreError` when ``fingerprint`` is not that version's."""
         row = tx.one("SELECT value FROM scarce_meta WHERE key = 'policy'")
         if row is None:
             raise StoreError("the database has no policy configuration: not a scarce event store")
-        if row[0] != fingerprint:
+        versions = {}
+        if self._columns(tx, "policy_versions"):  # (absent in logs of earlier versions)
+            rows = tx.all("SELECT version, name, fingerprint FROM policy_versions")
+            versions = {fp: (int(v), n) for v, n, fp in rows}
+        if not versions:  # written before policy versions: the first configuration only
+            if row[0] != fingerprint:
+                raise StoreError(
+                    "this database logs a different policy configuration (fingerprint "
+                    f"{row[0][:12]}, configured {fingerprint[:12]}); use another --db"
+                )
+            return 1
+        last = tx.one("SELECT version FROM promotions ORDER BY seq DESC LIMIT 1")
+        active = 1 if last is None else int(last[0])
+        mine = versions.get(fingerprint)
+        if mine is None:
             raise StoreError(
                 "this database logs a different policy configuration (fingerprint "
-                f"{row[0][:12]}, configured {fingerprint[:12]}); use another --db"
+                f"{row[0][:12]}, configured {fingerprint[:12]}); use another --db, or make it a "
+                "new version with `scarce promote`"
             )
+        if active_only and mine[0] != active:
+            name = next(n for v, n in versions.values() if v == active)
+            raise StoreError(
+                f"this database serves policy version {active} ({name!r}) since a promotion; "
+                f"the configuration given is version {mine[0]}: start without --policy (the "
+                f"active version is served), or roll back with `scarce promote --version {mine[0]}`"
+            )
+        return mine[0] if not active_only else active
 
     # ------------------------------------------------------------------ decisions
     def remaining_budgets(self) -> dict[tuple[str, str], float]:
@@ -205,19 +296,21 @@ class EventStore:
         )
         out = {}
         for r in rows:
-            out[r[0]] = DecisionRecord(
-                event_id=r[0],
-                fingerprint=r[1],
-                context=r[2],
-                eligible=r[3],
-                group=r[4],
-                action=int(r[5]),
-                probability=float(r[6]),
-                probabilities=r[7],
-                model_version=int(r[8]),
-                charges=r[9],
-                ts=float(r[10]),
-                key_id=r[11],
+            rec = DecisionRecord(*r)
+            out[rec.event_id] = DecisionRecord(
+                *r[:5],
+                action=int(rec.action),
+                probability=float(rec.probability),
+                probabilities=rec.probabilities,
+                model_version=int(rec.model_version),
+                charges=rec.charges,
+                ts=float(rec.ts),
+                key_id=rec.key_id,
+                info=rec.info,
+                extras=rec.extras,
+                action_value=rec.action_value,
+                policy_version=None if rec.policy_version is None else int(rec.policy_version),
+                shadow=rec.shadow,
             )
         return out
 
@@ -230,6 +323,7 @@ class EventStore:
         event_id: str,
         value: Sequence[float],
         cost: Sequence[float] | None,
+        extras: dict[str, Any] | None = None,
         *,
         now: float,
         window: float,
@@ -238,64 +332,36 @@ class EventStore:
     ) -> str:
         """Store a reward. Returns its status:
 
-        ``"duplicate"``: the same value and cost were already stored (no-op);
+        ``"duplicate"``: the same value, cost and extras were already stored (no-op);
         ``"late"``: after the event's window, or after the event was joined (stored, not learned);
         ``"ignored"``: a different reward while ``aggregation="earliest"`` already has one
         (stored, not learned); ``"accepted"``: will be learned.
 
+        ``extras``: the feedback keywords of the policy (``{"model_rewards": 0.4}``, ...).
         ``key_id``: the caller's key; a decision made under another key is unknown to it.
         The rewards of one event are serialised by a row lock on its decision (PostgreSQL;
         SQLite write transactions are serial), so concurrent identical rewards are one
-        ``accepted`` and the rest ``duplicate``.
+        ``accepted`` and the rest ``duplicate``. A decision that reserved part of a policy's
+        own budget is settled by its reward (:mod:`scarce.serve.budgets`).
 
         Raises
         ------
         UnknownEventError
             when no decision was logged under ``event_id`` (by this key).
+        RequestError
+            when ``cost`` cannot settle the decision's reservation (field ``cost``).
         """
-        value_json = json.dumps([float(v) for v in value])
-        cost_json = None if cost is None else json.dumps([float(c) for c in cost])
-        payload = json.dumps(
-            {"value": json.loads(value_json), "cost": cost_json and json.loads(cost_json)}
+        return add_reward(
+            self.db,
+            event_id,
+            value,
+            cost,
+            extras,
+            now=now,
+            window=window,
+            aggregation=aggregation,
+            key_id=key_id,
         )
-        lock_row = " FOR UPDATE" if self.postgres else ""
-
-        def unit(tx: Tx) -> str:
-            row = tx.one(
-                f"SELECT ts, join_seq, key_id FROM decisions WHERE event_id = ?{lock_row}",
-                (event_id,),
-            )
-            if row is None or (key_id is not None and row[2] not in (None, key_id)):
-                raise UnknownEventError(event_id)
-            ts, join_seq = float(row[0]), row[1]
-            existing = tx.all("SELECT payload, status FROM rewards WHERE event_id = ?", (event_id,))
-            if any(p == payload for p, _ in existing):
-                return "duplicate"
-            if now > ts + window or (join_seq is not None and aggregation == "sum"):
-                status = "late"
-            elif join_seq is not None or (
-                aggregation == "earliest" and any(s == "accepted" for _, s in existing)
-            ):
-                status = "ignored"
-            else:
-                status = "accepted"
-            tx.execute(
-                "INSERT INTO rewards (event_id, n, payload, value, cost, received_at, status, "
-                "pending) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event_id,
-                    len(existing) + 1,
-                    payload,
-                    value_json,
-                    cost_json,
-                    now,
-                    status,
-                    1 if status == "accepted" else 0,
-                ),
-            )
-            return status
-
-        return str(self.run(unit, lock="shared"))
 
     # ------------------------------------------------------------------ join
     def join(
@@ -316,75 +382,19 @@ class EventStore:
         of accepted rewards (``"sum"``), else ``default_reward`` (None: the event is joined
         without a reward and not learned). Join order (``seq``) is the learning order.
         """
-
-        def unit(tx: Tx) -> int:
-            last = tx.one("SELECT COALESCE(MAX(seq), 0) FROM joined_events")[0]
-            cands = {
-                eid: float(ts)
-                for eid, ts in tx.all(
-                    "SELECT event_id, ts FROM decisions WHERE join_seq IS NULL AND ts < ? "
-                    "ORDER BY ts, event_id LIMIT ?",
-                    (now - window, limit),
-                )
-            }
-            if aggregation == "earliest":
-                for eid, ts in tx.all(
-                    "SELECT d.event_id, d.ts FROM rewards r JOIN decisions d ON d.event_id = r.event_id "
-                    "WHERE r.pending = 1 AND d.join_seq IS NULL ORDER BY d.ts, d.event_id LIMIT ?",
-                    (limit,),
-                ):
-                    cands[eid] = float(ts)
-            order = sorted(cands, key=lambda e: (cands[e], e))[:limit]
-            seq = int(last)
-            for eid in order:
-                rows = tx.all(
-                    "SELECT value, cost FROM rewards WHERE event_id = ? AND status = 'accepted' "
-                    "ORDER BY n",
-                    (eid,),
-                )
-                value, cost, reward, source = None, None, None, "none"
-                if rows:
-                    vecs = [json.loads(v) for v, _ in rows]
-                    costs = [json.loads(c) if c is not None else None for _, c in rows]
-                    if aggregation == "earliest":
-                        agg, agg_cost = vecs[0], costs[0]
-                    else:
-                        agg = [sum(col) for col in zip(*vecs, strict=True)]
-                        present = [c for c in costs if c is not None]
-                        agg_cost = (
-                            [sum(col) for col in zip(*present, strict=True)] if present else None
-                        )
-                    value = json.dumps(agg)
-                    cost = None if agg_cost is None else json.dumps(agg_cost)
-                    reward = float(sum(w * v for w, v in zip(weights, agg, strict=True)))
-                    source = "reward"
-                elif default_reward is not None:
-                    reward, source = float(default_reward), "default"
-                seq += 1
-                tx.execute(
-                    "INSERT INTO joined_events (seq, event_id, reward, value, cost, source, joined_at) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (seq, eid, reward, value, cost, source, now),
-                )
-                tx.execute("UPDATE decisions SET join_seq = ? WHERE event_id = ?", (seq, eid))
-                tx.execute(
-                    "UPDATE rewards SET pending = 0 WHERE event_id = ? AND pending = 1", (eid,)
-                )
-            return len(order)
-
-        return int(self.run(unit, lock="exclusive"))
+        return join(
+            self.db,
+            now=now,
+            window=window,
+            aggregation=aggregation,
+            default_reward=default_reward,
+            weights=weights,
+            limit=limit,
+        )
 
     def joined_since(self, after_seq: int, limit: int = 10_000) -> list[JoinedEvent]:
         """Joined events with ``seq > after_seq`` in join order."""
-        rows = self.query(
-            "SELECT j.seq, j.event_id, d.context, d.action, j.reward FROM joined_events j "
-            "JOIN decisions d ON d.event_id = j.event_id WHERE j.seq > ? ORDER BY j.seq LIMIT ?",
-            (after_seq, limit),
-        )
-        return [
-            JoinedEvent(int(s), e, c, int(a), None if r is None else float(r))
-            for s, e, c, a, r in rows
-        ]
+        return joined_since(self.db, after_seq, limit, fix_sql=self.legacy_sql)
 
     # ------------------------------------------------------------------ snapshots
     def publish_snapshot(
@@ -395,32 +405,46 @@ class EventStore:
         checksum: str,
         state_json: bytes,
         arrays_npz: bytes,
+        policy_version: int = 1,
     ) -> tuple[int, str]:
-        """Store a snapshot; returns ``(version, checksum)`` (of the existing snapshot if this
-        watermark has one: replicas at the same watermark hold the same model)."""
+        """Store a snapshot of policy version ``policy_version``; returns ``(version,
+        checksum)`` (of the existing snapshot if that policy version has one at this
+        watermark: replicas at the same watermark hold the same model)."""
 
         def unit(tx: Tx) -> tuple[int, str]:
             row = tx.one(
-                "SELECT version, checksum FROM snapshots WHERE watermark = ?", (watermark,)
+                "SELECT version, checksum FROM snapshots WHERE watermark = ? AND policy_version = ?",
+                (watermark, policy_version),
             )
             if row is not None:
                 return int(row[0]), str(row[1])
             version = int(tx.one("SELECT COALESCE(MAX(version), 0) FROM snapshots")[0]) + 1
             tx.execute(
-                "INSERT INTO snapshots (version, watermark, created_at, checksum, state_json, arrays_npz) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (version, watermark, created_at, checksum, state_json, arrays_npz),
+                "INSERT INTO snapshots (version, watermark, created_at, checksum, state_json, "
+                "arrays_npz, policy_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (version, watermark, created_at, checksum, state_json, arrays_npz, policy_version),
             )
             return version, checksum
 
         return self.run(unit, lock="exclusive")  # type: ignore[no-any-return]
 
-    def latest_snapshot(self, *, with_data: bool = True) -> Snapshot | None:
-        """The snapshot with the highest watermark, or None."""
+    def latest_snapshot(
+        self, *, with_data: bool = True, policy_version: int = 1
+    ) -> Snapshot | None:
+        """The snapshot of ``policy_version`` with the highest watermark, or None."""
         cols = "version, watermark, created_at, checksum" + (
             ", state_json, arrays_npz" if with_data else ""
         )
-        rows = self.query(f"SELECT {cols} FROM snapshots ORDER BY watermark DESC LIMIT 1")
+        if "snapshots.policy_version" in self.missing_columns():  # one policy's log
+            if policy_version != 1:
+                return None
+            rows = self.query(f"SELECT {cols} FROM snapshots ORDER BY watermark DESC LIMIT 1")
+        else:
+            rows = self.query(
+                f"SELECT {cols} FROM snapshots WHERE policy_version = ? "
+                "ORDER BY watermark DESC LIMIT 1",
+                (policy_version,),
+            )
         if not rows:
             return None
         r = rows[0]
@@ -468,17 +492,51 @@ class EventStore:
             out[f"rewards_{status}"] = int(by_status.get(status, 0))
         return out
 
-    def logged_rows(self) -> list[tuple[Any, ...]]:
-        """``(event_id, context, action, reward, probability, ts, group)`` of learned events in
-        join order (the logged-bandit-data view that export writes)."""
+    def logged_rows(self, *, with_reward: bool = True) -> list[tuple[Any, ...]]:
+        """Joined events in join order, as :data:`LOG_COLUMNS` tuples (the logged-bandit-data
+        view that export and evaluation read); ``with_reward``: only the learned ones."""
+        where = " WHERE j.reward IS NOT NULL" if with_reward else ""
         return self.query(
-            "SELECT d.event_id, d.context, d.action, j.reward, d.probability, d.ts, d.grp "
-            "FROM joined_events j JOIN decisions d ON d.event_id = j.event_id "
-            "WHERE j.reward IS NOT NULL ORDER BY j.seq"
+            self.legacy_sql(
+                f"SELECT {LOG_SELECT} FROM joined_events j "
+                f"JOIN decisions d ON d.event_id = j.event_id{where} ORDER BY j.seq"
+            )
         )
 
 
+#: the columns of :meth:`EventStore.logged_rows`
+LOG_COLUMNS = (
+    "event_id",
+    "context",
+    "action",
+    "reward",
+    "propensity",
+    "timestamp",
+    "group",
+    "probabilities",
+    "eligible",
+    "policy_version",
+    "joined_at",
+    "seq",
+    "value",
+    "cost",
+    "reward_extras",
+    "extras",
+    "info",
+    "action_value",
+    "shadow",
+    "source",
+    "model_version",
+)
+LOG_SELECT = (
+    "d.event_id, d.context, d.action, j.reward, d.probability, d.ts, d.grp, d.probabilities, "
+    "d.eligible, d.policy_version, j.joined_at, j.seq, j.value, j.cost, j.extras, d.extras, "
+    "d.info, d.action_value, d.shadow, j.source, d.model_version"
+)
+
+
 __all__ = [
+    "LOG_COLUMNS",
     "DecisionRecord",
     "EventStore",
     "JoinedEvent",

@@ -40,6 +40,9 @@ class Case:
     event_id: str
     fingerprint: str
     prefix: str = ""
+    #: the decision-time keywords of the policy (``groups``, ...), each with a leading axis 1
+    context: dict[str, np.ndarray] | None = None
+    extras_json: str | None = None
 
 
 def event_generator(seed: int, event_id: str) -> np.random.Generator:
@@ -71,16 +74,52 @@ class EventIds:
 _NO_OPTIONS = json.dumps([None, None]).encode()
 
 
-def request_fingerprint(X: np.ndarray, eligible: list[int] | None, group: str | None) -> str:
+def request_fingerprint(
+    X: np.ndarray,
+    eligible: list[int] | None,
+    group: str | None,
+    extras_json: str | None = None,
+) -> str:
     """Identity of a request (to tell a retry from a reuse of its event id); ``eligible`` is
-    sorted, so its order does not matter."""
+    sorted, so its order does not matter; ``extras_json``: the decision-time keywords."""
     h = hashlib.sha256(np.ascontiguousarray(X, dtype="<f8").tobytes())
     h.update(
         _NO_OPTIONS
         if eligible is None and group is None
         else json.dumps([eligible, group]).encode()
     )
+    if extras_json is not None:
+        h.update(extras_json.encode())
     return h.hexdigest()
+
+
+#: per-case shapes of the keywords the service knows: ``"int"`` (an id), ``"number"``, or
+#: ``"items"`` (one number per action / item); other declared keywords take a number or a
+#: (nested) list of numbers
+KEYWORD_SHAPES = {"groups": "int", "model_rewards": "number", "item_rewards": "items"}
+
+
+def keyword_value(value: Any, field: str, n_actions: int) -> Any:
+    """A keyword's per-case value checked against :data:`KEYWORD_SHAPES` (finite numbers
+    within +-MAX_ABS); returns it as plain Python."""
+    kind = KEYWORD_SHAPES.get(field)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise RequestError(field, f"must be an int >= 0; got {value!r}")
+        return int(value)
+    if kind == "number" and isinstance(value, (list, tuple)):
+        raise RequestError(field, "must be one number")
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise RequestError(field, "must be a number or a list of numbers") from None
+    if kind == "items" and arr.shape != (n_actions,):
+        raise RequestError(
+            field, f"must be {n_actions} numbers (one per item); got {list(arr.shape)}"
+        )
+    if not np.isfinite(arr).all() or (arr.size and np.abs(arr).max() > MAX_ABS):
+        raise RequestError(field, f"must be finite numbers within +-{MAX_ABS:g}")
+    return arr.tolist()
 
 
 class RequestChecker:
@@ -138,6 +177,10 @@ class RequestChecker:
         K = self.config.n_actions
         if eligible is None:
             return self._all_actions, None
+        if self.config.traits.action_type != "discrete":
+            raise RequestError(
+                "eligible", f"not accepted by a {self.config.traits.action_type!r} policy"
+            )
         mask = np.ones(K, dtype=bool)
         if len(eligible) == 0:
             raise RequestError("eligible", "must list at least one action id")
@@ -151,9 +194,39 @@ class RequestChecker:
         mask[ids] = True
         return mask, sorted(int(a) for a in ids)
 
+    def context_keywords(self, given: dict[str, Any] | None) -> tuple[dict[str, Any], str | None]:
+        """``(values, JSON)`` of the decision-time keywords of a request (those the policy
+        declares; others are a :class:`RequestError`)."""
+        if not given:
+            return {}, None
+        declared = self.config.traits.decide_keywords
+        out = {}
+        for key, value in given.items():
+            if value is None:
+                continue
+            if key not in declared:
+                raise RequestError(key, f"not accepted by {self.config.policy_type}")
+            out[key] = keyword_value(value, key, self.config.n_actions)
+        return out, (json.dumps(out, sort_keys=True) if out else None)
+
+    def reward_extras(self, given: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The feedback keywords of a reward (those the policy declares besides ``costs``,
+        which is the reward's ``cost``)."""
+        if not given:
+            return None
+        declared = set(self.config.traits.update_keywords) - {"costs"}
+        out = {}
+        for key, value in given.items():
+            if value is None:
+                continue
+            if key not in declared:
+                raise RequestError(key, f"not accepted by {self.config.policy_type}")
+            out[key] = keyword_value(value, key, self.config.n_actions)
+        return out or None
+
     def reward(self, value: Any, cost: Any) -> tuple[list[float], list[float] | None]:
         """Validate a reward ``value`` (scalar or ``(reward_dim,)``) and optional ``cost``."""
-        dim = self.config.reward_dim
+        dim = self.config.reward_dim or 1
         vals = value if isinstance(value, (list, tuple)) else [value]
         if len(vals) != dim:
             raise RequestError("value", f"must have {dim} component(s); got {len(vals)}")
@@ -165,7 +238,7 @@ class RequestChecker:
                 raise RequestError("value", f"must be within +-{MAX_ABS:g}; got {v!r}")
             out.append(float(v))
         bounds = self.reward_bounds
-        if bounds is not None:
+        if bounds is not None and self.config.traits.reward_kind != "vector":
             r = float(np.dot(self.config.reward_weights, out))
             if not bounds[0] <= r <= bounds[1]:
                 raise RequestError(
@@ -185,4 +258,9 @@ class RequestChecker:
                 if c < 0 or c > MAX_ABS:
                     raise RequestError("cost", f"must be in [0, {MAX_ABS:g}]; got {c!r}")
                 costs.append(float(c))
+            m = self.config.traits.n_resources
+            if m and len(costs) != m:
+                raise RequestError(
+                    "cost", f"must have {m} number(s), one per resource of the policy's budget"
+                )
         return out, costs

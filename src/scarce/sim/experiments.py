@@ -213,6 +213,7 @@ CAPABILITY_EXPERIMENT_MODULES: tuple[str, ...] = (
     "scarce.drift.experiments",
     "scarce.combinatorial.experiments",
     "scarce.neural.experiments",
+    "scarce.serve.experiments",
 )
 
 

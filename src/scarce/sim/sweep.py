@@ -40,7 +40,6 @@ changed setting changes the key, so stale parts are never reused. The parts fold
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -116,7 +115,7 @@ class PolicySpec:
         (:meth:`~scarce.envs.Environment.policy_params`: a budget, the horizon, priors...)
         that the policy's constructor takes, then ``params``, which win."""
         cls = self.resolve()
-        accepted = set(inspect.signature(cls.__init__).parameters)
+        accepted = set(cls.param_names())
         kwargs: dict[str, Any] = {
             "n_actions": env.n_actions,
             "n_features": env.n_features,

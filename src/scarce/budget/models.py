@@ -1,0 +1,219 @@
+"""The reward and consumption models of a budgeted learner and their confidence bounds.
+
+:class:`OutcomeModels` holds, for every action, a model of its reward and, for every costly
+action, a model of its consumption of each resource, each with its own link (spec A.1: "a
+separate link per estimated quantity"). Models of one link and one kind live in one bank
+(:mod:`scarce.budget.estimators`):
+
+* rewards: one bank per link over the actions with that link (model ``i`` = ``actions[i]``);
+* consumption: the identity-link resources of a costly action share one multi-target ridge
+  (they are observed together, on the rounds the action is played: one design, one width);
+  logistic-link resources get one model per (costly action, resource).
+
+:meth:`OutcomeModels.bounds` gives the optimistic rewards and the pessimistic consumptions
+(spec A.3), each model with the radius of its own observation count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from scarce.budget.estimators import LINKS
+from scarce.budget.specs import ConfidenceSpec
+
+#: ``make_bank(n_models, link, seeds, n_targets) -> bank``
+BankFactory = Callable[[int, str, np.ndarray, "int | None"], Any]
+
+
+class OutcomeModels:
+    """Rewards of ``K`` actions and consumptions of ``m`` resources by the costly actions.
+
+    Parameters
+    ----------
+    n_actions, n_resources:
+        ``K`` and ``m``.
+    free_action:
+        the action that consumes nothing (no consumption model).
+    reward_links:
+        ``K`` links, one per action.
+    cost_links:
+        ``m`` links, one per resource.
+    cost_bound:
+        ``(K, m)`` largest consumption (pessimistic bounds are clipped to ``[0, cost_bound]``).
+    confidence:
+        radius parameters and ``reward_range`` (optimistic rewards are clipped to it).
+    make_bank:
+        ``make_bank(n_models, link, seeds, n_targets)`` builds one bank; ``n_targets`` is the
+        number of targets sharing each model's design (None: one).
+    seeds:
+        ``(K + K m,)`` ints, one per potential model (used by banks that draw, e.g. networks).
+    multi_target:
+        whether the bank can hold several targets per design (False: one model per target).
+    """
+
+    def __init__(
+        self,
+        *,
+        n_actions: int,
+        n_resources: int,
+        free_action: int,
+        reward_links: list[str],
+        cost_links: list[str],
+        cost_bound: np.ndarray,
+        confidence: ConfidenceSpec,
+        make_bank: BankFactory,
+        seeds: np.ndarray,
+        multi_target: bool = True,
+    ) -> None:
+        K, m = n_actions, n_resources
+        self.n_actions, self.n_resources = K, m
+        self.free_action = free_action
+        self.cost_bound = cost_bound
+        self.confidence = confidence
+        self.reward_range = tuple(float(v) for v in confidence.reward_range)
+        self.costly = np.array([a for a in range(K) if a != free_action], dtype=np.int64)
+        self.costly_rank = np.full(K, -1, dtype=np.int64)
+        self.costly_rank[self.costly] = np.arange(self.costly.size)
+        nc = self.costly.size
+        # (link, actions, bank, action -> index in the bank or -1)
+        self.reward_groups: list[tuple[str, np.ndarray, Any, np.ndarray]] = []
+        for link in LINKS:
+            acts = np.array([a for a in range(K) if reward_links[a] == link], dtype=np.int64)
+            if acts.size:
+                local = np.full(K, -1, dtype=np.int64)
+                local[acts] = np.arange(acts.size)
+                bank = make_bank(acts.size, link, seeds[acts], None)
+                self.reward_groups.append((link, acts, bank, local))
+        # (link, resources, bank, multi): multi: one model per costly action with the
+        # resources as targets; else nc * |resources| one-target models, action-major
+        self.cost_groups: list[tuple[str, np.ndarray, Any, bool]] = []
+        for link in LINKS:
+            res = np.array([j for j in range(m) if cost_links[j] == link], dtype=np.int64)
+            if not res.size:
+                continue
+            multi = link == "identity" and multi_target
+            if multi:
+                bank = make_bank(nc, link, seeds[K + np.arange(nc)], res.size)
+            else:
+                bank = make_bank(nc * res.size, link, seeds[K + np.arange(nc * res.size)], None)
+            self.cost_groups.append((link, res, bank, multi))
+        self._one_reward_bank = len(self.reward_groups) == 1
+        self._betas: dict[int, np.ndarray] = {}
+
+    # ------------------------------------------------------------------ bounds
+    def _beta(self, bank: Any, link: str) -> np.ndarray:
+        """``(M,)`` radius of each model of ``bank`` from its own observation count (kept
+        until the bank learns)."""
+        beta = self._betas.get(id(bank))
+        if beta is None:
+            beta = self.confidence.radius(bank.n_obs, bank.dim, link)
+            self._betas[id(bank)] = beta
+        return beta
+
+    def bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+        """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and, with ``costs``,
+        pessimistic consumptions ``(n, K, m)`` clipped to ``[0, cost_bound]`` (0 for the free
+        action); each model's radius from its own observation count."""
+        n, K, m = X.shape[0], self.n_actions, self.n_resources
+        if self._one_reward_bank:
+            link, _, bank, _ = self.reward_groups[0]
+            r = bank.bounds(X, self._beta(bank, link), upper=True)
+        else:
+            r = np.empty((n, K))
+            for link, acts, bank, _ in self.reward_groups:
+                r[:, acts] = bank.bounds(X, self._beta(bank, link), upper=True)
+        lo, hi = self.reward_range
+        np.minimum(r, hi, out=r)
+        np.maximum(r, lo, out=r)
+        if not costs:
+            return r, None
+        costly = self.costly
+        c = np.zeros((n, K, m))
+        for link, res, bank, multi in self.cost_groups:
+            low = bank.bounds(X, self._beta(bank, link), upper=False)
+            if not multi:
+                low = low.reshape(n, costly.size, res.size)
+            if res.size == m:
+                c[:, costly, :] = low
+            else:
+                c[:, costly[:, None], res[None, :]] = low
+        np.maximum(c, 0.0, out=c)
+        np.minimum(c, self.cost_bound, out=c)
+        return r, c
+
+    def reward_lcb(self, X: np.ndarray, action: int) -> np.ndarray:
+        """``(n,)`` pessimistic reward of ``action``, clipped to ``reward_range``."""
+        for link, _, bank, local in self.reward_groups:
+            if local[action] >= 0:
+                low = bank.bounds(X, self._beta(bank, link), upper=False)[:, local[action]]
+                return np.clip(low, *self.reward_range)
+        raise ValueError(f"action must be in [0, {self.n_actions}); got {action!r}")
+
+    # ------------------------------------------------------------------ learning
+    def learn_rewards(self, X: np.ndarray, y: np.ndarray, actions: np.ndarray) -> None:
+        """Add reward observations: row ``i`` of ``X`` ``(n, d)`` with reward ``y[i]`` of
+        action ``actions[i]``."""
+        for _, _, bank, _ in self.reward_groups:
+            self._betas.pop(id(bank), None)  # recomputed from the new counts on next use
+        for _, acts, bank, local in self.reward_groups:
+            if acts.size == self.n_actions:
+                bank.partial_fit(X, y, actions)
+                continue
+            ids = local[actions]
+            keep = ids >= 0
+            if keep.all():
+                bank.partial_fit(X, y, ids)
+            elif keep.any():
+                bank.partial_fit(X[keep], y[keep], ids[keep])
+
+    def learn_costs(self, X: np.ndarray, C: np.ndarray, actions: np.ndarray) -> None:
+        """Add consumption observations: ``C[i]`` ``(m,)`` consumed by the costly action
+        ``actions[i]`` on context ``X[i]``."""
+        if not X.shape[0]:
+            return
+        for _, _, bank, _ in self.cost_groups:
+            self._betas.pop(id(bank), None)
+        rank = self.costly_rank[actions]
+        for _, res, bank, multi in self.cost_groups:
+            q = res.size
+            targets = C if q == self.n_resources else C[:, res]
+            if multi:
+                bank.partial_fit(X, targets, rank)
+            else:
+                feats = np.repeat(X, q, axis=0)
+                ids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
+                bank.partial_fit(feats, targets.reshape(-1), ids)
+
+    def reward_counts(self) -> np.ndarray:
+        """``(K,)`` reward observations of each action."""
+        out = np.zeros(self.n_actions)
+        for _, acts, bank, _ in self.reward_groups:
+            out[acts] = bank.n_obs
+        return out
+
+    def cost_counts(self) -> np.ndarray:
+        """``(K,)`` consumption observations of each action (0 for the free action)."""
+        out = np.zeros(self.n_actions)
+        for _, res, bank, multi in self.cost_groups:
+            counts = np.asarray(bank.n_obs)
+            if not multi:
+                counts = counts.reshape(self.costly.size, res.size)[:, 0]
+            out[self.costly] = counts
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "reward": {link: bank.get_state() for link, _, bank, _ in self.reward_groups},
+            "cost": {link: bank.get_state() for link, _, bank, _ in self.cost_groups},
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._betas.clear()
+        for link, _, bank, _ in self.reward_groups:
+            bank.set_state(state["reward"][link])
+        for link, _, bank, _ in self.cost_groups:
+            bank.set_state(state["cost"][link])
