@@ -501,7 +501,7 @@ class CatalogUCB(CatalogPolicy):
     def _axis_candidates(self, X, theta, A_inv, allowed, M):
         """``(n, 2 n_directions M)`` ids from the queries at both ends of the longest axes of
         the confidence ellipsoid (one index call when there is no eligibility mask)."""
-        w, V = np.linalg.eigh(A_inv)
+        w, V = self._axes(A_inv)
         points = []
         for j in range(1, min(self.n_directions, self.n_features) + 1):
             step = self.alpha * np.sqrt(max(w[-j], 0.0)) * V[:, -j]
@@ -539,10 +539,9 @@ class CatalogUCB(CatalogPolicy):
         mean_s, ids = self.catalog.search(X * theta, M, allowed)
         ucb, best = self._ucb_of(X, ids, theta, A_inv)
         # bound on the UCB of any action the mean search did not return
-        lam_min = float(np.linalg.eigvalsh(self.ridge_.A[0])[0])
-        bound = mean_s[:, -1] + self.alpha * self._radius() * np.abs(X).max(axis=1) / np.sqrt(
-            lam_min
-        )
+        # (lambda_max(A^-1) = 1 / lambda_min(A))
+        top = np.sqrt(max(float(self._axes(A_inv)[0][-1]), 0.0))
+        bound = mean_s[:, -1] + self.alpha * self._radius() * np.abs(X).max(axis=1) * top
         missed = np.isfinite(mean_s[:, -1]) & (M < self._n_allowed(allowed))
         certified = ~missed | (ucb[r, best] > bound)
         todo = np.flatnonzero(~certified) if self.n_directions and self.alpha > 0 else []
@@ -558,6 +557,15 @@ class CatalogUCB(CatalogPolicy):
             ids[todo], ucb[todo], best[todo] = both, ucb2, best2
             certified[todo] = ucb2[np.arange(len(todo)), best2] > bound[todo]
         return ids[r, best], ids, ucb, certified
+
+    def _axes(self, A_inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``np.linalg.eigh(A_inv)``, kept while ``A_inv`` is unchanged: decisions between
+        updates (every batch of a deployed policy) reuse it."""
+        cached = getattr(self, "_axes_cache", None)
+        if cached is None or not np.array_equal(cached[0], A_inv):
+            cached = (A_inv.copy(), *np.linalg.eigh(A_inv))
+            self._axes_cache = cached
+        return cached[1], cached[2]
 
     def _radius(self) -> float:
         cat = self.catalog

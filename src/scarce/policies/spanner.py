@@ -63,31 +63,39 @@ def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
     ``r`` dimensions give a smaller spanner, computed in their own span.
     """
     rows = np.asarray(rows, dtype=np.float64)
-    N, r = rows.shape
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be a 2-D (N, r) array; got shape {rows.shape}")
     if c <= 1:
         raise ValueError(f"c must be > 1; got {c}")
-    if N == 0 or r == 0:
+    return _spanner(rows, float(c), in_span=False)
+
+
+def _spanner(rows: np.ndarray, c: float, in_span: bool) -> np.ndarray:
+    N, r = rows.shape
+    scale = float(np.abs(rows).max(initial=0.0))
+    if N == 0 or r == 0 or scale == 0.0:
         return np.zeros(0, dtype=np.int64)
-    tol = 1e-9 * max(float(np.abs(rows).max(initial=0.0)), 1e-300)
     lu, piv, _ = lapack.dgetrf(rows)
     perm = np.arange(N)
     for i, p in enumerate(piv):  # LAPACK's row interchanges, in order
         perm[i], perm[p] = perm[p], perm[i]
-    pivots = np.abs(np.diagonal(lu))
-    thin = np.flatnonzero(pivots <= tol)
-    if N < r or thin.size:  # the rows span fewer than r dimensions
-        i = int(thin[0]) if thin.size else N
-        if i == 0:
-            return np.zeros(0, dtype=np.int64)
-        _, _, Vt = np.linalg.svd(rows[perm[:i]], full_matrices=False)
-        return barycentric_spanner(rows @ Vt.T, c)
+    thin = np.flatnonzero(np.abs(np.diagonal(lu)) <= 1e-9 * scale)
+    if N < r or thin.size:  # the rows span fewer than r dimensions (or nearly)
+        if in_span:  # (already in their own span: keep the well-conditioned part)
+            return np.sort(perm[: int(thin[0]) if thin.size else min(N, r)])
+        _, s, Vt = np.linalg.svd(rows, full_matrices=False)
+        k = int((s > 1e-9 * s[0]).sum())
+        return _spanner(rows @ Vt[:k].T, c, in_span=True)
     chosen = perm[:r].copy()
-    L = np.ascontiguousarray(np.tril(lu, -1))
-    L[np.arange(r), np.arange(r)] = 1.0
-    # (a triangular inverse and a C-ordered product: scipy's trsm and products with
-    # Fortran-ordered operands were 10-100 times slower on a loaded 2-core machine)
-    coef = L @ np.ascontiguousarray(lapack.dtrtri(L[:r], lower=1, unitdiag=1)[0])
-    if np.abs(coef).max() <= c:
+    L11 = np.tril(lu[:r], -1)
+    L11[np.arange(r), np.arange(r)] = 1.0
+    # coefficients of rows r.. (in pivot order) in the chosen basis: L21 L11^-1 (the first r
+    # rows are the basis itself). (A triangular inverse and C-ordered operands: scipy's trsm
+    # and products with Fortran-ordered operands were 10-100 times slower on a loaded
+    # 2-core machine.)
+    inv11 = np.ascontiguousarray(lapack.dtrtri(L11, lower=1, unitdiag=1)[0])
+    coef = np.ascontiguousarray(lu[r:]) @ inv11
+    if np.abs(coef).max(initial=0.0) <= c:
         return np.sort(chosen)
     basis = rows[chosen].copy()
     inv = np.linalg.inv(basis)
@@ -260,14 +268,16 @@ class SpannerCB(CatalogPolicy):
         shrink = np.ones_like(gap)
         if spec["rule"] == "squarecb":  # VW's shrink factors
             shrink = np.sqrt(1.0 + r + gamma / (4.0 * r) * gap)
+        rows = rows / shrink[:, :, None]  # (float64)
         keep = np.full((n, r + 1), -1, dtype=np.int64)
         for i in range(n):  # the spanner: one LAPACK factorisation per pool
-            m = size[i]
+            m = int(size[i])
             if m <= r:
                 k = np.arange(m)
             else:
-                found = barycentric_spanner(rows[i, :m] / shrink[i, :m, None], self.spanner_c)
-                k = np.union1d(found, [best[i]])
+                k = _spanner(rows[i, :m], float(self.spanner_c), in_span=False)
+                if not (k == best[i]).any():
+                    k = np.sort(np.append(k, best[i]))
             keep[i, : k.size] = k
         ok = keep >= 0
         k = ok.sum(axis=1)[:, None]
@@ -310,9 +320,6 @@ class SpannerCB(CatalogPolicy):
         n_allowed = np.broadcast_to(cat.n_active if allowed is None else allowed.sum(axis=1), (n,))
         small = n_allowed <= self.n_candidates + V.shape[1]
         q = X * theta
-        pools = [None] * n
-        for i in np.flatnonzero(small):  # a pool as large as the catalog: all of it
-            pools[i] = np.flatnonzero(cat.active if allowed is None else allowed[i])
         large = np.flatnonzero(~small)
         if large.size:  # the index's best predictions plus the catalog's spanner
             sub = None if allowed is None else allowed[large]
@@ -321,12 +328,22 @@ class SpannerCB(CatalogPolicy):
             if sub is not None:
                 extra = np.where(sub[:, global_ids], extra, -1)
             found = _sorted_unique(np.concatenate([top, extra], axis=1))
+        if large.size == n:
+            pool = found
+        else:  # some pools as large as the catalog: all of it
+            pools = [
+                np.flatnonzero(cat.active if allowed is None else allowed[i]) for i in range(n)
+            ]
             for j, i in enumerate(large):
                 pools[i] = found[j]
-        pool = _sorted_unique(_padded(pools, -1))
-        feats = cat.rows(np.maximum(pool, 0))  # (n, W, d)
-        pred = np.where(pool >= 0, np.einsum("nwd,nd->nw", feats, q), -np.inf)
-        rows = (feats.reshape(-1, feats.shape[2]) @ V).reshape(*pool.shape, V.shape[1])
+            pool = _padded(pools, -1)  # (ascending ids, then -1)
+        feats = cat.features[np.maximum(pool, 0)]  # (n, W, d) float32, as stored
+        pred = np.where(pool >= 0, np.einsum("nwd,nd->nw", feats, q, dtype=np.float64), -np.inf)
+        # (the embeddings in float32: a spanner needs no more, and this product is the
+        # costliest step after the search and the spanners)
+        rows = (feats.reshape(-1, feats.shape[2]) @ V.astype(np.float32)).reshape(
+            *pool.shape, V.shape[1]
+        )
         keep, probs = self._survivors(pred, rows, spec)
         survivors = np.where(keep >= 0, pool[np.arange(n)[:, None], np.maximum(keep, 0)], -1)
         return pool, pred, survivors, probs
