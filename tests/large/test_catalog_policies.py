@@ -142,6 +142,12 @@ def test_action_support_is_the_sparse_form_of_action_probabilities(cls, kw):
             if mask is not None:
                 assert mask[i, ids[i][ok]].all()
     assert p.rng_.bit_generator.state == state  # no draw from the decision stream
+    # a decision carries the same sparse distribution (no (n, K) array behind it)
+    expected = p.action_support(X)
+    d = p.decide(X)
+    for got, want in zip(d.support, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert d._dense is None
 
 
 def test_ucb_decisions_follow_updates_between_them():

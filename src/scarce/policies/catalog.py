@@ -25,7 +25,6 @@ Per-action features given per case, ``(n, K, d)``, are scored exactly as in
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,54 +40,7 @@ from scarce.models.mips import ActionCatalog, IndexSpec
 from scarce.models.ridge import RidgeRegression
 from scarce.policies import register_policy
 from scarce.policies.base import masked
-
-
-class CatalogDecision(Decision):
-    """A :class:`Decision` whose ``(n, K)`` scores are built on first access from the few
-    actions the policy scored (``-inf`` elsewhere): a million-action row costs 8 MB per case,
-    which a decision that never reads it should not pay."""
-
-    __slots__ = ("_cand_ids", "_cand_scores", "_dense", "_n_actions")
-
-    def __init__(
-        self,
-        actions: np.ndarray,
-        probabilities: np.ndarray | None,
-        candidate_ids: np.ndarray,
-        candidate_scores: np.ndarray,
-        n_actions: int,
-        *,
-        probability_fn: Callable[[], np.ndarray] | None = None,
-        info: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        self._cand_ids, self._cand_scores, self._n_actions = (
-            candidate_ids,
-            candidate_scores,
-            n_actions,
-        )
-        self._dense: np.ndarray | None = None
-        super().__init__(
-            actions,
-            probabilities,
-            None,
-            probability_fn=probability_fn,
-            info=info,  # type: ignore[arg-type]
-        )
-
-    @property  # type: ignore[override]
-    def scores(self) -> np.ndarray:
-        if self._dense is None:
-            n = self.actions.shape[0]
-            dense = np.full((n, self._n_actions), -np.inf)
-            ok = self._cand_ids >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], self._cand_ids.shape)
-            dense[rows[ok], self._cand_ids[ok]] = self._cand_scores[ok]
-            self._dense = dense
-        return self._dense
-
-    @scores.setter
-    def scores(self, value: Any) -> None:  # Decision.__init__ assigns None: built lazily
-        pass
+from scarce.policies.catalog_decision import CatalogDecision
 
 
 class CatalogPolicy(Policy):
@@ -386,9 +338,15 @@ class CatalogTS(CatalogPolicy):
         actions, chosen = self._choose(X, draws, allowed)
         n_updates, version = self.n_updates_, (None if X.ndim == 3 else self.catalog.version)
 
+        picks: list[np.ndarray] = []  # the Monte-Carlo picks, drawn once for both uses
+
+        def mc() -> np.ndarray:
+            if not picks:
+                picks.append(self._mc_picks(X, theta, cov, allowed, n_updates, version))
+            return picks[0]
+
         def probabilities() -> np.ndarray:
-            picks = self._mc_picks(X, theta, cov, allowed, n_updates, version)
-            return (picks == actions[None, :]).mean(axis=0)
+            return (mc() == actions[None, :]).mean(axis=0)
 
         exact = X.ndim == 3 or self.catalog.kind == "exact"
         info = {"exact_search": np.full(n, float(exact))}
@@ -402,6 +360,7 @@ class CatalogTS(CatalogPolicy):
             chosen[:, None],
             self.n_actions,
             probability_fn=probabilities,
+            support_fn=lambda: _runs(mc()),
             info=info,
         )
 
@@ -423,17 +382,7 @@ class CatalogTS(CatalogPolicy):
         allowed = eligible if X.ndim == 3 else self._allowed(eligible)
         theta, cov = self._posterior()
         version = None if X.ndim == 3 else self.catalog.version
-        picks = np.sort(self._mc_picks(X, theta, cov, allowed, self.n_updates_, version).T, 1)
-        first = np.ones(picks.shape, dtype=bool)  # (n, S) sorted picks: runs of one action
-        first[:, 1:] = picks[:, 1:] != picks[:, :-1]
-        width = int(first.sum(axis=1).max())
-        ids = np.full((X.shape[0], width), -1, dtype=np.int64)
-        probs = np.zeros((X.shape[0], width))
-        for i in range(X.shape[0]):
-            starts = np.flatnonzero(first[i])
-            ids[i, : starts.size] = picks[i, starts]
-            probs[i, : starts.size] = np.diff(np.append(starts, picks.shape[1])) / picks.shape[1]
-        return ids, probs
+        return _runs(self._mc_picks(X, theta, cov, allowed, self.n_updates_, version))
 
 
 @register_policy
@@ -591,6 +540,23 @@ class CatalogUCB(CatalogPolicy):
     def _support(self, X, eligible):
         actions = self._rule(X, eligible)[0]
         return actions[:, None], np.ones((X.shape[0], 1))
+
+
+def _runs(picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, frequencies)`` ``(n, s)`` of the actions picked ``(S, n)`` per case (ascending
+    ids, ``-1`` / 0 padding)."""
+    picks = np.sort(picks.T, axis=1)
+    n, S = picks.shape
+    first = np.ones(picks.shape, dtype=bool)  # sorted picks: runs of one action
+    first[:, 1:] = picks[:, 1:] != picks[:, :-1]
+    width = int(first.sum(axis=1).max())
+    ids = np.full((n, width), -1, dtype=np.int64)
+    probs = np.zeros((n, width))
+    for i in range(n):
+        starts = np.flatnonzero(first[i])
+        ids[i, : starts.size] = picks[i, starts]
+        probs[i, : starts.size] = np.diff(np.append(starts, S)) / S
+    return ids, probs
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:

@@ -364,7 +364,15 @@ class SpannerCB(CatalogPolicy):
             ok = pool >= 0
             scores[np.nonzero(ok)[0], pool[ok]] = pred[ok]
             return Decision(actions, chosen, scores, info=info)
-        return CatalogDecision(actions, chosen, pool, pred, self.n_actions, info=info)
+        return CatalogDecision(
+            actions,
+            chosen,
+            pool,
+            pred,
+            self.n_actions,
+            support_fn=lambda: (survivors, probs),
+            info=info,
+        )
 
     def _support(self, X, eligible):
         _, _, survivors, probs = self._distribution(X, eligible)
