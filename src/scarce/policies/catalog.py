@@ -274,11 +274,13 @@ class CatalogTS(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`CatalogPolicy`.
 
-    ``Decision.info`` (where the core's Decision carries it) holds ``exact_search`` (1.0 when
-    the case was searched exactly). Probabilities are estimates (``probability_method =
-    "monte_carlo"``): the frequency with which the rule as run, index included, picks the
-    chosen action over ``propensity_samples`` posterior draws from a stream fixed by the
-    policy's update count; read them before changing the catalog.
+    Notes
+    -----
+    ``Decision.info`` holds ``exact_search`` (1.0 when the case was searched exactly).
+    Probabilities are estimates (``probability_method = "monte_carlo"``), the frequency with
+    which the rule as run, index included, picks the chosen action over
+    ``propensity_samples`` posterior draws from a stream fixed by the policy's update count.
+    Read them (or the decision's ``support``) before changing the catalog.
     """
 
     probability_method = "monte_carlo"
@@ -400,9 +402,11 @@ class CatalogUCB(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`CatalogPolicy`.
 
+    Notes
+    -----
     ``Decision.info`` holds ``certified`` (1.0 when the choice is provably the exact UCB
-    argmax, assuming the mean search itself was exact) and ``exact_search``. The rule is
-    deterministic: probabilities are exactly 1.
+    argmax, provided the mean search itself was exact) and ``exact_search``. The rule is
+    deterministic, so probabilities are exactly 1.
     """
 
     deterministic = True

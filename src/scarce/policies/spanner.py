@@ -156,7 +156,11 @@ class SpannerCB(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`~scarce.policies.catalog.CatalogPolicy`.
 
-    ``Decision.info``: ``n_survivors`` (actions with positive probability) and ``exact_search``.
+    Notes
+    -----
+    ``Decision.info`` holds ``n_survivors`` (actions with positive probability) and
+    ``exact_search``; the decision's ``support`` holds the survivors and their
+    probabilities.
     """
 
     probability_method = "exact"
