@@ -15,12 +15,17 @@ Per-action features given per case, ``(n, K, d)``, are scored exactly as in
   for ``argmax_a (x * theta~) . f_a``. Its choice probability is a Monte-Carlo estimate of
   the rule as run (index included), from ``propensity_samples`` draws of a separate stream.
 * :class:`CatalogUCB`: the width ``sqrt(phi^T A^{-1} phi)`` is no inner product, so the index
-  proposes candidates (the top ``n_candidates`` for the mean query and for the queries at the
-  ends of the ``n_directions`` longest axes of the confidence ellipsoid) and the candidates'
-  UCBs are computed exactly. Each decision carries a certificate: the chosen action is the
-  exact UCB argmax whenever its UCB beats ``mu_M + alpha * R * max|x| / sqrt(lambda_min(A))``
+  proposes candidates (the top ``n_candidates`` for the mean query) and the candidates' UCBs
+  are computed exactly. Each decision carries a certificate: the chosen action is the exact
+  UCB argmax whenever its UCB beats ``mu_M + alpha * R * max|x| / sqrt(lambda_min(A))``
   (``mu_M`` the last candidate's mean, ``R`` the longest feature vector), an upper bound on the
-  UCB of every action the (exact) mean search did not return.
+  UCB of every action the (exact) mean search did not return. Cases left uncertified are
+  searched again at the ends of the ``n_directions`` longest axes of the confidence
+  ellipsoid, and choose among both candidate sets.
+
+Decisions on ``(n, d)`` contexts are :class:`~scarce.policies.catalog_decision.CatalogDecision`
+objects: no ``(n, K)`` array unless one is read; their ``support`` (and
+:meth:`CatalogPolicy.action_support`) give the choice distribution in sparse form.
 """
 
 from __future__ import annotations
