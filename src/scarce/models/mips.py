@@ -416,6 +416,7 @@ class ActionCatalog:
         self.features = F.copy()
         self.active = np.asarray(state["active"], dtype=bool).copy()
         self.version = int(state["version"])
+        self._count = (-1, 0)  # (the loaded mask may differ at the same version number)
         self._held, self._ivf = None, None
         if "ivf" in state:
             self._ivf = _IVF(self.dim, self.spec)
