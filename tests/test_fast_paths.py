@@ -164,13 +164,15 @@ def test_rank_one_update_batched_equals_separate_and_brute_force(d, M, T, seed):
         )
 
 
+@pytest.mark.parametrize("n_targets", [None, 3])
 @pytest.mark.parametrize("resync_every", [3, 2000])
-def test_add_one_equals_partial_fit(resync_every):
+def test_add_one_equals_partial_fit(resync_every, n_targets):
     rng = np.random.default_rng(3)
-    a = RidgeRegression(4, 3, resync_every=resync_every)
-    b = RidgeRegression(4, 3, resync_every=resync_every)
+    a = RidgeRegression(4, 3, resync_every=resync_every, n_targets=n_targets)
+    b = RidgeRegression(4, 3, resync_every=resync_every, n_targets=n_targets)
     for _ in range(40):
-        x, y, m = rng.normal(size=3), float(rng.normal()), int(rng.integers(4))
+        x, m = rng.normal(size=3), int(rng.integers(4))
+        y = float(rng.normal()) if n_targets is None else rng.normal(size=n_targets)
         a.add_one(m, x, y)
         b.partial_fit(x[None], np.array([y]), np.array([m]))
     for name in ("A", "A_inv", "b", "theta", "n_obs", "_since_resync"):

@@ -235,6 +235,53 @@ def test_feedback_is_recorded_with_remainders(env):
     assert p.history_.allocations()[0].max() >= 4
 
 
+def _key_sums(policy):
+    obs = policy.history_.observations()
+    out = {}
+    for u, t, v in zip(obs.unit.tolist(), obs.round.tolist(), obs.value.tolist(), strict=True):
+        out[(u, t)] = out.get((u, t), 0.0) + v
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 100_000), st.booleans())
+def test_a_round_may_come_in_several_updates(seed, with_totals):
+    """The service learns one case at a time, and delayed feedback splits rounds: learning a
+    round's cases in pieces (any order, totals with some pieces only) leaves the same
+    observations per (unit, round), remainders included, as one update, and the same fit."""
+    env = synthetic_env(60, n_groups=2, kernel="type1", n_cohorts=2, seed=1)
+    rng = np.random.default_rng(seed)
+    whole = LinUCBAllocator(**params(env, seed=0, attribution="kernel_ls"))
+    split = LinUCBAllocator(**params(env, seed=0, attribution="kernel_ls"))
+    n = 6
+    for t in range(5):
+        units = env.cohort(t)[:n]
+        X = env.population.X[units]
+        ctx = {"units": units, "capacities": np.array([n, 2, 1]), "groups": units % 2}
+        d, d2 = whole.decide(X, **ctx), split.decide(X, **ctx)
+        np.testing.assert_array_equal(d.actions, d2.actions)
+        rewards = rng.normal(size=n)
+        own = rng.random(n) < 0.7
+        total = np.full(n, rewards[own].sum() + rng.normal())
+        fb = {"individual": own, **({"round_outcome": total} if with_totals else {})}
+        whole.update(X, d.actions, rewards, info=d.info, **fb)
+        order = rng.permutation(n)
+        pieces = [q for q in np.array_split(order, rng.integers(1, n + 1)) if q.size]
+        for j, piece in enumerate(pieces):
+            info = {k: v[piece] for k, v in d.info.items()}
+            kw = {"individual": own[piece]}
+            if with_totals and (j == 0 or rng.random() < 0.5):
+                kw["round_outcome"] = total[piece]
+            split.update(X[piece], d.actions[piece], rewards[piece], info=info, **kw)
+    a, b = _key_sums(whole), _key_sums(split)
+    assert a.keys() == b.keys()
+    np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], atol=1e-12)
+    for p in (whole, split):
+        p._fit(4)
+    X = env.population.X[:10]
+    np.testing.assert_allclose(whole.model_.predict(X)[0], split.model_.predict(X)[0], atol=1e-9)
+
+
 def test_context_is_validated_with_names(env):
     p = LinUCBAllocator(**params(env, seed=0))
     X = env.population.X[:3]

@@ -64,3 +64,36 @@ def reward_of(
         if k not in ("actions", "rewards", "costs", "info", "full_rewards")
     }
     return {"value": value, "cost": cost, "extras": extras or None}
+
+
+def cohort(
+    cls: type, config: Any, rng: np.random.Generator, n: int, units: list[int] | None = None
+) -> tuple[np.ndarray, list[dict[str, Any]], list[int]]:
+    """``(X (n, d), cases, capacities)`` of one cohort from the class's contract hook (an
+    ``"allocation"`` policy): two fairness groups, one unit of each resource."""
+    X = cls._unit_test_contexts(rng, n, SHARED_CONTEXT, config.policy_params)
+    cases = [{"context": X[i].tolist(), "groups": i % 2} for i in range(n)]
+    if units is not None:
+        for c, u in zip(cases, units, strict=True):
+            c["units"] = u
+    return X, cases, [1] * (config.n_actions - 1)
+
+
+def cohort_rewards(
+    cls: type, config: Any, rng: np.random.Generator, X: np.ndarray, result: Any
+) -> list[dict[str, Any]]:
+    """``reward`` keyword arguments per case of an allocated cohort, from the class's
+    feedback hook (its reward, the round's total, whether it is the case's own)."""
+    answers = result.to_dict()["allocations"]
+    actions = np.asarray([a["action"] for a in answers], dtype=np.int64)
+    decision = Decision(actions, np.ones(len(actions)), np.zeros((len(actions), config.n_actions)))
+    fb = cls._unit_test_feedback(rng, X, decision, config.policy_params)
+    out = []
+    for i, a in enumerate(answers):
+        extras = {}
+        if "round_outcome" in fb:
+            extras["round_outcome"] = float(np.asarray(fb["round_outcome"])[i])
+        if "individual" in fb:
+            extras["individual"] = bool(np.asarray(fb["individual"])[i])
+        out.append({"event_id": a["event_id"], "value": float(fb["rewards"][i]), "extras": extras})
+    return out

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from registered import case, config_doc, reward_of, write_config
+from registered import case, cohort, cohort_rewards, config_doc, reward_of, write_config
 from servetools import ThreadServer, toml_text
 
 from scarce.policies import get_policies
@@ -50,20 +50,41 @@ def _serve_and_learn(cls, tmp_path, clock, n=N_EVENTS):
     return svc, config, versions
 
 
+def _allocate_and_learn(cls, tmp_path, clock, n=N_EVENTS, size=4):
+    """An ``"allocation"`` policy served cohort by cohort (``size`` cases, the same units for
+    two rounds), each case rewarded through the reward path with the round's total."""
+    path, config = write_config(tmp_path, cls)
+    store = EventStore(f"sqlite:///{tmp_path / 'events.db'}")
+    svc = DecisionService(config, store, clock=clock)
+    rng = np.random.default_rng(1)
+    versions = []
+    for t in range(n // size):
+        units = [size * (t // 2) + i for i in range(size)]
+        X, cases, caps = cohort(cls, config, rng, size, units)
+        result = svc.allocate(cases, capacities=caps, cohort_id=f"c{t}")
+        versions.append(result.model_version)
+        for kw in cohort_rewards(cls, config, rng, X, result):
+            svc.reward(**kw)
+        clock.advance(1.0)
+        svc.sync()
+    return svc, config, versions
+
+
 @pytest.mark.parametrize("name", sorted(POLICIES))
 def test_every_registered_policy_is_served_learns_and_replays(name, tmp_path, clock):
     cls = POLICIES[name]
-    if cls.action_type not in SERVED_ACTION_TYPES:
-        # (a variant whose decisions are coupled across a batch has no per-case API yet)
-        with pytest.raises(Exception, match=cls.action_type):
-            write_config(tmp_path, cls)
-        return
-    svc, config, versions = _serve_and_learn(cls, tmp_path, clock)
+    assert cls.action_type in SERVED_ACTION_TYPES  # no variant is refused
+    if cls.action_type == "allocation":
+        svc, config, versions = _allocate_and_learn(cls, tmp_path, clock)
+    else:
+        svc, config, versions = _serve_and_learn(cls, tmp_path, clock)
     try:
         assert svc.watermark == N_EVENTS and versions[-1] > 0  # the model moved under load
-        assert svc.store.counts()["quarantined"] == 0
+        assert svc.store.counts()["quarantined"] == 0 and svc.n_learned == N_EVENTS
         assert not models_equal(svc.policy, config.make_policy())  # it learned
         assert models_equal(replay(config, svc.store), svc.policy)
+        if cls.action_type == "allocation":  # every case's outcome is in its history
+            assert svc.policy.n_updates_ == N_EVENTS and svc.policy.rounds_ == N_EVENTS // 4
     finally:
         svc.store.close()
 

@@ -73,6 +73,7 @@ class DualPrices:
         # eta * gain = consumption * (eta * scale) - eta * rate, folded once
         self._eta_scale = self.eta * self.scale
         self._eta_rate = self.eta * float(rate)
+        self._idle_factors = np.exp(np.zeros(n_resources) * self._eta_scale - self._eta_rate)
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -84,13 +85,17 @@ class DualPrices:
     def step(self, consumption: np.ndarray) -> None:
         """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
         order: ``theta_j <- theta_j exp(eta (c_j scale_j - rho))``, slack gain 0, normalised."""
-        factors = np.exp(consumption * self._eta_scale - self._eta_rate)
         self._prices = None
         w = self.weights
-        if factors.ndim == 1:
+        if consumption.ndim == 1:
+            if np.logical_or.reduce(consumption):
+                factors = np.exp(consumption * self._eta_scale - self._eta_rate)
+            else:  # nothing consumed (the free action): the same factors every time
+                factors = self._idle_factors
             w[:-1] *= factors
-            w /= w.sum()
+            w /= np.add.reduce(w)  # w.sum() without its Python wrapper
             return
+        factors = np.exp(consumption * self._eta_scale - self._eta_rate)
         for g in factors:
             w[:-1] *= g
             w /= w.sum()
@@ -101,6 +106,22 @@ class DualPrices:
     def set_state(self, state: dict[str, Any]) -> None:
         self.weights = np.array(state["weights"], dtype=np.float64).reshape(self.weights.shape)
         self._prices = None
+
+
+def warmup_probabilities(ok: np.ndarray, free_action: int, paced: float | None) -> np.ndarray:
+    """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)`` (bool):
+    uniform (``paced=None``), or the costly actions together with probability ``paced``
+    (``min((K - 1) / K, rho / c_max)``, so that the warm-up spends no faster than the budget's
+    rate; ``dual.paced_warmup``), shared equally, and the free action the rest."""
+    costly = ok.copy()
+    costly[:, free_action] = False
+    n_costly = costly.sum(axis=1, keepdims=True)
+    if paced is None:
+        return ok / ok.sum(axis=1, keepdims=True)
+    q = np.where(ok[:, [free_action]], paced, 1.0) * (n_costly > 0)
+    out = costly * (q / np.maximum(n_costly, 1))
+    out[:, free_action] = np.where(ok[:, free_action], 1.0 - q[:, 0], 0.0)
+    return out
 
 
 def estimate_z(

@@ -86,7 +86,15 @@ class LinearBank:
         return z if self.link == "identity" else expit(z)
 
     def partial_fit(self, X: np.ndarray, y: np.ndarray, ids: np.ndarray) -> None:
-        if X.shape[0]:
+        n = X.shape[0]
+        if n == 1 and self.link == "identity":
+            self.model.add_one(int(ids[0]), X[0], y[0])  # partial_fit's arithmetic, one row
+        elif n == 2 and self.link == "identity" and ids[0] != ids[1]:
+            # two models one row each (deferral with full feedback): partial_fit's batched
+            # rank-1 step is bitwise the two separate steps (models.ridge.rank_one_update)
+            self.model.add_one(int(ids[0]), X[0], y[0])
+            self.model.add_one(int(ids[1]), X[1], y[1])
+        elif n:
             self.model.partial_fit(X, y, ids)
 
     def get_state(self) -> dict[str, Any]:

@@ -35,12 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from scarce.budget.dual import DualPrices, default_eta, estimate_z, theory_gamma
+from scarce.budget.dual import (
+    DualPrices,
+    default_eta,
+    estimate_z,
+    theory_gamma,
+    warmup_probabilities,
+)
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.models import OutcomeModels
-from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, spec_dict
+from scarce.budget.single import SingleCasePath
+from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, plain_param, spec_dict
 from scarce.core.decision import Decision
-from scarce.core.ledger import Ledger
+from scarce.core.ledger import TOLERANCE, Ledger
 from scarce.core.policy import SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int
@@ -48,7 +55,7 @@ from scarce.policies import register_policy
 
 
 @register_policy
-class KnapsackBandit(Policy):
+class KnapsackBandit(SingleCasePath, Policy):
     """LinCBwK with GLM links, multiplicative-weights dual prices and a hard budget.
 
     Parameters
@@ -125,7 +132,7 @@ class KnapsackBandit(Policy):
     def get_params(self) -> dict[str, Any]:
         """Constructor arguments in plain JSON form (arrays as lists, the parameter groups as
         complete dicts), so ``cls(**get_params())`` and a saved copy compare equal."""
-        params = {k: _plain(v) for k, v in super().get_params().items()}
+        params = {k: plain_param(v) for k, v in super().get_params().items()}
         for name, cls in (("confidence", ConfidenceSpec), ("dual", DualSpec)):
             try:
                 params[name] = spec_dict(as_spec(cls, params[name], name))
@@ -231,6 +238,8 @@ class KnapsackBandit(Policy):
         )
         self.ledger_ = Ledger(self._budget, self._cost_bound)
         self._ok_all = np.ones(K, dtype=bool)
+        self._free = int(self.free_action)
+        self._cb_max = self._cost_bound.max(axis=0).tolist()
         self._ok: np.ndarray | None = None  # cached affordability (None: recompute)
         rates = self._budget / T
         self._rate_min = float(rates.min())
@@ -318,6 +327,8 @@ class KnapsackBandit(Policy):
     # ------------------------------------------------------------------ decisions
     def _decide(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
         n, m, K = X.shape[0], self.n_resources, self.n_actions
+        if n == 1 and self.Z_ is not None:
+            return self._decide_priced_one(X, eligible)
         free = int(self.free_action)
         scores, est = self._estimates(X)
         actions = np.empty(n, dtype=np.int64)
@@ -368,25 +379,28 @@ class KnapsackBandit(Policy):
         """``(K,)`` the ledger's affordable actions, kept until the ledger changes (do not
         modify the result); the same object as ``_ok_all`` when every action is."""
         if self._ok is None:
-            ok = self.ledger_.affordable()
-            self._ok = self._ok_all if ok.all() else ok
+            led = self.ledger_
+            # every action fits iff each resource's largest bound does: the ledger's test
+            # (remaining = budget - spent - reserved, then + TOLERANCE) in Python floats
+            left = zip(
+                self._cb_max,
+                led.budget.tolist(),
+                led.spent.tolist(),
+                led.reserved.tolist(),
+                strict=True,
+            )
+            if all(c <= b - s - r + TOLERANCE for c, b, s, r in left):
+                self._ok = self._ok_all
+            else:
+                ok = led.affordable()
+                self._ok = self._ok_all if np.logical_and.reduce(ok) else ok
         return self._ok
 
     def _warmup_probabilities(self, ok: np.ndarray) -> np.ndarray:
-        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``:
-        uniform, or (``dual.paced_warmup``) the costly actions together with probability
-        ``min((K - 1) / K, rho / c_max)`` so that the warm-up spends no faster than the budget's
-        rate, and the free action the rest."""
-        free = int(self.free_action)
-        costly = ok.copy()
-        costly[:, free] = False
-        n_costly = costly.sum(axis=1, keepdims=True)
-        if not self._dual.paced_warmup:
-            return ok / ok.sum(axis=1, keepdims=True)
-        q = np.where(ok[:, [free]], self._explore, 1.0) * (n_costly > 0)
-        out = costly * (q / np.maximum(n_costly, 1))
-        out[:, free] = np.where(ok[:, free], 1.0 - q[:, 0], 0.0)
-        return out
+        """``(n, K)`` the warm-up's distribution over the allowed actions ``ok`` ``(n, K)``
+        (:func:`scarce.budget.dual.warmup_probabilities`)."""
+        paced = self._explore if self._dual.paced_warmup else None
+        return warmup_probabilities(ok, int(self.free_action), paced)
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         """Probabilities under the current state, for each case on its own (reservations made
@@ -418,10 +432,12 @@ class KnapsackBandit(Policy):
         on it)."""
         n, m = actions.shape[0], self.n_resources
         full = None
-        if n == 1 and actions[0] == self.free_action and np.ndim(costs) < 3:
+        if n == 1 and actions[0] == self._free and np.ndim(costs) < 3:
             # the free action: nothing reserved, nothing to book; its cost must be 0
-            C = None if costs is None else np.asarray(costs, dtype=np.float64)
-            if C is not None and (C.size != m or np.any(C != 0)):
+            C = costs if type(costs) is np.ndarray else np.asarray(costs, dtype=np.float64)
+            if costs is not None and (
+                C.size != m or np.logical_or.reduce(C, axis=None)
+            ):  # NaN: True
                 return self.ledger_.check_costs(actions, costs), None  # raises
             return self._zero_cost, None
         self._ok = None
@@ -432,22 +448,9 @@ class KnapsackBandit(Policy):
                 )
             costs = np.zeros((n, m))
         elif np.ndim(costs) == 3:
-            full = self._check_full_costs(costs, n)
+            full = self.ledger_.check_full_costs(costs, n)
             costs = full[np.arange(n), actions]
         return self.ledger_.settle(actions, costs), full
-
-    def _check_full_costs(self, costs: Any, n: int) -> np.ndarray:
-        K, m = self.n_actions, self.n_resources
-        full = np.asarray(costs, dtype=np.float64)
-        if full.shape != (n, K, m):
-            raise ValueError(
-                f"costs of every action must have shape ({n}, {K}, {m}); got {full.shape}"
-            )
-        if not ((full >= 0) & (full <= self._cost_bound + 1e-12)).all():
-            raise ValueError(
-                "costs must be finite, >= 0 and at most cost_bound (0 for the free action)"
-            )
-        return full
 
     def _reward_rows(
         self,
@@ -492,6 +495,11 @@ class KnapsackBandit(Policy):
     ) -> None:
         """One multiplicative-weights step per priced decision, with the consumption estimate
         it was priced with (``info``; recomputed when not given back) or its realised cost."""
+        if actions.shape[0] == 1 and info is not None and self._dual.dual_uses_estimate:
+            if "priced" in info and "cost_lcb" in info:  # one decision, its own estimate
+                if np.asarray(info["priced"][0], dtype=bool):
+                    self.prices_.step(np.asarray(info["cost_lcb"][0], dtype=np.float64))
+                return
         if info is not None and "priced" in info:
             priced = np.asarray(info["priced"], dtype=bool)
         elif self.Z_ is not None:
@@ -528,7 +536,7 @@ class KnapsackBandit(Policy):
                 "update without actions (cases this policy did not decide) needs costs of every "
                 f"action, shape (n, {self.n_actions}, {self.n_resources}), or none"
             )
-        self._learn_full_costs(X, self._check_full_costs(costs, X.shape[0]))
+        self._learn_full_costs(X, self.ledger_.check_full_costs(costs, X.shape[0]))
 
     # ------------------------------------------------------------------ contract hooks
     @classmethod
@@ -584,14 +592,3 @@ class KnapsackBandit(Policy):
         warm = np.array(state["warm_X"], dtype=float).reshape(-1, self.n_features)
         self._n_warm = warm.shape[0]
         self._warm_X[: self._n_warm] = warm
-
-
-def _plain(value: Any) -> Any:
-    """A constructor argument in plain JSON form (arrays and tuples as lists)."""
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value

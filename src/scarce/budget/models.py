@@ -21,8 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from scarce.budget.estimators import LINKS
+from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.specs import ConfidenceSpec
+from scarce.models.ridge import RidgeRegression
 
 #: ``make_bank(n_models, link, seeds, n_targets) -> bank``
 BankFactory = Callable[[int, str, np.ndarray, "int | None"], Any]
@@ -102,6 +103,27 @@ class OutcomeModels:
             self.cost_groups.append((link, res, bank, multi))
         self._one_reward_bank = len(self.reward_groups) == 1
         self._betas: dict[int, np.ndarray] = {}
+        # radius of one model by its observation count, per (link, dim): radius() on
+        # 0, 1, 2, ... (elementwise, so each entry is what radius() gives for that count)
+        self._radius_tables: dict[tuple[str, int], np.ndarray] = {}
+        # the common configuration (identity links, ridge banks: one for the rewards, one
+        # multi-target bank for all resources) has a single-case path in bounds()
+        self._ridge_pair = None
+        if (
+            len(self.reward_groups) == 1
+            and len(self.cost_groups) == 1
+            and self.reward_groups[0][0] == "identity"
+            and self.cost_groups[0][3]
+            and self.cost_groups[0][1].size == m
+            and all(
+                type(g[2]) is LinearBank and type(g[2].model) is RidgeRegression
+                for g in (self.reward_groups[0], self.cost_groups[0])
+            )
+        ):
+            self._ridge_pair = (self.reward_groups[0][2], self.cost_groups[0][2])
+        lo = int(self.costly[0]) if nc else 0
+        contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
+        self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
 
     # ------------------------------------------------------------------ bounds
     def _beta(self, bank: Any, link: str) -> np.ndarray:
@@ -113,11 +135,67 @@ class OutcomeModels:
             self._betas[id(bank)] = beta
         return beta
 
+    def _radius_at(self, bank: Any, link: str, count: float) -> Any:
+        """The radius of one model of ``bank`` with ``count`` observations (what
+        :meth:`ConfidenceSpec.radius` gives for it), or None for a count that is not a
+        whole number."""
+        t = int(count)
+        if t != count or t < 0:
+            return None
+        key = (link, bank.dim)
+        table = self._radius_tables.get(key)
+        if table is None or t >= table.shape[0]:
+            size = max(1024, 2 * t + 2)
+            table = self.confidence.radius(np.arange(size, dtype=np.float64), bank.dim, link)
+            self._radius_tables[key] = table
+        return table[t]
+
+    def _learned_one(self, bank: Any, link: str, model: int) -> None:
+        """Model ``model`` of ``bank`` learned one row: update its kept radius."""
+        beta = self._betas.get(id(bank))
+        if beta is None:
+            return
+        value = self._radius_at(bank, link, bank.n_obs[model])
+        if value is None:
+            del self._betas[id(bank)]
+        else:
+            beta[model] = value
+
+    def _bounds_one(self, X: np.ndarray, costs: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`bounds` of one case with the two ridge banks: the same NumPy calls as the
+        general path (``LinearBank.bounds`` and ``models.linear``), fewer Python steps."""
+        rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        x = X[0]
+        model = rbank.model
+        var = ((model.A_inv @ x) @ x)[None, :]
+        r = X @ model.theta.T
+        np.maximum(var, 0.0, out=var)
+        width = np.sqrt(var)
+        width *= self._beta(rbank, "identity")
+        r = r + width
+        lo, hi = self.reward_range
+        np.minimum(r, hi, out=r)
+        np.maximum(r, lo, out=r)
+        if not costs:
+            return r, None
+        model = cbank.model
+        var = np.maximum(((model.A_inv @ x) @ x)[None, :], 0.0)
+        mean = np.matmul(X, model.theta).transpose(1, 0, 2)
+        width = np.sqrt(var)
+        width *= self._beta(cbank, "identity")
+        c = np.zeros((1, self.n_actions, self.n_resources))
+        c[:, self._costly_index, :] = mean - width[..., None]
+        np.maximum(c, 0.0, out=c)
+        np.minimum(c, self.cost_bound, out=c)
+        return r, c
+
     def bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and, with ``costs``,
         pessimistic consumptions ``(n, K, m)`` clipped to ``[0, cost_bound]`` (0 for the free
         action); each model's radius from its own observation count."""
         n, K, m = X.shape[0], self.n_actions, self.n_resources
+        if n == 1 and self._ridge_pair is not None:
+            return self._bounds_one(X, costs)
         if self._one_reward_bank:
             link, _, bank, _ = self.reward_groups[0]
             r = bank.bounds(X, self._beta(bank, link), upper=True)
@@ -156,6 +234,11 @@ class OutcomeModels:
     def learn_rewards(self, X: np.ndarray, y: np.ndarray, actions: np.ndarray) -> None:
         """Add reward observations: row ``i`` of ``X`` ``(n, d)`` with reward ``y[i]`` of
         action ``actions[i]``."""
+        if X.shape[0] == 1 and self._one_reward_bank:
+            link, _, bank, _ = self.reward_groups[0]  # every action, model k = action k
+            bank.partial_fit(X, y, actions)
+            self._learned_one(bank, link, int(actions[0]))
+            return
         for _, _, bank, _ in self.reward_groups:
             self._betas.pop(id(bank), None)  # recomputed from the new counts on next use
         for _, acts, bank, local in self.reward_groups:
@@ -174,9 +257,14 @@ class OutcomeModels:
         ``actions[i]`` on context ``X[i]``."""
         if not X.shape[0]:
             return
+        rank = self.costly_rank[actions]
+        if X.shape[0] == 1 and self._ridge_pair is not None:  # one multi-target bank
+            bank = self._ridge_pair[1]
+            bank.partial_fit(X, C, rank)
+            self._learned_one(bank, "identity", int(rank[0]))
+            return
         for _, _, bank, _ in self.cost_groups:
             self._betas.pop(id(bank), None)
-        rank = self.costly_rank[actions]
         for _, res, bank, multi in self.cost_groups:
             q = res.size
             targets = C if q == self.n_resources else C[:, res]

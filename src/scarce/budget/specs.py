@@ -260,3 +260,14 @@ def spec_dict(spec: ConfidenceSpec | DualSpec | NetworkSpec) -> dict[str, Any]:
     for key in _TUPLE_FIELDS & set(out):
         out[key] = [v.item() if isinstance(v, np.generic) else v for v in out[key]]
     return out
+
+
+def plain_param(value: Any) -> Any:
+    """A constructor argument in plain JSON form (arrays and tuples as lists)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, tuple):
+        return [plain_param(v) for v in value]
+    return value

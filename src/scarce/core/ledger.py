@@ -70,6 +70,7 @@ class Ledger:
         self.spent = np.zeros_like(self.budget)
         self.reserved = np.zeros_like(self.budget)
         self._bound_tol = self.cost_bound + 1e-12
+        self._free = ~self.cost_bound.any(axis=1)  # actions that consume nothing
 
     @property
     def n_resources(self) -> int:
@@ -82,11 +83,18 @@ class Ledger:
 
     def affordable(self, n: int = 1) -> np.ndarray:
         """``(K,)`` bool: actions that ``n`` more cases could each take (see :func:`affordable`)."""
-        return affordable(self.cost_bound, self.remaining, n)
+        if n != 1:
+            return affordable(self.cost_bound, self.remaining, n)
+        # (logical_and.reduce is .all() without its Python wrapper)
+        fits = np.logical_and.reduce(self.cost_bound <= self.remaining + TOLERANCE, axis=1)
+        return fits | self._free  # the same as affordable(): 1 * cost_bound is cost_bound
 
     def reserve(self, actions: np.ndarray) -> None:
         """Reserve the cost bounds of ``actions`` ``(n,)`` (decided, cost not yet known)."""
-        self.reserved += self.cost_bound[actions].sum(axis=0)
+        if actions.shape[0] == 1:  # the sum of one row is the row
+            self.reserved += self.cost_bound[actions[0]]
+        else:
+            self.reserved += self.cost_bound[actions].sum(axis=0)
 
     def check_costs(self, actions: np.ndarray, costs: Any, name: str = "costs") -> np.ndarray:
         """``(n, m)`` float64 costs of ``actions``, refused if NaN, negative or above the bound."""
@@ -96,7 +104,8 @@ class Ledger:
             C = C[:, None]
         if C.shape != (n, m):
             raise ValueError(f"{name} must have shape ({n},) or ({n}, {m}); got {C.shape}")
-        if not ((C >= 0) & (C <= self._bound_tol[actions])).all():  # NaN fails too
+        tol = self._bound_tol[actions[0]] if n == 1 else self._bound_tol[actions]
+        if not np.logical_and.reduce((C >= 0) & (C <= tol), axis=None):  # NaN fails too
             if not np.all(np.isfinite(C)) or np.any(C < 0):
                 raise ValueError(f"{name} must be finite and >= 0")
             bound = self.cost_bound[actions]
@@ -107,10 +116,30 @@ class Ledger:
             )
         return C
 
+    def check_full_costs(self, costs: Any, n: int) -> np.ndarray:
+        """``(n, K, m)`` float64 costs of every action on ``n`` cases (full information on
+        costs), refused if NaN, negative or above the bound."""
+        K, m = self.cost_bound.shape
+        full = np.asarray(costs, dtype=np.float64)
+        if full.shape != (n, K, m):
+            raise ValueError(
+                f"costs of every action must have shape ({n}, {K}, {m}); got {full.shape}"
+            )
+        if not ((full >= 0) & (full <= self._bound_tol)).all():
+            raise ValueError(
+                "costs must be finite, >= 0 and at most cost_bound (0 for the free action)"
+            )
+        return full
+
     def settle(self, actions: np.ndarray, costs: Any, *, reserved: bool = True) -> np.ndarray:
         """Book the realised ``costs`` ``(n, m)`` (or ``(n,)``) of ``actions``; with ``reserved``
         their reservations are released first. Returns the validated ``(n, m)`` costs."""
         C = self.check_costs(actions, costs)
+        if actions.shape[0] == 1:  # the sum of one row is the row
+            if reserved:
+                self.reserved = np.maximum(self.reserved - self.cost_bound[actions[0]], 0.0)
+            self.spent += C[0]
+            return C
         if reserved:
             self.reserved = np.maximum(self.reserved - self.cost_bound[actions].sum(axis=0), 0.0)
         self.spent += C.sum(axis=0)

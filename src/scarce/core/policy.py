@@ -238,21 +238,19 @@ class Policy:
             capability-specific feedback (costs, ...) the policy declares in
             :attr:`update_keywords`; others raise ``TypeError``.
         """
-        if (
-            full_rewards is None
-            and not extra
-            and self.reward_kind == "scalar"
-            and self.action_type == "discrete"
-            and (info is None or "info" not in self._extra_keywords())
-        ):
+        if full_rewards is None and self.reward_kind == "scalar" and self.action_type == "discrete":
             one = self._single_case(X)
             if one is not None:
                 action = _one_action(actions, self.n_actions)
                 reward = _one_reward(rewards, self.reward_bounds)
                 if action is not None and reward is not None:  # the validated fast path
-                    self._learn_one(one, action, reward)
-                    self.n_updates_ += 1
-                    return self
+                    if not extra and (info is None or "info" not in self._extra_keywords()):
+                        self._learn_one(one, action, reward)
+                        self.n_updates_ += 1
+                        return self
+                    if self._learn_one_with(one, action, reward, info, extra):
+                        self.n_updates_ += 1
+                        return self
         X = check_contexts(X, self.n_features, self.n_actions)
         n = X.shape[0]
         if self.reward_kind == "scalar":
@@ -347,6 +345,16 @@ class Policy:
         self._learn(
             X, np.array([action], dtype=np.int64), np.array([reward], dtype=np.float64), None
         )
+
+    def _learn_one_with(
+        self, X: np.ndarray, action: int, reward: float, info: Any, extra: dict[str, Any]
+    ) -> bool:
+        """One validated case (as :meth:`_learn_one`) with ``info`` and the capability's
+        keywords ``extra`` as given to :meth:`update`: a subclass may learn from them exactly
+        as :meth:`_learn` would after the general validation and return True, or return False,
+        without changing any state, for the general path (which validates them and raises
+        on bad ones). The default always returns False."""
+        return False
 
     def _action_probabilities(self, X: np.ndarray, eligible: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError(f"{type(self).__name__} does not report action probabilities")

@@ -33,7 +33,9 @@ records the allocations (unit, resource, round from ``info``, group, features) a
 observations in a :class:`~scarce.fair.models.History`: its own rows, and one remainder row
 per round (``round_outcome`` minus the individual rewards: what units no longer in the batch
 released), so a delay attribution (:mod:`scarce.feedback.attribution`) can use them with the
-kernels the policy assumes (``kernels``, as the environment suggests, or misspecified).
+kernels the policy assumes (``kernels``, as the environment suggests, or misspecified). A
+round's cases may come in several updates (delayed feedback; the service learns one case at a
+time): the remainder is corrected as their individual rewards arrive.
 
 Probabilities: per case, the probability of the chosen action. Exact for the per-case rule and
 for allocators that are deterministic given their scores; otherwise (random tie-breaks,
@@ -404,6 +406,11 @@ class CohortPolicy(Policy):
         own = np.ones(n, dtype=bool)
         if individual is not None:
             own = np.asarray(individual, dtype=bool).reshape(n)
+        total = None
+        if round_outcome is not None:
+            total = np.asarray(round_outcome, dtype=np.float64).reshape(n)
+            if not np.all(np.isfinite(total)):
+                raise ValueError("round_outcome must be finite")
         given = actions > 0
         self.history_.add_allocations(
             units[given], actions[given] - 1, rounds[given], groups[given], X[given]
@@ -418,25 +425,52 @@ class CohortPolicy(Policy):
         np.maximum.at(self.last_given_, units[given], rounds[given])
         D = max(k.support for k in self._kernels())
         keep = own & ((rounds - self.last_given_[units] < D) | (rewards != 0))
+        earlier = self._own_sums(rounds) if total is not None else {}
         self.history_.add_observations(units[keep], rounds[keep], rewards[keep])
-        if round_outcome is not None:
-            total = np.asarray(round_outcome, dtype=np.float64).reshape(n)
-            if not np.all(np.isfinite(total)):
-                raise ValueError("round_outcome must be finite")
-            self._add_remainders(rounds, own, rewards, total)
+        self._add_remainders(rounds, own, rewards, total, earlier)
         self._after_learn(X, actions, rewards, units, rounds, groups, info)
         if self.eager_:  # every batch is its own cohort: learn now, so the state is current
             self._refit()
 
-    def _add_remainders(
-        self, rounds: np.ndarray, own: np.ndarray, rewards: np.ndarray, total: np.ndarray
-    ) -> None:
-        """One remainder row per round not summed before: the round's total minus the
-        individual rewards of its cases (a round's cases must arrive in one update)."""
+    def _own_sums(self, rounds: np.ndarray) -> dict[int, float]:
+        """Sum of the individual observations already recorded at each of ``rounds`` that has
+        no remainder row yet (cases of a round that came in earlier updates)."""
         new = np.setdiff1d(np.unique(rounds), self.summed_rounds_)
+        obs = self.history_.observations()
+        sel = (obs.unit >= 0) & np.isin(obs.round, new)
+        out = {int(t): 0.0 for t in new}
+        for t, v in zip(obs.round[sel], obs.value[sel], strict=True):
+            out[int(t)] += float(v)
+        return out
+
+    def _add_remainders(
+        self,
+        rounds: np.ndarray,
+        own: np.ndarray,
+        rewards: np.ndarray,
+        total: np.ndarray | None,
+        earlier: dict[int, float],
+    ) -> None:
+        """Remainder rows (unit -1): what units without a row of their own released.
+
+        A round's first total (``round_outcome``) gives one row: the total minus the
+        individual rewards of its cases seen so far (``earlier``: of previous updates, plus
+        this one's). A round's cases may arrive over several updates (delayed feedback, one
+        case at a time in the service): an individual reward of a round that already has its
+        remainder comes with a correction row of minus that reward (rows of one (unit, round)
+        are summed), so the remainder always stands for what no case of the round reported."""
+        summed = np.isin(rounds, self.summed_rounds_)
+        for t in np.unique(rounds[summed & own]):
+            fix = -float(rewards[(rounds == t) & own].sum())
+            if fix != 0.0:
+                self.history_.add_observations(np.array([-1]), np.array([t]), np.array([fix]))
+        if total is None:
+            return
+        new = np.unique(rounds[~summed])
         for t in new:
             rows = rounds == t
-            rest = float(total[rows][0] - rewards[rows & own].sum())
+            seen = earlier.get(int(t), 0.0) + rewards[rows & own].sum()
+            rest = float(total[rows][0] - seen)
             self.history_.add_observations(np.array([-1]), np.array([t]), np.array([rest]))
         self.summed_rounds_ = np.union1d(self.summed_rounds_, new)
 

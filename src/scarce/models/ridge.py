@@ -282,12 +282,16 @@ class RidgeRegression:
         if self.window is not None:
             self._push_window(X, y, model_ids)
 
-    def add_one(self, model: int, x: np.ndarray, y: float) -> None:
-        """``partial_fit(x[None], [y], [model])`` for one row ``x`` ``(d,)`` of a single-target
-        model: the same arithmetic, without a batch's bookkeeping."""
-        if self.forgetting < 1.0 or self.window is not None or self.n_targets is not None:
-            self.partial_fit(x[None, :], np.array([y], dtype=float), np.array([model]))
+    def add_one(self, model: int, x: np.ndarray, y: Any) -> None:
+        """``partial_fit(x[None], [y], [model])`` for one row ``x`` ``(d,)``: the same
+        arithmetic, without a batch's bookkeeping. ``y`` is a float (``(T,)`` floats with
+        ``n_targets = T``)."""
+        if self.forgetting < 1.0 or self.window is not None:
+            y1 = np.array([y], dtype=float)
+            self.partial_fit(x[None, :], y1, np.array([model]))
             return
+        if self.n_targets is not None and np.shape(y) != (self.n_targets,):
+            raise ValueError(f"y must have shape ({self.n_targets},); got {np.shape(y)}")
         since = self._since_resync[model] + 1
         limit = self.resync_every
         if since >= (limit if type(limit) is int else self._resync_limit(model)):

@@ -1,6 +1,8 @@
 """The decision service: HTTP API, durable event log, reward join, budgets, model snapshots.
 
 * :class:`DecisionService` decides, logs, charges budgets, takes rewards, joins and learns;
+  an ``"allocation"`` policy decides whole cohorts (:meth:`DecisionService.allocate`,
+  :class:`CohortResult`; :mod:`scarce.serve.cohorts`);
 * :class:`EventStore` is the SQL log (SQLite in WAL mode, or PostgreSQL);
 * :func:`create_app` wraps a service in a FastAPI app (needs the ``serve`` extra);
 * :func:`export_logs` writes the log as Parquet logged bandit data; :func:`replay` rebuilds
@@ -10,6 +12,7 @@
   :mod:`scarce.serve.example` runs the whole loop.
 """
 
+from scarce.serve.cohorts import CohortResult
 from scarce.serve.config import Budget, ConfigError, ServiceConfig, config_from_dict, load_config
 from scarce.serve.promotion import PromotionError, promote
 from scarce.serve.service import (
@@ -41,6 +44,7 @@ def export_logs(*args, **kwargs):  # type: ignore[no-untyped-def]
 __all__ = [
     "Budget",
     "BudgetExhaustedError",
+    "CohortResult",
     "ConfigError",
     "DecisionResult",
     "DecisionService",

@@ -266,14 +266,14 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        if request.url.path.startswith("/v1/decisions"):
+        if request.url.path.startswith(("/v1/decisions", "/v1/allocations")):
             metrics.decided(422)
         items = validation_items(exc.errors())
         return _error(422, items or [("body", "invalid request")])
 
     async def _service_failure(request: Request, exc: Exception) -> JSONResponse:
         code, items = _service_error(exc)
-        if request.url.path.startswith("/v1/decisions"):
+        if request.url.path.startswith(("/v1/decisions", "/v1/allocations")):
             metrics.decided(code)
         return _error(code, items)
 
@@ -333,6 +333,21 @@ def create_app(
         metrics.decided(200, len(out))
         metrics.observe("batch", time.perf_counter() - t0)
         return JSONResponse({"decisions": [r.to_dict() for r in out]})
+
+    if cfg.traits.action_type == "allocation":
+        from scarce.serve.cohort_api import add_allocation_route
+
+        def allocated(n: int, seconds: float) -> None:
+            metrics.decided(200, n)
+            metrics.observe("batch", seconds)
+
+        add_allocation_route(
+            app,
+            service,
+            dependencies=auth,
+            key_id=lambda request: _key_id(_key(request), keys),
+            on_done=allocated,
+        )
 
     @app.post(
         "/v1/rewards",

@@ -30,6 +30,7 @@ ANONYMOUS = KeyInfo("default", frozenset({"decide", "reward", "admin"}))
 _NEEDS = {
     ("POST", "/v1/decisions"): "decide",
     ("POST", "/v1/decisions/batch"): "decide",
+    ("POST", "/v1/allocations"): "decide",
     ("POST", "/v1/rewards"): "reward",
 }
 

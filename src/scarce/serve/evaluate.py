@@ -99,6 +99,14 @@ def _logs_from_records(
         a = r.get("action")
         if r.get("action_value") is not None:
             raise _row_error(i, eid, "a structured action ('levels') cannot be evaluated here")
+        kw = r.get("extras", r.get("keywords"))
+        if isinstance(kw, str) and '"cohort"' in kw and "cohort" in json.loads(kw):
+            raise _row_error(
+                i,
+                eid,
+                "a case of a cohort (an 'allocation' policy, coupled by capacities) "
+                "cannot be evaluated here",
+            )
         if a is None or isinstance(a, bool) or not float(a).is_integer() or not 0 <= a < n_actions:
             raise _row_error(i, eid, f"action {a!r} is not an action id in [0, {n_actions})")
         p = r.get("propensity")
@@ -438,9 +446,13 @@ def candidates_from_files(
         doc = tomllib.loads(path.read_text())
         if path.stem in out:
             raise ValueError(f"two candidates are named {path.stem!r}; rename one file")
-        out[path.stem] = (
-            candidate_config(served, doc) if served is not None else config_from_dict(doc)
-        )
+        cfg = candidate_config(served, doc) if served is not None else config_from_dict(doc)
+        if cfg.traits.action_type == "allocation":
+            raise ValueError(
+                f"candidate {path.stem!r} is an 'allocation' policy: its decisions are coupled "
+                "across a cohort, which per-case estimators cannot judge"
+            )
+        out[path.stem] = cfg
     return out
 
 

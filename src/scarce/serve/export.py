@@ -4,7 +4,7 @@ Schema (the first seven columns are what ``scarce.ope.LoggedData.from_parquet`` 
 ``event_id`` string, ``context`` list<float64>, ``action`` int64, ``reward`` float64,
 ``propensity`` float64, ``timestamp`` float64 (seconds since the epoch), ``group`` string
 (nullable); then what the service knew and did: ``probabilities`` list<float64> (the logged
-distribution; null for structured actions), ``eligible`` list<int64> (the request's eligible
+distribution; null for structured actions and the cases of a cohort), ``eligible`` list<int64> (the request's eligible
 ids; null: all), ``policy_version`` int64 (the version that decided), ``model_version`` int64
 (the joined events that version had learned when it decided), ``joined_at`` float64 (when the
 event was joined),

@@ -91,7 +91,8 @@ class Feedback:
         feedback keywords."""
         X = event_input(ev.context)
         actions = event_actions(ev, self.traits)
-        if self.traits.stateful_decide:
+        if self.traits.stateful_decide and self.traits.action_type != "allocation":
+            # (an allocation policy's cohorts are replayed whole: scarce.serve.cohorts)
             self.replay_decision(policy, X, actions, ev)
         if self.traits.reward_kind == "vector":
             rewards = np.asarray([json.loads(ev.value or "[]")], dtype=np.float64)
@@ -242,10 +243,17 @@ def replay(
     *,
     until: int | None = None,
     quarantined: list[tuple[JoinedEvent, str]] | None = None,
+    rounds: int | None = None,
 ) -> Policy:
     """Rebuild the model from the log: a fresh policy fed every joined event in join order
     (up to join sequence number ``until`` when given), with the same quarantine as the
-    service. ``quarantined``: a list that receives the quarantined events."""
+    service. ``quarantined``: a list that receives the quarantined events. An
+    ``"allocation"`` policy also replays its logged cohorts in log order (before round
+    ``rounds`` when given; see :mod:`scarce.serve.cohorts`)."""
+    if config.traits.action_type == "allocation":
+        from scarce.serve.cohorts import replay_cohorts
+
+        return replay_cohorts(config, store, until=until, rounds=rounds, quarantined=quarantined)
     policy = config.make_policy()
     feedback = Feedback(config.traits, config.seed)
     after = 0

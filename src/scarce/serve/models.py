@@ -19,7 +19,7 @@ NonNegative = Annotated[float, Field(allow_inf_nan=False, ge=0.0, le=MAX_ABS)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
-def _integral(value: Any) -> Any:
+def integral(value: Any) -> Any:
     # JSON Schema's "integer" includes 2.0; bools are not numbers here
     if isinstance(value, float) and value.is_integer():
         return int(value)
@@ -67,7 +67,7 @@ class SnapshotResponse(BaseModel):
 class GuardSpec(Strict):
     estimator: Literal["ips", "snips", "dr"] = "snips"
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
-    min_events: Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(_integral)] = 30
+    min_events: Annotated[int, Field(ge=1, le=10_000_000), BeforeValidator(integral)] = 30
 
 
 class PromotionRequest(Strict):
@@ -76,7 +76,7 @@ class PromotionRequest(Strict):
 
     config: dict[str, Any] | None = None
     name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
-    version: Annotated[int, Field(ge=1), BeforeValidator(_integral)] | None = None
+    version: Annotated[int, Field(ge=1), BeforeValidator(integral)] | None = None
     shadow: str | None = Field(None, max_length=100)
     guard: GuardSpec | None = None
     note: str | None = Field(None, max_length=500)
@@ -147,8 +147,11 @@ def _keyword_field(name: str, K: int, what: str) -> tuple[Any, Any]:
     """The request field of a policy keyword (its per-case value; see
     :data:`scarce.serve.validation.KEYWORD_SHAPES`)."""
     kind = KEYWORD_SHAPES.get(name)
-    if kind == "int":
-        kind_type: Any = Annotated[int, Field(ge=0), BeforeValidator(_integral)]
+    if kind == "bool":
+        kind_type: Any = bool
+        text = "true or false"
+    elif kind == "int":
+        kind_type = Annotated[int, Field(ge=0), BeforeValidator(integral)]
         text = "an id >= 0"
     elif kind == "number":
         kind_type = Finite
@@ -169,7 +172,7 @@ def request_models(cfg: ServiceConfig) -> tuple[type[BaseModel], type[BaseModel]
     and fuzzers see them."""
     d, K, dim = cfg.n_features, cfg.n_actions, cfg.reward_dim or 1
     traits = cfg.traits
-    ActionId = Annotated[int, Field(ge=0, lt=K), BeforeValidator(_integral)]
+    ActionId = Annotated[int, Field(ge=0, lt=K), BeforeValidator(integral)]
     common: dict[str, Any] = {
         "eligible": (
             list[ActionId] | None,

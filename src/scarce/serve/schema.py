@@ -60,6 +60,17 @@ CREATE TABLE IF NOT EXISTS joined_events (
     joined_at DOUBLE PRECISION NOT NULL,
     extras TEXT
 );
+CREATE TABLE IF NOT EXISTS cohorts (
+    round BIGINT PRIMARY KEY,
+    cohort_id TEXT NOT NULL UNIQUE,
+    fingerprint TEXT NOT NULL,
+    event_ids TEXT NOT NULL,
+    keywords TEXT,
+    model_version BIGINT NOT NULL,
+    policy_version BIGINT NOT NULL,
+    key_id TEXT,
+    ts DOUBLE PRECISION NOT NULL
+);
 CREATE TABLE IF NOT EXISTS quarantined_events (
     seq BIGINT PRIMARY KEY,
     event_id TEXT NOT NULL,

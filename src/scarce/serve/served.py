@@ -189,27 +189,35 @@ class ServedPolicy:
             batch = store.joined_since(self.watermark)
             if not batch:
                 return applied
-            for start in range(0, len(batch), _CHUNK):
-                chunk = batch[start : start + _CHUNK]
-                model, bad = learn_events(self._model_copy, chunk, self.feedback)
-                with self.lock:
-                    self.policy = model
-                    self.watermark = chunk[-1].seq
-                    self.n_learned += sum(ev.reward is not None for ev in chunk) - len(bad)
-                    self.n_quarantined += len(bad)
-                    self.since_snapshot += len(chunk)
-                applied += len(chunk)
-                for ev, reason in bad:
-                    _LOG.warning(
-                        "policy %r: event %r (join seq %d) quarantined: the model cannot learn "
-                        "it (%s)",
-                        self.name,
-                        ev.event_id,
-                        ev.seq,
-                        reason,
-                    )
-                    if on_quarantine is not None:
-                        on_quarantine(ev, reason)
+            applied += self.apply_events(batch, on_quarantine)
+
+    def apply_events(
+        self, events: list[Any], on_quarantine: Callable[[Any, str], None] | None = None
+    ) -> int:
+        """Learn ``events`` (joined events after the watermark, in join order), 64 at a time
+        on a copy that then replaces the served model; returns how many were applied."""
+        applied = 0
+        for start in range(0, len(events), _CHUNK):
+            chunk = events[start : start + _CHUNK]
+            model, bad = learn_events(self._model_copy, chunk, self.feedback)
+            with self.lock:
+                self.policy = model
+                self.watermark = chunk[-1].seq
+                self.n_learned += sum(ev.reward is not None for ev in chunk) - len(bad)
+                self.n_quarantined += len(bad)
+                self.since_snapshot += len(chunk)
+            applied += len(chunk)
+            for ev, reason in bad:
+                _LOG.warning(
+                    "policy %r: event %r (join seq %d) quarantined: the model cannot learn it (%s)",
+                    self.name,
+                    ev.event_id,
+                    ev.seq,
+                    reason,
+                )
+                if on_quarantine is not None:
+                    on_quarantine(ev, reason)
+        return applied
 
     def _model_copy(self) -> Policy:
         with self.lock:

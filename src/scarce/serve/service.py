@@ -38,6 +38,7 @@ from scarce.serve.active import (
     make_active,
 )
 from scarce.serve.budgets import spent
+from scarce.serve.cohorts import CohortDecisions, served_policy
 from scarce.serve.config import MAX_ABS, ServiceConfig
 from scarce.serve.health import HealthMonitor
 from scarce.serve.learner import models_equal, replay, states_equal
@@ -68,7 +69,7 @@ def _settle(futures: list[asyncio.Future[str]], results: list[Any]) -> None:
             fut.set_result(result)
 
 
-class DecisionService:
+class DecisionService(CohortDecisions):
     """Serve one policy over an :class:`EventStore`.
 
     Parameters
@@ -117,7 +118,7 @@ class DecisionService:
         # decision units of decide_async waiting for the next event-loop turn (loop thread only)
         self._to_submit: list[tuple[Any, asyncio.Future[str]]] = []
         self._sync_lock = threading.Lock()
-        served = ServedPolicy(config, version)
+        served = served_policy(config, version)
         self.active = Active(served, rules, RequestChecker(config, served.policy.reward_bounds))
         self.shadows: dict[str, ServedPolicy] = {}
         for name, cfg in shadows:

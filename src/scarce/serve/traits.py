@@ -26,7 +26,7 @@ from scarce.core.ledger import Ledger
 from scarce.core.policy import ACTION_FEATURES, SHARED_CONTEXT, Policy
 
 #: the protocol variants the service can serve (``Policy.action_type``)
-SERVED_ACTION_TYPES = ("discrete", "levels")
+SERVED_ACTION_TYPES = ("discrete", "levels", "allocation")
 #: decisions driven through a probe instance (the first one initialises it)
 _PROBE_ROUNDS = 4
 
@@ -38,7 +38,9 @@ class PolicyTraits:
     Attributes
     ----------
     action_type:
-        ``"discrete"`` (one of ``K`` actions) or ``"levels"`` (a level per item).
+        ``"discrete"`` (one of ``K`` actions), ``"levels"`` (a level per item) or
+        ``"allocation"`` (one of ``K`` actions per case of a cohort, coupled by capacities:
+        :mod:`scarce.serve.cohorts`).
     reward_kind:
         ``"scalar"``, ``"vector"`` (rewards of ``n_objectives`` numbers) or ``"any"``.
     n_objectives:
@@ -110,8 +112,7 @@ def probe_traits(cls: type[Policy], params: dict[str, Any], features: str) -> Po
     action_type = getattr(cls, "action_type", "discrete")
     if action_type not in SERVED_ACTION_TYPES:
         raise ValueError(
-            f"{cls.__name__} is a {action_type!r} policy; the service serves {SERVED_ACTION_TYPES} "
-            "(one case per request)"
+            f"{cls.__name__} is a {action_type!r} policy; the service serves {SERVED_ACTION_TYPES}"
         )
     layout = layout_of(features)
     if layout not in cls.layouts:
@@ -125,9 +126,14 @@ def probe_traits(cls: type[Policy], params: dict[str, Any], features: str) -> Po
     has_probabilities = action_type == "discrete"
     try:
         for r in range(_PROBE_ROUNDS):
-            X = cls._unit_test_contexts(rng, 1, layout, params)
+            # an allocation policy decides cohorts (here of 3 cases, 1 of each resource)
+            n = 3 if action_type == "allocation" else 1
+            X = cls._unit_test_contexts(rng, n, layout, params)
+            kw = {}
+            if action_type == "allocation":
+                kw["capacities"] = np.array([n] + [1] * (policy.n_actions - 1))
             before = _learned_state(policy) if r else None
-            decision = policy.decide(X)
+            decision = policy.decide(X, **kw)
             if before is not None and not states_equal(before, _learned_state(policy)):
                 stateful = True
             has_info = has_info or bool(decision.info)

@@ -93,16 +93,26 @@ def request_fingerprint(
     return h.hexdigest()
 
 
-#: per-case shapes of the keywords the service knows: ``"int"`` (an id), ``"number"``, or
-#: ``"items"`` (one number per action / item); other declared keywords take a number or a
-#: (nested) list of numbers
-KEYWORD_SHAPES = {"groups": "int", "model_rewards": "number", "item_rewards": "items"}
+#: per-case shapes of the keywords the service knows: ``"int"`` (an id), ``"number"``,
+#: ``"bool"`` or ``"items"`` (one number per action / item); other declared keywords take a
+#: number or a (nested) list of numbers
+KEYWORD_SHAPES = {
+    "groups": "int",
+    "model_rewards": "number",
+    "item_rewards": "items",
+    "round_outcome": "number",
+    "individual": "bool",
+}
 
 
 def keyword_value(value: Any, field: str, n_actions: int) -> Any:
     """A keyword's per-case value checked against :data:`KEYWORD_SHAPES` (finite numbers
     within +-MAX_ABS); returns it as plain Python."""
     kind = KEYWORD_SHAPES.get(field)
+    if kind == "bool":
+        if not isinstance(value, (bool, np.bool_)):
+            raise RequestError(field, f"must be true or false; got {value!r}")
+        return bool(value)
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise RequestError(field, f"must be an int >= 0; got {value!r}")
@@ -139,10 +149,19 @@ class RequestChecker:
         self._all_actions = np.ones(config.n_actions, dtype=bool)
         self._all_actions.setflags(write=False)  # shared by every request without eligible
 
-    def model_input(self, context: Any, action_features: Any) -> tuple[np.ndarray, Any]:
+    def model_input(
+        self, context: Any, action_features: Any, *, cohort: bool = False
+    ) -> tuple[np.ndarray, Any]:
         """``(X, stored_context)``: the policy input ``(1, d)`` or ``(1, K, d)`` and what is
-        logged."""
+        logged. ``cohort``: a case of a cohort (``POST /v1/allocations``), the only way an
+        ``"allocation"`` policy decides."""
         cfg = self.config
+        if cfg.traits.action_type == "allocation" and not cohort:
+            raise RequestError(
+                "body",
+                f"{cfg.policy_type} is an 'allocation' policy: its decisions are coupled across "
+                "a cohort; send the cohort's cases to POST /v1/allocations",
+            )
         d, K = cfg.n_features, cfg.n_actions
         if cfg.features == "shared":
             if action_features is not None:
@@ -177,7 +196,7 @@ class RequestChecker:
         K = self.config.n_actions
         if eligible is None:
             return self._all_actions, None
-        if self.config.traits.action_type != "discrete":
+        if self.config.traits.action_type not in ("discrete", "allocation"):
             raise RequestError(
                 "eligible", f"not accepted by a {self.config.traits.action_type!r} policy"
             )

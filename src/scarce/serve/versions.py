@@ -85,6 +85,11 @@ def check_compatible(served: ServiceConfig, cand: ServiceConfig) -> None:
     """A :class:`ConfigError` when ``cand`` cannot take over from ``served``: other shapes
     of contexts, actions or rewards, or other request fields."""
     a, b = served.traits, cand.traits
+    if "allocation" in (a.action_type, b.action_type):
+        raise ConfigError(
+            "allocation policies cannot be candidates, shadows or promoted yet: a candidate "
+            "would have to replay the served policy's cohorts, whose decisions are coupled"
+        )
     for what, x, y in (
         ("n_actions", served.n_actions, cand.n_actions),
         ("n_features", served.n_features, cand.n_features),

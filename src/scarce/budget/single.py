@@ -1,0 +1,81 @@
+"""The single-case path of the budgeted learners (issue 18).
+
+One case at a time (``decide`` on one ``(1, d)`` context, then ``update`` with its outcome) is
+how the simulation loop, the benchmarks and the decision service drive a budgeted learner.
+The general code handles batches, eligibility masks, the warm-up and every form of feedback;
+for one priced case and the feedback of one decision it spends most of its time on checks
+and bookkeeping that do not apply. :class:`SingleCasePath` is mixed into
+:class:`~scarce.budget.knapsack.KnapsackBandit` and takes those cases with the same
+arithmetic (the same NumPy calls on the same shapes, so bit-identical decisions and state;
+``tests/budget/test_trajectory.py`` pins seeded runs) and fewer Python steps. Anything else
+goes through the general path, which keeps every check and error message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from scarce.core.decision import Decision
+
+_PRICED = np.ones(1, dtype=bool)
+_PRICED.flags.writeable = False
+
+
+class SingleCasePath:
+    """Methods of :class:`~scarce.budget.knapsack.KnapsackBandit` for one case (see the
+    module's docstring); they use the policy's state and nothing of their own."""
+
+    def _decide_priced_one(self, X: np.ndarray, eligible: np.ndarray | None) -> Decision:
+        """``_decide`` for one case ``X`` ``(1, d)`` once ``Z`` is known: the best affordable
+        (and eligible: ``eligible`` ``(1, K)`` or None) action of the Lagrangian scores, ties
+        to the free action."""
+        r, c = self.models_.bounds(X, True)  # type: ignore[attr-defined]
+        scores = r - c @ self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
+        free = self._free  # type: ignore[attr-defined]
+        ok = self._affordable()  # type: ignore[attr-defined]
+        if eligible is not None:
+            ok = ok & eligible[0]
+            if not ok.any():
+                raise ValueError(
+                    f"case 0: no eligible action is affordable (remaining budget "
+                    f"{self.ledger_.remaining}); make the free action {free} eligible"  # type: ignore[attr-defined]
+                )
+        s = scores[0] if ok is self._ok_all else np.where(ok, scores[0], -np.inf)  # type: ignore[attr-defined]
+        a = int(s.argmax())
+        if ok[free] and s[free] >= s[a]:
+            a = free  # ties go to the free action
+        actions = np.array([a], dtype=np.int64)
+        if a != free:  # the free action's bound is 0
+            self.ledger_.reserve(actions)  # type: ignore[attr-defined]
+            self._ok = None
+        self.n_decided_ += 1  # type: ignore[attr-defined]
+        info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
+        if eligible is not None:
+            scores = np.where(eligible, scores, -np.inf)
+        return Decision(actions=actions, probabilities=np.ones(1), scores=scores, info=info)
+
+    def _learn_one_with(
+        self, X: np.ndarray, action: int, reward: float, info: Any, extra: dict[str, Any]
+    ) -> bool:
+        """The feedback of one decision in the forms :meth:`decide` and the loop give it
+        (``info`` the decision's own, per-case arrays with one row; the keywords this policy
+        accepts) goes to ``_learn`` without the general checks of ``update`` (``_learn``
+        checks the costs and the other keywords itself); anything else returns False."""
+        accepted = self._extra_keywords()  # type: ignore[attr-defined]
+        for key in extra:
+            if key not in accepted:
+                return False
+        if info is not None:
+            if type(info) is not dict:
+                return False
+            for value in info.values():
+                if type(value) is not np.ndarray or value.ndim == 0 or value.shape[0] != 1:
+                    return False
+        learn = dict(extra)
+        learn["info"] = info
+        actions = np.array([action], dtype=np.int64)
+        rewards = np.array([reward], dtype=np.float64)
+        self._learn(X, actions, rewards, None, **learn)  # type: ignore[attr-defined]
+        return True

@@ -1,0 +1,153 @@
+"""The single-case path of the budgeted learners (issue 18) is the general path, bit for bit,
+and still refuses bad feedback with the general path's errors."""
+
+import numpy as np
+import pytest
+
+from scarce.budget import Deferral, KnapsackBandit
+from scarce.budget.specs import ConfidenceSpec
+
+
+def _make(kind):
+    if kind == "deferral":
+        return Deferral(n_features=3, budget=8.0, horizon=120, dual={"warmup_rounds": 10}, seed=0)
+    return KnapsackBandit(
+        n_actions=4,
+        n_features=3,
+        budget=[6.0, 9.0],
+        horizon=120,
+        n_resources=2,
+        free_action=1,
+        dual={"warmup_rounds": 10},
+        seed=0,
+    )
+
+
+@pytest.mark.parametrize("kind", ["deferral", "knapsack"])
+def test_one_case_arrays_learn_exactly_as_the_general_path(kind):
+    """The same run with ``(1, d)`` float arrays (the single-case paths of ``decide`` and
+    ``update``) and with nested lists and an all-True eligibility mask (every check of
+    ``decide`` and ``update``, and ``_learn`` after the general validation): the same
+    decisions, scores and info, and the same learned state and ledger, bit for bit, through
+    warm-up, pricing and a binding budget. (That the single-case decisions are those of the
+    general decision loop is pinned by ``test_trajectory.py``, recorded before it existed.)"""
+    fast, slow = _make(kind), _make(kind)
+    K, m = fast.n_actions, fast.n_resources
+    rng = np.random.default_rng(3)
+    for _ in range(120):
+        X = rng.uniform(-1, 1, (1, 3))
+        d_fast, d_slow = fast.decide(X), slow.decide(X.tolist(), eligible=[True] * K)
+        np.testing.assert_array_equal(d_fast.actions, d_slow.actions)
+        np.testing.assert_array_equal(d_fast.scores, d_slow.scores)
+        for key in d_slow.info:
+            np.testing.assert_array_equal(d_fast.info[key], d_slow.info[key])
+        a = int(d_fast.actions[0])
+        R = rng.uniform(0, 1, K)
+        C = np.zeros((1, m)) if a == fast.free_action else rng.uniform(0, 1, (1, m))
+        kw = {"model_rewards": R[:1]} if kind == "deferral" else {}
+        fast.update(X, d_fast.actions, R[[a]], costs=C, info=d_fast.info, **kw)
+        info = {k: v.tolist() for k, v in d_slow.info.items()}
+        kw = {k: v.tolist() for k, v in kw.items()}
+        slow.update(X.tolist(), [a], [float(R[a])], costs=C.tolist(), info=info, **kw)
+    assert fast.spent_.max() > 0.7 * 6.0  # the budget was used
+    s_fast, s_slow = fast._get_state(), slow._get_state()
+    assert s_fast["n_updates"] == s_slow["n_updates"] == 120
+    _same(s_fast["learned"], s_slow["learned"])
+
+
+def _same(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _same(a[k], b[k])
+    else:
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"costs": np.array([[2.0, 0.1]])}, ValueError, "exceeds the cost bound"),
+        ({"costs": np.array([[np.nan, 0.1]])}, ValueError, "finite and >= 0"),
+        ({"costs": np.array([[0.1, 0.1, 0.1]])}, ValueError, "costs must have shape"),
+        ({"costs": np.array([[0.1, 0.1]]), "colour": 1}, TypeError, "unexpected keyword"),
+        ({"costs": np.array([[0.1, 0.1]]), "info": {"priced": np.ones(2)}}, ValueError, "info"),
+        ({"costs": np.array([[0.1, 0.1]]), "info": [1]}, ValueError, "info must be a dict"),
+        ({}, ValueError, "update needs costs"),
+    ],
+)
+def test_bad_feedback_of_one_case_is_refused(kwargs, error, match):
+    policy = _make("knapsack")
+    X = np.array([[0.1, 0.2, 0.3]])
+    for _ in range(12):  # past the warm-up
+        d = policy.decide(X)
+        a = d.actions
+        C = np.zeros((1, 2)) if a[0] == 1 else np.full((1, 2), 0.01)
+        policy.update(X, a, [0.5], costs=C, info=d.info)
+    a = np.array([0])  # a costly action
+    policy.ledger_.reserve(a)
+    before = policy._get_state()
+    with pytest.raises(error, match=match):
+        policy.update(X, a, [0.5], **kwargs)
+    _same(policy._get_state()["learned"]["models"], before["learned"]["models"])
+
+
+def test_one_case_with_a_mask_takes_the_best_eligible_affordable_action():
+    """Brute force: the chosen action maximises the Lagrangian scores over the actions that
+    are eligible and affordable (ties to the free action); ineligible scores show -inf."""
+    policy = _make("knapsack")
+    K, free = policy.n_actions, policy.free_action
+    rng = np.random.default_rng(8)
+    for t in range(100):
+        X = rng.uniform(-1, 1, (1, 3))
+        mask = rng.random(K) < 0.6
+        mask[free] = True
+        if t:  # (the first decision initialises the policy)
+            expected_scores = policy.scores(X)[0]
+            ok = policy.ledger_.affordable() & mask
+        d = policy.decide(X, eligible=mask)
+        a = int(d.actions[0])
+        if t >= 10:  # priced
+            best = np.where(ok, expected_scores, -np.inf)
+            want = free if best[free] >= best.max() else int(best.argmax())
+            assert a == want
+            np.testing.assert_array_equal(d.scores[0], np.where(mask, expected_scores, -np.inf))
+        C = np.zeros((1, 2)) if a == free else rng.uniform(0, 1, (1, 2))
+        policy.update(X, d.actions, [0.5], costs=C, info=d.info)
+    assert policy.spent_.max() > 0.5 * 6.0
+
+
+def test_one_case_with_no_eligible_affordable_action_is_refused():
+    policy = _make("knapsack")
+    X = np.array([[0.1, 0.2, 0.3]])
+    for _ in range(10):
+        d = policy.decide(X)
+        a = d.actions
+        C = np.zeros((1, 2)) if a[0] == 1 else np.full((1, 2), 0.01)
+        policy.update(X, a, [0.5], costs=C, info=d.info)
+    mask = np.ones(4, dtype=bool)
+    mask[1] = False
+    policy.ledger_.reserve(np.array([0] * 6))  # nothing costly fits any more
+    with pytest.raises(ValueError, match="no eligible action is affordable"):
+        policy.decide(X, eligible=mask)
+
+
+def test_deferral_needs_the_model_reward_on_the_single_case_path():
+    policy = _make("deferral")
+    X = np.array([[0.1, 0.2, 0.3]])
+    d = policy.decide(X)
+    with pytest.raises(ValueError, match="model_rewards"):
+        policy.update(X, d.actions, [0.5], costs=np.zeros((1, 1)), info=d.info)
+
+
+def test_kept_radii_equal_the_radius_formula():
+    """The radius kept per model (looked up by its count) is bit for bit the formula's on the
+    whole count vector, for any counts (the elementwise NumPy functions give each entry the
+    same value in any array)."""
+    spec = ConfidenceSpec()
+    rng = np.random.default_rng(0)
+    for dim, link in [(20, "identity"), (3, "logistic")]:
+        table = spec.radius(np.arange(5000, dtype=float), dim, link)
+        for M in (1, 2, 3, 9, 10):
+            counts = rng.integers(0, 5000, M).astype(float)
+            np.testing.assert_array_equal(spec.radius(counts, dim, link), table[counts.astype(int)])
