@@ -175,3 +175,17 @@ def test_ivf_state_round_trip_searches_the_same():
 def test_ivf_memory_within_twice_the_features():
     cat, _ = _catalog(K=8_000, d=32, kind="ivf")
     assert cat.memory_bytes() <= 2 * cat.features.nbytes
+
+
+def test_active_count_follows_changes_and_loaded_states():
+    rng = np.random.default_rng(0)
+    a = ActionCatalog(10, 3, IndexSpec(kind="exact"), ArrayBackend(), seed=0)
+    b = ActionCatalog(10, 3, IndexSpec(kind="exact"), ArrayBackend(), seed=0)
+    a.set(rng.normal(size=(5, 3)))
+    b.set(rng.normal(size=(3, 3)))  # the same version number as a, fewer actions
+    assert (a.n_active, b.n_active) == (5, 3)
+    b.set_state(a.get_state())
+    assert b.n_active == 5
+    b.remove([0, 1])
+    b.add(rng.normal(size=(4, 3)))
+    assert b.n_active == int(b.active.sum()) == 7

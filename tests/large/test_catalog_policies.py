@@ -120,6 +120,52 @@ def test_ts_probabilities_are_monte_carlo_estimates_of_the_rule_as_run():
         d2.probabilities  # noqa: B018
 
 
+@pytest.mark.parametrize(
+    "cls, kw",
+    [(CatalogTS, {"v": 1.0, "propensity_samples": 300}), (CatalogUCB, {}), (SpannerCB, {})],
+)
+def test_action_support_is_the_sparse_form_of_action_probabilities(cls, kw):
+    p, env, rng = _trained(cls, **kw)
+    X = env.contexts(6, rng=rng)
+    eligible = rng.random((6, 300)) < 0.5
+    state = p.rng_.bit_generator.state
+    for mask in (None, eligible):
+        ids, probs = p.action_support(X, eligible=mask)
+        dense = p.action_probabilities(X, eligible=mask)
+        assert ids.shape == probs.shape and ids.shape[0] == 6
+        for i in range(6):
+            ok = ids[i] >= 0
+            assert np.all(np.diff(ids[i][ok]) > 0) and np.all(ids[i][~ok] == -1)
+            np.testing.assert_array_equal(ids[i][ok], np.flatnonzero(dense[i] > 0))
+            np.testing.assert_allclose(probs[i][ok], dense[i][ids[i][ok]], rtol=1e-12)
+            assert np.all(probs[i][~ok] == 0) and abs(probs[i].sum() - 1.0) < 1e-9
+            if mask is not None:
+                assert mask[i, ids[i][ok]].all()
+    assert p.rng_.bit_generator.state == state  # no draw from the decision stream
+    # a decision carries the same sparse distribution (no (n, K) array behind it)
+    expected = p.action_support(X)
+    d = p.decide(X)
+    for got, want in zip(d.support, expected, strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert d._dense is None
+
+
+def test_ucb_decisions_follow_updates_between_them():
+    """Decisions reuse the eigendecomposition of A^-1 only while the model is unchanged."""
+    p, env, rng = _trained(CatalogUCB, alpha=3.0, n_candidates=4, n=5)
+    X = env.contexts(40, rng=rng)
+    p.decide(X)
+    a = rng.integers(0, 300, 100)
+    Xu = env.contexts(100, rng=rng)
+    p.update(Xu, a, env.outcomes(Xu, a, rng=rng).rewards)
+    fresh = CatalogUCB(n_actions=300, n_features=5, alpha=3.0, n_candidates=4, seed=1)
+    fresh.set_actions(env.action_features)
+    fresh.update(X[:1], np.zeros(1, dtype=int), np.zeros(1))
+    fresh._set_learned_state(p._get_learned_state())
+    np.testing.assert_array_equal(p.decide(X).actions, fresh.decide(X).actions)
+    np.testing.assert_array_equal(p.decide(X).info["certified"], fresh.decide(X).info["certified"])
+
+
 def test_scores_are_built_lazily_from_the_scored_candidates():
     p, env, rng = _trained(CatalogUCB, n_candidates=5)
     d = p.decide(env.contexts(3, rng=rng))

@@ -23,17 +23,26 @@ from scarce.sim import run
     rank=st.integers(1, 6),
     c=st.sampled_from([1.5, 2.0, 4.0]),
     seed=st.integers(0, 10_000),
+    zero_first=st.booleans(),
 )
 @settings(max_examples=80)
-def test_every_row_is_a_bounded_combination_of_the_spanner(N, r, rank, c, seed):
+def test_every_row_is_a_bounded_combination_of_the_spanner(N, r, rank, c, seed, zero_first):
     rng = np.random.default_rng(seed)
     rank = min(rank, r, N)
     rows = rng.normal(size=(N, rank)) @ rng.normal(size=(rank, r)) * rng.exponential(size=(N, 1))
+    if zero_first:  # a coordinate no row uses (elimination finds no pivot in that column)
+        rows[:, 0] = 0.0
     idx = barycentric_spanner(rows, c)
     assert len(idx) == np.linalg.matrix_rank(rows) and len(set(idx)) == len(idx)
     coef, *_ = np.linalg.lstsq(rows[idx].T, rows.T, rcond=None)  # rows = coef^T @ spanner
     np.testing.assert_allclose(coef.T @ rows[idx], rows, atol=1e-6 * np.abs(rows).max())
-    assert np.abs(coef).max() <= c + 1e-6
+    assert np.abs(coef).max(initial=0.0) <= c + 1e-6
+
+
+def test_spanner_of_rows_with_an_unused_coordinate():
+    rows = np.array([[0.0, 1.0], [0.0, 2.0], [0.0, -3.0]])
+    np.testing.assert_array_equal(barycentric_spanner(rows), [2])  # the longest row
+    assert barycentric_spanner(np.zeros((4, 3))).size == 0
 
 
 def test_spanner_of_the_simplex_corners_is_the_corners():

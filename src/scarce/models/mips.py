@@ -207,6 +207,7 @@ class ActionCatalog:
         self.version = 0  # bumped on every change (users cache derived data by it)
         self._ivf: _IVF | None = None
         self._held: Any = None  # the backend's copy of the features
+        self._count = (-1, 0)  # (version, active actions)
 
     # ------------------------------------------------------------------ changes
     def _rows(self, features: Any, name: str) -> np.ndarray:
@@ -288,7 +289,10 @@ class ActionCatalog:
     # ------------------------------------------------------------------ queries
     @property
     def n_active(self) -> int:
-        return int(self.active.sum())
+        """Active actions (counted once per catalog version)."""
+        if self._count[0] != self.version:
+            self._count = (self.version, int(self.active.sum()))
+        return self._count[1]
 
     @property
     def kind(self) -> str:
@@ -373,6 +377,18 @@ class ActionCatalog:
             scores[short], ids[short] = self._rescore(queries[short], i2, i2 >= 0)
         return scores, ids
 
+    def search_ids(
+        self, queries: np.ndarray, k: int, eligible: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The ids of :meth:`search` as a set, in no particular order: with the IVF index and
+        no mask, the index's answer without the exact rescoring that only orders it."""
+        if self.n_active == 0 or eligible is not None:
+            return self.search(queries, k, eligible)[1]
+        self._ensure()
+        if self._ivf is None:
+            return self.exact_topk(queries, k)[1]
+        return self._ivf.search(queries, k)
+
     def memory_bytes(self) -> int:
         """Bytes of the index beyond the features themselves (0 for exact NumPy search)."""
         self._ensure()
@@ -400,6 +416,7 @@ class ActionCatalog:
         self.features = F.copy()
         self.active = np.asarray(state["active"], dtype=bool).copy()
         self.version = int(state["version"])
+        self._count = (-1, 0)  # (the loaded mask may differ at the same version number)
         self._held, self._ivf = None, None
         if "ivf" in state:
             self._ivf = _IVF(self.dim, self.spec)

@@ -15,17 +15,21 @@ Per-action features given per case, ``(n, K, d)``, are scored exactly as in
   for ``argmax_a (x * theta~) . f_a``. Its choice probability is a Monte-Carlo estimate of
   the rule as run (index included), from ``propensity_samples`` draws of a separate stream.
 * :class:`CatalogUCB`: the width ``sqrt(phi^T A^{-1} phi)`` is no inner product, so the index
-  proposes candidates (the top ``n_candidates`` for the mean query and for the queries at the
-  ends of the ``n_directions`` longest axes of the confidence ellipsoid) and the candidates'
-  UCBs are computed exactly. Each decision carries a certificate: the chosen action is the
-  exact UCB argmax whenever its UCB beats ``mu_M + alpha * R * max|x| / sqrt(lambda_min(A))``
+  proposes candidates (the top ``n_candidates`` for the mean query) and the candidates' UCBs
+  are computed exactly. Each decision carries a certificate: the chosen action is the exact
+  UCB argmax whenever its UCB beats ``mu_M + alpha * R * max|x| / sqrt(lambda_min(A))``
   (``mu_M`` the last candidate's mean, ``R`` the longest feature vector), an upper bound on the
-  UCB of every action the (exact) mean search did not return.
+  UCB of every action the (exact) mean search did not return. Cases left uncertified are
+  searched again at the ends of the ``n_directions`` longest axes of the confidence
+  ellipsoid, and choose among both candidate sets.
+
+Decisions on ``(n, d)`` contexts are :class:`~scarce.policies.catalog_decision.CatalogDecision`
+objects: no ``(n, K)`` array unless one is read; their ``support`` (and
+:meth:`CatalogPolicy.action_support`) give the choice distribution in sparse form.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,61 +38,14 @@ import numpy as np
 from scarce.core.decision import Decision
 from scarce.core.policy import ACTION_FEATURES, SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike
-from scarce.core.validation import check_positive_int, check_scalar
+from scarce.core.validation import check_contexts, check_positive_int, check_scalar
 from scarce.models import linear
 from scarce.models.backend import ArrayBackend, check_backend
 from scarce.models.mips import ActionCatalog, IndexSpec
 from scarce.models.ridge import RidgeRegression
 from scarce.policies import register_policy
-from scarce.policies.base import masked, one_hot
-
-
-class CatalogDecision(Decision):
-    """A :class:`Decision` whose ``(n, K)`` scores are built on first access from the few
-    actions the policy scored (``-inf`` elsewhere): a million-action row costs 8 MB per case,
-    which a decision that never reads it should not pay."""
-
-    __slots__ = ("_cand_ids", "_cand_scores", "_dense", "_n_actions")
-
-    def __init__(
-        self,
-        actions: np.ndarray,
-        probabilities: np.ndarray | None,
-        candidate_ids: np.ndarray,
-        candidate_scores: np.ndarray,
-        n_actions: int,
-        *,
-        probability_fn: Callable[[], np.ndarray] | None = None,
-        info: dict[str, np.ndarray] | None = None,
-    ) -> None:
-        self._cand_ids, self._cand_scores, self._n_actions = (
-            candidate_ids,
-            candidate_scores,
-            n_actions,
-        )
-        self._dense: np.ndarray | None = None
-        super().__init__(
-            actions,
-            probabilities,
-            None,
-            probability_fn=probability_fn,
-            info=info,  # type: ignore[arg-type]
-        )
-
-    @property  # type: ignore[override]
-    def scores(self) -> np.ndarray:
-        if self._dense is None:
-            n = self.actions.shape[0]
-            dense = np.full((n, self._n_actions), -np.inf)
-            ok = self._cand_ids >= 0
-            rows = np.broadcast_to(np.arange(n)[:, None], self._cand_ids.shape)
-            dense[rows[ok], self._cand_ids[ok]] = self._cand_scores[ok]
-            self._dense = dense
-        return self._dense
-
-    @scores.setter
-    def scores(self, value: Any) -> None:  # Decision.__init__ assigns None: built lazily
-        pass
+from scarce.policies.base import masked
+from scarce.policies.catalog_decision import CatalogDecision
 
 
 class CatalogPolicy(Policy):
@@ -254,6 +211,40 @@ class CatalogPolicy(Policy):
     def _posterior(self) -> tuple[np.ndarray, np.ndarray]:
         return self.ridge_.theta[0].copy(), self.ridge_.A_inv[0].copy()
 
+    # ------------------------------------------------------------------ probabilities
+    def action_support(self, X: Any, *, eligible: Any = None) -> tuple[np.ndarray, np.ndarray]:
+        """The actions with positive probability and their probabilities, without the
+        ``(n, K)`` array of :meth:`action_probabilities` (8 MB per case at a million actions).
+
+        Parameters
+        ----------
+        X:
+            ``(n, d)`` user vectors or ``(n, K, d)`` per-action features.
+        eligible:
+            optional ``(n, K)`` bool mask.
+
+        Returns
+        -------
+        ids, probabilities:
+            ``(n, s)``: int64 action ids by ascending id, ``-1`` after a case's last, and
+            their probabilities (0 at the padding); each row's probabilities sum to 1 and
+            equal the nonzero entries of :meth:`action_probabilities`. Like it, this writes
+            nothing and leaves the random stream alone.
+        """
+        X = check_contexts(X, self.n_features, self.n_actions)
+        self._ensure_initialized(X)
+        return self._support(X, self._check_eligible(eligible, X.shape[0]))
+
+    def _support(self, X: np.ndarray, eligible: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _action_probabilities(self, X, eligible):
+        ids, probs = self._support(X, eligible)
+        out = np.zeros((X.shape[0], self.n_actions))
+        ok = ids >= 0
+        out[np.nonzero(ok)[0], ids[ok]] = probs[ok]
+        return out
+
     # ------------------------------------------------------------------ persistence
     def _get_state(self) -> dict[str, Any]:
         state = super()._get_state()
@@ -288,11 +279,13 @@ class CatalogTS(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`CatalogPolicy`.
 
-    ``Decision.info`` (where the core's Decision carries it) holds ``exact_search`` (1.0 when
-    the case was searched exactly). Probabilities are estimates (``probability_method =
-    "monte_carlo"``): the frequency with which the rule as run, index included, picks the
-    chosen action over ``propensity_samples`` posterior draws from a stream fixed by the
-    policy's update count; read them before changing the catalog.
+    Notes
+    -----
+    ``Decision.info`` holds ``exact_search`` (1.0 when the case was searched exactly).
+    Probabilities are estimates (``probability_method = "monte_carlo"``), the frequency with
+    which the rule as run, index included, picks the chosen action over
+    ``propensity_samples`` posterior draws from a stream fixed by the policy's update count.
+    Read them (or the decision's ``support``) before changing the catalog.
     """
 
     probability_method = "monte_carlo"
@@ -352,9 +345,15 @@ class CatalogTS(CatalogPolicy):
         actions, chosen = self._choose(X, draws, allowed)
         n_updates, version = self.n_updates_, (None if X.ndim == 3 else self.catalog.version)
 
+        picks: list[np.ndarray] = []  # the Monte-Carlo picks, drawn once for both uses
+
+        def mc() -> np.ndarray:
+            if not picks:
+                picks.append(self._mc_picks(X, theta, cov, allowed, n_updates, version))
+            return picks[0]
+
         def probabilities() -> np.ndarray:
-            picks = self._mc_picks(X, theta, cov, allowed, n_updates, version)
-            return (picks == actions[None, :]).mean(axis=0)
+            return (mc() == actions[None, :]).mean(axis=0)
 
         exact = X.ndim == 3 or self.catalog.kind == "exact"
         info = {"exact_search": np.full(n, float(exact))}
@@ -368,6 +367,7 @@ class CatalogTS(CatalogPolicy):
             chosen[:, None],
             self.n_actions,
             probability_fn=probabilities,
+            support_fn=lambda: _runs(mc()),
             info=info,
         )
 
@@ -385,15 +385,11 @@ class CatalogTS(CatalogPolicy):
             return self._choose(np.tile(X, (S, 1)), draws.reshape(S * n, -1), None)[0].reshape(S, n)
         return np.stack([self._choose(X, draws[s], allowed)[0] for s in range(S)])
 
-    def _action_probabilities(self, X, eligible):
+    def _support(self, X, eligible):
         allowed = eligible if X.ndim == 3 else self._allowed(eligible)
         theta, cov = self._posterior()
         version = None if X.ndim == 3 else self.catalog.version
-        picks = self._mc_picks(X, theta, cov, allowed, self.n_updates_, version)
-        n = X.shape[0]
-        out = np.zeros((n, self.n_actions))
-        np.add.at(out, (np.broadcast_to(np.arange(n), picks.shape), picks), 1.0)
-        return out / picks.shape[0]
+        return _runs(self._mc_picks(X, theta, cov, allowed, self.n_updates_, version))
 
 
 @register_policy
@@ -411,9 +407,11 @@ class CatalogUCB(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`CatalogPolicy`.
 
+    Notes
+    -----
     ``Decision.info`` holds ``certified`` (1.0 when the choice is provably the exact UCB
-    argmax, assuming the mean search itself was exact) and ``exact_search``. The rule is
-    deterministic: probabilities are exactly 1.
+    argmax, provided the mean search itself was exact) and ``exact_search``. The rule is
+    deterministic, so probabilities are exactly 1.
     """
 
     deterministic = True
@@ -458,51 +456,74 @@ class CatalogUCB(CatalogPolicy):
         mean, var = linear.predict(X, theta[None], A_inv[None])
         return mean + self.alpha * np.sqrt(var)
 
-    def _candidates(self, X, theta, A_inv, allowed):
-        """``(ids (n, C), mean-query scores (n, M))`` from the mean and axis queries, searched
-        together (one index call for all of them)."""
-        M = min(self.n_candidates, self.catalog.n_active)
-        points = [theta]
-        if self.n_directions and self.alpha > 0:
-            w, V = np.linalg.eigh(A_inv)
-            for j in range(1, min(self.n_directions, self.n_features) + 1):
-                step = self.alpha * np.sqrt(max(w[-j], 0.0)) * V[:, -j]
-                points += [theta + step, theta - step]
+    def _axis_candidates(self, X, theta, A_inv, allowed, M):
+        """``(n, 2 n_directions M)`` ids from the queries at both ends of the longest axes of
+        the confidence ellipsoid (one index call when there is no eligibility mask)."""
+        w, V = self._axes(A_inv)
+        points = []
+        for j in range(1, min(self.n_directions, self.n_features) + 1):
+            step = self.alpha * np.sqrt(max(w[-j], 0.0)) * V[:, -j]
+            points += [theta + step, theta - step]
         n, q = X.shape[0], len(points)
         if allowed is not None:  # (one search per point: no q-fold copy of an (n, K) mask)
-            found = [self.catalog.search(X * p, M, allowed) for p in points]
-            return np.concatenate([f[1] for f in found], axis=1), found[0][0]
+            return np.concatenate([self.catalog.search(X * p, M, allowed)[1] for p in points], 1)
         queries = (X[None, :, :] * np.stack(points)[:, None, :]).reshape(q * n, -1)
-        scores, ids = self.catalog.search(queries, M)
-        ids = ids.reshape(q, n, M).transpose(1, 0, 2).reshape(n, q * M)
-        return ids, scores[:n]
+        ids = self.catalog.search(queries, M)[1]
+        return ids.reshape(q, n, M).transpose(1, 0, 2).reshape(n, q * M)
+
+    def _ucb_of(self, X, ids, theta, A_inv):
+        """Exact float64 UCBs ``(n, C)`` of candidate ids ``(n, C)`` (``-inf`` at ``-1``), and
+        the position of each row's best (ties: lower id)."""
+        phi = X[:, None, :] * self.catalog.rows(np.maximum(ids, 0))
+        width = np.sqrt(np.maximum(np.einsum("ncd,ncd->nc", phi @ A_inv, phi), 0.0))
+        ucb = np.where(ids >= 0, phi @ theta + self.alpha * width, -np.inf)
+        order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -ucb), axis=1)
+        return ucb, order[:, 0]
 
     def _rule(self, X, eligible):
-        """``(actions, candidate ids, candidate UCBs, certified)`` of the current state."""
+        """``(actions, candidate ids, candidate UCBs, certified)`` of the current state.
+
+        Stage 1 searches the mean query for every case and certifies what it can; stage 2
+        adds the ellipsoid-axis queries for the cases left uncertified only. A certified
+        case's choice strictly beats the bound on every action outside the mean candidates,
+        so the axis candidates could not change it (when the mean search is exact)."""
         theta, A_inv = self._posterior()
         if X.ndim == 3:
             ucb = masked(self._ucb_exact(X, theta, A_inv), eligible)
             return np.argmax(ucb, axis=1), None, ucb, np.ones(X.shape[0], dtype=bool)
         allowed = self._allowed(eligible)
-        ids, mean_s = self._candidates(X, theta, A_inv, allowed)
-        # duplicates across queries: keep the first occurrence of each id
-        ids = np.where(_first_occurrence(ids), ids, -1)
-        rows = self.catalog.rows(np.maximum(ids, 0))  # (n, C, d)
-        phi = X[:, None, :] * rows
-        mu = phi @ theta
-        width = np.sqrt(np.maximum(np.einsum("ncd,ncd->nc", phi @ A_inv, phi), 0.0))
-        ucb = np.where(ids >= 0, mu + self.alpha * width, -np.inf)
-        order = np.lexsort((np.where(ids >= 0, ids, np.iinfo(np.int64).max), -ucb), axis=1)
-        best = order[:, 0]
-        r = np.arange(X.shape[0])
-        actions, best_ucb = ids[r, best], ucb[r, best]
+        n, r = X.shape[0], np.arange(X.shape[0])
+        M = min(self.n_candidates, self.catalog.n_active)
+        mean_s, ids = self.catalog.search(X * theta, M, allowed)
+        ucb, best = self._ucb_of(X, ids, theta, A_inv)
         # bound on the UCB of any action the mean search did not return
-        lam_min = float(np.linalg.eigvalsh(self.ridge_.A[0])[0])
-        radius = self._radius()
-        missed = np.isfinite(mean_s[:, -1]) & (mean_s.shape[1] < self._n_allowed(allowed))
-        bound = mean_s[:, -1] + self.alpha * radius * np.abs(X).max(axis=1) / np.sqrt(lam_min)
-        certified = ~missed | (best_ucb >= bound)
-        return actions, ids, ucb, certified
+        # (lambda_max(A^-1) = 1 / lambda_min(A))
+        top = np.sqrt(max(float(self._axes(A_inv)[0][-1]), 0.0))
+        bound = mean_s[:, -1] + self.alpha * self._radius() * np.abs(X).max(axis=1) * top
+        missed = np.isfinite(mean_s[:, -1]) & (M < self._n_allowed(allowed))
+        certified = ~missed | (ucb[r, best] > bound)
+        todo = np.flatnonzero(~certified) if self.n_directions and self.alpha > 0 else []
+        if len(todo):
+            sub = None if allowed is None else allowed[todo]
+            more = self._axis_candidates(X[todo], theta, A_inv, sub, M)
+            both = np.concatenate([ids[todo], more], axis=1)
+            both = np.where(_first_occurrence(both), both, -1)  # keep each id once
+            ucb2, best2 = self._ucb_of(X[todo], both, theta, A_inv)
+            width = both.shape[1]
+            ids = np.concatenate([ids, np.full((n, width - M), -1)], axis=1)
+            ucb = np.concatenate([ucb, np.full((n, width - M), -np.inf)], axis=1)
+            ids[todo], ucb[todo], best[todo] = both, ucb2, best2
+            certified[todo] = ucb2[np.arange(len(todo)), best2] > bound[todo]
+        return ids[r, best], ids, ucb, certified
+
+    def _axes(self, A_inv: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``np.linalg.eigh(A_inv)``, kept while ``A_inv`` is unchanged: decisions between
+        updates (every batch of a deployed policy) reuse it."""
+        cached = getattr(self, "_axes_cache", None)
+        if cached is None or not np.array_equal(cached[0], A_inv):
+            cached = (A_inv.copy(), *np.linalg.eigh(A_inv))
+            self._axes_cache = cached
+        return cached[1], cached[2]
 
     def _radius(self) -> float:
         cat = self.catalog
@@ -525,8 +546,26 @@ class CatalogUCB(CatalogPolicy):
             return Decision(actions, np.ones(n), ucb, info=info)
         return CatalogDecision(actions, np.ones(n), ids, ucb, self.n_actions, info=info)
 
-    def _action_probabilities(self, X, eligible):
-        return one_hot(self._rule(X, eligible)[0], self.n_actions)
+    def _support(self, X, eligible):
+        actions = self._rule(X, eligible)[0]
+        return actions[:, None], np.ones((X.shape[0], 1))
+
+
+def _runs(picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, frequencies)`` ``(n, s)`` of the actions picked ``(S, n)`` per case (ascending
+    ids, ``-1`` / 0 padding)."""
+    picks = np.sort(picks.T, axis=1)
+    n, S = picks.shape
+    first = np.ones(picks.shape, dtype=bool)  # sorted picks: runs of one action
+    first[:, 1:] = picks[:, 1:] != picks[:, :-1]
+    width = int(first.sum(axis=1).max())
+    ids = np.full((n, width), -1, dtype=np.int64)
+    probs = np.zeros((n, width))
+    for i in range(n):
+        starts = np.flatnonzero(first[i])
+        ids[i, : starts.size] = picks[i, starts]
+        probs[i, : starts.size] = np.diff(np.append(starts, S)) / S
+    return ids, probs
 
 
 def _first_occurrence(ids: np.ndarray) -> np.ndarray:

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.linalg import lapack
 from sklearn.utils.extmath import randomized_svd
 
 from scarce.core.decision import Decision
@@ -45,22 +46,59 @@ _BASIS_SAMPLE = 65_536
 
 
 def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
-    """Row indices of a ``c``-approximate barycentric spanner of ``rows`` ``(N, r)``.
+    """Row indices (ascending) of a ``c``-approximate barycentric spanner of ``rows`` ``(N, r)``.
 
     Every row is then a combination of the returned rows with coefficients in ``[-c, c]``
     (Awerbuch and Kleinberg 2004, Proposition 2.4): a basis of rows is grown by maximising the
     determinant one position at a time, then the swap that multiplies the determinant the most
-    is made while that factor exceeds ``c`` (at most ``r log_c r`` swaps). By the matrix
-    determinant lemma, putting row ``a`` at position ``i`` multiplies the determinant by
-    ``rows[a] . inv[:, i]``; the inverse follows each swap by a Sherman-Morrison update. Rows
-    spanning fewer than ``r`` dimensions give a smaller spanner, computed in their own span.
+    is made while that factor exceeds ``c`` (at most ``r log_c r`` swaps).
+
+    The growing phase is Gaussian elimination with partial pivoting (LAPACK ``getrf``): with
+    rows ``0..i-1`` of the basis chosen and the others still unit vectors, putting row ``a`` at
+    position ``i`` multiplies the determinant by ``a``'s residual in column ``i`` after
+    eliminating columns ``0..i-1``, and the pivot of column ``i`` is the largest residual. The
+    coefficients of every row in that basis are ``L L11^-1`` (``L`` the unit lower factor); a
+    swap, rarely needed, multiplies the determinant by ``rows[a] . inv[:, i]`` (matrix
+    determinant lemma) and updates the inverse by Sherman-Morrison. Rows spanning fewer than
+    ``r`` dimensions give a smaller spanner, computed in their own span.
     """
-    N, r = rows.shape
+    rows = np.asarray(rows, dtype=np.float64)
+    if rows.ndim != 2:
+        raise ValueError(f"rows must be a 2-D (N, r) array; got shape {rows.shape}")
     if c <= 1:
         raise ValueError(f"c must be > 1; got {c}")
-    basis, inv = np.eye(r), np.eye(r)
-    chosen = np.full(r, -1, dtype=np.int64)
-    tol = 1e-9 * max(float(np.abs(rows).max(initial=0.0)), 1e-300)
+    return _spanner(rows, float(c), in_span=False)
+
+
+def _spanner(rows: np.ndarray, c: float, in_span: bool) -> np.ndarray:
+    N, r = rows.shape
+    scale = float(np.abs(rows).max(initial=0.0))
+    if N == 0 or r == 0 or scale == 0.0:
+        return np.zeros(0, dtype=np.int64)
+    lu, piv, _ = lapack.dgetrf(rows)
+    perm = np.arange(N)
+    for i, p in enumerate(piv):  # LAPACK's row interchanges, in order
+        perm[i], perm[p] = perm[p], perm[i]
+    thin = np.flatnonzero(np.abs(np.diagonal(lu)) <= 1e-9 * scale)
+    if N < r or thin.size:  # the rows span fewer than r dimensions (or nearly)
+        if in_span:  # (already in their own span: keep the well-conditioned part)
+            return np.sort(perm[: int(thin[0]) if thin.size else min(N, r)])
+        _, s, Vt = np.linalg.svd(rows, full_matrices=False)
+        k = int((s > 1e-9 * s[0]).sum())
+        return _spanner(rows @ Vt[:k].T, c, in_span=True)
+    chosen = perm[:r].copy()
+    L11 = np.tril(lu[:r], -1)
+    L11[np.arange(r), np.arange(r)] = 1.0
+    # coefficients of rows r.. (in pivot order) in the chosen basis: L21 L11^-1 (the first r
+    # rows are the basis itself). (A triangular inverse and C-ordered operands: scipy's trsm
+    # and products with Fortran-ordered operands were 10-100 times slower on a loaded
+    # 2-core machine.)
+    inv11 = np.ascontiguousarray(lapack.dtrtri(L11, lower=1, unitdiag=1)[0])
+    coef = np.ascontiguousarray(lu[r:]) @ inv11
+    if np.abs(coef).max(initial=0.0) <= c:
+        return np.sort(chosen)
+    basis = rows[chosen].copy()
+    inv = np.linalg.inv(basis)
 
     def put(i: int, a: int) -> None:
         nonlocal inv
@@ -69,16 +107,6 @@ def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
         inv = inv - np.outer(col, u @ inv) / (1.0 + u @ col)
         basis[i], chosen[i] = rows[a], a
 
-    for i in range(r):
-        vol = np.abs(rows @ inv[:, i])
-        a = int(np.argmax(vol))
-        if vol[a] <= tol:  # nothing adds volume: the rows span i dimensions only
-            if i == 0:
-                return np.zeros(0, dtype=np.int64)
-            _, _, Vt = np.linalg.svd(rows[chosen[:i]], full_matrices=False)
-            return barycentric_spanner(rows @ Vt.T, c)
-        put(i, a)
-    inv = np.linalg.inv(basis)  # drop the round-off of r rank-one updates
     for _ in range(int(np.ceil(r * np.log(max(r, 2)) / np.log(c))) + 1):
         gain = np.abs(rows @ inv)  # (N, r): factor of each possible swap
         a, i = np.unravel_index(int(np.argmax(gain)), gain.shape)
@@ -128,7 +156,11 @@ class SpannerCB(CatalogPolicy):
     n_actions, n_features, actions, lam, index, backend, device, seed:
         as in :class:`~scarce.policies.catalog.CatalogPolicy`.
 
-    ``Decision.info``: ``n_survivors`` (actions with positive probability) and ``exact_search``.
+    Notes
+    -----
+    ``Decision.info`` holds ``n_survivors`` (actions with positive probability) and
+    ``exact_search``; the decision's ``support`` holds the survivors and their
+    probabilities.
     """
 
     probability_method = "exact"
@@ -213,7 +245,7 @@ class SpannerCB(CatalogPolicy):
         k = min(self.max_actions, *F.shape)
         _, s, Vt = randomized_svd(F.astype(np.float64), k, random_state=self._int_seed())
         r = max(1, numerical_rank(s))
-        return Vt[:r].T
+        return np.ascontiguousarray(Vt[:r].T)  # (C order: a product with it is 3x faster)
 
     def _int_seed(self) -> int:
         return int(self.seed) if isinstance(self.seed, (int, np.integer)) else 0
@@ -221,95 +253,154 @@ class SpannerCB(CatalogPolicy):
     def _gamma(self, spec: dict[str, Any]) -> float:
         return float(spec["gamma_scale"] * max(1, self.n_updates_) ** spec["gamma_exponent"])
 
-    # ------------------------------------------------------------------ one case
-    def _case(
-        self, pool: np.ndarray, pred: np.ndarray, rows: np.ndarray, spec: dict[str, Any]
+    # ------------------------------------------------------------------ the distribution
+    def _survivors(
+        self, pred: np.ndarray, rows: np.ndarray, spec: dict[str, Any]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Survivor positions in ``pool`` and their probabilities, for predictions ``pred``
-        and projected embeddings ``rows`` ``(P, r)`` of the pool."""
-        r = rows.shape[1]
-        best = int(np.argmax(pred))
+        """Survivor positions and their probabilities for ``n`` pools at once.
+
+        ``pred`` ``(n, W)``: predictions, ``-inf`` at padding (each pool's entries first);
+        ``rows`` ``(n, W, r)``: projected embeddings. Returns ``(n, S)`` positions (ascending,
+        ``-1`` padding) and probabilities (0 at padding). Only the spanner runs per pool."""
+        n, _, r = rows.shape
+        every = np.arange(n)
+        size = np.isfinite(pred).sum(axis=1)
+        best = np.argmax(pred, axis=1)  # (ties: the first, i.e. the lowest id)
+        top = pred[every, best]
+        gap = np.where(np.isfinite(pred), top[:, None] - pred, 0.0)
         gamma = self._gamma(spec)
-        if pool.shape[0] <= r:
-            keep = np.arange(pool.shape[0])
+        shrink = np.ones_like(gap)
+        if spec["rule"] == "squarecb":  # VW's shrink factors
+            shrink = np.sqrt(1.0 + r + gamma / (4.0 * r) * gap)
+        rows = rows / shrink[:, :, None]  # (float64)
+        keep = np.full((n, r + 1), -1, dtype=np.int64)
+        for i in range(n):  # the spanner: one LAPACK factorisation per pool
+            m = int(size[i])
+            if m <= r:
+                k = np.arange(m)
+            else:
+                k = _spanner(rows[i, :m], float(self.spanner_c), in_span=False)
+                if not (k == best[i]).any():
+                    k = np.sort(np.append(k, best[i]))
+            keep[i, : k.size] = k
+        ok = keep >= 0
+        k = ok.sum(axis=1)[:, None]
+        is_best = keep == best[:, None]
+        if spec["rule"] == "squarecb":  # inverse gap weighting (igw_probabilities, batched)
+            kept_gap = gap[every[:, None], np.maximum(keep, 0)]
+            probs = np.where(ok, 1.0 / (k + gamma * kept_gap), 0.0)
+            probs[is_best] = 0.0
+            probs[is_best] = 1.0 - probs.sum(axis=1)
         else:
-            if spec["rule"] == "squarecb":
-                shrink = np.sqrt(1.0 + r + gamma / (4.0 * r) * (pred[best] - pred))
-                rows = rows / shrink[:, None]
-            keep = np.union1d(barycentric_spanner(rows, self.spanner_c), [best])
-        if spec["rule"] == "squarecb":
-            probs = igw_probabilities(pred[keep], gamma)
-        else:
-            probs = np.full(keep.shape[0], spec["epsilon"] / keep.shape[0])
-            probs[np.flatnonzero(keep == best)[0]] += 1.0 - spec["epsilon"]
+            probs = np.where(ok, spec["epsilon"] / k, 0.0)
+            probs[is_best] += 1.0 - spec["epsilon"]
         return keep, probs
 
     def _distribution(self, X: np.ndarray, eligible: np.ndarray | None):
-        """Per case: ``(pool ids (P,), predictions (P,), survivor ids, probabilities)``."""
+        """``(pool ids, predictions, survivor ids, probabilities)``: ``(n, W)`` pools (ascending
+        ids, ``-1`` / ``-inf`` padding) and ``(n, S)`` survivors (``-1`` / 0 padding)."""
         spec = self._rule_spec()
         theta = self.ridge_.theta[0]
-        out = []
-        if X.ndim == 3:
-            for i in range(X.shape[0]):
+        n = X.shape[0]
+        if X.ndim == 3:  # per case: its own actions, their own SVD basis
+            parts = []
+            for i in range(n):
                 pool = (
                     np.arange(self.n_actions) if eligible is None else np.flatnonzero(eligible[i])
                 )
                 feats = X[i, pool]
                 pred = feats @ theta
-                rows = feats @ self._svd_basis(feats)
-                keep, probs = self._case(pool, pred, rows, spec)
-                out.append((pool, pred, pool[keep], probs))
-            return out
+                keep, probs = self._survivors(
+                    pred[None], (feats @ self._svd_basis(feats))[None], spec
+                )
+                keep, probs = keep[0][keep[0] >= 0], probs[0][keep[0] >= 0]
+                parts.append((pool, pred, pool[keep], probs))
+            return tuple(
+                _padded([p[j] for p in parts], (-1, -np.inf, -1, 0.0)[j]) for j in range(4)
+            )
         allowed = self._allowed(eligible)
         cat = self.catalog
         V, global_ids = self._catalog_basis()
-        n_allowed = cat.n_active if allowed is None else allowed.sum(axis=1)
-        small = np.broadcast_to(n_allowed <= self.n_candidates + V.shape[1], (X.shape[0],))
-        if not small.all():
-            _, top = cat.search(X * theta, self.n_candidates, allowed)
-        for i in range(X.shape[0]):
-            ok = cat.active if allowed is None else allowed[i]
-            if small[i]:
-                pool = np.flatnonzero(ok)
-            else:
-                pool = np.union1d(top[i][top[i] >= 0], global_ids[ok[global_ids]])
-            feats = cat.rows(pool)
-            pred = (X[i] * feats) @ theta
-            keep, probs = self._case(pool, pred, feats @ V, spec)
-            out.append((pool, pred, pool[keep], probs))
-        return out
+        n_allowed = np.broadcast_to(cat.n_active if allowed is None else allowed.sum(axis=1), (n,))
+        small = n_allowed <= self.n_candidates + V.shape[1]
+        q = X * theta
+        large = np.flatnonzero(~small)
+        if large.size:  # the index's best predictions plus the catalog's spanner
+            sub = None if allowed is None else allowed[large]
+            top = cat.search_ids(q[large], self.n_candidates, sub)
+            extra = np.broadcast_to(global_ids, (large.size, global_ids.size))
+            if sub is not None:
+                extra = np.where(sub[:, global_ids], extra, -1)
+            found = _sorted_unique(np.concatenate([top, extra], axis=1))
+        if large.size == n:
+            pool = found
+        else:  # some pools as large as the catalog: all of it
+            pools = [
+                np.flatnonzero(cat.active if allowed is None else allowed[i]) for i in range(n)
+            ]
+            for j, i in enumerate(large):
+                pools[i] = found[j]
+            pool = _padded(pools, -1)  # (ascending ids, then -1)
+        feats = cat.features[np.maximum(pool, 0)]  # (n, W, d) float32, as stored
+        pred = np.where(pool >= 0, np.einsum("nwd,nd->nw", feats, q, dtype=np.float64), -np.inf)
+        # (the embeddings in float32: a spanner needs no more, and this product is the
+        # costliest step after the search and the spanners)
+        rows = (feats.reshape(-1, feats.shape[2]) @ V.astype(np.float32)).reshape(
+            *pool.shape, V.shape[1]
+        )
+        keep, probs = self._survivors(pred, rows, spec)
+        survivors = np.where(keep >= 0, pool[np.arange(n)[:, None], np.maximum(keep, 0)], -1)
+        return pool, pred, survivors, probs
 
     def _decide(self, X, eligible):
         n = X.shape[0]
-        dist = self._distribution(X, eligible)
-        actions = np.empty(n, dtype=np.int64)
-        probs = np.empty(n)
+        pool, pred, survivors, probs = self._distribution(X, eligible)
         u = self.rng_.random(n)
-        for i, (_, _, ids, p) in enumerate(dist):
-            j = min(int(np.searchsorted(np.cumsum(p), u[i] * p.sum(), side="right")), p.size - 1)
-            actions[i], probs[i] = ids[j], p[j]
+        size = (survivors >= 0).sum(axis=1)
+        below = np.cumsum(probs, axis=1) <= (u * probs.sum(axis=1))[:, None]
+        j = np.minimum(below.sum(axis=1), size - 1)
+        every = np.arange(n)
+        actions, chosen = survivors[every, j], probs[every, j]
         exact = X.ndim == 3 or self.catalog.kind == "exact"
-        info = {
-            "n_survivors": np.array([float(d[2].size) for d in dist]),
-            "exact_search": np.full(n, float(exact)),
-        }
-        width = max(d[0].size for d in dist)
-        cand_ids = np.full((n, width), -1, dtype=np.int64)
-        cand_s = np.full((n, width), -np.inf)
-        for i, (pool, pred, _, _) in enumerate(dist):
-            cand_ids[i, : pool.size], cand_s[i, : pool.size] = pool, pred
+        info = {"n_survivors": size.astype(float), "exact_search": np.full(n, float(exact))}
         if X.ndim == 3:
             scores = np.full((n, self.n_actions), -np.inf)
-            for i, (pool, pred, _, _) in enumerate(dist):
-                scores[i, pool] = pred
-            return Decision(actions, probs, scores, info=info)
-        return CatalogDecision(actions, probs, cand_ids, cand_s, self.n_actions, info=info)
+            ok = pool >= 0
+            scores[np.nonzero(ok)[0], pool[ok]] = pred[ok]
+            return Decision(actions, chosen, scores, info=info)
+        return CatalogDecision(
+            actions,
+            chosen,
+            pool,
+            pred,
+            self.n_actions,
+            support_fn=lambda: (survivors, probs),
+            info=info,
+        )
 
-    def _action_probabilities(self, X, eligible):
-        out = np.zeros((X.shape[0], self.n_actions))
-        for i, (_, _, ids, p) in enumerate(self._distribution(X, eligible)):
-            out[i, ids] = p
-        return out
+    def _support(self, X, eligible):
+        _, _, survivors, probs = self._distribution(X, eligible)
+        return survivors, probs
+
+
+def _padded(arrays: list[np.ndarray], fill: float) -> np.ndarray:
+    """Stack 1-D arrays of different lengths into ``(len(arrays), longest)``, padded by ``fill``."""
+    width = max(a.size for a in arrays)
+    out = np.full((len(arrays), width), fill, dtype=np.result_type(arrays[0], type(fill)))
+    for i, a in enumerate(arrays):
+        out[i, : a.size] = a
+    return out
+
+
+def _sorted_unique(ids: np.ndarray) -> np.ndarray:
+    """Each row's distinct ids ``>= 0`` in ascending order, then ``-1`` padding (``(n, W)``,
+    ``W`` the most distinct ids of a row)."""
+    none = np.iinfo(np.int64).max
+    s = np.sort(np.where(ids >= 0, ids, none), axis=1)
+    s[:, 1:][s[:, 1:] == s[:, :-1]] = none
+    s = np.sort(s, axis=1)
+    s = s[:, : max(1, int((s < none).sum(axis=1).max()))]
+    return np.where(s < none, s, -1)
 
 
 __all__ = ["SpannerCB", "barycentric_spanner", "igw_probabilities", "numerical_rank"]
