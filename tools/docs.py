@@ -73,9 +73,7 @@ def api_modules() -> list[tuple[str, str]]:
 #: hook (tools/mkdocs_hooks.py) drops griffe's warnings about their source files, so that
 #: ``mkdocs build --strict`` passes meanwhile. Remove an entry once ``mkdocs build`` shows no
 #: griffe warning for that package.
-DOCSTRING_WARNINGS_OFF: dict[str, str] = {
-    "scarce.policies": "issue 20 round 2 (policies/catalog.py, spanner.py)",
-}
+DOCSTRING_WARNINGS_OFF: dict[str, str] = {}
 
 
 def _defined_here(module: Any) -> list[str]:
