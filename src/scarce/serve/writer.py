@@ -81,7 +81,7 @@ class BudgetView:
     def get(self) -> Remaining | None:
         """A copy of the rows on show, or None when there are none younger than ``max_age``."""
         values, at = self._values, self._at
-        if values is None or time.monotonic() - at > self.max_age:
+        if values is None or not self.max_age or time.monotonic() - at > self.max_age:
             return None
         return dict(values)
 
