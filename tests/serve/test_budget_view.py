@@ -210,3 +210,14 @@ def test_decide_async_reads_postgres_off_the_loop_and_never_overspends(db_url, c
     if svc.store.postgres:
         assert loop_thread not in reads
     svc.store.close()
+
+
+def test_synchronous_commit_can_be_set_through_the_url(pg_server, clock):
+    """The trade-off of the deployment page: ``options=-c synchronous_commit=off`` in the URL
+    reaches the store's connections, and decisions are logged and charged as before."""
+    url = pg_server.new_database() + "?options=-c%20synchronous_commit%3Doff"
+    svc = _service(url, clock, type="Random", budgets=ALL_COST_ONE)
+    svc.decide([0.0, 1.0], event_id="e0")
+    assert svc.store.query("SHOW synchronous_commit") == [("off",)]
+    assert [row[3] for row in svc.store.budget_rows()] == [2.0]
+    svc.store.close()
