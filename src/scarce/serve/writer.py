@@ -40,9 +40,11 @@ class BudgetView:
     """What was left of every budget row at the last read of this process: the read of a
     group commit (after its charges) or a fresh read of the request path.
 
-    A read takes a ticket before it starts and publishes with it; a read that started before
-    the one on show is dropped, so the view never goes back to an older state of this
-    process's own charges. What other processes (replicas) spent since the read is not in
+    A read takes a ticket and publishes with it; a read whose ticket is older than the one on
+    show is dropped. A fresh read takes its ticket before it starts; a group commit takes its
+    ticket once committed (its read holds its own charges, which no other read sees before
+    the commit). So the view never goes back to an older state of this process's own
+    charges. What other processes (replicas) spent since the read is not in
     it, and what was refunded since is not either: the view may be high by the first and
     low by the second. Its users rely on it only where that cannot change an answer (the
     service: while every action is affordable in it; a charge is a conditional ``UPDATE``
@@ -65,7 +67,7 @@ class BudgetView:
         self._at = 0.0
 
     def ticket(self) -> tuple[int, float]:
-        """Taken just before a read of the budget rows: ``(order, monotonic time)``."""
+        """``(order, monotonic time)`` of a read of the budget rows (see above for when)."""
         with self._lock:
             self._issued += 1
             return self._issued, time.monotonic()
@@ -294,7 +296,6 @@ class DecisionWriter:
                 size += len(item[0])
             units = [u for units, _ in batch for u in units]
             charged = any(charges for unit in units for _, charges in unit)
-            ticket = self.view.ticket() if charged else None
             try:
                 # all single-charge units (the common case): one pipeline, BEGIN included
                 results, rows = self.db.run(
@@ -303,8 +304,8 @@ class DecisionWriter:
                 )
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
                 results, rows = [exc] * len(units), None
-            if ticket is not None and rows is not None:
-                self.view.publish(ticket, rows)
+            if rows is not None:  # committed: newer than any read that started before
+                self.view.publish(self.view.ticket(), rows)
             start = 0
             for submitted, on_done in batch:
                 on_done(results[start : start + len(submitted)])
