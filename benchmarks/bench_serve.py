@@ -13,18 +13,29 @@ Client (``--client``):
 
 Targets: ``python -m scarce.serve serve`` (uvicorn) on SQLite (WAL; ``synchronous=FULL``, an
 fsync per commit, and ``NORMAL``) and PostgreSQL (a temporary cluster from
-``/usr/lib/postgresql/*/bin`` or ``--pg-url``); peers on the same loopback: ``bare-asgi``,
-uvicorn (httptools, uvloop) serving a fixed JSON answer from a three-line ASGI app (the HTTP
-floor of the service's stack), and ``http.server`` (stdlib, threaded).
+``/usr/lib/postgresql/*/bin`` or ``--pg-url``; ``postgres`` commits synchronously, as
+PostgreSQL does by default, ``postgres-async`` with ``synchronous_commit=off`` set through the
+URL's ``options``); peers on the same loopback: ``bare-asgi``, uvicorn (httptools, uvloop)
+serving a fixed JSON answer from a three-line ASGI app (the HTTP floor of the service's
+stack), and ``http.server`` (stdlib, threaded).
+
+``--budget yes,no``: the service's policy with a budget (every action costs 1: every decision
+is charged in the transaction that logs it) and without one.
 
 Server CPU ms/decision: user + system CPU time the service process(es) spent in the measured
-window divided by the decisions answered (the client and PostgreSQL run in other processes).
+window divided by the decisions answered (the client and PostgreSQL run in other processes);
+database CPU ms/decision: the same for the PostgreSQL server's processes.
+
+``--repeats N`` runs every cell N times, interleaved (cell 1, 2, ..., then again), and
+reports medians with their range; the 1-minute load average is read after every cell.
 
 Usage::
 
     python benchmarks/bench_serve.py                           # everything, 5 s per cell
     python benchmarks/bench_serve.py --quick                   # 2 s per cell
     python benchmarks/bench_serve.py --targets sqlite-full,postgres --clients 8
+    python benchmarks/bench_serve.py --targets postgres,bare-asgi --clients 8 --budget yes,no \
+        --repeats 3
 """
 
 from __future__ import annotations
@@ -68,6 +79,8 @@ snapshot_every = 0
 total = 1e12
 costs = [1.0, 1.0, 1.0, 1.0, 1.0]
 """
+POLICY_FREE = POLICY.split("[budgets.slots]")[0]
+PG_ASYNC = "options=-c%20synchronous_commit%3Doff"
 # every action costs 1: every decision reads the budget, is charged and logged in one
 # transaction (an untrained LinUCB breaks its ties towards action 0, so a free action 0 would
 # leave the budget path unmeasured)
@@ -232,6 +245,7 @@ def postgres(url: str | None) -> Iterator[str | None]:
     )
     import psycopg
 
+    _PG_PIDS.append(proc.pid)
     admin = f"postgresql://scarce@127.0.0.1:{port}/postgres"
     for _ in range(300):
         try:
@@ -242,6 +256,7 @@ def postgres(url: str | None) -> Iterator[str | None]:
     try:
         yield admin
     finally:
+        _PG_PIDS.remove(proc.pid)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
         shutil.rmtree(root, ignore_errors=True)
@@ -257,7 +272,24 @@ def _fresh_db(target: str, tmp: Path, pg_admin: str | None, n: int) -> tuple[str
     name = f"bench{os.getpid()}_{n}"
     with psycopg.connect(pg_admin, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
-    return pg_admin.rsplit("/", 1)[0] + f"/{name}", "FULL"
+    url = pg_admin.split("?")[0].rsplit("/", 1)[0] + f"/{name}"
+    return (url + "?" + PG_ASYNC if target == "postgres-async" else url), "FULL"
+
+
+_PG_PIDS: list[int] = []  # the temporary cluster's postmaster (none with --pg-url)
+
+
+def _pg_cpu_seconds() -> float:
+    """User + system CPU time of the temporary cluster's processes (postmaster and backends,
+    Linux /proc; 0 with ``--pg-url``)."""
+    total = 0.0
+    for root in _PG_PIDS:
+        for pid in (root, *_children(root)):
+            try:
+                total += _cpu_seconds(pid)
+            except OSError:  # a backend that just exited
+                pass
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -341,6 +373,7 @@ def _server_cmd(target: str, port: int, db: str, sync: str, policy: Path, worker
 
 
 def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # type: ignore[no-untyped-def]
+    """One measurement: a fresh database and server, a warm-up, ``seconds`` measured."""
     port = _port()
     db, sync = ("", "FULL")
     if target not in ("bare-asgi", "http.server"):
@@ -358,9 +391,10 @@ def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # typ
         )
         drive(clients, min(1.0, seconds))  # warm-up (and the first decisions' set-up)
         pids = [proc.pid, *_children(proc.pid)]
-        cpu0 = sum(_cpu_seconds(p) for p in pids)
+        cpu0, db0 = sum(_cpu_seconds(p) for p in pids), _pg_cpu_seconds()
         res = drive(clients, seconds)
         cpu = sum(_cpu_seconds(p) for p in pids) - cpu0
+        db_cpu = _pg_cpu_seconds() - db0
     finally:
         proc.send_signal(signal.SIGINT)
         try:
@@ -374,14 +408,32 @@ def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # typ
         "p50_ms": res["p50_ms"],
         "p99_ms": res["p99_ms"],
         "server_cpu_ms": cpu / res["requests"] * 1e3,
+        "db_cpu_ms": db_cpu / res["requests"] * 1e3 if target.startswith("postgres") else 0.0,
+        "load": os.getloadavg()[0],
     }
 
 
 # ---------------------------------------------------------------------- main
+def _summary(runs: list[dict]) -> dict:
+    """Medians (and ranges) of the repeats of one cell."""
+    out = {k: runs[0][k] for k in ("target", "budget", "clients")}
+    for k in ("rate", "p50_ms", "p99_ms", "server_cpu_ms", "db_cpu_ms", "load"):
+        values = [r[k] for r in runs]
+        out[k] = float(np.median(values))
+        out[k + "_min"], out[k + "_max"] = min(values), max(values)
+    out["repeats"] = len(runs)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--targets", default="sqlite-full,sqlite-normal,postgres,bare-asgi,http.server")
+    ap.add_argument(
+        "--targets",
+        default="sqlite-full,sqlite-normal,postgres,postgres-async,bare-asgi,http.server",
+    )
     ap.add_argument("--clients", default="1,8,32")
+    ap.add_argument("--budget", default="yes", help="yes, no or yes,no: the policy's budget")
+    ap.add_argument("--repeats", type=int, default=1, help="interleaved runs of every cell")
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--quick", action="store_true", help="2-second runs")
     ap.add_argument("--client", choices=("auto", "wrk", "raw"), default="auto")
@@ -401,41 +453,65 @@ def main() -> None:
     seconds = 2.0 if args.quick else args.seconds
     clients = [int(c) for c in args.clients.split(",")]
     targets = args.targets.split(",")
-    rows = []
+    budgets = args.budget.split(",")
+    if not set(budgets) <= {"yes", "no"} or (args.policy and budgets != ["yes"]):
+        ap.error("--budget: yes, no or yes,no (and only with the default policy)")
+    cells = []
+    for t in targets:
+        for b in budgets if t not in ("bare-asgi", "http.server") else ["-"]:
+            cells.extend((t, b, k) for k in clients)
+    runs: dict[tuple[str, str, int], list[dict]] = {c: [] for c in cells}
     with (
         tempfile.TemporaryDirectory() as tmpdir,
-        postgres(args.pg_url if "postgres" in targets else "unused") as pg,
+        postgres(args.pg_url if any(t.startswith("postgres") for t in targets) else "unused") as pg,
     ):
         tmp = Path(tmpdir)
-        policy = tmp / "policy.toml"
-        policy.write_text(POLICY if args.policy is None else Path(args.policy).read_text())
-        for n, (target, k) in enumerate((t, k) for t in targets for k in clients):
-            if target == "postgres" and pg in (None, "unused"):
-                print("postgres: no server available, skipped", file=sys.stderr)
-                continue
-            row = run_cell(target, k, seconds, args, policy, tmp, pg, n)
-            rows.append(row)
-            print(f"  {target:13} {k:3} clients: {row['rate']:8.0f}/s", file=sys.stderr)
+        policies = {"yes": tmp / "budget.toml", "no": tmp / "free.toml", "-": tmp / "budget.toml"}
+        policies["yes"].write_text(POLICY if args.policy is None else Path(args.policy).read_text())
+        policies["no"].write_text(POLICY_FREE)
+        n = 0
+        for rep in range(args.repeats):
+            for target, budget, k in cells:
+                if target.startswith("postgres") and pg in (None, "unused"):
+                    if rep == 0:
+                        print(f"{target}: no PostgreSQL server available, skipped", file=sys.stderr)
+                    continue
+                row = run_cell(target, k, seconds, args, policies[budget], tmp, pg, n)
+                row["budget"] = budget
+                runs[(target, budget, k)].append(row)
+                n += 1
+                print(
+                    f"  [{rep + 1}/{args.repeats}] {target:14} budget {budget:3} {k:3} clients: "
+                    f"{row['rate']:8.0f}/s, {row['server_cpu_ms']:.3f} ms CPU/decision, "
+                    f"load {row['load']:.1f}",
+                    file=sys.stderr,
+                )
+    rows = [_summary(r) for r in runs.values() if r]
     header = (
-        f"{'target':14} {'clients':>7} {'decisions/s':>12} {'p50 ms':>8} {'p99 ms':>8}"
-        f" {'server CPU ms/decision':>23}"
+        f"{'target':14} {'budget':>6} {'clients':>7} {'decisions/s':>19} {'p50 ms':>7} "
+        f"{'p99 ms':>7} {'server CPU ms/decision':>23} {'db CPU ms':>9} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
     for r in rows:
+        rate = f"{r['rate']:.0f} ({r['rate_min']:.0f}-{r['rate_max']:.0f})"
+        cpu = (
+            f"{r['server_cpu_ms']:.3f} ({r['server_cpu_ms_min']:.3f}-{r['server_cpu_ms_max']:.3f})"
+        )
         print(
-            f"{r['target']:14} {r['clients']:7d} {r['rate']:12.0f} {r['p50_ms']:8.2f} "
-            f"{r['p99_ms']:8.2f} {r['server_cpu_ms']:23.3f}"
+            f"{r['target']:14} {r['budget']:>6} {r['clients']:7d} {rate:>19} {r['p50_ms']:7.2f} "
+            f"{r['p99_ms']:7.2f} {cpu:>23} {r['db_cpu_ms']:9.3f} {r['load']:5.1f}"
         )
     load = os.getloadavg()
     print(
-        f"\nclient {args.client}; {os.cpu_count()} CPUs, load average {load[0]:.2f} "
-        f"{load[1]:.2f} {load[2]:.2f}; {seconds:g} s per cell; policy "
+        f"\nclient {args.client}; {os.cpu_count()} CPUs, load average now {load[0]:.2f} "
+        f"{load[1]:.2f} {load[2]:.2f} ('load': median of the 1-minute figure after each cell); "
+        f"{seconds:g} s per cell, medians of {args.repeats} interleaved run(s) (range); policy "
         + (
             f"{args.policy}"
             if args.policy
-            else "LinUCB K=5 d=8 with a budget (every decision charged and logged in one "
-            "transaction)."
+            else "LinUCB K=5 d=8, with a budget (every decision charged and logged in one "
+            "transaction) or without."
         )
     )
     if args.csv:

@@ -195,9 +195,9 @@ def create_app(
             return None
         return {k: getattr(req, k) for k in names if getattr(req, k) is not None} or None
 
-    # SQLite reads are local and short: the event loop awaits the group commit itself instead
-    # of parking a worker thread on it; PostgreSQL round trips stay off the event loop
-    inline = service.store.dialect == "sqlite" and service.store.group_commit
+    # with group commit the event loop awaits the commit itself instead of parking a worker
+    # thread on it (PostgreSQL reads, when a decision needs one, run in a worker thread)
+    inline = service.store.group_commit
 
     async def run_service(
         sync: Callable[..., Any], async_: Callable[..., Awaitable[Any]], *a: Any, **kw: Any

@@ -91,18 +91,27 @@ class BudgetRules:
             out.extend((r, g, q) for g, q in quotas.items())
         return out
 
+    def plenty(self, group: str | None, remaining: dict[tuple[str, str], float]) -> bool:
+        """Whether every resource (and every quota of ``group``) has at least the largest
+        cost bound of any action left in ``remaining``: then every action is affordable, and
+        any larger amount left gives the same answer. False where ``remaining`` lacks a row."""
+        try:
+            return all(remaining[(r, "")] + TOLERANCE >= big for r, big in self._largest) and (
+                group is None
+                or all(
+                    remaining[(r, group)] + TOLERANCE >= self._largest[j][1]
+                    for r, j in self._quota_cols.items()
+                    if group in self.quotas[r]
+                )
+            )
+        except KeyError:
+            return False
+
     def allowed(self, group: str | None, remaining: dict[tuple[str, str], float]) -> np.ndarray:
         """``(K,)`` bool: the actions one case of ``group`` can afford, given the
         ``{(resource, group or ""): remaining}`` read from the store (do not modify the
         result)."""
-        if all(remaining[(r, "")] + TOLERANCE >= big for r, big in self._largest) and (
-            group is None
-            or all(
-                remaining[(r, group)] + TOLERANCE >= self._largest[j][1]
-                for r, j in self._quota_cols.items()
-                if group in self.quotas[r]
-            )
-        ):
+        if self.plenty(group, remaining):
             return self._all
         left = np.array([remaining[(r, "")] for r in self.resources])
         ok = affordable(self.cost_bound, left)

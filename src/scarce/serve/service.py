@@ -20,12 +20,12 @@ Promotions (:mod:`scarce.serve.promotion`) swap the served policy for another ve
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from scarce.core.policy import Policy
@@ -40,6 +40,7 @@ from scarce.serve.active import (
 from scarce.serve.budgets import spent
 from scarce.serve.cohorts import CohortDecisions, served_policy
 from scarce.serve.config import MAX_ABS, ServiceConfig
+from scarce.serve.drive import Steps, UnitDriver
 from scarce.serve.health import HealthMonitor
 from scarce.serve.learner import models_equal, replay, states_equal
 from scarce.serve.served import Choice, ServedPolicy, shadow_record
@@ -55,18 +56,6 @@ from scarce.serve.validation import (
 
 _MAX_BUDGET_RETRIES = 20
 _LOG = logging.getLogger("scarce.serve")
-
-Steps = Generator[list[tuple[DecisionRecord, list[tuple[str, str, float]]]], str, Any]
-
-
-def _settle(futures: list[asyncio.Future[str]], results: list[Any]) -> None:
-    for fut, result in zip(futures, results, strict=True):
-        if fut.done():  # the request was cancelled (client gone)
-            continue
-        if isinstance(result, BaseException):
-            fut.set_exception(result)
-        else:
-            fut.set_result(result)
 
 
 class DecisionService(CohortDecisions):
@@ -115,8 +104,7 @@ class DecisionService(CohortDecisions):
         if found or version < 0:
             raise StoreError(f"the event store failed its integrity check: {found}")
         self._new_event_id = EventIds()
-        # decision units of decide_async waiting for the next event-loop turn (loop thread only)
-        self._to_submit: list[tuple[Any, asyncio.Future[str]]] = []
+        self._driver = UnitDriver(store)
         self._sync_lock = threading.Lock()
         served = served_policy(config, version)
         self.active = Active(served, rules, RequestChecker(config, served.policy.reward_bounds))
@@ -247,7 +235,7 @@ class DecisionService(CohortDecisions):
         case = self._case(
             active.checker, context, action_features, eligible, group, event_id, keywords
         )
-        return self._drive(self._steps(active, [case], key_id))[0]  # type: ignore[no-any-return]
+        return self._driver.run(self._steps(active, [case], key_id))[0]  # type: ignore[no-any-return]
 
     async def decide_async(
         self,
@@ -262,13 +250,14 @@ class DecisionService(CohortDecisions):
     ) -> DecisionResult:
         """:meth:`decide` for an event loop: the same steps, but the wait for the commit is
         awaited instead of blocking a thread (the choice and the budget read run inline; they
-        take tens of microseconds). Only for stores with group commit on SQLite, whose reads
-        do not wait on the network; elsewhere run :meth:`decide` in a worker thread."""
+        take tens of microseconds; a read of the store that it needs, PostgreSQL's in a worker
+        thread). Only for stores with group commit; elsewhere run :meth:`decide` in a worker
+        thread."""
         active = self.active
         case = self._case(
             active.checker, context, action_features, eligible, group, event_id, keywords
         )
-        return (await self._drive_async(self._steps(active, [case], key_id)))[0]  # type: ignore[no-any-return]
+        return (await self._driver.run_async(self._steps(active, [case], key_id)))[0]  # type: ignore[no-any-return]
 
     def decide_batch(
         self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
@@ -279,7 +268,7 @@ class DecisionService(CohortDecisions):
         level); errors name the case (``requests[i].field``)."""
         active = self.active
         cases = self._batch_cases(active, requests)
-        return self._drive(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
+        return self._driver.run(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
 
     async def decide_batch_async(
         self, requests: Sequence[dict[str, Any]], *, key_id: str | None = None
@@ -287,7 +276,7 @@ class DecisionService(CohortDecisions):
         """:meth:`decide_batch` on an event loop (see :meth:`decide_async`)."""
         active = self.active
         cases = self._batch_cases(active, requests)
-        return await self._drive_async(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
+        return await self._driver.run_async(self._steps(active, cases, key_id))  # type: ignore[no-any-return]
 
     def _batch_cases(self, active: Active, requests: Sequence[dict[str, Any]]) -> list[Case]:
         cases, seen = [], {}
@@ -312,42 +301,6 @@ class DecisionService(CohortDecisions):
             )
         return cases
 
-    def _drive(self, steps: Steps) -> Any:
-        try:
-            unit = next(steps)
-            while True:
-                unit = steps.send(self.store.insert_unit(unit))
-        except StopIteration as done:
-            return done.value
-
-    async def _drive_async(self, steps: Steps) -> Any:
-        try:
-            unit = next(steps)
-            while True:
-                unit = steps.send(await self._commit(unit))
-        except StopIteration as done:
-            return done.value
-
-    async def _commit(self, unit: Any) -> str:
-        # the units made in one turn of the event loop go to the writer together (one
-        # hand-over, one wake-up of its thread) at the start of the next turn, and come back
-        # together (one wake-up of the loop per commit)
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._to_submit.append((unit, done))
-        if len(self._to_submit) == 1:
-            asyncio.get_running_loop().call_soon(self._submit_pending)
-        return await done
-
-    def _submit_pending(self) -> None:
-        items, self._to_submit = self._to_submit, []
-        loop = asyncio.get_running_loop()
-        futures = [f for _, f in items]
-
-        def resolve(results: list[Any]) -> None:  # in the writer thread
-            loop.call_soon_threadsafe(_settle, futures, results)
-
-        self.store.submit_decisions([u for u, _ in items], resolve)
-
     def _shadow_choices(self, case: Case, allowed: Any) -> str | None:
         """Every shadow's choice for ``case`` (an error is recorded, never raised)."""
         if not self.shadows:
@@ -368,16 +321,25 @@ class DecisionService(CohortDecisions):
         discrete = served.traits.action_type == "discrete"
         known: dict[int, DecisionResult] = {}  # answered from the log (retries)
         looked_up = False
+        fresh = False  # the budget view may stand in for a read
         for _ in range(_MAX_BUDGET_RETRIES):
-            remaining = self.store.remaining_budgets() if rules.active else {}
+            remaining: dict[tuple[str, str], float] = {}
+            view = None
+            if rules.active:
+                view = None if fresh else self.store.budget_view()
+                remaining = view if view is not None else (yield self.store.remaining_budgets)
             unit, answers = [], []
             exhausted = None
+            stale = False
             for i, case in enumerate(cases):
                 if i in known:
                     answers.append(known[i])
                     continue
                 allowed = case.mask
                 if rules.active:
+                    if view is not None and not rules.plenty(case.group, remaining):
+                        stale = True  # the view decides only while every action fits
+                        break
                     allowed = allowed & rules.allowed(case.group, remaining)
                     if not allowed.any():
                         exhausted = case
@@ -411,9 +373,12 @@ class DecisionService(CohortDecisions):
                 )
                 unit.append((rec, spent(charges)))
                 answers.append(self._result(rec, choice))
+            if stale:
+                fresh = True
+                continue
             if exhausted is not None:
                 if not looked_up:  # perhaps a retry of logged decisions: answer from the log
-                    known.update(self._logged(cases, known, key_id))
+                    known.update((yield partial(self._logged, cases, known, key_id)))
                     looked_up = True
                     continue
                 where = exhausted.prefix.rstrip(".") or "budget"
@@ -428,9 +393,10 @@ class DecisionService(CohortDecisions):
             if result == "inserted":
                 return answers
             if result == "exists":
-                known.update(self._logged(cases, known, key_id))
+                known.update((yield partial(self._logged, cases, known, key_id)))
                 looked_up = True
-            # "budget": another request spent it first; look again
+            # "budget": another request (or replica) spent it first; read again
+            fresh = fresh or result == "budget"
         raise BudgetExhaustedError("budgets changed under contention; retry the request")
 
     @staticmethod

@@ -8,7 +8,9 @@ marker, the blob type, and how a transaction is serialised (SQLite: ``BEGIN IMME
 the database write lock; PostgreSQL: a transaction-scoped advisory lock, exclusive for the
 joiner and shared for reward writers, so a reward and the join of its event never interleave).
 Budgets are decremented by a conditional ``UPDATE ... WHERE remaining >= cost`` in the same
-transaction that logs the decision, so concurrent requests can never overspend.
+transaction that logs the decision, so concurrent requests can never overspend. What is left is
+kept in a :class:`~scarce.serve.writer.BudgetView` by the writer's own reads, so a decision
+need not read the budgets itself while they are plentiful.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from scarce.serve.schema import (
     UnknownEventError,
 )
 from scarce.serve.snapshot import Snapshot
-from scarce.serve.writer import Callback, DecisionWriter
+from scarce.serve.writer import BUDGET_ROWS, BudgetView, Callback, DecisionWriter, Remaining
 
 
 class EventStore:
@@ -57,6 +59,9 @@ class EventStore:
         only after its commit); False commits each decision on its own.
     create:
         create a missing SQLite database (owner-only file mode); False: refuse it.
+    budget_view_max_age:
+        seconds for which the budget rows read by the writer (or by a fresh read) may stand
+        in for a read of the request path (:meth:`budget_view`); 0: never.
 
     Notes
     -----
@@ -70,13 +75,15 @@ class EventStore:
         sqlite_synchronous: str = "FULL",
         group_commit: bool = True,
         create: bool = True,
+        budget_view_max_age: float = 1.0,
     ) -> None:
         self.db = Database(url, sqlite_synchronous=sqlite_synchronous, create=create)
         self.dialect, self.target = self.db.dialect, self.db.target
         self.sqlite_synchronous = self.db.sqlite_synchronous
         self.url = str(url)
         self.group_commit = bool(group_commit)
-        self.writer = DecisionWriter(self.db, group_commit=self.group_commit)
+        self.budgets = BudgetView(budget_view_max_age)
+        self.writer = DecisionWriter(self.db, group_commit=self.group_commit, view=self.budgets)
         self._missing: frozenset[str] | None = None
 
     @property
@@ -253,12 +260,20 @@ class EventStore:
         return mine[0] if not active_only else active
 
     # ------------------------------------------------------------------ decisions
-    def remaining_budgets(self) -> dict[tuple[str, str], float]:
-        """``{(resource, group or ""): remaining}``."""
-        return {
-            (r, g): float(v)
-            for r, g, v in self.query("SELECT resource, grp, remaining FROM budgets")
-        }
+    def remaining_budgets(self) -> Remaining:
+        """``{(resource, group or ""): remaining}``, read now (and shown in the view)."""
+        ticket = self.budgets.ticket()
+        rows = self.query(BUDGET_ROWS)
+        self.budgets.publish(ticket, rows)
+        return {(str(r), str(g)): float(v) for r, g, v in rows}
+
+    def budget_view(self) -> Remaining | None:
+        """What was left of every budget at this process's last read of them (by a group
+        commit that charged a budget, or :meth:`remaining_budgets`), if younger than
+        ``budget_view_max_age``; else None. Spending by other processes since that read is
+        not in it: use it only where a higher figure cannot change an answer (see
+        :class:`~scarce.serve.writer.BudgetView`)."""
+        return self.budgets.get()
 
     def budget_rows(self) -> list[tuple[str, str, float, float]]:
         """``(resource, group, initial, remaining)`` rows."""

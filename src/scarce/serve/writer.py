@@ -5,12 +5,18 @@ Each unit runs in its own savepoint, so one that fails changes nothing, and a gr
 commit, i.e. one fsync; every caller is answered only after the commit that holds its unit.
 On PostgreSQL a unit of one decision with one charge is one statement, and a group of such
 units is sent with its ``BEGIN`` in one pipeline.
+
+A group that charges a budget also reads every budget row back before its commit (in the same
+pipeline on PostgreSQL) and publishes what it read to a :class:`BudgetView` once committed, so
+the request path can decide without a read of its own (see :class:`BudgetView` for when it
+may).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
@@ -25,6 +31,66 @@ from scarce.serve.schema import (
 )
 
 _MAX_GROUP = 256  # most decision units committed together
+BUDGET_ROWS = "SELECT resource, grp, remaining FROM budgets"
+
+Remaining = dict[tuple[str, str], float]
+
+
+class BudgetView:
+    """What was left of every budget row at the last read of this process: the read of a
+    group commit (after its charges) or a fresh read of the request path.
+
+    A read takes a ticket and publishes with it; a read whose ticket is older than the one on
+    show is dropped. A fresh read takes its ticket before it starts; a group commit takes its
+    ticket once committed (its read holds its own charges, which no other read sees before
+    the commit). So the view never goes back to an older state of this process's own
+    charges. What other processes (replicas) spent since the read is not in
+    it, and what was refunded since is not either: the view may be high by the first and
+    low by the second. Its users rely on it only where that cannot change an answer (the
+    service: while every action is affordable in it; a charge is a conditional ``UPDATE``
+    anyway, so a budget is never overspent) and for ``max_age`` seconds at most.
+
+    Parameters
+    ----------
+    max_age:
+        seconds a read is used for (0: never; every request reads the database).
+    """
+
+    def __init__(self, max_age: float = 1.0) -> None:
+        if not max_age >= 0:
+            raise ValueError(f"max_age must be a number of seconds >= 0; got {max_age!r}")
+        self.max_age = float(max_age)
+        self._lock = threading.Lock()
+        self._issued = 0
+        self._shown = 0
+        self._values: Remaining | None = None
+        self._at = 0.0
+
+    def ticket(self) -> tuple[int, float]:
+        """``(order, monotonic time)`` of a read of the budget rows (see above for when)."""
+        with self._lock:
+            self._issued += 1
+            return self._issued, time.monotonic()
+
+    def publish(self, ticket: tuple[int, float], rows: Sequence[Any]) -> None:
+        """Show the ``(resource, group, remaining)`` ``rows`` of the read that took ``ticket``
+        (unless a later read is on show already)."""
+        values = {(str(r), str(g)): float(v) for r, g, v in rows}
+        with self._lock:
+            if ticket[0] > self._shown:
+                self._shown, self._at, self._values = ticket[0], ticket[1], values
+
+    def get(self) -> Remaining | None:
+        """A copy of the rows on show, or None when there are none younger than ``max_age``."""
+        values, at = self._values, self._at
+        if values is None or not self.max_age or time.monotonic() - at > self.max_age:
+            return None
+        return dict(values)
+
+    def clear(self) -> None:
+        """Drop the rows on show, and the results of every read under way."""
+        with self._lock:
+            self._shown, self._values = self._issued, None
 
 
 #: called with the results of submitted units (see :meth:`EventStore.submit_decisions`)
@@ -50,11 +116,17 @@ class DecisionWriter:
     group_commit:
         commit concurrent units together in a writer thread; False: each unit is committed
         on its own, in the caller's thread.
+    view:
+        where a group that charged a budget publishes the budget rows it read back (without
+        group commit the view is cleared after each charge instead).
     """
 
-    def __init__(self, db: Database, *, group_commit: bool = True) -> None:
+    def __init__(
+        self, db: Database, *, group_commit: bool = True, view: BudgetView | None = None
+    ) -> None:
         self.db = db
         self.group_commit = group_commit
+        self.view = view if view is not None else BudgetView()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -102,6 +174,8 @@ class DecisionWriter:
                     results.append(self.db.run(lambda tx, unit=unit: self._insert_unit(tx, unit)))
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     results.append(exc)
+                if any(charges for _, charges in unit):
+                    self.view.clear()
             on_done(results)
             return
         thread = self._thread
@@ -140,17 +214,23 @@ class DecisionWriter:
         return "inserted"
 
     @staticmethod
-    def _insert_single_charges(tx: Tx, units: Sequence[Unit]) -> list[str]:
+    def _insert_single_charges(tx: Tx, units: Sequence[Unit], read_budgets: bool = False) -> Any:
         """PostgreSQL: units of one decision with one charge, each in one statement (sent
         together in one pipeline): a round trip per group instead of four per decision
         (savepoint, insert, update, release). A short budget is undone by deleting the new
-        row again, in the same transaction."""
+        row again, in the same transaction. Returns the results, and with ``read_budgets``
+        ``(results, budget rows)``: the budget rows read after the charges, in the same
+        pipeline."""
         params = []
         for unit in units:
             rec, ((resource, group, amount),) = unit[0]
             params.append((*rec.row(), amount, resource, group, amount - BUDGET_EPS))
         cur = tx.cursor
         cur.executemany(INSERT_AND_CHARGE_PG, params, returning=True)
+        budgets = None
+        if read_budgets:
+            budgets = cur.connection.cursor()
+            budgets.execute(BUDGET_ROWS)
         counts = []
         while True:
             counts.append(cur.fetchone())
@@ -165,7 +245,20 @@ class DecisionWriter:
                 out.append("budget")
             else:
                 out.append("inserted")
+        if budgets is not None:
+            return out, list(budgets.fetchall())
         return out
+
+    def _write_group(
+        self, tx: Tx, units: Sequence[Unit], read_budgets: bool
+    ) -> tuple[list[str], list[Any] | None]:
+        """Every unit of a group, and with ``read_budgets`` the budget rows after them."""
+        if tx.postgres and units and all(_single_charge(u) for u in units):
+            if read_budgets:
+                return self._insert_single_charges(tx, units, True)  # type: ignore[no-any-return]
+            return self._insert_single_charges(tx, units), None
+        results = self._insert_units(tx, units)
+        return results, (tx.all(BUDGET_ROWS) if read_budgets else None)
 
     def _insert_units(self, tx: Tx, units: Sequence[Unit]) -> list[str]:
         """Every unit of a group in order (runs of single-charge units pipelined on
@@ -202,14 +295,17 @@ class DecisionWriter:
                 batch.append(item)
                 size += len(item[0])
             units = [u for units, _ in batch for u in units]
+            charged = any(charges for unit in units for _, charges in unit)
             try:
                 # all single-charge units (the common case): one pipeline, BEGIN included
-                results: list[Any] = self.db.run(
-                    lambda tx, units=units: self._insert_units(tx, units),
+                results, rows = self.db.run(
+                    lambda tx, units=units, charged=charged: self._write_group(tx, units, charged),
                     pipeline=all(_single_charge(u) for u in units),
                 )
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
-                results = [exc] * len(units)
+                results, rows = [exc] * len(units), None
+            if rows is not None:  # committed: newer than any read that started before
+                self.view.publish(self.view.ticket(), rows)
             start = 0
             for submitted, on_done in batch:
                 on_done(results[start : start + len(submitted)])
