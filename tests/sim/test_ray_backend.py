@@ -158,3 +158,23 @@ def test_cli_backend_ray_gives_the_local_summary(ray_cluster, ray_calls, tmp_pat
     )
     bad = runner.invoke(app, ["run", str(config), "--backend", "spark"])
     assert bad.exit_code == 2 and "backend must be one of" in bad.output
+
+
+def test_local_workers_do_not_fork_a_process_running_ray(ray_cluster):
+    """A local map after Ray started in the same process: workers come from a forkserver (a
+    forked child inherits Ray's client threads half-made and hung or crashed), and the table
+    is still the one-process table."""
+    assert parallel_mod._pool_context().get_start_method() == "forkserver"
+    two = sweep(POLICIES, ENVS, n_jobs=2, **KW)
+    one = sweep(POLICIES, ENVS, n_jobs=1, **KW)
+    pd.testing.assert_frame_equal(two, one)
+
+
+def test_local_workers_keep_the_default_start_method_without_ray(monkeypatch):
+    class NotStarted:
+        @staticmethod
+        def is_initialized() -> bool:
+            return False
+
+    monkeypatch.setitem(__import__("sys").modules, "ray", NotStarted)
+    assert parallel_mod._pool_context() is None

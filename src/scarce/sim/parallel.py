@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Literal
@@ -176,7 +178,7 @@ def parallel_map(
                 result = fn(item)
             finished(done - 1, result, done)
         return results
-    with ProcessPoolExecutor(max_workers=min(n_jobs, total)) as pool:
+    with ProcessPoolExecutor(max_workers=min(n_jobs, total), mp_context=_pool_context()) as pool:
         futures = {pool.submit(_call_single_threaded, fn, item): i for i, item in enumerate(items)}
         try:
             for done, fut in enumerate(as_completed(futures), start=1):
@@ -186,6 +188,18 @@ def parallel_map(
                 fut.cancel()
             raise
     return results
+
+
+def _pool_context() -> multiprocessing.context.BaseContext | None:
+    """The start method of local worker processes: the platform's default (fork on Linux),
+    except in a process where Ray is running. Ray's client threads hold locks and native
+    handles that a forked child inherits half-made (a local map after a Ray map in one process
+    hung or crashed its workers), so there the workers start from a clean forkserver."""
+    ray = sys.modules.get("ray")
+    is_initialized = getattr(ray, "is_initialized", None)
+    if callable(is_initialized) and is_initialized():
+        return multiprocessing.get_context("forkserver")
+    return None
 
 
 def _ray_map(
