@@ -418,23 +418,9 @@ _EXPLORE_DOC = """    explore_depth:
 """
 
 
-@register_policy
-class PCBShift(_TreePolicy):
-    __doc__ = (
-        """Adaptive-discretisation Pareto elimination (Shukla & Kumar 2025, "PCBShift").
-
-    A dyadic tree over ``[0, 1]^D`` whose bins keep regressogram estimates of every arm's
-    mean reward vector and an active set; after a round-robin warm-up, each case plays
-    uniformly on the estimated Pareto front (under the cone) of its leaf, a leaf using its
-    ancestors' estimates until its own are tighter, and ``update`` eliminates arms dominated
-    everywhere in the leaf and splits the leaf once the sampling radius of its front falls
-    below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
-    carries the support (``"support"``, ``(n, K)`` bool).
-"""
-        + _PARAMS_DOC
-        + _MAX_DEPTH_DOC
-        + _EXPLORE_DOC
-    )
+class _AdaptiveTreePolicy(_TreePolicy):
+    """A tree that splits as it learns (PCBShift, ParetoUCB): the tree's parameters plus
+    ``max_depth`` and ``explore_depth``."""
 
     def __init__(
         self,
@@ -468,6 +454,25 @@ class PCBShift(_TreePolicy):
         )
         self.max_depth = max_depth
         self.explore_depth = explore_depth
+
+
+@register_policy
+class PCBShift(_AdaptiveTreePolicy):
+    __doc__ = (
+        """Adaptive-discretisation Pareto elimination (Shukla & Kumar 2025, "PCBShift").
+
+    A dyadic tree over ``[0, 1]^D`` whose bins keep regressogram estimates of every arm's
+    mean reward vector and an active set; after a round-robin warm-up, each case plays
+    uniformly on the estimated Pareto front (under the cone) of its leaf, a leaf using its
+    ancestors' estimates until its own are tighter, and ``update`` eliminates arms dominated
+    everywhere in the leaf and splits the leaf once the sampling radius of its front falls
+    below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
+    carries the support (``"support"``, ``(n, K)`` bool).
+"""
+        + _PARAMS_DOC
+        + _MAX_DEPTH_DOC
+        + _EXPLORE_DOC
+    )
 
 
 @register_policy
@@ -551,7 +556,7 @@ class StaticGridPCB(_TreePolicy):
 
 
 @register_policy
-class ParetoUCB(_TreePolicy):
+class ParetoUCB(_AdaptiveTreePolicy):
     __doc__ = (
         """Pareto UCB on the adaptive tree, without elimination: in the context's leaf, play
     uniformly on the Pareto front (under the cone) of the arms' upper confidence corners
@@ -564,36 +569,3 @@ class ParetoUCB(_TreePolicy):
 
     _eliminate = False
     _ucb_front = True
-
-    def __init__(
-        self,
-        *,
-        n_actions: int,
-        n_features: int,
-        n_objectives: int = 2,
-        cone: Any = None,
-        delta: float = 0.05,
-        beta: float = 1.0,
-        c_beta: float = 1.0,
-        sigma: float | str | None = None,
-        warmup: str | int = "paper",
-        horizon: int | None = None,
-        max_depth: int | None = None,
-        explore_depth: int | None = 2,
-        seed: SeedLike = None,
-    ) -> None:
-        super().__init__(
-            n_actions=n_actions,
-            n_features=n_features,
-            n_objectives=n_objectives,
-            cone=cone,
-            delta=delta,
-            beta=beta,
-            c_beta=c_beta,
-            sigma=sigma,
-            warmup=warmup,
-            horizon=horizon,
-            seed=seed,
-        )
-        self.max_depth = max_depth
-        self.explore_depth = explore_depth
