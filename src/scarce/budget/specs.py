@@ -169,7 +169,7 @@ class DualSpec:
 @dataclass(frozen=True)
 class NetworkSpec:
     """The networks of :class:`~scarce.budget.deferral.NeuralDeferral` (spec A.6; defaults:
-    the paper's Knapsack settings, one epoch per retraining).
+    the paper's Knapsack settings, one minibatch step per retraining).
 
     Attributes
     ----------
@@ -180,7 +180,10 @@ class NetworkSpec:
     min_train:
         observations before the first training.
     epochs, batch_size, lr, weight_decay:
-        Adam settings per retraining (paper: batch 500, lr 5e-4; epochs not stated: 1).
+        Adam settings per retraining (paper: batch 500, lr 5e-4; epochs not stated). A
+        retraining is ``epochs`` minibatch steps of ``batch_size`` rows drawn from the
+        network's buffer (a bounded cost), not passes over the whole history; the name is
+        kept for saved configurations.
     output:
         the networks' output head: ``"sigmoid"`` (the paper's, cross-entropy on targets in
         [0, 1]: Bernoulli outcomes) or ``"identity"`` (squared loss). The linear model on the
@@ -210,7 +213,8 @@ class NetworkSpec:
             raise ValueError(f"{name}.output must be one of {NETWORK_OUTPUTS}; got {self.output!r}")
 
     def net_params(self) -> dict[str, Any]:
-        """Keywords of :class:`~scarce.models.neural.NeuralLinear` (without the link)."""
+        """The network settings ``scarce.budget.estimators.NeuralBank`` reads (it builds one
+        ``scarce.models.mlp.OnlineNetwork`` per model from them)."""
         return {
             "hidden": tuple(int(h) for h in self.hidden),
             "retrain_every": int(self.retrain_every),
