@@ -82,7 +82,8 @@ class BudgetView:
 
     def get(self) -> Remaining | None:
         """A copy of the rows on show, or None when there are none younger than ``max_age``."""
-        values, at = self._values, self._at
+        with self._lock:  # the rows and their time as one pair (publish sets both)
+            values, at = self._values, self._at
         if values is None or not self.max_age or time.monotonic() - at > self.max_age:
             return None
         return dict(values)
