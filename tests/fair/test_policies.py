@@ -267,12 +267,15 @@ def test_a_round_may_come_in_several_updates(seed, with_totals):
         whole.update(X, d.actions, rewards, info=d.info, **fb)
         order = rng.permutation(n)
         pieces = [q for q in np.array_split(order, rng.integers(1, n + 1)) if q.size]
+        first_total = rng.integers(len(pieces))  # pieces before it wait for their remainder
         for j, piece in enumerate(pieces):
             info = {k: v[piece] for k, v in d.info.items()}
             kw = {"individual": own[piece]}
-            if with_totals and (j == 0 or rng.random() < 0.5):
+            if with_totals and (j == first_total or (j > first_total and rng.random() < 0.5)):
                 kw["round_outcome"] = total[piece]
             split.update(X[piece], d.actions[piece], rewards[piece], info=info, **kw)
+            # the kept sums of rounds awaiting a remainder equal a scan of the history
+            assert split.pending_sums_ == split._scan_own_sums()
     a, b = _key_sums(whole), _key_sums(split)
     assert a.keys() == b.keys()
     np.testing.assert_allclose([a[k] for k in a], [b[k] for k in a], atol=1e-12)

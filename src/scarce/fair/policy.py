@@ -169,6 +169,9 @@ class CohortPolicy(Policy):
         self.eager_ = False
         self.last_given_ = np.zeros(0, dtype=np.int64)
         self.history_ = History(self.n_features)
+        # sum of the individual observations of each round that has no remainder row yet, in
+        # the order they were recorded (what a scan of the history would add up)
+        self.pending_sums_: dict[int, float] = {}
 
     def _get_learned_state(self) -> dict[str, Any]:
         return {
@@ -194,6 +197,7 @@ class CohortPolicy(Policy):
         self.eager_ = bool(state["eager"])
         self.last_given_ = np.asarray(state["last_given"], np.int64)
         self.history_.set_state(state["history"])
+        self.pending_sums_ = self._scan_own_sums()
         self._set_own_state(state["own"])
 
     def _get_own_state(self) -> dict[str, Any]:
@@ -427,23 +431,32 @@ class CohortPolicy(Policy):
         np.maximum.at(self.last_given_, units[given], rounds[given])
         D = max(k.support for k in self._kernels())
         keep = own & ((rounds - self.last_given_[units] < D) | (rewards != 0))
-        earlier = self._own_sums(rounds) if total is not None else {}
+        earlier = dict(self.pending_sums_) if total is not None else {}
         self.history_.add_observations(units[keep], rounds[keep], rewards[keep])
         self._add_remainders(rounds, own, rewards, total, earlier)
+        self._add_pending(rounds, keep, rewards)
         self._after_learn(X, actions, rewards, units, rounds, groups, info)
         if self.eager_:  # every batch is its own cohort: learn now, so the state is current
             self._refit()
 
-    def _own_sums(self, rounds: np.ndarray) -> dict[int, float]:
-        """Sum of the individual observations already recorded at each of ``rounds`` that has
-        no remainder row yet (cases of a round that came in earlier updates)."""
-        new = np.setdiff1d(np.unique(rounds), self.summed_rounds_)
+    def _scan_own_sums(self) -> dict[int, float]:
+        """``pending_sums_`` rebuilt from the history (after loading a saved state)."""
         obs = self.history_.observations()
-        sel = (obs.unit >= 0) & np.isin(obs.round, new)
-        out = {int(t): 0.0 for t in new}
+        sel = (obs.unit >= 0) & ~np.isin(obs.round, self.summed_rounds_)
+        out: dict[int, float] = {}
         for t, v in zip(obs.round[sel], obs.value[sel], strict=True):
-            out[int(t)] += float(v)
+            out[int(t)] = out.get(int(t), 0.0) + float(v)
         return out
+
+    def _add_pending(self, rounds: np.ndarray, kept: np.ndarray, rewards: np.ndarray) -> None:
+        """Add this update's recorded individual observations (``kept``) to the rounds still
+        waiting for their remainder row; forget this update's rounds that have one now."""
+        summed = np.isin(rounds, self.summed_rounds_)
+        for t in np.unique(rounds[summed]):
+            self.pending_sums_.pop(int(t), None)
+        waiting = kept & ~summed
+        for t, v in zip(rounds[waiting], rewards[waiting], strict=True):
+            self.pending_sums_[int(t)] = self.pending_sums_.get(int(t), 0.0) + float(v)
 
     def _add_remainders(
         self,
