@@ -148,16 +148,15 @@ class MixedEffectReplicas:
         noise = flat[:, n * Ld :].reshape(S, n, K)
         scores = (XW @ psi[..., None])[..., 0] + xu + std * noise
         actions = np.argmax(scores, axis=2)
-        states = [
-            (XW[s], xu[s], std[s], mean[s].copy(), chol[s].copy(), int(self.seen[s]))
-            for s in range(S)
-        ]
+        seen = self.seen.copy()  # mean and chol are replaced, never written, by updates
 
         def probabilities() -> np.ndarray:
             # Rao-Blackwellised Monte Carlo from each policy's own deterministic stream
             return np.stack(
                 [
-                    p._rb_probabilities(states[s], None, actions[s])
+                    p._rb_probabilities(
+                        (XW[s], xu[s], std[s], mean[s], chol[s], int(seen[s])), None, actions[s]
+                    )
                     for s, p in enumerate(self.policies)
                 ]
             )
@@ -227,6 +226,11 @@ class MixedEffectReplicas:
         CbT = np.swapaxes(Cb, 2, 3)
         dprec = CbT @ ((P - P_old)[:, None] @ Cb)
         dh = (CbT @ (h - h_old)[:, None, :, None])[..., 0]
+        if not resync.any() and np.all(counts == counts[0]):  # e.g. every batch of one case
+            k = int(counts[0])
+            self.effect_prec += dprec.reshape(self.S, k, *dprec.shape[1:]).sum(axis=1)
+            self.effect_h += dh.reshape(self.S, k, *dh.shape[1:]).sum(axis=1)
+            return
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         for k in np.unique(counts[~resync]):
             group = np.flatnonzero((counts == k) & ~resync)
