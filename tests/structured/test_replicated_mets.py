@@ -22,6 +22,10 @@ def _assert_same_state(a, b):
     assert a._since_resync == b._since_resync
     assert a.n_updates_ == b.n_updates_
     assert a.rng_.bit_generator.state == b.rng_.bit_generator.state
+    if a.likelihood == "logistic":
+        np.testing.assert_array_equal(a.mu_lap_, b.mu_lap_)
+        for key in ("theta", "laplace_cov", "X", "y", "m"):
+            np.testing.assert_array_equal(a.glm_.get_state()[key], b.glm_.get_state()[key])
     # the (K, d, Ld) view is the view of the stored (d, K, Ld) array, as after a separate run
     assert a.W_.base is a.WT_
 
@@ -70,6 +74,20 @@ CASES = [
     # one context per action (the official code's layout), logistic rewards (meTS-Lin)
     ({"per_action_context": True}, [{"effects": "joint"}], "true"),
     ({"likelihood": "logistic", "per_action_context": True}, [{"effects": "factored"}], "true"),
+    # meTS-GLM (Laplace refits replica by replica), ridge and iterations per replica
+    (
+        {"likelihood": "logistic"},
+        [
+            {"likelihood": "logistic", "effects": "joint"},
+            {"likelihood": "logistic", "effects": "joint", "laplace_ridge": 1e-3, "max_iter": 3},
+        ],
+        "true",
+    ),
+    (
+        {"likelihood": "logistic", "per_action_context": True},
+        [{"likelihood": "logistic", "effects": "factored", "jitter": 1e-5}],
+        "true",
+    ),
     # random priors and general mixing matrices
     (
         {"likelihood": "logistic"},
@@ -193,8 +211,10 @@ def test_rejects_what_it_does_not_cover():
     def mets(**kw):
         return MixedEffectTS(n_actions=4, n_features=2, mixing=np.ones((4, 2)), **kw)
 
-    with pytest.raises(ValueError, match="likelihood='linear' only"):
-        run_replicated([mets(likelihood="logistic")], envs[:1], 5, [0])
+    with pytest.raises(ValueError, match="laplace_batch=None only"):
+        run_replicated([mets(likelihood="logistic", laplace_batch=5)], envs[:1], 5, [0])
+    with pytest.raises(ValueError, match="same likelihood"):
+        run_replicated([mets(), mets(likelihood="logistic")], envs, 5, [0, 1])
     with pytest.raises(ValueError, match="same effects setting"):
         run_replicated([mets(), mets(effects="factored")], envs, 5, [0, 1])
     with pytest.raises(ValueError, match="same effects setting"):

@@ -33,11 +33,14 @@ class MixedEffectReplicas:
     computation (the replicated-simulation plug-in of the family; see
     :mod:`scarce.sim.replicated` for the protocol).
 
-    Covered: the linear-Gaussian likelihood, every ``effects`` setting (``"joint"``,
-    ``"factored"`` (meTS-Fa), ``"factored-exact"``), both context layouts, any batch size.
-    Mixing, priors, ``noise_std``, ``jitter`` and ``propensity_samples`` may differ between
-    replicas; ``effects`` and the number of effects ``L`` may not. The logistic likelihood
-    (meTS-GLM: a Laplace refit per action) raises ``ValueError``.
+    Covered: every ``effects`` setting (``"joint"``, ``"factored"`` (meTS-Fa),
+    ``"factored-exact"``), both context layouts, any batch size, the linear-Gaussian
+    likelihood and the logistic one (meTS-GLM) with ``laplace_batch=None``; with the logistic
+    likelihood the Laplace refits run replica by replica (as costly as in separate runs), the
+    rest is batched. Mixing, priors, ``noise_std``, ``jitter``, ``laplace_ridge``,
+    ``max_iter`` and ``propensity_samples`` may differ between replicas; ``likelihood``,
+    ``effects`` and the number of effects ``L`` may not. ``laplace_batch`` set raises
+    ``ValueError``.
 
     Parameters
     ----------
@@ -55,10 +58,16 @@ class MixedEffectReplicas:
         self.features = bool(action_features)
         layout = ACTION_FEATURES if self.features else SHARED_CONTEXT
         for s, p in enumerate(policies):
-            if p.likelihood != "linear":
+            if p.likelihood != first.likelihood:
                 raise ValueError(
-                    f"policies[{s}] has likelihood={p.likelihood!r}; replicated simulation "
-                    "covers likelihood='linear' only"
+                    f"policies must all have the same likelihood; policies[{s}] has "
+                    f"{p.likelihood!r} and policies[0] {first.likelihood!r}"
+                )
+            if p.likelihood == "logistic" and p.laplace_batch is not None:
+                raise ValueError(
+                    f"policies[{s}] has laplace_batch={p.laplace_batch}; replicated simulation "
+                    "covers laplace_batch=None only (subsampled refits draw from the policy's "
+                    "generator between its Thompson draws)"
                 )
             if p._initialized and p.context_mode_ != layout:
                 raise ValueError(
@@ -76,6 +85,7 @@ class MixedEffectReplicas:
         self.S, self.K, self.d = len(policies), K, d
         self.Ld = first.n_effects_ * d
         self.factored_exact = first.effects == "factored-exact"
+        self.logistic = first.likelihood == "logistic"
 
         def stack(name: str) -> np.ndarray:
             return np.stack([getattr(p, name) for p in policies])
@@ -176,20 +186,29 @@ class MixedEffectReplicas:
             feats = np.take_along_axis(X, acts[:, :, None, None], axis=2)[:, :, 0]
         else:
             feats = X
-        s2 = self.noise2[:, None]
-        outer = np.einsum("snd,sne->snde", feats, feats) / s2[..., None, None]
-        ids = (acts + K * np.arange(S)[:, None]).reshape(-1)
-        np.add.at(self.G.reshape(S * K, d, d), ids, outer.reshape(S * n, d, d))
-        np.add.at(
-            self.B.reshape(S * K, d), ids, (feats * (rewards / s2)[..., None]).reshape(S * n, d)
-        )
         if n == 1:
-            touched = [acts[:, 0]]
             rs, ac, counts = np.arange(S), acts[:, 0], np.ones(S, dtype=np.int64)
         else:
             touched = [np.unique(a) for a in acts]
             counts = np.array([t.size for t in touched])
             rs, ac = np.repeat(np.arange(S), counts), np.concatenate(touched)
+        if self.logistic:
+            # the Laplace refits (damped Newton on each pulled action's history) replica by
+            # replica, with each policy's own GLM, as a separate run does them
+            starts = np.concatenate([[0], np.cumsum(counts)])
+            for s, p in enumerate(self.policies):
+                p.glm_.partial_fit(feats[s], rewards[s], acts[s])
+                mine = ac[starts[s] : starts[s + 1]]
+                for m in mine:
+                    p._laplace(int(m))
+                self.G[s, mine], self.B[s, mine] = p.G_[mine], p.B_[mine]
+        else:
+            s2 = self.noise2[:, None]
+            outer = np.einsum("snd,sne->snde", feats, feats) / s2[..., None, None]
+            ids = (acts + K * np.arange(S)[:, None]).reshape(-1)
+            np.add.at(self.G.reshape(S * K, d, d), ids, outer.reshape(S * n, d, d))
+            B_add = (feats * (rewards / s2)[..., None]).reshape(S * n, d)
+            np.add.at(self.B.reshape(S * K, d), ids, B_add)
         self._update_actions(rs, ac, counts)
         self.seen += n
 
