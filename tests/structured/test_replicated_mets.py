@@ -2,6 +2,7 @@
 runs, bit for bit (traces and the whole posterior state)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,8 +10,8 @@ from structured_tools import random_instance
 
 from scarce.envs.synthetic import LinearGaussianEnv
 from scarce.policies import LinTS
-from scarce.sim import run
-from scarce.sim.replicated import run_replicated
+from scarce.sim import run, sweep
+from scarce.sim.replicated import run_replicated, sweep_replicated
 from scarce.structured import HierarchicalTS, MixedEffectEnv, MixedEffectTS, MovieLensEnv
 
 STATE = ("G_", "B_", "P_", "h_", "S_", "WT_", "u_", "effect_prec_", "effect_h_")
@@ -235,3 +236,13 @@ def test_rejects_what_it_does_not_cover():
 
     with pytest.raises(ValueError, match="_replicated_truth hook"):
         run_replicated([mets()], [Sub(n_actions=4, n_effects=2, n_features=2)], 5, [0])
+
+
+def test_sweep_replicated_equals_sweep():
+    """A sweep of meTS on the structured environment (class and keywords as the env spec)."""
+    kw = dict(seeds=4, horizon=80, n_checkpoints=10, batch_size=2)
+    spec = (MixedEffectTS, {"effects": "factored", "propensity_samples": 8})
+    env = (MixedEffectEnv, {"n_actions": 7, "n_effects": 1, "n_features": 2})
+    expected = sweep({"meTS": spec}, {"me": env}, n_jobs=1, **kw)
+    got = sweep_replicated(spec, env, policy_label="meTS", env_label="me", **kw)
+    pd.testing.assert_frame_equal(got, expected)
