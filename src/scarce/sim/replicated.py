@@ -36,14 +36,26 @@ returns an object with four methods (:class:`ReplicatedPolicies`):
 * ``finish()``: write the learned state back into the ``S`` policy objects.
 
 The hook raises ``ValueError`` for settings it does not cover. :class:`LinUCB` and
-:class:`LinTS` plug in through :class:`~scarce.policies.linear.LinearReplicas`.
+:class:`LinTS` plug in through :class:`~scarce.policies.linear.LinearReplicas`,
+:class:`~scarce.structured.MixedEffectTS` and :class:`~scarce.structured.HierarchicalTS`
+through :class:`~scarce.structured.replicated.MixedEffectReplicas`.
+
+Environments likewise: the loop draws contexts with each environment's own ``contexts``, and
+an environment class declares ``_replicated_truth(envs)`` returning a
+:class:`ReplicatedTruth` (outcome noise drawn per replica, expected and realised rewards of
+every action); :class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv`
+are built in (:func:`replicated_truth`), the structured environments plug in through
+:class:`~scarce.structured.replicated.StructuredTruth`.
 
 Scope
 -----
 Policies with a ``_replicated`` hook (LinUCB and LinTS: both context layouts, without
-forgetting or windows), any ``batch_size``, bandit feedback, on
-:class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv` (no budget,
-eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
+forgetting or windows; MixedEffectTS and HierarchicalTS: see
+:class:`~scarce.structured.replicated.MixedEffectReplicas`), any ``batch_size``, bandit
+feedback, on environments with a replicated outcome model
+(:class:`~scarce.envs.LinearGaussianEnv`, :class:`~scarce.envs.LogisticEnv`,
+:class:`~scarce.structured.MixedEffectEnv`, :class:`~scarce.structured.MovieLensEnv`; no
+budget, eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
 supported (use :func:`scarce.sim.run`). LinTS's choice probabilities with per-action features
 are Monte-Carlo estimates from a per-policy stream; they are computed replica by replica (as
 costly as in separate runs): pass ``probabilities=False`` when they are not needed.
@@ -230,12 +242,15 @@ def run_replicated(
     Parameters
     ----------
     policies:
-        ``S`` instances of one class with a replicated form (LinUCB or LinTS; fresh or
-        already trained; each is updated in place, exactly as :func:`scarce.sim.run` would).
+        ``S`` instances of one class with a replicated form (LinUCB, LinTS, MixedEffectTS or
+        HierarchicalTS; fresh or already trained; each is updated in place, exactly as
+        :func:`scarce.sim.run` would).
     envs:
-        ``S`` environments of one class (:class:`~scarce.envs.LinearGaussianEnv` or
-        :class:`~scarce.envs.LogisticEnv`) and one ``action_features`` setting, with the same
-        ``n_actions`` and ``n_features`` as the policies.
+        ``S`` environments of one class with a replicated outcome model
+        (:class:`~scarce.envs.LinearGaussianEnv`, :class:`~scarce.envs.LogisticEnv`,
+        :class:`~scarce.structured.MixedEffectEnv` or :class:`~scarce.structured.MovieLensEnv`)
+        and one context layout, with the same ``n_actions`` and ``n_features`` as the
+        policies.
     horizon:
         cases decided per replica, >= 1.
     seeds:
@@ -244,8 +259,8 @@ def run_replicated(
         cases decided per round before the policies learn, as ``run(..., batch_size=...)``.
     probabilities:
         record the choice probabilities a policy computes on demand (LinTS's exact
-        Gauss-Hermite quadrature, as :func:`scarce.sim.run` does; about as costly as the
-        rest of a round). False leaves them NaN (LinUCB's are always 1).
+        Gauss-Hermite quadrature, meTS's Rao-Blackwellised Monte Carlo, as
+        :func:`scarce.sim.run` does; about as costly as the rest of a round, or more). False leaves them NaN (LinUCB's are always 1).
 
     Returns
     -------
@@ -369,11 +384,12 @@ def sweep_replicated(
     Parameters
     ----------
     policy:
-        LinUCB or LinTS, as in :func:`scarce.sim.sweep` (``PolicySpec``, ``(cls, params)``,
-        class or name).
+        LinUCB, LinTS, MixedEffectTS or HierarchicalTS, as in :func:`scarce.sim.sweep`
+        (``PolicySpec``, ``(cls, params)``, class or name).
     env:
-        ``"linear"`` or ``"logistic"`` (or a factory of those environments), as in
-        :func:`scarce.sim.sweep`.
+        ``"linear"`` or ``"logistic"`` (or a factory of those environments, or of
+        :class:`~scarce.structured.MixedEffectEnv` / :class:`~scarce.structured.MovieLensEnv`),
+        as in :func:`scarce.sim.sweep`.
     seeds, horizon, batch_size, base_seed, n_checkpoints:
         as in :func:`scarce.sim.sweep`.
     policy_label, env_label:
