@@ -36,14 +36,26 @@ returns an object with four methods (:class:`ReplicatedPolicies`):
 * ``finish()``: write the learned state back into the ``S`` policy objects.
 
 The hook raises ``ValueError`` for settings it does not cover. :class:`LinUCB` and
-:class:`LinTS` plug in through :class:`~scarce.policies.linear.LinearReplicas`.
+:class:`LinTS` plug in through :class:`~scarce.policies.linear.LinearReplicas`,
+:class:`~scarce.structured.MixedEffectTS` and :class:`~scarce.structured.HierarchicalTS`
+through :class:`~scarce.structured.replicated.MixedEffectReplicas`.
+
+Environments likewise: the loop draws contexts with each environment's own ``contexts``, and
+an environment class declares ``_replicated_truth(envs)`` returning a
+:class:`ReplicatedTruth` (outcome noise drawn per replica, expected and realised rewards of
+every action); :class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv`
+are built in (:func:`replicated_truth`), the structured environments plug in through
+:class:`~scarce.structured.replicated.StructuredTruth`.
 
 Scope
 -----
 Policies with a ``_replicated`` hook (LinUCB and LinTS: both context layouts, without
-forgetting or windows), any ``batch_size``, bandit feedback, on
-:class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv` (no budget,
-eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
+forgetting or windows; MixedEffectTS and HierarchicalTS: see
+:class:`~scarce.structured.replicated.MixedEffectReplicas`), any ``batch_size``, bandit
+feedback, on environments with a replicated outcome model
+(:class:`~scarce.envs.LinearGaussianEnv`, :class:`~scarce.envs.LogisticEnv`,
+:class:`~scarce.structured.MixedEffectEnv`, :class:`~scarce.structured.MovieLensEnv`; no
+budget, eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
 supported (use :func:`scarce.sim.run`). LinTS's choice probabilities with per-action features
 are Monte-Carlo estimates from a per-policy stream; they are computed replica by replica (as
 costly as in separate runs): pass ``probabilities=False`` when they are not needed.
@@ -115,25 +127,11 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
             "policies must be LinUCB or LinTS instances (or of another class with a "
             f"replicated form, a _replicated hook); got {cls.__name__}"
         )
-    env_cls = type(envs[0])
-    if env_cls not in (LinearGaussianEnv, LogisticEnv):
-        raise ValueError(
-            f"envs must be LinearGaussianEnv or LogisticEnv instances; got {env_cls.__name__}"
-        )
     K, d = envs[0].n_actions, envs[0].n_features
     for s, (p, e) in enumerate(zip(policies, envs, strict=True)):
         if type(p) is not cls:
             raise ValueError(
                 f"policies must all be {cls.__name__}; policies[{s}] is {type(p).__name__}"
-            )
-        if type(e) is not env_cls:
-            raise ValueError(
-                f"envs must all be {env_cls.__name__}; envs[{s}] is {type(e).__name__}"
-            )
-        if e.action_features != envs[0].action_features:
-            raise ValueError(
-                f"envs must all have the same action_features; envs[{s}] has "
-                f"{e.action_features}, envs[0] {envs[0].action_features}"
             )
         if (e.n_actions, e.n_features) != (K, d) or (p.n_actions, p.n_features) != (K, d):
             raise ValueError(
@@ -142,6 +140,91 @@ def _check_replicas(policies: Sequence[Any], envs: Sequence[Any], seeds: Sequenc
                 f"({e.n_actions}, {e.n_features})"
             )
     return S
+
+
+class ReplicatedTruth(Protocol):
+    """What an environment class's ``_replicated_truth(envs)`` hook returns: the outcome
+    model of ``S`` environments of one class as one computation (contexts come from each
+    environment's own :meth:`~scarce.envs.Environment.contexts`)."""
+
+    #: contexts are ``(n, K, d)`` (one per action) rather than ``(n, d)``
+    action_features: bool
+
+    def noise(self, rngs: Sequence[np.random.Generator], n_cases: int) -> np.ndarray:
+        """``(S, n_cases, ...)`` outcome noise, drawn from ``rngs[s]`` as separate runs
+        draw it for ``n_cases`` cases."""
+        ...
+
+    def outcomes(self, X: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Expected rewards ``(S, n, K)`` and realised rewards of every action ``(S, n, K)``
+        on contexts ``X`` with ``noise`` (a slice of :meth:`noise`)."""
+        ...
+
+
+class _SyntheticTruth:
+    """:class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv`."""
+
+    def __init__(self, envs: Sequence[LinearGaussianEnv | LogisticEnv]) -> None:
+        cls = type(envs[0])
+        self.action_features = bool(envs[0].action_features)  # (n, K, d), one shared model
+        for s, e in enumerate(envs):
+            if type(e) is not cls:
+                raise ValueError(
+                    f"envs must all be {cls.__name__}; envs[{s}] is {type(e).__name__}"
+                )
+            if e.action_features != self.action_features:
+                raise ValueError(
+                    f"envs must all have the same action_features; envs[{s}] has "
+                    f"{e.action_features}, envs[0] {envs[0].action_features}"
+                )
+        self.logistic = cls is LogisticEnv
+        if self.action_features:
+            self.theta = np.stack([e.theta for e in envs])[:, None, :, None]  # (S, 1, d, 1)
+        else:
+            self.theta_T = np.stack([e.theta for e in envs]).swapaxes(1, 2)  # (S, d, K)
+        self.noise_std = np.array([0.0 if self.logistic else e.noise_std for e in envs])
+        self.noise_std = self.noise_std[:, None, None]
+        self.noiseless = bool(np.all(self.noise_std == 0.0))
+        self.K = envs[0].n_actions
+
+    def noise(self, rngs: Sequence[np.random.Generator], n_cases: int) -> np.ndarray:
+        shape = (n_cases, self.K)
+        if self.logistic:
+            return np.stack([o.random(shape) for o in rngs])
+        return np.stack(
+            [
+                o.standard_normal(shape) if sd != 0.0 else np.zeros(shape)
+                for o, sd in zip(rngs, self.noise_std[:, 0, 0], strict=True)
+            ]
+        )
+
+    def outcomes(self, X: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        expected = (X @ self.theta)[..., 0] if self.action_features else X @ self.theta_T
+        if self.logistic:
+            expected = expit(expected)
+            return expected, (noise < expected).astype(np.float64)
+        if self.noiseless:
+            return expected, expected
+        return expected, np.where(
+            self.noise_std == 0.0, expected, expected + self.noise_std * noise
+        )
+
+
+def replicated_truth(envs: Sequence[Any]) -> ReplicatedTruth:
+    """The outcome model of ``envs`` (``S`` environments of one class) for the replicated
+    loop: built in for :class:`~scarce.envs.LinearGaussianEnv` and
+    :class:`~scarce.envs.LogisticEnv`, else the class's ``_replicated_truth(envs)`` hook
+    (which raises ``ValueError`` for what it does not cover)."""
+    cls = type(envs[0])
+    if cls in (LinearGaussianEnv, LogisticEnv):
+        return _SyntheticTruth(envs)
+    # the class itself must declare the hook: a subclass may draw outcomes differently
+    if "_replicated_truth" not in cls.__dict__:
+        raise ValueError(
+            "envs must be LinearGaussianEnv or LogisticEnv instances (or of another class with "
+            f"a replicated form, a _replicated_truth hook); got {cls.__name__}"
+        )
+    return cls._replicated_truth(envs)
 
 
 def run_replicated(
@@ -159,12 +242,15 @@ def run_replicated(
     Parameters
     ----------
     policies:
-        ``S`` instances of one class with a replicated form (LinUCB or LinTS; fresh or
-        already trained; each is updated in place, exactly as :func:`scarce.sim.run` would).
+        ``S`` instances of one class with a replicated form (LinUCB, LinTS, MixedEffectTS or
+        HierarchicalTS; fresh or already trained; each is updated in place, exactly as
+        :func:`scarce.sim.run` would).
     envs:
-        ``S`` environments of one class (:class:`~scarce.envs.LinearGaussianEnv` or
-        :class:`~scarce.envs.LogisticEnv`) and one ``action_features`` setting, with the same
-        ``n_actions`` and ``n_features`` as the policies.
+        ``S`` environments of one class with a replicated outcome model
+        (:class:`~scarce.envs.LinearGaussianEnv`, :class:`~scarce.envs.LogisticEnv`,
+        :class:`~scarce.structured.MixedEffectEnv` or :class:`~scarce.structured.MovieLensEnv`)
+        and one context layout, with the same ``n_actions`` and ``n_features`` as the
+        policies.
     horizon:
         cases decided per replica, >= 1.
     seeds:
@@ -173,8 +259,8 @@ def run_replicated(
         cases decided per round before the policies learn, as ``run(..., batch_size=...)``.
     probabilities:
         record the choice probabilities a policy computes on demand (LinTS's exact
-        Gauss-Hermite quadrature, as :func:`scarce.sim.run` does; about as costly as the
-        rest of a round). False leaves them NaN (LinUCB's are always 1).
+        Gauss-Hermite quadrature, meTS's Rao-Blackwellised Monte Carlo, as
+        :func:`scarce.sim.run` does; about as costly as the rest of a round, or more). False leaves them NaN (LinUCB's are always 1).
 
     Returns
     -------
@@ -194,16 +280,9 @@ def run_replicated(
     policies, envs, seeds = list(policies), list(envs), list(seeds)
     S = _check_replicas(policies, envs, seeds)
     K, d = envs[0].n_actions, envs[0].n_features
-    logistic = isinstance(envs[0], LogisticEnv)
-    features = bool(envs[0].action_features)  # (n, K, d) contexts, one shared model
+    truth = replicated_truth(envs)
+    features = truth.action_features
     family: ReplicatedPolicies = type(policies[0])._replicated(policies, features)
-
-    if features:
-        true_theta = np.stack([e.theta for e in envs])[:, None, :, None]  # (S, 1, d, 1)
-    else:
-        true_theta_T = np.stack([e.theta for e in envs]).swapaxes(1, 2)  # (S, d, K) like theta.T
-    noise_std = np.array([0.0 if logistic else e.noise_std for e in envs])[:, None, None]
-    noiseless = bool(np.all(noise_std == 0.0))
     streams = [spawn(seed, 2) for seed in seeds]
 
     action = np.empty((S, horizon), dtype=np.int64)
@@ -218,15 +297,7 @@ def run_replicated(
     for block_start in range(0, horizon, per_block):
         C = min(per_block, horizon - block_start)
         ctx = np.stack([e.contexts(C, rng=c) for e, (c, _) in zip(envs, streams, strict=True)])
-        if logistic:
-            noise = np.stack([o.random((C, K)) for _, o in streams])
-        else:
-            noise = np.stack(
-                [
-                    o.standard_normal((C, K)) if e.noise_std != 0.0 else np.zeros((C, K))
-                    for e, (_, o) in zip(envs, streams, strict=True)
-                ]
-            )
+        noise = truth.noise([o for _, o in streams], C)
         draws = family.draws(C)
         for off in range(0, C, batch_size):
             n = min(batch_size, C - off)
@@ -238,17 +309,7 @@ def run_replicated(
                 probability[:, t] = decision.probabilities
             elif probabilities:
                 probability[:, t] = decision.probabilities()
-            # --- outcomes and truth (envs.synthetic)
-            expected = (X @ true_theta)[..., 0] if features else X @ true_theta_T
-            if logistic:
-                expected = expit(expected)
-                full = (noise[:, off : off + n] < expected).astype(np.float64)
-            elif noiseless:
-                full = expected
-            else:
-                full = np.where(
-                    noise_std == 0.0, expected, expected + noise_std * noise[:, off : off + n]
-                )
+            expected, full = truth.outcomes(X, noise[:, off : off + n])
             rew = np.take_along_axis(full, acts[:, :, None], axis=2)[..., 0]  # (S, n)
             action[:, t] = acts
             reward[:, t] = rew
@@ -323,11 +384,12 @@ def sweep_replicated(
     Parameters
     ----------
     policy:
-        LinUCB or LinTS, as in :func:`scarce.sim.sweep` (``PolicySpec``, ``(cls, params)``,
-        class or name).
+        LinUCB, LinTS, MixedEffectTS or HierarchicalTS, as in :func:`scarce.sim.sweep`
+        (``PolicySpec``, ``(cls, params)``, class or name).
     env:
-        ``"linear"`` or ``"logistic"`` (or a factory of those environments), as in
-        :func:`scarce.sim.sweep`.
+        ``"linear"`` or ``"logistic"`` (or a factory of those environments, or of
+        :class:`~scarce.structured.MixedEffectEnv` / :class:`~scarce.structured.MovieLensEnv`),
+        as in :func:`scarce.sim.sweep`.
     seeds, horizon, batch_size, base_seed, n_checkpoints:
         as in :func:`scarce.sim.sweep`.
     policy_label, env_label:

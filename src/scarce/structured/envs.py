@@ -11,6 +11,7 @@ from scipy.special import expit
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_contexts, check_positive_int, check_scalar
 from scarce.envs.base import Environment
+from scarce.structured.replicated import StructuredTruth
 
 _LIKELIHOODS = ("linear", "logistic")
 
@@ -64,6 +65,11 @@ def _check_choice(value: Any, name: str, options: tuple[str, ...]) -> str:
     return str(value)
 
 
+def _replicated_truth(cls: type, envs: Any) -> StructuredTruth:
+    """Replicated-simulation hook (see :mod:`scarce.sim.replicated`)."""
+    return StructuredTruth(envs)
+
+
 class MixedEffectEnv(_StructuredEnv):
     """The synthetic mixed-effect problem of the meTS paper (Sec. 5, App. F.1).
 
@@ -96,6 +102,8 @@ class MixedEffectEnv(_StructuredEnv):
     ----------
     mixing ``(K, L)``, psi ``(L d,)``, theta ``(K, d)``, pool ``(pool_size, d)``.
     """
+
+    _replicated_truth = classmethod(_replicated_truth)
 
     def __init__(
         self,
@@ -173,6 +181,8 @@ class MovieLensEnv(_StructuredEnv):
     ----------
     items ``(K,)`` indices of the chosen movies, theta ``(K, d)``, pool ``(pool_size, d)``.
     """
+
+    _replicated_truth = classmethod(_replicated_truth)
 
     def __init__(
         self,

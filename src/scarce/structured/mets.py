@@ -33,11 +33,10 @@ from scarce.models import linear
 from scarce.models.glm import LogisticRegression
 from scarce.policies import register_policy
 from scarce.policies.base import masked
+from scarce.structured.replicated import MixedEffectReplicas
 
 _LIKELIHOODS = ("linear", "logistic")
 _EFFECTS = ("joint", "factored", "factored-exact")
-# full recomputation of the effect precision every this many incremental corrections
-_RESYNC_EVERY = 1000
 # bytes of the (chunk, K, K, nodes) array built for all-action choice probabilities
 _PROB_CHUNK_BYTES = 64 << 20
 
@@ -156,6 +155,9 @@ class MixedEffectTS(Policy):
 
     #: quadrature over independent per-action scores; Monte Carlo when they are correlated
     probability_method = {"shared_context": "quadrature", "action_features": "monte_carlo"}
+    #: full recomputation of the effect precision every this many incremental corrections
+    resync_every = 1000
+    _replicated = staticmethod(MixedEffectReplicas)  # the scarce.sim.replicated hook
 
     def __init__(
         self,
@@ -324,7 +326,7 @@ class MixedEffectTS(Policy):
         P_old, h_old = self.P_[ids].copy(), self.h_[ids].copy()
         self._action_terms(ids)
         self._since_resync += len(ids)
-        if self._since_resync >= _RESYNC_EVERY:
+        if self._since_resync >= self.resync_every:
             self._recompute_effect_precision()
             return
         dprec, dh = self._effect_data_terms(ids, self.P_[ids] - P_old, self.h_[ids] - h_old)
@@ -559,6 +561,8 @@ class HierarchicalTS(MixedEffectTS):
     laplace_ridge, max_iter, propensity_samples, seed:
         as in :class:`MixedEffectTS`.
     """
+
+    _replicated = staticmethod(MixedEffectReplicas)
 
     def __init__(
         self,
