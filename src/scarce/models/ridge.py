@@ -84,6 +84,29 @@ def rank_one_update(
         A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
 
 
+def _add_row(
+    A: np.ndarray,
+    A_inv: np.ndarray,
+    b: np.ndarray,
+    theta: np.ndarray,
+    x: np.ndarray,
+    y: float,
+    work: np.ndarray,
+) -> None:
+    """:func:`rank_one_update` of one single-target model with ``sign = +1``: the same
+    operations on the same operands (so bitwise the same result), with both outer products
+    written into the ``(d, d)`` scratch matrix ``work`` instead of fresh arrays."""
+    u = A_inv.dot(x)
+    gain = u * (1.0 / (1.0 + x.dot(u)))
+    resid = y - x.dot(theta)
+    theta += gain * resid
+    b += y * x
+    np.multiply(gain[:, None], u, out=work)
+    A_inv -= work
+    np.multiply(x[:, None], x, out=work)
+    A += work
+
+
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(A^{-1}, A^{-1} b)`` of one model from a Cholesky factorisation of its precision
     ``A`` ``(d, d)`` (``b`` ``(d,)`` or ``(d, T)``)."""
@@ -167,6 +190,7 @@ class RidgeRegression:
         self.theta = np.zeros((M, d, *self._target_shape))
         self.n_obs = np.zeros(M)  # effective (weighted) observation count per model
         self._since_resync = np.zeros(M, dtype=np.int64)
+        self._work = np.empty((d, d))  # scratch of add_one's outer products (not state)
         if self.window is not None:
             self._buf_X = np.zeros((self.window, d))
             self._buf_y = np.zeros((self.window, *self._target_shape))
@@ -296,14 +320,27 @@ class RidgeRegression:
             return
         if self.n_targets is not None and np.shape(y) != (self.n_targets,):
             raise ValueError(f"y must have shape ({self.n_targets},); got {np.shape(y)}")
-        since = self._since_resync[model] + 1
+        since = int(self._since_resync[model]) + 1
         limit = self.resync_every
         if since >= (limit if type(limit) is int else self._resync_limit(model)):
             self._add(model, x[None, :], np.array([y], dtype=float), 1.0)
             return
         self._since_resync[model] = since
         self.n_obs[model] += 1.0
-        rank_one_update(self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y)
+        if self.n_targets is None:
+            _add_row(
+                self.A[model],
+                self.A_inv[model],
+                self.b[model],
+                self.theta[model],
+                x,
+                y,
+                self._work,
+            )
+        else:
+            rank_one_update(
+                self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y
+            )
 
     def _resync_limit(self, m: int) -> int:
         r = self.resync_every  # an int, or one per model for a stack (see stack)
