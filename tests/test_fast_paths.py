@@ -372,3 +372,45 @@ def test_add_one_row_kernel_equals_rank_one_update(d, seed):
         rank_one_update(ref.A[m], ref.A_inv[m], ref.b[m], ref.theta[m], x, y)
     for name in ("A", "A_inv", "b", "theta"):
         np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d=st.integers(1, 8),
+    M=st.integers(1, 4),
+    resync_every=st.sampled_from([5, 40, 2000]),
+    ops=st.lists(st.sampled_from(["row", "row", "row", "row", "batch", "read"]), max_size=120),
+    seed=st.integers(0, 2**16),
+)
+def test_deferred_outer_products_keep_a_bitwise(d, M, resync_every, ops, seed):
+    """``add_one`` defers ``A += x x^T`` (in buffers of ``DEFERRED_ROWS`` rows per model);
+    mixed with batches, resyncs and reads of the state, every array stays bitwise what
+    row-by-row ``partial_fit`` gives."""
+    rng = np.random.default_rng(seed)
+    fast = RidgeRegression(M, d, resync_every=resync_every)
+    ref = RidgeRegression(M, d, resync_every=resync_every)
+    for op in ops:
+        if op == "row":
+            x, y, m = rng.normal(size=d), float(rng.normal()), int(rng.integers(M))
+            fast.add_one(m, x, y)
+            ref.partial_fit(x[None], np.array([y]), np.array([m]))
+        elif op == "batch":
+            n = int(rng.integers(2, 3 * REFACTOR_ROWS))
+            X, y, ids = rng.normal(size=(n, d)), rng.normal(size=n), rng.integers(M, size=n)
+            fast.partial_fit(X, y, ids)
+            ref.partial_fit(X, y, ids)
+        else:
+            _same(fast.get_state(), ref.get_state())
+    _same(fast.get_state(), ref.get_state())
+
+
+def test_deferred_rows_are_dropped_when_a_is_replaced():
+    """Setting ``A`` (``set_state``) replaces the rows still waiting, as a loaded state must."""
+    rng = np.random.default_rng(0)
+    saved = RidgeRegression(2, 3)
+    state = {k: np.copy(v) for k, v in saved.get_state().items()}
+    m = RidgeRegression(2, 3)
+    for _ in range(5):
+        m.add_one(1, rng.normal(size=3), 1.0)
+    m.set_state(state)
+    _same(m.get_state(), saved.get_state())
