@@ -381,7 +381,9 @@ class RidgeRegression:
         A = self._A[m]
         stack[0] = A
         x = rows[m, :n]
-        np.multiply(x[:, :, None], x[:, None, :], out=stack[1 : n + 1])
+        # the products x_i x_j of every row (no sum: each is one rounded multiplication, as
+        # in np.multiply.outer), einsum's loop being faster here than broadcasting's
+        np.einsum("ri,rj->rij", x, x, out=stack[1 : n + 1])
         # a reduction over the leading (slowest) axis adds the slices one after the other,
         # left to right: (((A + P_1) + P_2) + ...), as the row-by-row updates would
         np.add.reduce(stack[: n + 1], axis=0, out=A)
