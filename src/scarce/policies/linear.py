@@ -126,7 +126,8 @@ class ThompsonPolicy(ModelPolicy):
 
     def _decide(self, X, eligible):
         theta, cov = self._posterior()
-        if eligible is None and X.shape[0] == 1 and self.context_mode_ == SHARED_CONTEXT:
+        one = eligible is None and X.shape[0] == 1 and cov.ndim == 3
+        if one and self.context_mode_ == SHARED_CONTEXT:
             return self._decide_one(X, theta, cov)
         if self.context_mode_ == SHARED_CONTEXT:
             # independent per-action scores: draw each from its marginal (as
