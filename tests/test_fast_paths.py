@@ -284,3 +284,133 @@ def test_subclass_with_its_own_rows_learns_through_learn():
     fast.update(np.ones((1, 2)), [0], [0.5])
     # the doubled target reached the model (b gains 2 * 0.5 * x, not 0.5 * x)
     np.testing.assert_array_equal(fast.model_.b[0] - slow.model_.b[0], 2 * plain.model_.b[0])
+
+
+# ------------------------------------------------------------------ online LinUCB / LinTS kernels
+def _random_state(rng, K, d, indefinite):
+    """Means ``(K, d)`` and covariances ``(K, d, d)``: positive definite, or (``indefinite``)
+    with some negative quadratic forms, to exercise the clipping of the variance."""
+    G = rng.normal(size=(K, d, d))
+    cov = G @ np.swapaxes(G, 1, 2) / d + 0.1 * np.eye(d)
+    if indefinite:
+        cov -= 2.0 * np.eye(d)
+    return rng.normal(size=(K, d)), cov
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    d=st.integers(1, 30),
+    K=st.integers(1, 12),
+    indefinite=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_one_case_widths_equal_predict_bitwise(d, K, indefinite, seed):
+    """``linear.one_case_widths`` is ``predict`` and a square root of the clipped variance,
+    bit for bit."""
+    rng = np.random.default_rng(seed)
+    theta, cov = _random_state(rng, K, d, indefinite)
+    X = rng.normal(size=(1, d))
+    mean, std = linear.one_case_widths(X, theta, cov)
+    ref_mean, ref_var = linear.predict(X, theta, cov)
+    np.testing.assert_array_equal(mean, ref_mean)
+    np.testing.assert_array_equal(std[None, :], np.sqrt(ref_var))
+    assert std.shape == (K,) and mean.shape == (1, K)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d=st.integers(1, 12),
+    K=st.integers(1, 8),
+    alpha=st.sampled_from([0.0, 0.5, 1, 2.5]),
+    seed=st.integers(0, 2**16),
+)
+def test_linucb_single_case_scores_equal_the_general_formula(d, K, alpha, seed):
+    """LinUCB's single-case scores are ``mean + alpha * sqrt(max(var, 0))`` from
+    ``linear.predict``, bit for bit, after learning a random sequence."""
+    rng = np.random.default_rng(seed)
+    p = LinUCB(n_actions=K, n_features=d, alpha=alpha, seed=0)
+    for _ in range(6):
+        X = rng.normal(size=(1, d))
+        dec = p.decide(X)
+        mean, var = linear.predict(X, p.model_.theta, p.model_.A_inv)
+        np.testing.assert_array_equal(dec.scores, mean + alpha * np.sqrt(var))
+        np.testing.assert_array_equal(dec.actions, np.argmax(dec.scores, axis=1))
+        p.update(X, dec.actions, rng.normal(size=1))
+
+
+@settings(max_examples=25, deadline=None)
+@given(d=st.integers(1, 12), K=st.integers(1, 8), seed=st.integers(0, 2**16))
+def test_lints_single_case_path_equals_masked_path(d, K, seed):
+    """LinTS on one case without a mask (the single-case branch) and with an all-True mask
+    (the general branch) draw the same normals and give the same actions, scores,
+    probabilities and learned state, bit for bit."""
+    rng = np.random.default_rng(seed)
+    fast, slow = (LinTS(n_actions=K, n_features=d, v=0.7, seed=3) for _ in range(2))
+    everyone = np.ones(K, dtype=bool)
+    for _ in range(6):
+        X = rng.normal(size=(1, d))
+        a, b = fast.decide(X), slow.decide(X, eligible=everyone)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        np.testing.assert_array_equal(a.probabilities, b.probabilities)
+        reward = rng.normal(size=1)
+        fast.update(X, a.actions, reward)
+        slow.update(X.tolist(), b.actions.tolist(), reward.tolist())
+    _same(fast._get_state(), slow._get_state())
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 30), seed=st.integers(0, 2**16))
+def test_add_one_row_kernel_equals_rank_one_update(d, seed):
+    """``add_one``'s kernel (outer products into a scratch matrix) is ``rank_one_update``
+    bit for bit, over a sequence of rows."""
+    rng = np.random.default_rng(seed)
+    fast, ref = RidgeRegression(2, d, lam=0.5), RidgeRegression(2, d, lam=0.5)
+    for _ in range(5):
+        x, y, m = rng.normal(size=d), float(rng.normal()), int(rng.integers(2))
+        fast.add_one(m, x, y)
+        rank_one_update(ref.A[m], ref.A_inv[m], ref.b[m], ref.theta[m], x, y)
+    for name in ("A", "A_inv", "b", "theta"):
+        np.testing.assert_array_equal(getattr(fast, name), getattr(ref, name))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d=st.integers(1, 8),
+    M=st.integers(1, 4),
+    resync_every=st.sampled_from([5, 40, 2000]),
+    ops=st.lists(st.sampled_from(["row", "row", "row", "row", "batch", "read"]), max_size=120),
+    seed=st.integers(0, 2**16),
+)
+def test_deferred_outer_products_keep_a_bitwise(d, M, resync_every, ops, seed):
+    """``add_one`` defers ``A += x x^T`` (in buffers of ``DEFERRED_ROWS`` rows per model);
+    mixed with batches, resyncs and reads of the state, every array stays bitwise what
+    row-by-row ``partial_fit`` gives."""
+    rng = np.random.default_rng(seed)
+    fast = RidgeRegression(M, d, resync_every=resync_every)
+    ref = RidgeRegression(M, d, resync_every=resync_every)
+    for op in ops:
+        if op == "row":
+            x, y, m = rng.normal(size=d), float(rng.normal()), int(rng.integers(M))
+            fast.add_one(m, x, y)
+            ref.partial_fit(x[None], np.array([y]), np.array([m]))
+        elif op == "batch":
+            n = int(rng.integers(2, 3 * REFACTOR_ROWS))
+            X, y, ids = rng.normal(size=(n, d)), rng.normal(size=n), rng.integers(M, size=n)
+            fast.partial_fit(X, y, ids)
+            ref.partial_fit(X, y, ids)
+        else:
+            _same(fast.get_state(), ref.get_state())
+    _same(fast.get_state(), ref.get_state())
+
+
+def test_deferred_rows_are_dropped_when_a_is_replaced():
+    """Setting ``A`` (``set_state``) replaces the rows still waiting, as a loaded state must."""
+    rng = np.random.default_rng(0)
+    saved = RidgeRegression(2, 3)
+    state = {k: np.copy(v) for k, v in saved.get_state().items()}
+    m = RidgeRegression(2, 3)
+    for _ in range(5):
+        m.add_one(1, rng.normal(size=3), 1.0)
+    m.set_state(state)
+    _same(m.get_state(), saved.get_state())

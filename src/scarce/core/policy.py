@@ -155,7 +155,7 @@ class Policy:
         :func:`~scarce.core.validation.check_contexts` would return unchanged), else None
         (the caller then validates in full, with the full error messages)."""
         if type(X) is np.ndarray and X.shape == self._one_case_shape and X.dtype == _FLOAT:
-            x = X.reshape(-1)
+            x = X.ravel()  # a view unless the case is strided
             # a NaN or inf anywhere makes the sum of squares NaN or inf (no cancellation);
             # a finite case whose sum of squares overflows takes the general path
             if math.isfinite(x.dot(x)):

@@ -14,6 +14,9 @@ from scarce.models import linear
 
 #: above this many new rows for one model in one call, refactorise instead of rank-1 updates
 REFACTOR_ROWS = 8
+#: rows of one model that :meth:`RidgeRegression.add_one` collects before adding their
+#: outer products to ``A`` at once (bitwise the same sum, see ``_defer_outer``)
+DEFERRED_ROWS = 16
 
 
 def rank_one_update(
@@ -82,6 +85,27 @@ def rank_one_update(
     A_inv -= gain[:, :, None] * u[:, None, :]
     if A is not None:
         A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
+
+
+def _add_row(
+    A_inv: np.ndarray,
+    b: np.ndarray,
+    theta: np.ndarray,
+    x: np.ndarray,
+    y: float,
+    work: np.ndarray,
+) -> None:
+    """:func:`rank_one_update` of one single-target model with ``sign = +1``, except the
+    ``A += x x^T`` step (:meth:`RidgeRegression.add_one` defers it): the same operations on
+    the same operands, so bitwise the same result, with the outer product written into the
+    ``(d, d)`` scratch matrix ``work`` instead of a fresh array."""
+    u = A_inv.dot(x)
+    gain = u * (1.0 / (1.0 + x.dot(u)))
+    resid = y - x.dot(theta)
+    theta += gain * resid
+    b += y * x
+    np.multiply(gain[:, None], u, out=work)
+    A_inv -= work
 
 
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -161,12 +185,17 @@ class RidgeRegression:
             raise ValueError("use either forgetting < 1 or a window, not both")
         M, d = self.n_models, self.n_features
         eye = np.eye(d)
+        self._pending_rows: np.ndarray | None = None  # see _defer_outer
+        self._flush_stack: np.ndarray | None = None
+        self._pending = [0] * M
+        self._n_pending = 0
         self.A = np.broadcast_to(self.lam * eye, (M, d, d)).copy()
         self.A_inv = np.broadcast_to(eye / self.lam, (M, d, d)).copy()
         self.b = np.zeros((M, d, *self._target_shape))
         self.theta = np.zeros((M, d, *self._target_shape))
         self.n_obs = np.zeros(M)  # effective (weighted) observation count per model
         self._since_resync = np.zeros(M, dtype=np.int64)
+        self._work = np.empty((d, d))  # scratch of add_one's outer products (not state)
         if self.window is not None:
             self._buf_X = np.zeros((self.window, d))
             self._buf_y = np.zeros((self.window, *self._target_shape))
@@ -296,14 +325,75 @@ class RidgeRegression:
             return
         if self.n_targets is not None and np.shape(y) != (self.n_targets,):
             raise ValueError(f"y must have shape ({self.n_targets},); got {np.shape(y)}")
-        since = self._since_resync[model] + 1
+        since = int(self._since_resync[model]) + 1
         limit = self.resync_every
         if since >= (limit if type(limit) is int else self._resync_limit(model)):
             self._add(model, x[None, :], np.array([y], dtype=float), 1.0)
             return
         self._since_resync[model] = since
         self.n_obs[model] += 1.0
-        rank_one_update(self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y)
+        if self.n_targets is None:
+            _add_row(self.A_inv[model], self.b[model], self.theta[model], x, y, self._work)
+            self._defer_outer(model, x)
+        else:
+            rank_one_update(
+                self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y
+            )
+
+    # ------------------------------------------------------- the deferred A += x x^T
+    @property
+    def A(self) -> np.ndarray:
+        """``(M, d, d)`` precisions ``lam I + sum_i x_i x_i^T`` (with every row learned so far)."""
+        if self._n_pending:
+            self._flush_all()
+        return self._A
+
+    @A.setter
+    def A(self, value: np.ndarray) -> None:
+        # a new A already holds every row: rows still waiting are dropped
+        self._A = value
+        self._pending = [0] * self.n_models
+        self._n_pending = 0
+
+    def _defer_outer(self, model: int, x: np.ndarray) -> None:
+        """``A[model] += x x^T`` for a row of :meth:`add_one`, deferred: a model's rows wait
+        in a buffer of :data:`DEFERRED_ROWS` and go into ``A`` together when it is full or
+        ``A`` is read. The flush adds the same products in the same order (so ``A`` is
+        bitwise what row-by-row updates give), in two NumPy calls instead of two per row."""
+        rows = self._pending_rows
+        if rows is None:
+            rows = self._pending_rows = np.empty((self.n_models, DEFERRED_ROWS, self.n_features))
+        k = self._pending[model]
+        rows[model, k] = x
+        self._pending[model] = k + 1
+        self._n_pending += 1
+        if k + 1 == DEFERRED_ROWS:
+            self._flush(model)
+
+    def _flush(self, m: int) -> None:
+        n = self._pending[m]
+        rows = self._pending_rows
+        assert rows is not None
+        stack = self._flush_stack
+        if stack is None:
+            d = self.n_features
+            stack = self._flush_stack = np.empty((DEFERRED_ROWS + 1, d, d))
+        A = self._A[m]
+        stack[0] = A
+        x = rows[m, :n]
+        # the products x_i x_j of every row (no sum: each is one rounded multiplication, as
+        # in np.multiply.outer), einsum's loop being faster here than broadcasting's
+        np.einsum("ri,rj->rij", x, x, out=stack[1 : n + 1])
+        # a reduction over the leading (slowest) axis adds the slices one after the other,
+        # left to right: (((A + P_1) + P_2) + ...), as the row-by-row updates would
+        np.add.reduce(stack[: n + 1], axis=0, out=A)
+        self._pending[m] = 0
+        self._n_pending -= n
+
+    def _flush_all(self) -> None:
+        for m, n in enumerate(self._pending):
+            if n:
+                self._flush(m)
 
     def _resync_limit(self, m: int) -> int:
         r = self.resync_every  # an int, or one per model for a stack (see stack)

@@ -32,7 +32,14 @@ class UCBPolicy(ModelPolicy):
         check_scalar(self.alpha, "alpha", low=0.0)
 
     def _ucb(self, X):
-        mean, var = linear.predict(X, *self._confidence())
+        theta, cov = self._confidence()
+        if X.shape[0] == 1 and X.ndim == 2 and cov.ndim == 3:  # one shared context
+            mean, width = linear.one_case_widths(X, theta, cov)
+            width *= self.alpha
+            row = mean[0]
+            np.add(row, width, out=row)  # as below, without broadcasting (1, K) and (K,)
+            return mean
+        mean, var = linear.predict(X, theta, cov)
         width = np.sqrt(var, out=var)  # fresh arrays: combined in place, no temporaries
         width *= self.alpha
         mean += width
@@ -119,6 +126,9 @@ class ThompsonPolicy(ModelPolicy):
 
     def _decide(self, X, eligible):
         theta, cov = self._posterior()
+        one = eligible is None and X.shape[0] == 1 and cov.ndim == 3
+        if one and self.context_mode_ == SHARED_CONTEXT:
+            return self._decide_one(X, theta, cov)
         if self.context_mode_ == SHARED_CONTEXT:
             # independent per-action scores: draw each from its marginal (as
             # linear.sample_scores does); their mean and spread also give the probabilities
@@ -141,6 +151,22 @@ class ThompsonPolicy(ModelPolicy):
             def probabilities():
                 mc = self._mc_probabilities(X, theta, cov, eligible, n_updates)
                 return mc[np.arange(X.shape[0]), actions]
+
+        return Decision(actions, None, self._link(sampled), probability_fn=probabilities)
+
+    def _decide_one(self, X, theta, cov):
+        """The shared-context branch of :meth:`_decide` for one case and no mask: the same
+        draws and arithmetic, bit for bit, in fewer calls."""
+        mean, std = linear.one_case_widths(X, theta, cov)  # (1, K), (K,)
+        std *= self.v
+        sampled = self.rng_.standard_normal(mean.shape)
+        row = sampled[0]
+        np.multiply(std, row, out=row)
+        np.add(mean[0], row, out=row)  # mean + std * z, in place
+        actions = sampled.argmax(axis=1)
+
+        def probabilities():
+            return linear.gaussian_argmax_probability_of(mean, std[None, :], actions)
 
         return Decision(actions, None, self._link(sampled), probability_fn=probabilities)
 
