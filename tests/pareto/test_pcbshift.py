@@ -160,14 +160,12 @@ def _brute_rules(policy, X, A, R, x, level, active_before, t):
         np.zeros(K, bool),
     )
     for k in range(K):
-        best = math.inf
-        for _n, mu, _, width, _ in rows:
+        for _n, mu, _, width, _ in rows:  # root first: the deepest bin with data wins
             if np.isfinite(width[k]):
                 known[k] = True
                 lcb[k] = np.maximum(lcb[k], mu[k] - width[k])
                 ucb[k] = np.minimum(ucb[k], mu[k] + width[k])
-                if width[k] <= best:
-                    best, est[k] = width[k], mu[k]
+                est[k] = mu[k]
     active = active_before.copy()
     W = policy.cone_.W
     cand = [k for k in range(K) if active[k] and known[k]]
