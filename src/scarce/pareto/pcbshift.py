@@ -471,9 +471,8 @@ class PCBShift(_AdaptiveTreePolicy):
     mean reward vector and an active set; after a round-robin warm-up, each case plays
     uniformly on the estimated Pareto front (under the cone) of its leaf, a leaf using its
     nearest ancestor's estimate of an arm until it holds a sample of that arm, and ``update``
-    eliminates arms dominated
-    everywhere in the leaf and splits the leaf once the sampling radius of its front falls
-    below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
+    eliminates arms dominated everywhere in the leaf and splits the leaf once the sampling
+    radius of its front falls below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
     carries the support (``"support"``, ``(n, K)`` bool).
 """
         + _PARAMS_DOC
