@@ -160,14 +160,12 @@ def _brute_rules(policy, X, A, R, x, level, active_before, t):
         np.zeros(K, bool),
     )
     for k in range(K):
-        best = math.inf
-        for _n, mu, _, width, _ in rows:
+        for _n, mu, _, width, _ in rows:  # root first: the deepest bin with data wins
             if np.isfinite(width[k]):
                 known[k] = True
                 lcb[k] = np.maximum(lcb[k], mu[k] - width[k])
                 ucb[k] = np.minimum(ucb[k], mu[k] + width[k])
-                if width[k] <= best:
-                    best, est[k] = width[k], mu[k]
+                est[k] = mu[k]
     active = active_before.copy()
     W = policy.cone_.W
     cand = [k for k in range(K) if active[k] and known[k]]
@@ -264,6 +262,31 @@ def test_an_arm_leaves_the_active_set_on_one_sample_when_dominated_everywhere():
     assert est["counts"][2] == 1
     assert est["active"].tolist() == [True, True, False]  # 1 sample: radius 0.0346
     assert est["play"].tolist() == [True, True, False]
+
+
+def test_a_leaf_uses_its_own_sample_of_an_arm_before_a_tighter_ancestor_estimate():
+    """Issue 15: a child's estimate of an arm is its own regressogram as soon as it holds a
+    sample (the paper's bin quantities), the nearest ancestor's until then. The rule it
+    replaces took the smallest width, which kept the root's average here (width
+    1.48 / sqrt(230) + 0.1 = 0.20 against the leaf's 1.48 + 0.05)."""
+    p = PCBShift(n_actions=2, n_features=1, c_beta=0.1, warmup=0, max_depth=1)
+    n = 230  # Hoeffding radius 1.48 / sqrt(n) <= bias 0.1 of the root: the root splits
+    X = np.full((2 * n, 1), 0.25)
+    A = np.tile([0, 1], n)
+    R = np.tile([[0.5, 0.5], [0.4, 0.6]], (n, 1))
+    p.update(X, A, R)
+    assert p.n_leaves_ == 2
+    p.update([[0.75]], [0], [[0.9, 0.1]])  # one sample of arm 0 in the right leaf
+    right = p.leaf_estimates([0.75])
+    assert right["level"] == 1 and right["counts"].tolist() == [1, 0]
+    np.testing.assert_allclose(right["estimates"][0], [0.9, 0.1])  # its own sample
+    np.testing.assert_allclose(right["estimates"][1], [0.4, 0.6])  # inherited from the root
+    assert right["play"].tolist() == [True, True]
+    left = p.leaf_estimates([0.25])  # the left leaf holds every earlier sample
+    np.testing.assert_allclose(left["estimates"], [[0.5, 0.5], [0.4, 0.6]])
+    # the confidence box is still the intersection with the root's: the one sample of the
+    # right leaf cannot eliminate anything
+    assert right["active"].all()
 
 
 @settings(max_examples=25, deadline=None)

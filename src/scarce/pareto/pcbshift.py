@@ -9,10 +9,15 @@ The rules (spec ``vector-preference-shift.md`` §B.6, with the corrections of is
   sampling radius plus the bias of the bin. The box holds ``mu_k(x)`` for every ``x`` in ``A``
   (the Hölder condition bounds the variation over the bin by the bias term).
 * **Estimates in a leaf**: "children are endowed with mean reward estimates and set of active
-  arms from their parents". Per arm, the estimate is the one with the smallest width ``w_A``
-  among the bins on the path from the root to the leaf: the nearest ancestor's until the
-  leaf's own samples give a tighter one. The arm's confidence box is the intersection of the
-  path's boxes (each holds ``mu_k(x)`` for ``x`` in the leaf). A split thus costs no
+  arms from their parents", and the paper's quantities are those of the bin (its
+  regressogram, eqs. 3-4). Per arm, the estimate is that of the deepest bin on the path from
+  the root to the leaf that has one (a finite width ``w_A``): the leaf's own regressogram as
+  soon as the leaf holds a sample of the arm, the nearest ancestor's until then. (Choosing
+  the estimate of smallest width instead kept a coarser ancestor's bin average, biased for
+  the leaf, until the leaf had about ``(rad_1 / bias)^2`` samples: near the edges of the
+  Pareto regions the leaf then played the coarser bin's front; issue 15.) The arm's
+  confidence box is the intersection of the path's boxes (each holds ``mu_k(x)`` for ``x``
+  in the leaf), so elimination uses every ancestor's confidence set. A split thus costs no
   re-exploration: a child starts where its parent was. (The static grid uses each bin's own
   samples only.)
 * **Exploration**: an active arm with no estimate at all is played; so is an active arm
@@ -214,7 +219,8 @@ class _TreePolicy(VectorPolicy):
         width = rad + self._bias(t.level[nodes])[:, None]
         mean = sums / np.maximum(cnt, 1)[..., None]
         P, K = cnt.shape
-        best = P - 1 - np.argmin(width[::-1], axis=0)  # smallest width; ties: the deeper bin
+        # the deepest bin with an estimate (the leaf itself when no bin has one: width inf)
+        best = P - 1 - np.argmax(np.isfinite(width[::-1]), axis=0)
         arms = np.arange(K)
         w = width[..., None]  # an infinite width gives an infinite box: no constraint
         chosen = width[best, arms]
@@ -464,9 +470,9 @@ class PCBShift(_AdaptiveTreePolicy):
     A dyadic tree over ``[0, 1]^D`` whose bins keep regressogram estimates of every arm's
     mean reward vector and an active set; after a round-robin warm-up, each case plays
     uniformly on the estimated Pareto front (under the cone) of its leaf, a leaf using its
-    ancestors' estimates until its own are tighter, and ``update`` eliminates arms dominated
-    everywhere in the leaf and splits the leaf once the sampling radius of its front falls
-    below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
+    nearest ancestor's estimate of an arm until it holds a sample of that arm, and ``update``
+    eliminates arms dominated everywhere in the leaf and splits the leaf once the sampling
+    radius of its front falls below its bias. The rules are in :mod:`scarce.pareto.pcbshift`. ``Decision.info``
     carries the support (``"support"``, ``(n, K)`` bool).
 """
         + _PARAMS_DOC
