@@ -207,6 +207,9 @@ def create_app(
             return await async_(*a, **kw)
         return await run_in_threadpool(partial(sync, *a, **kw))
 
+    async def decide_in_thread(*a: Any, **kw: Any) -> Any:
+        return await run_in_threadpool(partial(service.decide, *a, **kw))
+
     async def fast_decision(scope: Scope, body: bytes) -> tuple[int, bytes] | None:
         """``POST /v1/decisions`` without the router: the same request model (validated from
         the JSON bytes), the same service call and the same error mapping as the route (the
@@ -232,9 +235,7 @@ def create_app(
             return None
         fields = req.__dict__  # the model's fields (getattr of an absent one costs ~5 us)
         try:
-            r = await run_service(
-                service.decide,
-                service.decide_async,
+            r = await (service.decide_async if inline else decide_in_thread)(
                 fields.get("context"),
                 action_features=fields.get("action_features"),
                 eligible=fields["eligible"],
