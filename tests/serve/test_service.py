@@ -107,6 +107,18 @@ def test_bad_decision_requests_name_the_field(make_service, kwargs, field):
     assert err.value.field == field
 
 
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [(float("nan"), "must be finite"), (-float("inf"), "must be finite"), (1e300, "within +-")],
+)
+def test_feature_errors_say_what_is_wrong(make_service, value, words):
+    """One reduction checks the features; a failure still names the kind of problem."""
+    svc = make_service()
+    with pytest.raises(RequestError) as err:
+        svc.decide([1.0, value])
+    assert err.value.field == "context" and words in err.value.message
+
+
 def test_per_action_features(make_service):
     svc = make_service(type="LinUCB", service={"features": "per_action"})
     feats = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]

@@ -19,6 +19,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated, Any
 
+import orjson
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
@@ -206,6 +207,9 @@ def create_app(
             return await async_(*a, **kw)
         return await run_in_threadpool(partial(sync, *a, **kw))
 
+    async def decide_in_thread(*a: Any, **kw: Any) -> Any:
+        return await run_in_threadpool(partial(service.decide, *a, **kw))
+
     async def fast_decision(scope: Scope, body: bytes) -> tuple[int, bytes] | None:
         """``POST /v1/decisions`` without the router: the same request model (validated from
         the JSON bytes), the same service call and the same error mapping as the route (the
@@ -221,31 +225,32 @@ def create_app(
             if name == b"content-type":
                 content_type = value
                 break
-        if content_type is None or content_type.split(b";")[0].strip() != b"application/json":
+        if content_type != b"application/json" and (
+            content_type is None or content_type.split(b";")[0].strip() != b"application/json"
+        ):
             return None
         try:
             req = validate_decision(body)
         except ValidationError:
             return None
+        fields = req.__dict__  # the model's fields (getattr of an absent one costs ~5 us)
         try:
-            r = await run_service(
-                service.decide,
-                service.decide_async,
-                getattr(req, "context", None),
-                action_features=getattr(req, "action_features", None),
-                eligible=req.eligible,
-                group=req.group,
-                event_id=req.event_id,
+            r = await (service.decide_async if inline else decide_in_thread)(
+                fields.get("context"),
+                action_features=fields.get("action_features"),
+                eligible=fields["eligible"],
+                group=fields["group"],
+                event_id=fields["event_id"],
                 key_id=_key_id(scope[KEY_SCOPE], keys),
-                keywords=keywords(req, decide_keys),
+                keywords=keywords(req, decide_keys) if decide_keys else None,
             )
         except _SERVICE_ERRORS as exc:
             code, items = _service_error(exc)
             metrics.decided(code)
             return code, dumps(error_content(items))
-        metrics.decided(200)
-        metrics.observe("decisions", time.perf_counter() - t0)
-        return 200, dumps(r.to_dict())
+        metrics.decision_answered(time.perf_counter() - t0)
+        # (every number of the answer is finite: the service checked the distribution)
+        return 200, orjson.dumps(r.to_dict())
 
     open_paths = {"/v1/health", "/openapi.json"} | ({"/metrics"} if open_metrics else set())
     app.guard = GuardMiddleware(

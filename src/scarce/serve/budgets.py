@@ -76,8 +76,9 @@ class BudgetRules:
         self._largest = [
             (r, float(self.cost_bound[:, j].max(initial=0.0))) for j, r in enumerate(self.resources)
         ]
-        self._all = np.ones(n_actions, dtype=bool)
-        self._all.setflags(write=False)
+        #: what :meth:`allowed` returns when every action is affordable (read-only, shared)
+        self.all_actions = np.ones(n_actions, dtype=bool)
+        self.all_actions.setflags(write=False)
 
     @property
     def active(self) -> bool:
@@ -112,7 +113,7 @@ class BudgetRules:
         ``{(resource, group or ""): remaining}`` read from the store (do not modify the
         result)."""
         if self.plenty(group, remaining):
-            return self._all
+            return self.all_actions
         left = np.array([remaining[(r, "")] for r in self.resources])
         ok = affordable(self.cost_bound, left)
         if group is not None:

@@ -63,18 +63,19 @@ class UnitDriver:
                     step = steps.send(result)
                 else:
                     step = steps.send(await self._commit(step))
-        except StopIteration as done:
-            return done.value
+        except StopIteration as finished:
+            return finished.value
 
-    async def _commit(self, unit: Unit) -> str:
+    def _commit(self, unit: Unit) -> asyncio.Future[str]:
         # the units made in one turn of the event loop go to the writer together (one
         # hand-over, one wake-up of its thread) at the start of the next turn, and come back
         # together (one wake-up of the loop per commit)
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[str] = loop.create_future()
         self._to_submit.append((unit, done))
         if len(self._to_submit) == 1:
-            asyncio.get_running_loop().call_soon(self._submit_pending)
-        return await done
+            loop.call_soon(self._submit_pending)
+        return done
 
     def _submit_pending(self) -> None:
         items, self._to_submit = self._to_submit, []

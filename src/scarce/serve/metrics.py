@@ -105,10 +105,16 @@ class ServiceMetrics:
         self._timers = {
             e: self.latency.labels(e) for e in ("decisions", "batch", "rewards", "other")
         }
+        self._ok, self._decision_timer = self._decided["200"], self._timers["decisions"]
 
     def decided(self, status: int, n: int = 1) -> None:
         child = self._decided.get(str(status)) or self.decisions.labels(str(status))
         child.inc(n)
+
+    def decision_answered(self, seconds: float) -> None:
+        """One decision answered 200 in ``seconds`` (the fast path's pre-bound children)."""
+        self._ok.inc()
+        self._decision_timer.observe(seconds)
 
     def observe(self, endpoint: str, seconds: float) -> None:
         self._timers.get(endpoint, self._timers["other"]).observe(seconds)

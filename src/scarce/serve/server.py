@@ -32,8 +32,41 @@ def _response(status: str, items: list[tuple[str, str]]) -> bytes:
     ).encode() + body
 
 
+class _OneWritePerResponse:
+    """The connection's transport as uvicorn's request cycles see it: the head of a response
+    (status line and headers, one ``write``) is held back and sent with the first body
+    ``write`` that follows, so a small answer leaves in one ``send`` and one TCP segment
+    instead of two. Everything else is passed through; :meth:`flush` sends a held head (the
+    protocol calls it when a response completes without a body write, e.g. ``HEAD``)."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        elif data[-4:] == b"\r\n\r\n" and data[:9] == b"HTTP/1.1 " and data[9:10] != b"1":
+            self._head = data  # a final response's head (an interim 1xx goes out at once)
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        if self._head is not None:
+            data, self._head = self._head, None
+            self._transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a deadline per request (see the module doc)."""
+    """uvicorn's httptools protocol with a deadline per request (see the module doc), whose
+    responses leave in one write each (:class:`_OneWritePerResponse`)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -42,7 +75,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.transport = _OneWritePerResponse(transport)  # type: ignore[assignment]
         self._arm()
+
+    def on_response_complete(self) -> None:
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()

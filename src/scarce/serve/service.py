@@ -51,6 +51,7 @@ from scarce.serve.validation import (
     RequestChecker,
     RequestError,
     event_generator,
+    json_text,
     request_fingerprint,
 )
 
@@ -185,7 +186,7 @@ class DecisionService(CohortDecisions):
         return Case(
             X=X,
             mask=mask,
-            context_json=json.dumps(stored_context),
+            context_json=json_text(stored_context),
             eligible_json=None if eligible_ids is None else json.dumps(eligible_ids),
             group=group,
             event_id=event_id,
@@ -336,17 +337,27 @@ class DecisionService(CohortDecisions):
                     answers.append(known[i])
                     continue
                 allowed = case.mask
+                everything = case.eligible_json is None  # every action may be chosen
                 if rules.active:
-                    if view is not None and not rules.plenty(case.group, remaining):
+                    # (all_actions exactly when every action fits: rules.plenty)
+                    try:
+                        affordable = rules.allowed(case.group, remaining)
+                    except KeyError:  # a row the view lacks (a fresh read has them all)
+                        if view is None:
+                            raise
+                        affordable = None
+                    if view is not None and affordable is not rules.all_actions:
                         stale = True  # the view decides only while every action fits
                         break
-                    allowed = allowed & rules.allowed(case.group, remaining)
-                    if not allowed.any():
-                        exhausted = case
-                        break
-                choice = served.choose(
-                    case.X, allowed if discrete else None, case.event_id, case.context or {}
-                )
+                    if affordable is not rules.all_actions:
+                        everything = False
+                        allowed = allowed & affordable
+                        if not allowed.any():
+                            exhausted = case
+                            break
+                # (no mask where nothing is excluded: the policy skips its eligibility checks)
+                allowed = None if everything or not discrete else allowed
+                choice = served.choose(case.X, allowed, case.event_id, case.context or {})
                 charges = rules.charges(choice.action, case.group) if rules.active else []
                 for resource, group, amount in charges:  # later cases of the unit see them
                     remaining[(resource, group)] -= amount
@@ -358,7 +369,7 @@ class DecisionService(CohortDecisions):
                     group=case.group,
                     action=choice.action,
                     probability=-1.0 if choice.probability is None else choice.probability,
-                    probabilities=json.dumps(choice.probabilities),
+                    probabilities=json_text(choice.probabilities),
                     model_version=choice.model_version,
                     charges=rules.charges_json(charges),
                     ts=float(self.clock()),
@@ -369,7 +380,7 @@ class DecisionService(CohortDecisions):
                         None if choice.action_value is None else json.dumps(choice.action_value)
                     ),
                     policy_version=served.version,
-                    shadow=self._shadow_choices(case, allowed if discrete else None),
+                    shadow=self._shadow_choices(case, allowed),
                 )
                 unit.append((rec, spent(charges)))
                 answers.append(self._result(rec, choice))

@@ -73,6 +73,20 @@ class EventIds:
 
 _NO_OPTIONS = json.dumps([None, None]).encode()
 
+try:  # a fifth of the time of json.dumps for the lists of numbers logged with each decision
+    import orjson
+
+    def json_text(value: Any) -> str:
+        """JSON of a list of finite numbers (or ints, strings, None) as logged: the text may
+        differ from ``json.dumps``'s (no spaces), the values read back are the same."""
+        return orjson.dumps(value).decode()
+
+except ImportError:  # the service without the ``serve`` extra
+
+    def json_text(value: Any) -> str:
+        """JSON of a list of finite numbers (or ints, strings, None) as logged."""
+        return json.dumps(value)
+
 
 def request_fingerprint(
     X: np.ndarray,
@@ -184,10 +198,10 @@ class RequestChecker:
             raise RequestError(field, f"must be numbers with shape {list(shape)}") from None
         if arr.shape != shape:
             raise RequestError(field, f"must have shape {list(shape)}; got {list(arr.shape)}")
-        if not np.isfinite(arr).all():
-            raise RequestError(field, "must be finite (no NaN or infinity)")
         bound = self.config.max_abs_feature
-        if np.abs(arr).max() > bound:
+        if not np.abs(arr).max() <= bound:  # one reduction: also False for NaN
+            if not np.isfinite(arr).all():
+                raise RequestError(field, "must be finite (no NaN or infinity)")
             raise RequestError(field, f"values must be within +-{bound:g}; rescale the features")
         return arr
 
