@@ -478,6 +478,9 @@ class KnapsackBandit(SingleCasePath, Policy):
         C, full_costs = self._settle(costs, actions)
         self._dual_step(X, actions, C, info)
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
+        if full_costs is None and actions.shape[0] == 1 and actions[0] != self._free:
+            if self._learn_one_costly(feats, y, ids, C):
+                return
         self.models_.learn_rewards(feats, y, ids)
         if full_costs is not None:
             self._learn_full_costs(X, full_costs)
@@ -491,6 +494,23 @@ class KnapsackBandit(SingleCasePath, Policy):
             self.models_.learn_costs(X, C, actions)
         elif costly.any():
             self.models_.learn_costs(X[costly], C[costly], actions[costly])
+
+    def _learn_one_costly(
+        self, feats: np.ndarray, y: np.ndarray, ids: np.ndarray, C: np.ndarray
+    ) -> bool:
+        """One decision of a costly action ``ids[-1]`` (its reward row last; rows before it
+        teach the free action, as in deferral with full feedback): its reward and consumption
+        models learn in one shared step when their designs are paired; False (nothing
+        learned) otherwise."""
+        n, a = ids.shape[0], int(ids[-1])
+        if n > 2 or (n == 2 and ids[0] != self._free):
+            return False
+        models = self.models_
+        if not models.learn_one_paired(feats[-1], float(y[-1]), C[0], a):
+            return False
+        if n == 2:
+            models.learn_rewards(feats[:1], y[:1], ids[:1])
+        return True
 
     def _dual_step(
         self, X: np.ndarray, actions: np.ndarray, C: np.ndarray, info: dict[str, Any] | None
