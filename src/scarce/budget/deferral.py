@@ -173,6 +173,13 @@ class Deferral(KnapsackBandit):
         feedback["model_rewards"] = model
         return feedback
 
+    @classmethod
+    def _replicated(cls, policies: Any, action_features: bool) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        from scarce.budget.replicated import BudgetedReplicas
+
+        return BudgetedReplicas(policies, action_features)
+
 
 @register_policy
 class NeuralDeferral(Deferral):

@@ -214,6 +214,13 @@ class SyntheticDeferral(_DeferralEnv):
         self._solutions: dict[tuple, tuple[KnapsackSolution, np.ndarray]] = {}
         self._mean_cost: float | None = None
 
+    @classmethod
+    def _replicated_env(cls, envs: Any, seeds: Any) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        from scarce.budget.replicated import DeferralEnvReplicas
+
+        return DeferralEnvReplicas(envs, seeds)
+
     def _contexts(self, n: int, rng: np.random.Generator) -> np.ndarray:
         d = self.n_features
         if self.regime == "heterogeneous":

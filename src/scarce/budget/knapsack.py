@@ -593,6 +593,13 @@ class KnapsackBandit(SingleCasePath, Policy):
             "info": decision.info,
         }
 
+    @classmethod
+    def _replicated(cls, policies: Any, action_features: bool) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        from scarce.budget.replicated import BudgetedReplicas
+
+        return BudgetedReplicas(policies, action_features)
+
     # ------------------------------------------------------------------ persistence
     def _get_learned_state(self) -> dict[str, Any]:
         return {

@@ -129,6 +129,12 @@ class OutcomeModels:
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
 
+    @property
+    def paired_ridge(self) -> bool:
+        """Whether rewards and consumptions are the two ridge banks of the common
+        configuration (identity links, one multi-target bank for all resources)."""
+        return self._ridge_pair is not None
+
     # ------------------------------------------------------------------ bounds
     def _beta(self, bank: Any, link: str) -> np.ndarray:
         """``(M,)`` radius of each model of ``bank`` from its own observation count (kept
