@@ -246,7 +246,7 @@ class SyntheticDeferral(_DeferralEnv):
             k = rng.integers(1, 4, size=n)
         else:
             k = rng.binomial(d, 0.5, size=n)
-            while np.any(k == 0):  # conditioning on k >= 1 by rejection
+            while (k == 0).any():  # conditioning on k >= 1 by rejection
                 bad = k == 0
                 k[bad] = rng.binomial(d, 0.5, size=int(bad.sum()))
         # k positions uniformly: the k smallest of d uniform keys (by rank; for a large
@@ -259,7 +259,7 @@ class SyntheticDeferral(_DeferralEnv):
             if not (ordered[:, 1:] == ordered[:, :-1]).any():
                 S = keys <= np.take_along_axis(ordered, k[:, None] - 1, axis=1)
         if S is None:
-            S = np.argsort(np.argsort(keys, axis=1), axis=1) < k[:, None]
+            S = keys.argsort(axis=1).argsort(axis=1) < k[:, None]
         scale = k if self.norm == "l1" else np.sqrt(k)
         return S / scale[:, None]
 
