@@ -38,12 +38,22 @@ returns an object with four methods (:class:`ReplicatedPolicies`):
 The hook raises ``ValueError`` for settings it does not cover. :class:`LinUCB` and
 :class:`LinTS` plug in through :class:`~scarce.policies.linear.LinearReplicas`.
 
+Environments with a budget take part by a second hook, a classmethod
+``_replicated_env(envs, seeds)`` of their class (``block(C)``: the contexts and outcome
+variates of the next ``C`` rounds; ``outcomes(X, actions, variates)``: rewards and extras;
+``expected_rewards(X)``); :func:`_run_budgeted` is then the loop, with what
+:func:`scarce.sim.run` adds for a budget (the loop's ledger and eligible mask, the costs
+booked, ``budget_left``, the extras given to the policies that declare them, ``Decision.info``
+recorded), and the family's ``decide`` also takes ``eligible``. :mod:`scarce.budget.replicated`
+has both hooks for ``KnapsackBandit`` / ``Deferral`` on ``SyntheticDeferral``.
+
 Scope
 -----
 Policies with a ``_replicated`` hook (LinUCB and LinTS: both context layouts, without
 forgetting or windows), any ``batch_size``, bandit feedback, on
 :class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.LogisticEnv` (no budget,
-eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
+eligibility masks or delays); the budgeted learners on the synthetic deferral environments
+(``batch_size=1``, see :mod:`scarce.budget.replicated`). Everything else raises a ``ValueError`` naming what is not
 supported (use :func:`scarce.sim.run`). LinTS's choice probabilities with per-action features
 are Monte-Carlo estimates from a per-policy stream; they are computed replica by replica (as
 costly as in separate runs): pass ``probabilities=False`` when they are not needed.
