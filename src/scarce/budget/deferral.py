@@ -21,6 +21,7 @@ import numpy as np
 
 from scarce.budget.estimators import LINKS, NeuralBank
 from scarce.budget.knapsack import KnapsackBandit
+from scarce.budget.replicated import BudgetedReplicas
 from scarce.budget.specs import ConfidenceSpec, DualSpec, NetworkSpec, as_spec, spec_dict
 from scarce.core.decision import Decision
 from scarce.core.random import SeedLike
@@ -176,8 +177,6 @@ class Deferral(KnapsackBandit):
     @classmethod
     def _replicated(cls, policies: Any, action_features: bool) -> Any:
         """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
-        from scarce.budget.replicated import BudgetedReplicas
-
         return BudgetedReplicas(policies, action_features)
 
 

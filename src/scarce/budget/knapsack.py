@@ -19,12 +19,10 @@ consumption of the decisions this policy makes can never exceed the budget. The 
 (A&D's no-op; the model in the deferral problem) consumes nothing and is always affordable;
 once nothing else is, the policy plays it (A&D's stopping rule; the episode continues).
 
-What a decision knew
---------------------
 ``Decision.info`` carries, per case, ``cost_lcb`` ``(n, m)`` (the pessimistic consumption of
-the chosen action the scores used) and ``priced`` ``(n,)`` (whether the decision was made
-with prices, i.e. after the warm-up). ``update(..., info=decision.info)`` takes the dual step
-with them; without ``info`` (an update by hand) they are recomputed from the current state.
+the chosen action the scores used) and ``priced`` ``(n,)`` (made with prices: after the
+warm-up); ``update(..., info=decision.info)`` takes the dual step with them (without it, an
+update by hand, they are recomputed from the current state).
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ from scarce.budget.dual import (
 )
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.models import OutcomeModels
+from scarce.budget.replicated import BudgetedReplicas
 from scarce.budget.single import SingleCasePath
 from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, plain_param, spec_dict
 from scarce.core.decision import Decision
@@ -293,8 +292,7 @@ class KnapsackBandit(SingleCasePath, Policy):
         return r - c @ self.prices_.prices(self.Z_), c
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (before ``Z`` is known:
-        ``UCB_r``)."""
+        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (``UCB_r`` before ``Z``)."""
         return self._estimates(X)[0]
 
     @property
@@ -478,9 +476,8 @@ class KnapsackBandit(SingleCasePath, Policy):
         C, full_costs = self._settle(costs, actions)
         self._dual_step(X, actions, C, info)
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
-        if full_costs is None and actions.shape[0] == 1 and actions[0] != self._free:
-            if self._learn_one_costly(feats, y, ids, C):
-                return
+        if full_costs is None and self._learn_one_costly(feats, y, ids, C, actions):
+            return
         self.models_.learn_rewards(feats, y, ids)
         if full_costs is not None:
             self._learn_full_costs(X, full_costs)
@@ -494,23 +491,6 @@ class KnapsackBandit(SingleCasePath, Policy):
             self.models_.learn_costs(X, C, actions)
         elif costly.any():
             self.models_.learn_costs(X[costly], C[costly], actions[costly])
-
-    def _learn_one_costly(
-        self, feats: np.ndarray, y: np.ndarray, ids: np.ndarray, C: np.ndarray
-    ) -> bool:
-        """One decision of a costly action ``ids[-1]`` (its reward row last; rows before it
-        teach the free action, as in deferral with full feedback): its reward and consumption
-        models learn in one shared step when their designs are paired; False (nothing
-        learned) otherwise."""
-        n, a = ids.shape[0], int(ids[-1])
-        if n > 2 or (n == 2 and ids[0] != self._free):
-            return False
-        models = self.models_
-        if not models.learn_one_paired(feats[-1], float(y[-1]), C[0], a):
-            return False
-        if n == 2:
-            models.learn_rewards(feats[:1], y[:1], ids[:1])
-        return True
 
     def _dual_step(
         self, X: np.ndarray, actions: np.ndarray, C: np.ndarray, info: dict[str, Any] | None
@@ -563,9 +543,8 @@ class KnapsackBandit(SingleCasePath, Policy):
     # ------------------------------------------------------------------ contract hooks
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
-        # (the checks feed every configuration the feedback of the first, so all have two
-        # resources) a budget that one batch of the checks cannot exhaust and a short
-        # warm-up; a small budget, logistic costs and a fixed Z
+        # (all with two resources: the checks feed every configuration the first's feedback)
+        # a budget one batch cannot exhaust, a short warm-up; a small budget, logistic costs
         return [
             {"budget": 500.0, "horizon": 1000, "n_resources": 2, "dual": {"warmup_rounds": 5}},
             {
@@ -596,8 +575,6 @@ class KnapsackBandit(SingleCasePath, Policy):
     @classmethod
     def _replicated(cls, policies: Any, action_features: bool) -> Any:
         """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
-        from scarce.budget.replicated import BudgetedReplicas
-
         return BudgetedReplicas(policies, action_features)
 
     # ------------------------------------------------------------------ persistence
