@@ -123,7 +123,9 @@ class OutcomeModels:
             self._ridge_pair = (self.reward_groups[0][2], self.cost_groups[0][2])
         # whether each costly action's reward model and consumption model have seen the same
         # rows (bitwise the same design, A^{-1} included): then one width serves both and one
-        # Sherman-Morrison step updates both. None: not known (checked on next use)
+        # Sherman-Morrison step updates both. None: not known (checked on next use); a
+        # learning step that may part the designs makes True unknown, and False stays False
+        # (designs fed different rows do not meet again) until set_state
         self._paired: bool | None = None
         lo = int(self.costly[0]) if nc else 0
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
@@ -276,10 +278,11 @@ class OutcomeModels:
             link, _, bank, _ = self.reward_groups[0]  # every action, model k = action k
             bank.partial_fit(X, y, actions)
             self._learned_one(bank, link, int(actions[0]))
-            if actions[0] != self.free_action:
+            if actions[0] != self.free_action and self._paired:
                 self._paired = None
             return
-        self._paired = None
+        if self._paired:
+            self._paired = None
         for _, _, bank, _ in self.reward_groups:
             self._betas.pop(id(bank), None)  # recomputed from the new counts on next use
         for _, acts, bank, local in self.reward_groups:
@@ -299,7 +302,8 @@ class OutcomeModels:
         if not X.shape[0]:
             return
         rank = self.costly_rank[actions]
-        self._paired = None
+        if self._paired:
+            self._paired = None
         if X.shape[0] == 1 and self._ridge_pair is not None:  # one multi-target bank
             bank = self._ridge_pair[1]
             bank.partial_fit(X, C, rank)
