@@ -118,6 +118,8 @@ def test_rejects_what_it_does_not_cover():
             50,
             [0],
         )
+    with pytest.raises(ValueError, match="no replicated form for budgeted"):
+        run_replicated([PolicySpec("LinUCB", {}).build_for(envs[0], 0, 50)], envs, 50, [0])
     digits = DigitsDeferral(seed=0)
     with pytest.raises(ValueError, match="_replicated_env"):
         run_replicated([PolicySpec("Deferral", {}).build_for(digits, 0, 50)], [digits], 50, [0])

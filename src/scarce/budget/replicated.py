@@ -44,6 +44,9 @@ class BudgetedReplicas:
     docstring); their hyperparameters may differ, their class, ``K``, ``d``, the free action
     and the number of resources may not."""
 
+    #: decide takes the eligible mask of the loop's ledger (budgeted environments)
+    takes_eligible = True
+
     def __init__(self, policies: Sequence[Any], action_features: bool) -> None:
         if action_features:
             raise ValueError("replicated budgeted runs need shared contexts (n, d)")

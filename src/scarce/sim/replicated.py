@@ -319,6 +319,11 @@ def _run_budgeted(
         raise ValueError("replicated runs on these environments need a budget (budget_rate)")
     world = type(envs[0])._replicated_env(envs, seeds)
     family = type(policies[0])._replicated(policies, False)
+    if not getattr(family, "takes_eligible", False):
+        raise ValueError(
+            f"{type(policies[0]).__name__} has no replicated form for budgeted environments "
+            "(one whose decide takes the loop's eligible mask: KnapsackBandit, Deferral)"
+        )
     keys = set(policies[0].update_keywords)
     B = np.stack([np.asarray(b, dtype=np.float64) for b in budgets])  # (S, m)
     cb = np.stack([np.asarray(e.cost_bound, dtype=np.float64) for e in envs])  # (S, K, m)
