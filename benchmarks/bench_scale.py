@@ -10,6 +10,8 @@ CSV to ``benchmarks/results/scale_sweep.csv`` and ``benchmarks/results/scale_dec
    batch size 1: :func:`scarce.sim.sweep` (separate runs on ``--jobs`` local processes)
    against :func:`scarce.sim.sweep_replicated` (one vectorised computation over the seeds, in
    one process and split over ``--jobs`` processes). The tables are checked to be identical.
+   A second sweep does the same for the budgeted ``Deferral`` on ``deferral-synthetic``
+   (``--budget-horizon`` rounds, one process each; ``scale_budget_sweep.csv``).
    Note that each separate run also computes LinTS's exact choice probabilities (the trace
    records them; the sweep table does not), which the replicated sweep skips; the extra row
    ``replicated + probabilities`` measures a replicated run that computes them too.
@@ -93,6 +95,57 @@ def bench_sweep(seeds: int, horizon: int, jobs: int) -> list[dict[str, object]]:
     return rows
 
 
+def bench_budget_sweep(seeds: int, horizon: int) -> list[dict[str, object]]:
+    """``seeds`` x ``horizon`` rounds of :class:`~scarce.budget.Deferral` (full feedback, the
+    ``Z`` warm-up) on ``deferral-synthetic`` (budget rate 0.25, d = 20): separate runs
+    (:func:`scarce.sim.sweep`, one process) against :func:`scarce.sim.sweep_replicated` (one
+    process); the tables are checked identical. Both build one environment and one policy
+    per seed; the row ``building`` times that part alone (a one-round sweep), and the
+    last figure subtracts it from both."""
+    import pandas as pd
+
+    from scarce.sim import sweep, sweep_replicated
+
+    policy = ("Deferral", {})
+    rows: list[dict[str, object]] = []
+
+    def timed(label: str, fn) -> pd.DataFrame | None:
+        t0 = time.perf_counter()
+        out = fn()
+        wall = time.perf_counter() - t0
+        rows.append({"path": label, "processes": 1, "wall_s": wall})
+        print(f"  {label:<34} 1 proc  {wall:8.2f} s", flush=True)
+        return out
+
+    env = "deferral-synthetic"
+    # a one-round sweep: the building of every environment and policy, and little else (it
+    # also imports the plug-ins and draws the environments' shared Monte Carlo sample)
+    sweep({"Deferral": policy}, {env: env}, 1, 1, n_jobs=1)
+    timed(
+        "building (one-round sweep)",
+        lambda: sweep({"Deferral": policy}, {env: env}, seeds, 1, n_jobs=1),
+    )
+    separate = timed(
+        "separate runs (sweep)",
+        lambda: sweep({"Deferral": policy}, {env: env}, seeds, horizon, n_jobs=1),
+    )
+    replicated = timed(
+        "replicated (sweep_replicated)",
+        lambda: sweep_replicated(
+            policy, env, seeds, horizon, policy_label="Deferral", env_label=env
+        ),
+    )
+    pd.testing.assert_frame_equal(replicated, separate)
+    built, base, rep = (row["wall_s"] for row in rows)
+    for row in rows:
+        row["speedup_vs_separate"] = base / row["wall_s"]
+        row["identical_table"] = row["path"] != "building (one-round sweep)"
+        row.update(seeds=seeds, horizon=horizon, K=2, d=20)
+    # the simulations alone: the building subtracted from both
+    rows[2]["speedup_runs_only"] = (base - built) / (rep - built) if rep > built else float("nan")
+    return rows
+
+
 def bench_decisions(K: int, d_values: list[int], batch: int, steps: int) -> list[dict[str, object]]:
     from scarce.policies import (
         DiagonalLinTS,
@@ -168,6 +221,9 @@ def main() -> None:
     )
     parser.add_argument("--steps", type=int, default=20, help="decide+update calls timed")
     parser.add_argument("--skip-sweep", action="store_true")
+    parser.add_argument(
+        "--budget-horizon", type=int, default=2000, help="rounds of the budgeted sweep (0: skip)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the CSV files")
     args = parser.parse_args()
     if args.quick:
@@ -184,6 +240,21 @@ def main() -> None:
                 f"{r['speedup_vs_separate']:>9.1f}x  {r['identical_table']}"
             )
         _write(sweep_rows, args.out / "scale_sweep.csv")
+
+    if args.budget_horizon:
+        h = 300 if args.quick else args.budget_horizon
+        print(f"\nDeferral sweep (budgeted): {args.seeds} seeds x {h} rounds, deferral-synthetic")
+        budget_rows = bench_budget_sweep(args.seeds, h)
+        print(f"\n{'path':<34}{'wall s':>10}{'speed-up':>10}  identical")
+        for r in budget_rows:
+            print(
+                f"{r['path']:<34}{r['wall_s']:>10.2f}{r['speedup_vs_separate']:>9.1f}x  "
+                f"{r['identical_table']}"
+            )
+        print(
+            f"simulations alone (building subtracted): {budget_rows[2]['speedup_runs_only']:.1f}x"
+        )
+        _write(budget_rows, args.out / "scale_budget_sweep.csv")
 
     print(f"\nDecisions per second, per-action features, K={args.actions}, batch {args.batch}")
     dec_rows = bench_decisions(args.actions, [50, 500], args.batch, args.steps)

@@ -151,3 +151,91 @@ def test_kept_radii_equal_the_radius_formula():
         for M in (1, 2, 3, 9, 10):
             counts = rng.integers(0, 5000, M).astype(float)
             np.testing.assert_array_equal(spec.radius(counts, dim, link), table[counts.astype(int)])
+
+
+def _paired_run(policy, K, m, seed, T=260, break_at=(90, 91)):
+    """A seeded single-case loop; at ``break_at`` rounds an update with every action's costs
+    (full information on costs: the reward and consumption designs part) then one offline
+    row (rewards of every action); returns the final learned state and the scores."""
+    rng = np.random.default_rng(seed)
+    d = policy.n_features
+    free = int(policy.free_action)
+    scores, paired = [], []
+    for t in range(T):
+        X = rng.uniform(-1, 1, (1, d))
+        R = rng.uniform(0, 1, K)
+        C = rng.uniform(0, 1, (1, K, m))
+        C[:, free] = 0.0
+        dec = policy.decide(X)
+        a = dec.actions
+        kw = {"costs": C if t == break_at[0] else C[:, a[0]], "info": dec.info}
+        if isinstance(policy, Deferral):
+            kw["model_rewards"] = R[:1]
+        policy.update(X, a, R[a], **kw)
+        if t == break_at[1]:
+            policy.update(X, full_rewards=R[None, :], costs=C)
+        scores.append(dec.scores)
+        paired.append(policy.models_.paired())
+    return policy._get_state()["learned"], np.concatenate(scores), paired
+
+
+@pytest.mark.parametrize("kind", ["knapsack", "deferral"])
+def test_paired_models_learn_bit_for_bit_as_separate_steps(kind, monkeypatch):
+    """A costly action's reward and consumption models share their products and rank-1 step
+    while their designs are equal (OutcomeModels.paired); the results are bitwise those of
+    the separate steps, through resyncs, and after updates that part the designs."""
+    from scarce.budget.models import OutcomeModels
+
+    def make():
+        if kind == "knapsack":
+            p = KnapsackBandit(
+                n_actions=4,
+                n_features=3,
+                budget=[200.0, 300.0],
+                horizon=300,
+                n_resources=2,
+                free_action=1,
+                dual={"warmup_rounds": 10},
+                seed=3,
+            )
+        else:
+            p = Deferral(n_features=4, budget=200.0, horizon=300, seed=4)
+        p._ensure_initialized(np.zeros((1, p.n_features)))
+        for group in (p.models_.reward_groups, p.models_.cost_groups):
+            group[0][2].model.resync_every = 23  # refactorisations inside the run
+        return p
+
+    K, m = (4, 2) if kind == "knapsack" else (2, 1)
+    shared = make()
+    got_state, got_scores, paired = _paired_run(shared, K, m, 7)
+    # paired until the full-information costs part the designs (a knapsack's: every costly
+    # action's consumption model learns the row; a deferral's part only if the model was used)
+    assert all(paired[:90])
+    assert kind == "deferral" or not any(paired[90:])
+    monkeypatch.setattr(OutcomeModels, "paired", lambda self: False)
+    separate = make()
+    separate.models_._paired = False
+    want_state, want_scores, _ = _paired_run(separate, K, m, 7)
+    np.testing.assert_array_equal(got_scores, want_scores)
+    for part in ("reward", "cost"):
+        for key, value in want_state["models"][part]["identity"].items():
+            np.testing.assert_array_equal(got_state["models"][part]["identity"][key], value)
+    np.testing.assert_array_equal(got_state["dual"]["weights"], want_state["dual"]["weights"])
+
+
+def test_add_one_paired_is_two_add_ones():
+    from scarce.models.ridge import RidgeRegression
+
+    rng = np.random.default_rng(0)
+    a1, b1 = RidgeRegression(3, 4, lam=0.5), RidgeRegression(2, 4, lam=0.5, n_targets=2)
+    a2, b2 = RidgeRegression(3, 4, lam=0.5), RidgeRegression(2, 4, lam=0.5, n_targets=2)
+    for r in (a1, b1, a2, b2):
+        r.resync_every = 5
+    for _ in range(40):
+        x, y, z = rng.normal(size=4), rng.normal(), rng.normal(size=2)
+        a1.add_one_paired(2, x, y, b1, 1, z)
+        a2.add_one(2, x, y)
+        b2.add_one(1, x, z)
+    for one, two in ((a1, a2), (b1, b2)):
+        for key, value in two.get_state().items():
+            np.testing.assert_array_equal(one.get_state()[key], value)

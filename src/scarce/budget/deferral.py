@@ -21,6 +21,7 @@ import numpy as np
 
 from scarce.budget.estimators import LINKS, NeuralBank
 from scarce.budget.knapsack import KnapsackBandit
+from scarce.budget.replicated import BudgetedReplicas
 from scarce.budget.specs import ConfidenceSpec, DualSpec, NetworkSpec, as_spec, spec_dict
 from scarce.core.decision import Decision
 from scarce.core.random import SeedLike
@@ -172,6 +173,11 @@ class Deferral(KnapsackBandit):
         model = np.where(decision.actions == MODEL, feedback["rewards"], rng.random(X.shape[0]))
         feedback["model_rewards"] = model
         return feedback
+
+    @classmethod
+    def _replicated(cls, policies: Any, action_features: bool) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        return BudgetedReplicas(policies, action_features)
 
 
 @register_policy

@@ -35,6 +35,8 @@ from scarce.envs.base import Environment
 from scarce.envs.registry import register_env
 
 REGIMES = ("complementary", "human_better", "heterogeneous")
+#: shared Monte Carlo context samples of SyntheticDeferral (see SyntheticDeferral._sample)
+_SAMPLES: dict[tuple, np.ndarray] = {}
 #: digits: log-probabilities below -LOGIT_CLIP are clipped (naive Bayes gives -1000s)
 LOGIT_CLIP = 20.0
 MODEL, HUMAN = 0, 1
@@ -214,19 +216,50 @@ class SyntheticDeferral(_DeferralEnv):
         self._solutions: dict[tuple, tuple[KnapsackSolution, np.ndarray]] = {}
         self._mean_cost: float | None = None
 
+    def _sample(self, n: int, seed: SeedLike) -> np.ndarray:
+        """``self.contexts(n, as_generator(seed))``: the Monte Carlo sample of the static
+        OPT and the mean cost. Contexts do not depend on the true parameters, so a sample
+        for an int seed is drawn once per (regime, d, norm, n, seed) and shared (read-only)
+        by every instance: building one environment per run seed stays cheap."""
+        if not isinstance(seed, int):
+            return self.contexts(n, as_generator(seed))
+        key = (self.regime, self.n_features, self.norm, n, seed)
+        X = _SAMPLES.get(key)
+        if X is None:
+            X = self.contexts(n, as_generator(seed))
+            X.flags.writeable = False
+            if len(_SAMPLES) >= 4:
+                _SAMPLES.pop(next(iter(_SAMPLES)))
+            _SAMPLES[key] = X
+        return X
+
+    @classmethod
+    def _replicated_env(cls, envs: Any, seeds: Any) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        from scarce.budget.replicated import DeferralEnvReplicas
+
+        return DeferralEnvReplicas(envs, seeds)
+
     def _contexts(self, n: int, rng: np.random.Generator) -> np.ndarray:
         d = self.n_features
         if self.regime == "heterogeneous":
             k = rng.integers(1, 4, size=n)
         else:
             k = rng.binomial(d, 0.5, size=n)
-            while np.any(k == 0):  # conditioning on k >= 1 by rejection
+            while (k == 0).any():  # conditioning on k >= 1 by rejection
                 bad = k == 0
                 k[bad] = rng.binomial(d, 0.5, size=int(bad.sum()))
-        # k positions uniformly: the k smallest of d uniform keys
+        # k positions uniformly: the k smallest of d uniform keys (by rank; for a large
+        # sample, those at most the k-th smallest: the same set when a row's keys are
+        # distinct, which fails with probability ~1e-14, and then the rank test decides)
         keys = rng.random((n, d))
-        ranks = np.argsort(np.argsort(keys, axis=1), axis=1)
-        S = ranks < k[:, None]
+        S = None
+        if n > 64:
+            ordered = np.sort(keys, axis=1)
+            if not (ordered[:, 1:] == ordered[:, :-1]).any():
+                S = keys <= np.take_along_axis(ordered, k[:, None] - 1, axis=1)
+        if S is None:
+            S = keys.argsort(axis=1).argsort(axis=1) < k[:, None]
         scale = k if self.norm == "l1" else np.sqrt(k)
         return S / scale[:, None]
 
@@ -269,7 +302,7 @@ class SyntheticDeferral(_DeferralEnv):
         key = (rate, n_samples, seed) if isinstance(seed, int) else None
         if key is not None and key in self._solutions:
             return self._solutions[key]
-        X = self.contexts(n_samples, as_generator(seed))
+        X = self._sample(n_samples, seed)
         mu = self.expected_rewards(X)
         sol = static_opt_deferral(mu[:, HUMAN], mu[:, MODEL], self._mean_costs(X), rate)
         if key is not None:
@@ -286,7 +319,7 @@ class SyntheticDeferral(_DeferralEnv):
 
     def mean_cost(self) -> float:
         if self._mean_cost is None:  # a Monte Carlo sample, as for the static OPT
-            X = self.contexts(100_000, as_generator(12345))
+            X = self._sample(100_000, 12345)
             self._mean_cost = float(self._mean_costs(X).mean())
         return self._mean_cost
 

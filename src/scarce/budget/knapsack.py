@@ -19,12 +19,10 @@ consumption of the decisions this policy makes can never exceed the budget. The 
 (A&D's no-op; the model in the deferral problem) consumes nothing and is always affordable;
 once nothing else is, the policy plays it (A&D's stopping rule; the episode continues).
 
-What a decision knew
---------------------
 ``Decision.info`` carries, per case, ``cost_lcb`` ``(n, m)`` (the pessimistic consumption of
-the chosen action the scores used) and ``priced`` ``(n,)`` (whether the decision was made
-with prices, i.e. after the warm-up). ``update(..., info=decision.info)`` takes the dual step
-with them; without ``info`` (an update by hand) they are recomputed from the current state.
+the chosen action the scores used) and ``priced`` ``(n,)`` (made with prices: after the
+warm-up); ``update(..., info=decision.info)`` takes the dual step with them (without it, an
+update by hand, they are recomputed from the current state).
 """
 
 from __future__ import annotations
@@ -44,6 +42,7 @@ from scarce.budget.dual import (
 )
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.models import OutcomeModels
+from scarce.budget.replicated import BudgetedReplicas
 from scarce.budget.single import SingleCasePath
 from scarce.budget.specs import ConfidenceSpec, DualSpec, as_spec, plain_param, spec_dict
 from scarce.core.decision import Decision
@@ -293,8 +292,7 @@ class KnapsackBandit(SingleCasePath, Policy):
         return r - c @ self.prices_.prices(self.Z_), c
 
     def scores(self, X: np.ndarray) -> np.ndarray:
-        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (before ``Z`` is known:
-        ``UCB_r``)."""
+        """``(n, K)`` Lagrangian scores ``UCB_r - Z <theta, LCB_c>`` (``UCB_r`` before ``Z``)."""
         return self._estimates(X)[0]
 
     @property
@@ -478,6 +476,8 @@ class KnapsackBandit(SingleCasePath, Policy):
         C, full_costs = self._settle(costs, actions)
         self._dual_step(X, actions, C, info)
         feats, y, ids = self._reward_rows(X, actions, rewards, full_rewards, extra)
+        if full_costs is None and self._learn_one_costly(feats, y, ids, C, actions):
+            return
         self.models_.learn_rewards(feats, y, ids)
         if full_costs is not None:
             self._learn_full_costs(X, full_costs)
@@ -543,9 +543,8 @@ class KnapsackBandit(SingleCasePath, Policy):
     # ------------------------------------------------------------------ contract hooks
     @classmethod
     def _unit_test_params(cls) -> list[dict[str, Any]]:
-        # (the checks feed every configuration the feedback of the first, so all have two
-        # resources) a budget that one batch of the checks cannot exhaust and a short
-        # warm-up; a small budget, logistic costs and a fixed Z
+        # (all with two resources: the checks feed every configuration the first's feedback)
+        # a budget one batch cannot exhaust, a short warm-up; a small budget, logistic costs
         return [
             {"budget": 500.0, "horizon": 1000, "n_resources": 2, "dual": {"warmup_rounds": 5}},
             {
@@ -572,6 +571,11 @@ class KnapsackBandit(SingleCasePath, Policy):
             "costs": costs,
             "info": decision.info,
         }
+
+    @classmethod
+    def _replicated(cls, policies: Any, action_features: bool) -> Any:
+        """Replicated-simulation hook (:mod:`scarce.budget.replicated`)."""
+        return BudgetedReplicas(policies, action_features)
 
     # ------------------------------------------------------------------ persistence
     def _get_learned_state(self) -> dict[str, Any]:

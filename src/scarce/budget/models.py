@@ -121,9 +121,21 @@ class OutcomeModels:
             )
         ):
             self._ridge_pair = (self.reward_groups[0][2], self.cost_groups[0][2])
+        # whether each costly action's reward model and consumption model have seen the same
+        # rows (bitwise the same design, A^{-1} included): then one width serves both and one
+        # Sherman-Morrison step updates both. None: not known (checked on next use); a
+        # learning step that may part the designs makes True unknown, and False stays False
+        # (designs fed different rows do not meet again) until set_state
+        self._paired: bool | None = None
         lo = int(self.costly[0]) if nc else 0
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
+
+    @property
+    def paired_ridge(self) -> bool:
+        """Whether rewards and consumptions are the two ridge banks of the common
+        configuration (identity links, one multi-target bank for all resources)."""
+        return self._ridge_pair is not None
 
     # ------------------------------------------------------------------ bounds
     def _beta(self, bank: Any, link: str) -> np.ndarray:
@@ -161,13 +173,37 @@ class OutcomeModels:
         else:
             beta[model] = value
 
+    def paired(self) -> bool:
+        """Whether the reward and consumption models of every costly action have bitwise the
+        same design (see ``_paired``); checked from the models' state when not known."""
+        if self._paired is None:
+            self._paired = self._check_paired()
+        return self._paired
+
+    def _check_paired(self) -> bool:
+        if self._ridge_pair is None:
+            return False
+        rstate = self._ridge_pair[0].get_state()
+        cstate = self._ridge_pair[1].get_state()
+        costly = self.costly
+        return all(
+            np.array_equal(rstate[key][costly], cstate[key])
+            for key in ("A", "A_inv", "n_obs", "since_resync")
+        ) and np.array_equal(
+            np.broadcast_to(self._ridge_pair[0].model.resync_every, (self.n_actions,))[costly],
+            np.broadcast_to(self._ridge_pair[1].model.resync_every, (costly.size,)),
+        )
+
     def _bounds_one(self, X: np.ndarray, costs: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """:meth:`bounds` of one case with the two ridge banks: the same NumPy calls as the
-        general path (``LinearBank.bounds`` and ``models.linear``), fewer Python steps."""
+        general path (``LinearBank.bounds`` and ``models.linear``), fewer Python steps. With
+        paired designs the products ``A^{-1} x`` of the reward models serve the consumption
+        models too."""
         rbank, cbank = self._ridge_pair  # type: ignore[misc]
         x = X[0]
         model = rbank.model
-        var = ((model.A_inv @ x) @ x)[None, :]
+        Ax = model.A_inv @ x  # (K, d): one GEMV per action
+        var = (Ax @ x)[None, :]
         r = X @ model.theta.T
         np.maximum(var, 0.0, out=var)
         width = np.sqrt(var)
@@ -179,7 +215,11 @@ class OutcomeModels:
         if not costs:
             return r, None
         model = cbank.model
-        var = np.maximum(((model.A_inv @ x) @ x)[None, :], 0.0)
+        # with paired designs the costly actions' rows of Ax are the consumption models' own
+        # (the GEMVs of the same matrices); the second product is on the costly rows alone,
+        # as without pairing (a GEMV's rounding can depend on its number of rows)
+        Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
+        var = np.maximum((Ac @ x)[None, :], 0.0)
         mean = np.matmul(X, model.theta).transpose(1, 0, 2)
         width = np.sqrt(var)
         width *= self._beta(cbank, "identity")
@@ -238,7 +278,11 @@ class OutcomeModels:
             link, _, bank, _ = self.reward_groups[0]  # every action, model k = action k
             bank.partial_fit(X, y, actions)
             self._learned_one(bank, link, int(actions[0]))
+            if actions[0] != self.free_action and self._paired:
+                self._paired = None
             return
+        if self._paired:
+            self._paired = None
         for _, _, bank, _ in self.reward_groups:
             self._betas.pop(id(bank), None)  # recomputed from the new counts on next use
         for _, acts, bank, local in self.reward_groups:
@@ -258,6 +302,8 @@ class OutcomeModels:
         if not X.shape[0]:
             return
         rank = self.costly_rank[actions]
+        if self._paired:
+            self._paired = None
         if X.shape[0] == 1 and self._ridge_pair is not None:  # one multi-target bank
             bank = self._ridge_pair[1]
             bank.partial_fit(X, C, rank)
@@ -274,6 +320,20 @@ class OutcomeModels:
                 feats = np.repeat(X, q, axis=0)
                 ids = (rank[:, None] * q + np.arange(q)[None, :]).reshape(-1)
                 bank.partial_fit(feats, targets.reshape(-1), ids)
+
+    def learn_one_paired(self, x: np.ndarray, reward: float, cost: np.ndarray, action: int) -> bool:
+        """One row ``x`` ``(d,)`` with the reward ``reward`` and consumption ``cost`` ``(m,)``
+        of the costly action ``action``, learned by both of its models in one shared step
+        (:meth:`RidgeRegression.add_one_paired`: bitwise :meth:`learn_rewards` then
+        :meth:`learn_costs`). False (nothing learned) unless the designs are paired."""
+        if not (self._paired or self.paired()):
+            return False
+        rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        rank = int(self.costly_rank[action])
+        rbank.model.add_one_paired(action, x, reward, cbank.model, rank, cost)
+        self._learned_one(rbank, "identity", action)
+        self._learned_one(cbank, "identity", rank)
+        return True
 
     def reward_counts(self) -> np.ndarray:
         """``(K,)`` reward observations of each action."""
@@ -301,6 +361,7 @@ class OutcomeModels:
 
     def set_state(self, state: dict[str, Any]) -> None:
         self._betas.clear()
+        self._paired = None
         for link, _, bank, _ in self.reward_groups:
             bank.set_state(state["reward"][link])
         for link, _, bank, _ in self.cost_groups:

@@ -79,3 +79,22 @@ class SingleCasePath:
         rewards = np.array([reward], dtype=np.float64)
         self._learn(X, actions, rewards, None, **learn)  # type: ignore[attr-defined]
         return True
+
+    def _learn_one_costly(
+        self, feats: np.ndarray, y: np.ndarray, ids: np.ndarray, C: np.ndarray, actions: np.ndarray
+    ) -> bool:
+        """One decision ``actions`` ``(1,)`` of a costly action ``ids[-1]`` (its reward row
+        last; rows before it teach the free action, as in deferral with full feedback): its
+        reward and consumption models learn in one shared step when their designs are
+        paired; False (nothing learned) otherwise."""
+        if actions.shape[0] != 1 or actions[0] == self._free:  # type: ignore[attr-defined]
+            return False
+        n, a = ids.shape[0], int(ids[-1])
+        if n > 2 or (n == 2 and ids[0] != self._free):  # type: ignore[attr-defined]
+            return False
+        models = self.models_  # type: ignore[attr-defined]
+        if not models.learn_one_paired(feats[-1], float(y[-1]), C[0], a):
+            return False
+        if n == 2:
+            models.learn_rewards(feats[:1], y[:1], ids[:1])
+        return True

@@ -47,15 +47,7 @@ def rank_one_update(
     if x.ndim == 1:
         u = A_inv.dot(x)
         gain = u * (sign / (1.0 + sign * x.dot(u)))
-        resid = y - x.dot(theta)
-        if theta.ndim == 1:
-            theta += gain * resid
-            if b is not None:
-                b += (sign * y) * x
-        else:
-            theta += np.multiply.outer(gain, resid)
-            if b is not None:
-                b += np.multiply.outer(x, sign * y)
+        _step_targets(b, theta, x, y, gain, sign)
         A_inv -= np.multiply.outer(gain, u)
         if A is not None:
             A += np.multiply.outer(x if sign == 1.0 else sign * x, x)
@@ -106,6 +98,21 @@ def _add_row(
     b += y * x
     np.multiply(gain[:, None], u, out=work)
     A_inv -= work
+
+
+def _step_targets(
+    b: np.ndarray | None, theta: np.ndarray, x: np.ndarray, y: Any, gain: np.ndarray, sign: float
+) -> None:
+    """The target part of one model's rank-1 step (:func:`rank_one_update`, one row)."""
+    resid = y - x.dot(theta)
+    if theta.ndim == 1:
+        theta += gain * resid
+        if b is not None:
+            b += (sign * y) * x
+    else:
+        theta += np.multiply.outer(gain, resid)
+        if b is not None:
+            b += np.multiply.outer(x, sign * y)
 
 
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -394,6 +401,52 @@ class RidgeRegression:
         for m, n in enumerate(self._pending):
             if n:
                 self._flush(m)
+
+    def add_one_paired(
+        self,
+        model: int,
+        x: np.ndarray,
+        y: Any,
+        other: RidgeRegression,
+        other_model: int,
+        other_y: Any,
+    ) -> None:
+        """``add_one(model, x, y)`` here and ``other.add_one(other_model, x, other_y)``, for
+        two models whose designs are bitwise equal (the same rows so far, in the same order:
+        ``A``, ``A^{-1}``, counts and resync state; the caller vouches for it). The
+        Sherman-Morrison step of the shared design is made once and copied, so the result is
+        bitwise that of the two calls (the same operations on the same numbers)."""
+        since = self._since_resync[model] + 1
+        if (
+            self.forgetting < 1.0
+            or self.window is not None
+            or other.forgetting < 1.0
+            or other.window is not None
+            or since >= self._resync_limit(model)
+            or since >= other._resync_limit(other_model)
+            or (self.n_targets is not None and np.shape(y) != (self.n_targets,))
+            or (other.n_targets is not None and np.shape(other_y) != (other.n_targets,))
+        ):
+            self.add_one(model, x, y)
+            other.add_one(other_model, x, other_y)
+            return
+        self._since_resync[model] = since
+        other._since_resync[other_model] = since
+        self.n_obs[model] += 1.0
+        other.n_obs[other_model] += 1.0
+        A_inv = self.A_inv[model]
+        u = A_inv.dot(x)
+        gain = u * (1.0 / (1.0 + 1.0 * x.dot(u)))  # rank_one_update's expression, sign = 1
+        _step_targets(self.b[model], self.theta[model], x, y, gain, 1.0)
+        _step_targets(other.b[other_model], other.theta[other_model], x, other_y, gain, 1.0)
+        A_inv -= np.multiply.outer(gain, u)
+        other.A_inv[other_model] = A_inv
+        # the same x x^T into both precisions (deferred as add_one defers it)
+        for reg, m in ((self, model), (other, other_model)):
+            if reg.n_targets is None:
+                reg._defer_outer(m, x)
+            else:
+                reg.A[m] += np.multiply.outer(x, x)
 
     def _resync_limit(self, m: int) -> int:
         r = self.resync_every  # an int, or one per model for a stack (see stack)

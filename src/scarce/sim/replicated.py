@@ -47,6 +47,15 @@ every action); :class:`~scarce.envs.LinearGaussianEnv` and :class:`~scarce.envs.
 are built in (:func:`replicated_truth`), the structured environments plug in through
 :class:`~scarce.structured.replicated.StructuredTruth`.
 
+Environments with a budget take part by a second hook, a classmethod
+``_replicated_env(envs, seeds)`` of their class (``block(C)``: the contexts and outcome
+variates of the next ``C`` rounds; ``outcomes(X, actions, variates)``: rewards and extras;
+``expected_rewards(X)``); :func:`_run_budgeted` is then the loop, with what
+:func:`scarce.sim.run` adds for a budget (the loop's ledger and eligible mask, the costs
+booked, ``budget_left``, the extras given to the policies that declare them, ``Decision.info``
+recorded), and the family's ``decide`` also takes ``eligible``. :mod:`scarce.budget.replicated`
+has both hooks for ``KnapsackBandit`` / ``Deferral`` on ``SyntheticDeferral``.
+
 Scope
 -----
 Policies with a ``_replicated`` hook (LinUCB and LinTS: both context layouts, without
@@ -55,7 +64,9 @@ forgetting or windows; MixedEffectTS and HierarchicalTS: see
 feedback, on environments with a replicated outcome model
 (:class:`~scarce.envs.LinearGaussianEnv`, :class:`~scarce.envs.LogisticEnv`,
 :class:`~scarce.structured.MixedEffectEnv`, :class:`~scarce.structured.MovieLensEnv`; no
-budget, eligibility masks or delays). Everything else raises a ``ValueError`` naming what is not
+budget, eligibility masks or delays); the budgeted learners on the synthetic deferral
+environments (``batch_size=1``, see :mod:`scarce.budget.replicated`). Everything else raises a
+``ValueError`` naming what is not
 supported (use :func:`scarce.sim.run`). LinTS's choice probabilities with per-action features
 are Monte-Carlo estimates from a per-policy stream; they are computed replica by replica (as
 costly as in separate runs): pass ``probabilities=False`` when they are not needed.
@@ -72,6 +83,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
+from scarce.core.ledger import TOLERANCE
 from scarce.core.random import SeedLike, spawn, spawn_seeds
 from scarce.envs.synthetic import LinearGaussianEnv, LogisticEnv
 from scarce.policies.linear import ReplicaDecision
@@ -279,6 +291,13 @@ def run_replicated(
     batch_size = int(batch_size)
     policies, envs, seeds = list(policies), list(envs), list(seeds)
     S = _check_replicas(policies, envs, seeds)
+    if "_replicated_env" in type(envs[0]).__dict__:
+        for s_, e in enumerate(envs):
+            if type(e) is not type(envs[0]):
+                raise ValueError(
+                    f"envs must all be {type(envs[0]).__name__}; envs[{s_}] is {type(e).__name__}"
+                )
+        return _run_budgeted(policies, envs, horizon, seeds, batch_size, probabilities)
     K, d = envs[0].n_actions, envs[0].n_features
     truth = replicated_truth(envs)
     features = truth.action_features
@@ -340,6 +359,115 @@ def run_replicated(
         )
         for s in range(S)
     ]
+
+
+def _run_budgeted(
+    policies: list[Any],
+    envs: list[Any],
+    horizon: int,
+    seeds: list[SeedLike],
+    batch_size: int,
+    probabilities: bool,
+) -> list[Trace]:
+    """:func:`run_replicated` on environments with a replicated form of their own (a
+    ``_replicated_env(envs, seeds)`` hook: :mod:`scarce.budget.replicated`), with what
+    :func:`scarce.sim.run` adds for a budget: the loop's ledger (its eligible mask, the costs
+    booked, ``budget_left``), the outcome extras given to the policies that declare them and
+    recorded, and the policies' ``Decision.info`` recorded."""
+    if batch_size != 1:
+        raise ValueError(f"replicated budgeted runs need batch_size=1; got {batch_size}")
+    S = len(policies)
+    budgets = [e.budget(horizon) for e in envs]
+    if any(b is None for b in budgets):
+        raise ValueError("replicated runs on these environments need a budget (budget_rate)")
+    world = type(envs[0])._replicated_env(envs, seeds)
+    family = type(policies[0])._replicated(policies, False)
+    if not getattr(family, "takes_eligible", False):
+        raise ValueError(
+            f"{type(policies[0]).__name__} has no replicated form for budgeted environments "
+            "(one whose decide takes the loop's eligible mask: KnapsackBandit, Deferral)"
+        )
+    keys = set(policies[0].update_keywords)
+    B = np.stack([np.asarray(b, dtype=np.float64) for b in budgets])  # (S, m)
+    cb = np.stack([np.asarray(e.cost_bound, dtype=np.float64) for e in envs])  # (S, K, m)
+    free = ~cb.any(axis=2)
+    spent = np.zeros_like(B)
+    rows = np.arange(S)
+    action = np.empty((S, horizon), dtype=np.int64)
+    reward = np.empty((S, horizon))
+    chosen_expected = np.empty((S, horizon))
+    best_expected = np.empty((S, horizon))
+    probability = np.full((S, horizon), np.nan)
+    extras: dict[str, np.ndarray] = {"budget_left": np.empty((S, horizon, B.shape[1]))}
+    info: dict[str, np.ndarray] = {}
+    block = 1024
+    for start in range(0, horizon, block):
+        contexts, variates = world.block(min(block, horizon - start))
+        for i in range(contexts.shape[1]):
+            t = start + i
+            X = np.ascontiguousarray(contexts[:, i])  # (S, 1, d)
+            # the loop's ledger (Ledger.affordable with nothing reserved)
+            eligible = (cb <= (B - spent)[:, None, :] + TOLERANCE).all(axis=2) | free
+            decision = family.decide(X, None, eligible=eligible[:, None, :])
+            acts = decision.actions  # (S, 1)
+            rew, outcome = world.outcomes(X, acts, variates[:, i])
+            costs = outcome["costs"][:, 0]  # (S, m)
+            bound = cb[rows, acts[:, 0]]
+            if not ((costs >= 0) & (costs <= bound + 1e-12)).all():
+                raise ValueError("an environment reported costs above its cost bound")
+            spent = spent + costs
+            extras["budget_left"][:, t] = B - spent
+            family.learn(X, decision, rew, **{k: v for k, v in outcome.items() if k in keys})
+            for name, values in outcome.items():
+                _put(extras, name, t, values, horizon)
+            for name, values in decision.info.items():
+                _put(info, name, t, values, horizon)
+            expected = world.expected_rewards(X)[:, 0]  # (S, K)
+            action[:, t] = acts[:, 0]
+            reward[:, t] = rew[:, 0]
+            chosen_expected[:, t] = expected[rows, acts[:, 0]]
+            best_expected[:, t] = expected.max(axis=1)
+            if probabilities:
+                probability[:, t] = decision.probabilities[:, 0]
+    family.finish()
+    regret = best_expected - chosen_expected
+    optimal = regret <= 1e-12 * np.maximum(1.0, np.abs(best_expected))
+    steps = np.arange(1, horizon + 1, dtype=np.int64)
+    oracle = bool(getattr(envs[0], "has_oracle", False))
+    return [
+        Trace(
+            step=steps.copy(),
+            round=steps - 1,
+            action=action[s],
+            reward=reward[s],
+            expected_reward=chosen_expected[s],
+            best_expected_reward=best_expected[s],
+            regret=regret[s],
+            optimal=optimal[s] if oracle else np.zeros(horizon, bool),
+            probability=probability[s],
+            policy=type(policies[s]).__name__,
+            env=str(envs[s].name),
+            batch_size=1,
+            feedback="bandit",
+            has_oracle=oracle,
+            extras={name: values[s] for name, values in extras.items()},
+            info={name: values[s] for name, values in info.items()},
+            budget=B[s].copy(),
+        )
+        for s in range(S)
+    ]
+
+
+def _put(arrays: dict[str, np.ndarray], name: str, t: int, values: Any, horizon: int) -> None:
+    """Record ``values`` ``(S, 1, ...)`` of round ``t`` in ``arrays[name]`` ``(S, horizon,
+    ...)`` (allocated on first use, NaN / 0 filled as :func:`scarce.sim.run` does)."""
+    values = np.asarray(values)
+    arr = arrays.get(name)
+    if arr is None:
+        fill: Any = np.nan if values.dtype.kind == "f" else 0
+        arr = np.full((values.shape[0], horizon, *values.shape[2:]), fill, dtype=values.dtype)
+        arrays[name] = arr
+    arr[:, t] = values[:, 0]
 
 
 def _run_group(tasks: list[Task]) -> list[dict[str, np.ndarray]]:
