@@ -328,6 +328,44 @@ class MLP:
                     h = h * mask / keep
         return h
 
+    #: train the plain case (:meth:`_plain`) by :meth:`_plain_grads` (False: by autograd)
+    _hand_backward = True
+
+    def _plain(self) -> bool:
+        """One member, squared loss, no dropout: the case :meth:`_plain_grads` computes."""
+        return self.n_members == 1 and self.loss == "squared" and self.dropout == 0
+
+    def _plain_grads(self, x: Any, y: Any, flat: Any, B: int) -> list[Any]:
+        """Gradients of one minibatch's loss ``mean_i (out_i[head_i] - y_i)^2`` in the weights
+        of a single member without dropout (unweighted rows): the operations autograd runs on
+        the general step's graph (``torch.autograd.grad``), in the same order, so the same
+        numbers (tests/neural/test_mlp.py compares them bit for bit); without the autograd
+        engine, whose bookkeeping costs more than this arithmetic at these sizes."""
+        torch = torch_module()
+        P = self._leaves
+        n_layers = len(self.hidden) + 1
+        with torch.no_grad():
+            acts = [x]
+            h = x
+            for layer in range(n_layers):
+                h = torch.addmm(P[2 * layer + 1], h, P[2 * layer])
+                if layer < n_layers - 1:
+                    h = torch.relu(h)
+                acts.append(h)
+            pred = h.reshape(-1)[flat]
+            # d loss / d pred: sum and mean backward give 1 / B, pow backward 2 (pred - y)
+            g_pred = torch.full((B,), 1.0) / B * (2.0 * (pred - y))
+            g = torch.zeros(acts[-1].numel()).index_put_((flat,), g_pred, accumulate=True)
+            g = g.reshape(acts[-1].shape)
+            grads: list[Any] = [None] * len(P)
+            for layer in range(n_layers - 1, -1, -1):
+                inp = acts[layer]
+                grads[2 * layer] = inp.t().mm(g)
+                grads[2 * layer + 1] = g.sum(0)
+                if layer:
+                    g = torch.ops.aten.threshold_backward(g.mm(P[2 * layer].t()), inp, 0)
+        return grads
+
     def _steps(self, Xt: Any, yt: Any, ht: Any, wt: Any, n_steps: int) -> None:
         torch = torch_module()
         n = Xt.shape[0]
@@ -363,6 +401,7 @@ class MLP:
         # numbers as one call per step) and gathered at once: a call costs more than its
         # arithmetic here. Training dropout draws from the same generator between the steps,
         # so with dropout each step draws its own.
+        plain = self._hand_backward and self._plain()
         chunk = 1 if self.dropout > 0 else max(1, min(n_steps, (1 << 16) // (B * M)))
         done = 0
         while done < n_steps:
@@ -382,6 +421,20 @@ class MLP:
                     x = Xt[idx][0] if M == 1 else Xt[idx]
                     y = yt[idx] if yt.ndim == 1 else yt[idx, members]
                     flat = rows + ht[idx]
+                if plain:
+                    grads = self._plain_grads(x, y, flat, B)
+                    with torch.no_grad():
+                        adam(
+                            params,
+                            grads,
+                            exp_avg,
+                            exp_avg_sq,
+                            [],
+                            step_count,
+                            fused=True,
+                            **settings,
+                        )
+                    continue
                 out = self._forward_t(x, train=True).reshape(M, B * n_raw)
                 if wt is None:
                     pred = out[:, flat]  # (M, B)
