@@ -9,9 +9,14 @@ forward pass of one row costs microseconds, not a torch call).
 
 Cost. The networks are small, so a training step is dominated by torch's per-operation
 overhead, not arithmetic: weights are float32 (float64 doubled the time of a step on the
-development machine), a single network trains on 2-D ``addmm`` products (the batched form is
-kept for ensembles), the optimiser is torch's fused Adam, and the output of each row's head
-is picked by one flat index. Evaluation in NumPy uses float64 copies of the float32 weights,
+development machine), a single network keeps 2-D weight tensors and trains on 2-D ``addmm``
+products (the batched form is kept for ensembles), the minibatches of many steps are drawn
+and gathered in one call, the optimiser is torch's fused Adam, and the output of each row's
+head is picked by one flat index. In the plain case (one member, squared loss, no dropout:
+the neural-linear policies, NeuralUCB) a step's gradients are computed by the operations
+autograd would run on its graph, in the same order, without the autograd engine, whose
+bookkeeping cost more than the arithmetic (half of a retraining on the wheel); the weights
+are bit for bit those of the autograd step (tested). Evaluation in NumPy uses float64 copies of the float32 weights,
 so it equals torch's evaluation of the same weights in float64.
 
 Losses (``loss``): ``"squared"`` (real targets, standardised per member: shift and scale from
