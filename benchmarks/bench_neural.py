@@ -4,8 +4,9 @@ Problem: the wheel bandit (delta = 0.5, K = 5, 2 coordinates + bias), the settin
 ``scarce run neural`` (network ``scarce.neural.experiments.NETWORKS["wheel"]``). For every
 seed, every policy sees the same contexts and reward noise (drawn up front); the clock covers
 ``decide`` and ``update`` only (the environment is outside it), on one torch thread and one
-BLAS thread. Policies run interleaved per seed, so a change in the machine's load hits them
-alike. Printed per policy: microseconds per case (amortised: retrainings included), the same
+BLAS thread, in CPU time of the process (``time.process_time``: on a shared machine, wall time
+also counts the waits for a core). Policies run interleaved per seed, so a change in the
+machine's load hits them alike. Printed per policy: microseconds per case (amortised: retrainings included), the same
 without the updates that retrained, the number of retrainings and milliseconds per
 retraining, the ratio to LinTS, and the cumulative regret.
 
@@ -59,10 +60,10 @@ def one_run(name: str, seed: int, horizon: int, network: dict | None = None) -> 
     for t in range(horizon):
         x = X[t : t + 1]
         before = getattr(policy, "n_retrains", 0)
-        start = time.perf_counter()
+        start = time.process_time()
         a = policy.decide(x).actions
         policy.update(x, a, full[t, a])
-        elapsed = time.perf_counter() - start
+        elapsed = time.process_time() - start
         total += elapsed
         if getattr(policy, "n_retrains", 0) != before:
             retrain_time += elapsed

@@ -90,6 +90,26 @@ def test_same_seed_same_training_and_global_rng_untouched():
     assert not np.allclose(a.predict(X), c.predict(X))
 
 
+@pytest.mark.parametrize(("hidden", "batch_size"), [((16,), 32), ((8, 6), 37), ((5, 7, 4), 64)])
+def test_hand_written_gradients_equal_autograd_bit_for_bit(hidden, batch_size):
+    # the plain case (one member, squared loss, no dropout) trains by MLP._plain_grads: the
+    # same weights, to the last bit, as the autograd step, over heads, depths and a batch
+    # size whose 1 / B is not a power of two
+    X, y = _data(120)
+    heads = np.random.default_rng(3).integers(3, size=120)
+    fast = MLP(3, 3, hidden=hidden, batch_size=batch_size, seed=5)
+    slow = MLP(3, 3, hidden=hidden, batch_size=batch_size, seed=5)
+    slow._hand_backward = False
+    assert fast._plain() and fast._hand_backward
+    for n_steps in (1, 25):
+        fast.fit(X, y, heads, n_steps=n_steps)
+        slow.fit(X, y, heads, n_steps=n_steps)
+        for a, b in zip(fast.params, slow.params, strict=True):
+            assert torch.equal(a, b)
+    moved = MLP(3, 3, hidden=hidden, batch_size=batch_size, seed=5)
+    assert not torch.equal(moved.params[0], fast.params[0])
+
+
 @pytest.mark.parametrize("loss", ["squared", "gaussian"])
 def test_restandardising_targets_keeps_every_prediction(loss):
     # the output layer is float32: predictions are kept up to its rounding

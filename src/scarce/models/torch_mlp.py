@@ -9,9 +9,14 @@ forward pass of one row costs microseconds, not a torch call).
 
 Cost. The networks are small, so a training step is dominated by torch's per-operation
 overhead, not arithmetic: weights are float32 (float64 doubled the time of a step on the
-development machine), a single network trains on 2-D ``addmm`` products (the batched form is
-kept for ensembles), the optimiser is torch's fused Adam, and the output of each row's head
-is picked by one flat index. Evaluation in NumPy uses float64 copies of the float32 weights,
+development machine), a single network keeps 2-D weight tensors and trains on 2-D ``addmm``
+products (the batched form is kept for ensembles), the minibatches of many steps are drawn
+and gathered in one call, the optimiser is torch's fused Adam, and the output of each row's
+head is picked by one flat index. In the plain case (one member, squared loss, no dropout:
+the neural-linear policies, NeuralUCB) a step's gradients are computed by the operations
+autograd would run on its graph, in the same order, without the autograd engine, whose
+bookkeeping cost more than the arithmetic (half of a retraining on the wheel); the weights
+are bit for bit those of the autograd step (tested). Evaluation in NumPy uses float64 copies of the float32 weights,
 so it equals torch's evaluation of the same weights in float64.
 
 Losses (``loss``): ``"squared"`` (real targets, standardised per member: shift and scale from
@@ -125,16 +130,29 @@ class MLP:
         # a Gaussian head has a mean and a log-variance output per head
         n_raw = self.n_outputs * (2 if loss == "gaussian" else 1)
         widths = (self.n_inputs, *self.hidden, n_raw)
-        self.params: list[Any] = []
+        # the trained tensors: (M, in, out) and (M, 1, out) per layer; for one member
+        # (in, out) and (out,), so that a step has no indexing (and no backward of one)
+        self._leaves: list[Any] = []
         for fan_in, fan_out in zip(widths[:-1], widths[1:], strict=True):
             # uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), torch.nn.Linear's scale, from our generator
             bound = 1.0 / math.sqrt(fan_in)
             for shape in ((self.n_members, fan_in, fan_out), (self.n_members, 1, fan_out)):
                 u = torch.rand(shape, generator=self._gen, dtype=torch.float32)
-                self.params.append(((2 * u - 1) * bound).requires_grad_(True))
+                leaf = (2 * u - 1) * bound
+                if self.n_members == 1:
+                    leaf = leaf[0] if shape[1] == fan_in else leaf[0, 0]
+                self._leaves.append(leaf.requires_grad_(True))
         self.shift = np.zeros(self.n_members)
         self.scale = np.ones(self.n_members)
         self._cache()
+
+    @property
+    def params(self) -> list[Any]:
+        """The torch weights ``[W_1 (M, d, h_1), b_1 (M, 1, h_1), ..., W_L, b_L]`` (views of the
+        trained tensors; float32)."""
+        if self.n_members > 1:
+            return self._leaves
+        return [p[None] if p.ndim == 2 else p[None, None] for p in self._leaves]
 
     @property
     def embedding_dim(self) -> int:
@@ -155,25 +173,32 @@ class MLP:
         return self._np
 
     # ------------------------------------------------------------------ evaluation (NumPy)
+    def _hidden(self, X: np.ndarray, masks: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
+        h = X[None]
+        acts = []
+        for layer in range(len(self.hidden)):
+            W, b = self._np[2 * layer], self._np[2 * layer + 1]
+            h = np.matmul(h, W)
+            h += b
+            h = np.maximum(h, 0.0, out=h)
+            if masks is not None:
+                h = h * masks[layer]
+            acts.append(h)
+        return acts
+
     def forward(
         self, X: np.ndarray, masks: Sequence[np.ndarray] | None = None
     ) -> tuple[list[np.ndarray], np.ndarray]:
         """Hidden activations (one ``(M, n, h_l)`` array per layer) and raw standardised
         outputs ``(M, n, n_raw)`` of ``X`` ``(n, d)``; ``masks[l]`` ``(n, h_l)`` multiplies
         layer ``l``'s activations (dropout samples)."""
-        h = X[None]
-        acts = []
-        for layer in range(len(self.hidden)):
-            W, b = self._np[2 * layer], self._np[2 * layer + 1]
-            h = np.maximum(np.matmul(h, W) + b, 0.0)
-            if masks is not None:
-                h = h * masks[layer]
-            acts.append(h)
-        return acts, np.matmul(h, self._np[-2]) + self._np[-1]
+        acts = self._hidden(X, masks)
+        return acts, np.matmul(acts[-1], self._np[-2]) + self._np[-1]
 
     def embed(self, X: np.ndarray) -> np.ndarray:
-        """``(M, n, hidden[-1])`` last hidden layer of ``X`` ``(n, d)`` (no dropout)."""
-        return self.forward(X)[0][-1]
+        """``(M, n, hidden[-1])`` last hidden layer of ``X`` ``(n, d)`` (no dropout; the output
+        layer is not evaluated)."""
+        return self._hidden(X)[-1]
 
     def predict(self, X: np.ndarray, masks: Sequence[np.ndarray] | None = None) -> np.ndarray:
         """``(M, n, n_outputs)`` predictions in the targets' units (probabilities for the
@@ -294,13 +319,13 @@ class MLP:
         """Raw outputs of a minibatch ``h``: ``(B, d)`` -> ``(B, n_raw)`` for one member,
         ``(M, B, d)`` -> ``(M, B, n_raw)`` for several."""
         torch = torch_module()
-        P = self.params
+        P = self._leaves
         single = self.n_members == 1
         keep = 1.0 - self.dropout
         n_layers = len(self.hidden) + 1
         for layer in range(n_layers):
             W, b = P[2 * layer], P[2 * layer + 1]
-            h = torch.addmm(b[0, 0], h, W[0]) if single else torch.baddbmm(b, h, W)
+            h = torch.addmm(b, h, W) if single else torch.baddbmm(b, h, W)
             if layer < n_layers - 1:
                 h = torch.relu(h)
                 if train and self.dropout > 0:
@@ -308,16 +333,54 @@ class MLP:
                     h = h * mask / keep
         return h
 
+    #: train the plain case (:meth:`_plain`) by :meth:`_plain_grads` (False: by autograd)
+    _hand_backward = True
+
+    def _plain(self) -> bool:
+        """One member, squared loss, no dropout: the case :meth:`_plain_grads` computes."""
+        return self.n_members == 1 and self.loss == "squared" and self.dropout == 0
+
+    def _plain_grads(self, x: Any, y: Any, flat: Any, B: int) -> list[Any]:
+        """Gradients of one minibatch's loss ``mean_i (out_i[head_i] - y_i)^2`` in the weights
+        of a single member without dropout (unweighted rows): the operations autograd runs on
+        the general step's graph (``torch.autograd.grad``), in the same order, so the same
+        numbers (tests/neural/test_mlp.py compares them bit for bit); without the autograd
+        engine, whose bookkeeping costs more than this arithmetic at these sizes."""
+        torch = torch_module()
+        P = self._leaves
+        n_layers = len(self.hidden) + 1
+        with torch.no_grad():
+            acts = [x]
+            h = x
+            for layer in range(n_layers):
+                h = torch.addmm(P[2 * layer + 1], h, P[2 * layer])
+                if layer < n_layers - 1:
+                    h = torch.relu(h)
+                acts.append(h)
+            pred = h.reshape(-1)[flat]
+            # d loss / d pred: sum and mean backward give 1 / B, pow backward 2 (pred - y)
+            g_pred = torch.full((B,), 1.0) / B * (2.0 * (pred - y))
+            g = torch.zeros(acts[-1].numel()).index_put_((flat,), g_pred, accumulate=True)
+            g = g.reshape(acts[-1].shape)
+            grads: list[Any] = [None] * len(P)
+            for layer in range(n_layers - 1, -1, -1):
+                inp = acts[layer]
+                grads[2 * layer] = inp.t().mm(g)
+                grads[2 * layer + 1] = g.sum(0)
+                if layer:
+                    g = torch.ops.aten.threshold_backward(g.mm(P[2 * layer].t()), inp, 0)
+        return grads
+
     def _steps(self, Xt: Any, yt: Any, ht: Any, wt: Any, n_steps: int) -> None:
         torch = torch_module()
         n = Xt.shape[0]
         M, B = self.n_members, self.batch_size
-        n_raw = self.params[-1].shape[-1]
+        n_raw = self._leaves[-1].shape[-1]
         from torch.optim.adam import adam
 
         # Adam's functional form on our own state: torch.optim.Adam's step wraps the same
         # fused kernel in hooks and profiling records that cost more than the kernel here
-        params = self.params
+        params = self._leaves
         exp_avg = [torch.zeros_like(p) for p in params]
         exp_avg_sq = [torch.zeros_like(p) for p in params]
         step_count = [torch.zeros((), dtype=torch.float32) for _ in params]
@@ -339,38 +402,65 @@ class MLP:
             cdf[total[:, 0] <= 0] = torch.arange(1, n + 1, dtype=cdf.dtype)
             total = cdf[:, -1:]
             members = torch.arange(M)[:, None]
-        for _ in range(n_steps):
+        # the minibatches of many steps are drawn in one call (the generator gives the same
+        # numbers as one call per step) and gathered at once: a call costs more than its
+        # arithmetic here. Training dropout draws from the same generator between the steps,
+        # so with dropout each step draws its own.
+        plain = self._hand_backward and self._plain()
+        chunk = 1 if self.dropout > 0 else max(1, min(n_steps, (1 << 16) // (B * M)))
+        done = 0
+        while done < n_steps:
+            c = min(chunk, n_steps - done)
+            done += c
             if wt is None:
-                idx = torch.randint(n, (B,), generator=self._gen)
-                x = Xt[idx] if M == 1 else Xt[idx].expand(M, B, -1)
-                y = yt[idx]
+                idx_c = torch.randint(n, (c, B), generator=self._gen)
+                X_c, y_c, flat_c = Xt[idx_c], yt[idx_c], rows + ht[idx_c]
             else:
-                u = torch.rand((M, B), generator=self._gen, dtype=cdf.dtype) * total
-                idx = torch.searchsorted(cdf, u, right=True).clamp_(max=n - 1)  # (M, B)
-                x = Xt[idx][0] if M == 1 else Xt[idx]
-                y = yt[idx] if yt.ndim == 1 else yt[idx, members]
-            out = self._forward_t(x, train=True).reshape(M, B * n_raw)
-            flat = rows + ht[idx]
-            if wt is None:
-                pred = out[:, flat]  # (M, B)
-            else:
-                pred = out.gather(1, flat)
-            if self.loss == "squared":
-                per = (pred - y) ** 2
-            elif self.loss == "logistic":
-                per = torch.nn.functional.binary_cross_entropy_with_logits(
-                    pred, y.expand_as(pred), reduction="none"
-                )
-            else:
-                lv_flat = flat + H
-                lv = out[:, lv_flat] if wt is None else out.gather(1, lv_flat)
-                lv = lv.clamp(-_LOG_VAR_CLAMP, _LOG_VAR_CLAMP)
-                per = 0.5 * (lv + (pred - y) ** 2 * torch.exp(-lv))
-            loss = per.mean(dim=1)
-            loss = (loss * active).sum() if wt is not None else loss.sum()
-            grads = list(torch.autograd.grad(loss, params))
-            with torch.no_grad():
-                adam(params, grads, exp_avg, exp_avg_sq, [], step_count, fused=True, **settings)
+                u_c = torch.rand((c, M, B), generator=self._gen, dtype=cdf.dtype) * total
+            for s in range(c):
+                if wt is None:
+                    x = X_c[s] if M == 1 else X_c[s].expand(M, B, -1)
+                    y, flat = y_c[s], flat_c[s]
+                else:
+                    idx = torch.searchsorted(cdf, u_c[s], right=True).clamp_(max=n - 1)  # (M, B)
+                    x = Xt[idx][0] if M == 1 else Xt[idx]
+                    y = yt[idx] if yt.ndim == 1 else yt[idx, members]
+                    flat = rows + ht[idx]
+                if plain:
+                    grads = self._plain_grads(x, y, flat, B)
+                    with torch.no_grad():
+                        adam(
+                            params,
+                            grads,
+                            exp_avg,
+                            exp_avg_sq,
+                            [],
+                            step_count,
+                            fused=True,
+                            **settings,
+                        )
+                    continue
+                out = self._forward_t(x, train=True).reshape(M, B * n_raw)
+                if wt is None:
+                    pred = out[:, flat]  # (M, B)
+                else:
+                    pred = out.gather(1, flat)
+                if self.loss == "squared":
+                    per = (pred - y) ** 2
+                elif self.loss == "logistic":
+                    per = torch.nn.functional.binary_cross_entropy_with_logits(
+                        pred, y.expand_as(pred), reduction="none"
+                    )
+                else:
+                    lv_flat = flat + H
+                    lv = out[:, lv_flat] if wt is None else out.gather(1, lv_flat)
+                    lv = lv.clamp(-_LOG_VAR_CLAMP, _LOG_VAR_CLAMP)
+                    per = 0.5 * (lv + (pred - y) ** 2 * torch.exp(-lv))
+                loss = per.mean(dim=1)
+                loss = (loss * active).sum() if wt is not None else loss.sum()
+                grads = list(torch.autograd.grad(loss, params))
+                with torch.no_grad():
+                    adam(params, grads, exp_avg, exp_avg_sq, [], step_count, fused=True, **settings)
 
     # ------------------------------------------------------------------ persistence
     def get_state(self) -> dict[str, Any]:
