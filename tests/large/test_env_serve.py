@@ -121,3 +121,47 @@ def test_catalog_decision_logs_its_support_not_k_probabilities(tmp_path):
         assert row["probabilities"] is None
         assert (row["support"], row["support_probabilities"]) == res.support
         assert row["propensity"] == res.probability
+
+
+def test_catalog_shadow_is_evaluated_from_its_logged_support(tmp_path):
+    pytest.importorskip("fastapi")
+    from scarce.serve import DecisionService, EventStore
+    from scarce.serve.config import load_config
+    from scarce.serve.evaluate import evaluate_candidates, read_store
+    from scarce.serve.versions import candidate_config
+
+    env = CatalogEnv(40, 3, seed=2)
+    items = tmp_path / "items.npy"
+    np.save(items, env.action_features)
+    head = f'n_actions = 40\nn_features = 3\nactions = "{items}"\nindex = "exact"\n'
+    toml = tmp_path / "served.toml"
+    toml.write_text(
+        'type = "CatalogUCB"\n' + head + "alpha = 0.5\nseed = 0\n\n[service]\nsync_interval = 0.0\n"
+    )
+    config = load_config(toml)
+    doc = {"type": "SpannerCB", "n_actions": 40, "n_features": 3, "actions": str(items)}
+    shadow = candidate_config(config, {**doc, "index": "exact", "seed": 1})
+    svc = DecisionService(config, EventStore(tmp_path / "log.db"), shadows=[("span", shadow)])
+    rng = np.random.default_rng(0)
+    X = env.contexts(30, rng=rng)
+    rewards, pis, props = [], [], []
+    try:
+        for i, x in enumerate(X):
+            res = svc.decide(list(x), event_id=f"e{i}")
+            entry = json.loads(svc.store.get_decision(f"e{i}").shadow)["span"]
+            assert (
+                entry["probabilities"] is None
+                and abs(sum(entry["support"]["probabilities"]) - 1) < 1e-9
+            )
+            ids, ps = entry["support"]["support"], entry["support"]["probabilities"]
+            pis.append(ps[ids.index(res.action)] if res.action in ids else 0.0)
+            props.append(res.probability)
+            rewards.append(float(rng.random()))
+            svc.reward(f"e{i}", rewards[-1])
+        svc.sync()
+        ev = evaluate_candidates(read_store(svc.store), {}, estimators=["ips"])
+    finally:
+        svc.store.close()
+    row = ev.table[(ev.table["candidate"] == "shadow:span") & (ev.table["estimator"] == "ips")]
+    want = np.mean(np.asarray(rewards) * np.asarray(pis) / np.asarray(props))
+    assert len(row) == 1 and row["value"].iloc[0] == pytest.approx(want)
