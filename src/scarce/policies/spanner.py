@@ -196,7 +196,7 @@ class SpannerCB(CatalogPolicy):
         index: dict | None = None,
         backend: str = "numpy",
         device: str = "cpu",
-        n_candidates: int = 64,
+        n_candidates: int = 128,
         seed: SeedLike = None,
     ) -> None:
         super().__init__(
