@@ -72,6 +72,7 @@ def test_openapi_published_with_exact_field_names(client):
         "probabilities",
         "model_version",
         "policy_version",
+        "support",  # (catalog policies only: the sparse distribution)
     }
     assert set(schemas["RewardRequest"]["properties"]) == {"event_id", "value", "cost"}
     assert doc["components"]["securitySchemes"]["APIKeyHeader"]["name"] == "X-API-Key"

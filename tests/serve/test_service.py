@@ -447,6 +447,8 @@ def test_export_schema(db_url, make_service, tmp_path):
         "info",
         "action_value",
         "shadow",
+        "support",
+        "support_probabilities",
     ]
     import pyarrow as pa
 
@@ -464,6 +466,11 @@ def test_export_schema(db_url, make_service, tmp_path):
     assert df["group"].isna().tolist() == [True, False, True, False]
     assert list(df["context"][2]) == [2.0, 1.0]
     assert ((df["propensity"] > 0) & (df["propensity"] <= 1)).all()
+    # a dense distribution's support columns are its nonzero entries
+    columns = (df["probabilities"], df["support"], df["support_probabilities"])
+    for probs, ids, ps in zip(*columns, strict=True):
+        assert list(ids) == [a for a, p in enumerate(probs) if p > 0]
+        assert list(ps) == [p for p in probs if p > 0] and len(ids) == 3
 
 
 @pytest.mark.parametrize(

@@ -71,32 +71,38 @@ def barycentric_spanner(rows: np.ndarray, c: float = 2.0) -> np.ndarray:
 
 
 def _spanner(rows: np.ndarray, c: float, in_span: bool) -> np.ndarray:
+    # (float32 rows are factorised in float32, the pools' case: twice as fast as float64; the
+    # swaps, rare, run in float64)
     N, r = rows.shape
     scale = float(np.abs(rows).max(initial=0.0))
     if N == 0 or r == 0 or scale == 0.0:
         return np.zeros(0, dtype=np.int64)
-    lu, piv, _ = lapack.dgetrf(rows)
-    perm = np.arange(N)
-    for i, p in enumerate(piv):  # LAPACK's row interchanges, in order
+    getrf, trtri = _lapack(rows.dtype)
+    lu, piv, _ = getrf(rows)
+    perm = list(range(N))
+    for i, p in enumerate(piv.tolist()):  # LAPACK's row interchanges, in order
         perm[i], perm[p] = perm[p], perm[i]
-    thin = np.flatnonzero(np.abs(np.diagonal(lu)) <= 1e-9 * scale)
+    tol = (1e-9 if lu.dtype == np.float64 else 1e-5) * scale
+    thin = np.flatnonzero(np.abs(np.diagonal(lu)) <= tol)
     if N < r or thin.size:  # the rows span fewer than r dimensions (or nearly)
         if in_span:  # (already in their own span: keep the well-conditioned part)
-            return np.sort(perm[: int(thin[0]) if thin.size else min(N, r)])
+            return np.sort(np.array(perm[: int(thin[0]) if thin.size else min(N, r)]))
+        rows = rows.astype(np.float64)
         _, s, Vt = np.linalg.svd(rows, full_matrices=False)
         k = int((s > 1e-9 * s[0]).sum())
         return _spanner(rows @ Vt[:k].T, c, in_span=True)
-    chosen = perm[:r].copy()
+    chosen = np.array(perm[:r])
     L11 = np.tril(lu[:r], -1)
-    L11[np.arange(r), np.arange(r)] = 1.0
+    L11.flat[:: r + 1] = 1.0
     # coefficients of rows r.. (in pivot order) in the chosen basis: L21 L11^-1 (the first r
     # rows are the basis itself). (A triangular inverse and C-ordered operands: scipy's trsm
     # and products with Fortran-ordered operands were 10-100 times slower on a loaded
     # 2-core machine.)
-    inv11 = np.ascontiguousarray(lapack.dtrtri(L11, lower=1, unitdiag=1)[0])
+    inv11 = np.ascontiguousarray(trtri(L11, lower=1, unitdiag=1)[0])
     coef = np.ascontiguousarray(lu[r:]) @ inv11
     if np.abs(coef).max(initial=0.0) <= c:
         return np.sort(chosen)
+    rows = rows.astype(np.float64)
     basis = rows[chosen].copy()
     inv = np.linalg.inv(basis)
 
@@ -114,6 +120,18 @@ def _spanner(rows: np.ndarray, c: float, in_span: bool) -> np.ndarray:
             break
         put(int(i), int(a))
     return np.unique(chosen)
+
+
+_LAPACK: dict = {}
+
+
+def _lapack(dtype: np.dtype) -> tuple[Any, Any]:
+    """LAPACK ``getrf`` and ``trtri`` of ``dtype`` (looked up once: the look-up costs as much
+    as a small factorisation)."""
+    key = np.dtype(dtype)
+    if key not in _LAPACK:
+        _LAPACK[key] = lapack.get_lapack_funcs(("getrf", "trtri"), (np.zeros(1, dtype=key),))
+    return _LAPACK[key]
 
 
 def igw_probabilities(predictions: np.ndarray, gamma: float) -> np.ndarray:
@@ -178,7 +196,7 @@ class SpannerCB(CatalogPolicy):
         index: dict | None = None,
         backend: str = "numpy",
         device: str = "cpu",
-        n_candidates: int = 256,
+        n_candidates: int = 128,
         seed: SeedLike = None,
     ) -> None:
         super().__init__(
@@ -272,7 +290,7 @@ class SpannerCB(CatalogPolicy):
         shrink = np.ones_like(gap)
         if spec["rule"] == "squarecb":  # VW's shrink factors
             shrink = np.sqrt(1.0 + r + gamma / (4.0 * r) * gap)
-        rows = rows / shrink[:, :, None]  # (float64)
+        rows = rows / shrink[:, :, None].astype(rows.dtype)
         keep = np.full((n, r + 1), -1, dtype=np.int64)
         for i in range(n):  # the spanner: one LAPACK factorisation per pool
             m = int(size[i])

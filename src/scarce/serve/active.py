@@ -8,7 +8,7 @@ from typing import Any
 
 from scarce.serve.budgets import BudgetRules
 from scarce.serve.config import ServiceConfig
-from scarce.serve.served import ServedPolicy
+from scarce.serve.served import ServedPolicy, support_dict
 from scarce.serve.validation import RequestChecker
 
 
@@ -33,7 +33,9 @@ class EventConflictError(RuntimeError):
 class DecisionResult:
     """What ``POST /v1/decisions`` returns: the action (a list of levels for ``"levels"``
     policies), its probability (None where the policy cannot say), the full distribution
-    (None for structured actions), and the model and policy versions that decided."""
+    (None for structured actions), the model and policy versions that decided, and, for
+    policies that report one (catalog policies), the sparse ``support`` (ids, probabilities)
+    of the distribution in place of the full one."""
 
     event_id: str
     action: int | list[int]
@@ -41,9 +43,10 @@ class DecisionResult:
     probabilities: list[float] | None
     model_version: int
     policy_version: int = 1
+    support: tuple[list[int], list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "event_id": self.event_id,
             "action": self.action,
             "probability": self.probability,
@@ -51,6 +54,9 @@ class DecisionResult:
             "model_version": self.model_version,
             "policy_version": self.policy_version,
         }
+        if self.support is not None:
+            out["support"] = support_dict(self.support)
+        return out
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from scarce.core.ledger import Ledger
 from scarce.serve.config import ServiceConfig, config_from_dict
 from scarce.serve.learner import Feedback, case_arrays
 from scarce.serve.schema import JoinedEvent
+from scarce.serve.served import dense_distribution
 from scarce.serve.store import LOG_COLUMNS, EventStore
 
 ESTIMATORS = ("ips", "snips", "dr")
@@ -390,10 +391,16 @@ def _shadow_rows(
         rows, pis, agree = [], [], []
         for i, s in enumerate(logs.shadows):
             entry = (s or {}).get(name)
-            if not entry or entry.get("probabilities") is None:
+            if not entry:
+                continue
+            # (a catalog shadow logs the support of its distribution, not K probabilities)
+            pi = dense_distribution(
+                entry.get("support", entry.get("probabilities")), logs.n_actions
+            )
+            if pi is None:
                 continue
             rows.append(i)
-            pis.append(entry["probabilities"])
+            pis.append(pi)
             agree.append(entry.get("action") == int(logs.actions[i]))
         if len(rows) < 2:
             continue

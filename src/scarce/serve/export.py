@@ -4,7 +4,11 @@ Schema (the first seven columns are what ``scarce.ope.LoggedData.from_parquet`` 
 ``event_id`` string, ``context`` list<float64>, ``action`` int64, ``reward`` float64,
 ``propensity`` float64, ``timestamp`` float64 (seconds since the epoch), ``group`` string
 (nullable); then what the service knew and did: ``probabilities`` list<float64> (the logged
-distribution; null for structured actions and the cases of a cohort), ``eligible`` list<int64> (the request's eligible
+distribution; null for structured actions, the cases of a cohort and policies that log a sparse
+support), ``support`` list<int64> and ``support_probabilities`` list<float64> (the actions with
+positive probability, ascending, and their probabilities: the logged support of a catalog
+policy, or the nonzero entries of ``probabilities``; null where no distribution was logged),
+``eligible`` list<int64> (the request's eligible
 ids; null: all), ``policy_version`` int64 (the version that decided), ``model_version`` int64
 (the joined events that version had learned when it decided), ``joined_at`` float64 (when the
 event was joined),
@@ -29,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from scarce.serve.config import ServiceConfig
+from scarce.serve.served import read_distribution
 from scarce.serve.store import LOG_COLUMNS, EventStore
 
 _FLOATS = pa.list_(pa.float64())
@@ -55,6 +60,8 @@ LOGGED_SCHEMA = pa.schema(
         pa.field("info", pa.string(), nullable=True),
         pa.field("action_value", _INTS, nullable=True),
         pa.field("shadow", pa.string(), nullable=True),
+        pa.field("support", _INTS, nullable=True),
+        pa.field("support_probabilities", _FLOATS, nullable=True),
     ]
 )
 
@@ -87,7 +94,12 @@ def export_logs(store: EventStore, config: ServiceConfig, path: str | Path) -> t
         cols["propensity"].append(float(r["propensity"]))
         cols["timestamp"].append(float(r["timestamp"]))
         cols["group"].append(r["group"])
-        cols["probabilities"].append(_loads(r["probabilities"]))
+        probs, support = read_distribution(r["probabilities"])
+        if support is None and probs is not None:
+            support = ([a for a, p in enumerate(probs) if p > 0], [p for p in probs if p > 0])
+        cols["probabilities"].append(probs)
+        cols["support"].append(None if support is None else support[0])
+        cols["support_probabilities"].append(None if support is None else support[1])
         cols["eligible"].append(_loads(r["eligible"]))
         cols["policy_version"].append(int(r["policy_version"] or 1))
         cols["model_version"].append(int(r["model_version"]))

@@ -30,6 +30,11 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class SupportResponse(BaseModel):
+    support: list[int] = Field(description="the actions with positive probability, ascending")
+    probabilities: list[Probability] = Field(description="their probabilities")
+
+
 class DecisionResponse(BaseModel):
     event_id: str
     action: Annotated[int, Field(ge=0)] | list[int] = Field(
@@ -43,6 +48,11 @@ class DecisionResponse(BaseModel):
     )
     model_version: int = Field(ge=0)
     policy_version: int = Field(ge=1, description="the policy version that decided")
+    support: SupportResponse | None = Field(
+        None,
+        description="catalog policies: the distribution's support, given instead of "
+        "'probabilities' (which is then null)",
+    )
 
 
 class RewardResponse(BaseModel):

@@ -24,7 +24,7 @@ from scarce.serve import snapshot as snap
 from scarce.serve.config import ServiceConfig
 from scarce.serve.learner import Feedback, copy_policy, ensure_initialized, learn_events
 from scarce.serve.store import EventStore
-from scarce.serve.validation import RequestError, event_generator
+from scarce.serve.validation import RequestError, event_generator, json_text
 
 _LOG = logging.getLogger("scarce.serve")
 _CHUNK = 64  # joined events learned on a copy before it replaces the served model
@@ -36,9 +36,12 @@ class Choice:
 
     ``action``: the action id (-1 for a structured action, given in ``action_value``);
     ``probability``: its probability (None where the policy cannot say); ``probabilities``:
-    the full distribution over the actions (None for structured actions); ``info``: the
-    case's ``Decision.info`` as plain Python (None when empty); ``model_version``: the
-    watermark of the model that chose.
+    the full distribution over the actions (None for structured actions, and for policies
+    that report a sparse ``support`` instead); ``info``: the case's ``Decision.info`` as
+    plain Python (None when empty); ``model_version``: the watermark of the model that
+    chose; ``support``: for policies with ``action_support`` (catalog policies), the
+    actions with positive probability (ascending ids) and their probabilities, in place of
+    a ``(K,)`` list (8 MB of JSON per decision at a million actions).
     """
 
     action: int
@@ -47,6 +50,7 @@ class Choice:
     info: dict[str, Any] | None
     model_version: int
     action_value: list[int] | None = None
+    support: tuple[list[int], list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -55,7 +59,49 @@ class Choice:
             "probabilities": self.probabilities,
             "model_version": self.model_version,
         }
+        if self.support is not None:
+            out["support"] = support_dict(self.support)
         return out
+
+    def distribution_json(self) -> str:
+        """The logged form of the distribution (the ``probabilities`` column): a JSON list
+        of ``K`` probabilities, ``{"support": ids, "probabilities": ps}`` for a sparse
+        support, or ``null``; :func:`read_distribution` reads it back."""
+        if self.support is not None:
+            return json_text(support_dict(self.support))
+        return json_text(self.probabilities)
+
+
+def support_dict(support: tuple[list[int], list[float]]) -> dict[str, list]:
+    """``{"support": ids, "probabilities": ps}``: the JSON form of a sparse distribution."""
+    return {"support": support[0], "probabilities": support[1]}
+
+
+def read_distribution(
+    value: str | list | dict | None,
+) -> tuple[list[float] | None, tuple[list[int], list[float]] | None]:
+    """``(probabilities, support)`` of a logged distribution (the JSON text of
+    :meth:`Choice.distribution_json` or its parsed value): a dense list and None, None and
+    ``(ids, probabilities)``, or ``(None, None)``."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    if isinstance(value, dict):
+        return None, (
+            [int(a) for a in value["support"]],
+            [float(p) for p in value["probabilities"]],
+        )
+    return value, None
+
+
+def dense_distribution(value: str | list | dict | None, n_actions: int) -> list[float] | None:
+    """The logged distribution as ``n_actions`` probabilities (zeros off a sparse support);
+    None where none was logged."""
+    probs, support = read_distribution(value)
+    if support is None:
+        return probs
+    out = np.zeros(n_actions)
+    out[np.asarray(support[0], dtype=np.int64)] = support[1]
+    return out.tolist()
 
 
 class ServedPolicy:
@@ -133,8 +179,13 @@ class ServedPolicy:
         traits = self.traits
         probs = None
         info = None
+        sparse = traits.action_type == "discrete" and callable(
+            getattr(policy, "action_support", None)
+        )
         with np.errstate(all="ignore"):
-            if traits.has_probabilities:
+            if sparse and not self._decide:  # the actions with positive probability only
+                probs = policy.action_support(X, eligible=mask)
+            elif traits.has_probabilities and not sparse:
                 # the full distribution first: it also initialises the policy without its rng
                 probs = policy.action_probabilities(X, eligible=mask, **ctx)[0]
             if self._decide:
@@ -148,6 +199,10 @@ class ServedPolicy:
                         policy.rng_ = saved
                 actions = decision.actions[0]
                 info = decision.case_info(0) or None
+                if sparse:  # (a catalog decision carries its support: no second search)
+                    probs = getattr(decision, "support", None)
+                    if probs is None:  # (per-action features: a plain Decision)
+                        probs = policy.action_support(X, eligible=mask)
                 if traits.action_type != "discrete":
                     p = float(decision.probabilities[0])
                     return Choice(
@@ -162,9 +217,13 @@ class ServedPolicy:
                 if probs is None:
                     p = float(decision.probabilities[0])
                     return Choice(action, p if np.isfinite(p) else None, None, info, version)
+            elif sparse:  # the most probable supported action (ties: lowest id)
+                action = int(probs[0][0, np.argmax(probs[1][0])])
             else:
                 # the rule is the argmax its one-hot distribution reports (ties: lowest id)
                 action = int(np.argmax(probs if mask is None else np.where(mask[0], probs, -1.0)))
+        if sparse:
+            return self._sparse_choice(action, probs, info, version)
         if mask is not None:
             probs = np.where(mask[0], probs, 0.0)
         # (a Monte-Carlo propensity, per-action Thompson sampling, can be 0 for a rare action:
@@ -175,6 +234,22 @@ class ServedPolicy:
             )
         plist = probs.tolist()
         return Choice(action, plist[action], plist, info, version)
+
+    @staticmethod
+    def _sparse_choice(
+        action: int, support: tuple[np.ndarray, np.ndarray], info: Any, version: int
+    ) -> Choice:
+        """The choice of a policy with ``action_support``: ``support`` ``(1, s)`` ids
+        (``-1`` padding) and probabilities."""
+        ok = support[0][0] >= 0
+        ids, ps = support[0][0][ok], support[1][0][ok]
+        if not np.isfinite(ps).all() or abs(ps.sum() - 1.0) > 1e-6:
+            raise RequestError(
+                "context", "the model cannot score this context (numerical overflow)"
+            )
+        at = np.flatnonzero(ids == action)  # (a Monte-Carlo support may miss the action: 0)
+        p = float(ps[at[0]]) if at.size else 0.0
+        return Choice(action, p, None, info, version, support=(ids.tolist(), ps.tolist()))
 
     # ------------------------------------------------------------------ learning
     def catch_up(

@@ -43,7 +43,7 @@ from scarce.serve.config import MAX_ABS, ServiceConfig
 from scarce.serve.drive import Steps, UnitDriver
 from scarce.serve.health import HealthMonitor
 from scarce.serve.learner import models_equal, replay, states_equal
-from scarce.serve.served import Choice, ServedPolicy, shadow_record
+from scarce.serve.served import Choice, ServedPolicy, read_distribution, shadow_record
 from scarce.serve.store import DecisionRecord, EventStore, StoreError, UnknownEventError
 from scarce.serve.validation import (
     Case,
@@ -369,7 +369,7 @@ class DecisionService(CohortDecisions):
                     group=case.group,
                     action=choice.action,
                     probability=-1.0 if choice.probability is None else choice.probability,
-                    probabilities=json_text(choice.probabilities),
+                    probabilities=choice.distribution_json(),
                     model_version=choice.model_version,
                     charges=rules.charges_json(charges),
                     ts=float(self.clock()),
@@ -421,15 +421,18 @@ class DecisionService(CohortDecisions):
                 choice.probabilities,
                 rec.model_version,
                 rec.policy_version or 1,
+                choice.support,
             )
         action = rec.action if rec.action_value is None else json.loads(rec.action_value)
+        probabilities, support = read_distribution(rec.probabilities)
         return DecisionResult(
             rec.event_id,
             action,
             None if rec.probability < 0 else rec.probability,
-            json.loads(rec.probabilities),
+            probabilities,
             rec.model_version,
             rec.policy_version or 1,
+            support,
         )
 
     def _logged(

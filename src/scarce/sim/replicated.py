@@ -234,7 +234,8 @@ def replicated_truth(envs: Sequence[Any]) -> ReplicatedTruth:
     if "_replicated_truth" not in cls.__dict__:
         raise ValueError(
             "envs must be LinearGaussianEnv or LogisticEnv instances (or of another class with "
-            f"a replicated form, a _replicated_truth hook); got {cls.__name__}"
+            "a replicated form: a _replicated_truth hook, or a _replicated_env hook for "
+            f"environments with a budget); got {cls.__name__}"
         )
     return cls._replicated_truth(envs)
 
