@@ -97,3 +97,25 @@ def test_digits_environment_scores_only_its_last_batch():
     out = env.outcomes(X, np.ones(50, dtype=int), np.random.default_rng(1))
     assert out.costs.max() <= 1.0 and np.all(out.extras["model_rewards"] == mu[:, 0])
     assert 0 < env.static_opt() <= 1.0
+
+
+def test_policy_params_computes_only_what_is_wanted(monkeypatch):
+    """A sweep asks only for what the policy takes: the static optimum (a solve on a large
+    sample) is left out for a learner, and StaticOPT still gets the same rule."""
+    env = SyntheticDeferral(seed=3, budget_rate=0.25)
+    full = env.policy_params(500)
+    calls = []
+    solve = SyntheticDeferral.oracle_rule
+    monkeypatch.setattr(
+        SyntheticDeferral, "oracle_rule", lambda self: calls.append(1) or solve(self)
+    )
+    learner = PolicySpec("Deferral", {}).build_for(env, 0, 500)
+    assert calls == [] and learner.budget == full["budget"]
+    some = env.policy_params(500, {"budget", "cost_bound"})
+    assert "oracle_weights" not in some and "mean_cost" not in some
+    assert {k: some[k] for k in ("budget", "cost_bound", "horizon")} == {
+        k: full[k] for k in ("budget", "cost_bound", "horizon")
+    }
+    opt = PolicySpec("StaticOPT", {}).build_for(env, 0, 500)
+    assert calls == [1]
+    assert opt.get_params()["oracle_weights"] == full["oracle_weights"]

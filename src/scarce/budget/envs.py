@@ -22,6 +22,7 @@ same outcomes (common random numbers), and any run's trace holds the whole reali
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -116,14 +117,17 @@ class _DeferralEnv(Environment):
         reward (synthetic) or its confidence (real data)."""
         raise NotImplementedError
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """``budget``, ``horizon`` and ``cost_bound`` for the learners; ``mean_cost`` for
-        ArbitraryHuman and ``score_weights`` for BestReject."""
+        ArbitraryHuman and ``score_weights`` for BestReject (computed only when in ``names``,
+        or when ``names`` is None)."""
         out: dict[str, Any] = {"horizon": int(horizon), "cost_bound": self.cost_max}
         if self.budget_rate is not None:
             out["budget"] = float(self.budget_rate * horizon)
-        out["mean_cost"] = self.mean_cost()
-        out["score_weights"] = self.score_weights().tolist()
+        if names is None or "mean_cost" in names:
+            out["mean_cost"] = self.mean_cost()
+        if names is None or "score_weights" in names:
+            out["score_weights"] = self.score_weights().tolist()
         return out
 
 
@@ -338,11 +342,13 @@ class SyntheticDeferral(_DeferralEnv):
         on = np.abs(X @ w) <= 1e-12
         return w, float(sol.z[on].mean()) if on.any() else 0.0
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """As for every deferral environment, plus ``oracle_weights`` and ``oracle_boundary``
-        for :class:`~scarce.budget.baselines.StaticOPT` (Bernoulli outcomes)."""
-        out = super().policy_params(horizon)
-        if self.noise == "bernoulli":
+        for :class:`~scarce.budget.baselines.StaticOPT` (Bernoulli outcomes; computed only
+        when wanted: the static optimum is solved on a large sample)."""
+        out = super().policy_params(horizon, names)
+        wanted = names is None or bool({"oracle_weights", "oracle_boundary"} & set(names))
+        if self.noise == "bernoulli" and wanted:
             w, q = self.oracle_rule()
             out["oracle_weights"] = w.tolist()
             out["oracle_boundary"] = q

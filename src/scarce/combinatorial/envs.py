@@ -17,6 +17,7 @@ is the multiple-choice knapsack of the expected item rewards (:meth:`oracle_leve
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,7 @@ class QueryAwareAllocationEnv(Environment):
         """``p = d + 1``, features per item the learner sees (``n_features``)."""
         return self.n_features
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """The level costs and the per-case cap (as ``budget``) for the allocation policies."""
         return {"costs": self.costs.tolist(), "budget": int(self.cap)}
 

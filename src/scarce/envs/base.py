@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -133,10 +134,13 @@ class Environment:
         vector policy's preference regret); recorded in the trace and summed by sweeps."""
         return {}
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """Constructor keywords the environment suggests to a policy for a run of ``horizon``
         cases (``budget``, ``horizon``, ``cost_bound``, ``n_objectives``, priors, ...).
-        Sweeps and configs pass those the policy accepts and the user did not set."""
+        Sweeps and configs pass those the policy accepts and the user did not set.
+
+        ``names``: the keywords wanted (None: all). An environment may skip computing the
+        others (some are costly: an oracle's rule) and may still return them."""
         return {}
 
     def describe(self) -> dict[str, Any]:

@@ -30,6 +30,7 @@ noise stream does not depend on the policy (common random numbers across policie
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import numpy as np
@@ -242,7 +243,7 @@ class FairAllocationEnv(Environment):
             [np.zeros((self._batch.shape[0], 1)), self.effects[self._batch]], axis=1
         )
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """``kernels`` (the true delay kernels, by family name or weights) and
         ``cohort_length``: an allocation policy built by a sweep or a config knows them unless
         told otherwise (the misspecification experiment tells it otherwise)."""

@@ -12,7 +12,7 @@ Registered (``scarce list``): ``peaks-shift`` (one change point) and ``peaks-shi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -230,7 +230,7 @@ class PeaksShiftEnv(Environment):
             "played_pareto_regret": played_regret(mu, decision.actions, cone, round_gap=g),
         }
 
-    def policy_params(self, horizon: int) -> dict[str, Any]:
+    def policy_params(self, horizon: int, names: Collection[str] | None = None) -> dict[str, Any]:
         """``n_objectives``, the ``cone`` (nested lists; None for the orthant), the instance's
         Hölder constants ``c_beta`` and ``beta``, the noise scale ``sigma`` and the
         ``horizon``: what the tree policies take (the others take what they accept)."""

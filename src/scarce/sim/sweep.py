@@ -121,7 +121,9 @@ class PolicySpec:
             "n_features": env.n_features,
             "seed": seed,
         }
-        kwargs.update({k: v for k, v in env.policy_params(horizon).items() if k in accepted})
+        # only what the policy takes and the user left unset (some suggestions are costly)
+        wanted = accepted - set(self.params)
+        kwargs.update({k: v for k, v in env.policy_params(horizon, wanted).items() if k in wanted})
         kwargs.update(self.params)
         return cls(**kwargs)
 
