@@ -204,7 +204,8 @@ def bench_decisions(K: int, d_values: list[int], batch: int, steps: int) -> list
 def _write(rows: list[dict[str, object]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        # rows may add columns (the budgeted sweep's last row): the union, in order of appearance
+        writer = csv.DictWriter(fh, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
         writer.writeheader()
         writer.writerows(rows)
 
