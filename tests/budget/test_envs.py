@@ -119,3 +119,24 @@ def test_policy_params_computes_only_what_is_wanted(monkeypatch):
     opt = PolicySpec("StaticOPT", {}).build_for(env, 0, 500)
     assert calls == [1]
     assert opt.get_params()["oracle_weights"] == full["oracle_weights"]
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"norm": "l2", "noise": "gaussian"},
+        {"regime": "heterogeneous"},
+        {"regime": "human_better", "n_features": 2},  # k = 0 often: the rejection path
+    ],
+)
+def test_contexts_one_by_one_are_separate_draws(kw):
+    """The replicated simulator's block of rounds equals one context per call, bit for bit
+    and in the same stream (a row count above and below the sorting path's threshold)."""
+    env = SyntheticDeferral(seed=0, **kw)
+    for n in (5, 300):
+        a, b = np.random.default_rng(7), np.random.default_rng(7)
+        one = np.concatenate([env.contexts(1, rng=a) for _ in range(n)])
+        block = env.contexts_one_by_one(n, b)
+        assert np.array_equal(one, block)
+        assert a.random() == b.random()

@@ -245,18 +245,48 @@ class SyntheticDeferral(_DeferralEnv):
         return DeferralEnvReplicas(envs, seeds)
 
     def _contexts(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        k = self._sizes(n, rng)
+        return self._place(k, rng.random((n, self.n_features)))
+
+    def contexts_one_by_one(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, d)``: what ``n`` calls of ``contexts(1, rng)`` give, one row each (the same
+        draws from ``rng``, in the same order), with the positions placed for all rows at once
+        (the replicated simulator draws a block of rounds so)."""
         d = self.n_features
+        k = np.empty(n, dtype=np.int64)
+        keys = np.empty((n, d))
+        uniform = self.regime == "heterogeneous"
+        # _sizes(1, rng) and rng.random((1, d)) per row, on scalars (the calls that draw are
+        # the same, so the stream is)
+        for i in range(n):
+            if uniform:
+                k[i] = rng.integers(1, 4, size=1)[0]
+            else:
+                size = rng.binomial(d, 0.5, size=1)[0]
+                while size == 0:
+                    size = rng.binomial(d, 0.5, size=1)[0]
+                k[i] = size
+            keys[i] = rng.random(d)
+        return self._place(k, keys)
+
+    def _sizes(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n,)`` numbers of active features."""
         if self.regime == "heterogeneous":
-            k = rng.integers(1, 4, size=n)
-        else:
-            k = rng.binomial(d, 0.5, size=n)
-            while (k == 0).any():  # conditioning on k >= 1 by rejection
-                bad = k == 0
-                k[bad] = rng.binomial(d, 0.5, size=int(bad.sum()))
-        # k positions uniformly: the k smallest of d uniform keys (by rank; for a large
-        # sample, those at most the k-th smallest: the same set when a row's keys are
-        # distinct, which fails with probability ~1e-14, and then the rank test decides)
-        keys = rng.random((n, d))
+            return rng.integers(1, 4, size=n)
+        k = rng.binomial(self.n_features, 0.5, size=n)
+        while (k == 0).any():  # conditioning on k >= 1 by rejection
+            bad = k == 0
+            k[bad] = rng.binomial(self.n_features, 0.5, size=int(bad.sum()))
+        return k
+
+    def _place(self, k: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """Contexts with ``k[i]`` positions of row ``i`` chosen by the uniform ``keys``
+        ``(n, d)``: the ``k`` smallest keys, each active feature ``1/k`` (``l1``) or
+        ``1/sqrt(k)`` (``l2``)."""
+        n = k.shape[0]
+        # the k smallest of the keys (by rank; for a large sample, those at most the k-th
+        # smallest: the same set when a row's keys are distinct, which fails with probability
+        # ~1e-14, and then the rank test decides)
         S = None
         if n > 64:
             ordered = np.sort(keys, axis=1)

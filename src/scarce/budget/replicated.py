@@ -286,7 +286,7 @@ class DeferralEnvReplicas:
         outcome variates ``(S, C, 3)``: both arms' reward noise, then the cost noise."""
         X = np.stack(
             [
-                np.stack([e.contexts(1, rng=ctx) for _ in range(C)])
+                e.contexts_one_by_one(C, ctx)[:, None, :]
                 for e, (ctx, _) in zip(self.envs, self.streams, strict=True)
             ]
         )
