@@ -40,6 +40,7 @@ changed setting changes the key, so stale parts are never reused. The parts fold
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -123,9 +124,19 @@ class PolicySpec:
         }
         # only what the policy takes and the user left unset (some suggestions are costly)
         wanted = accepted - set(self.params)
-        kwargs.update({k: v for k, v in env.policy_params(horizon, wanted).items() if k in wanted})
+        kwargs.update({k: v for k, v in _suggestions(env, horizon, wanted).items() if k in wanted})
         kwargs.update(self.params)
         return cls(**kwargs)
+
+
+def _suggestions(env: Environment, horizon: int, names: set[str]) -> dict[str, Any]:
+    """``env.policy_params(horizon, names)``; an environment written before ``names``
+    existed (``policy_params(self, horizon)``) is asked for everything."""
+    try:
+        takes_names = "names" in inspect.signature(env.policy_params).parameters
+    except (TypeError, ValueError):  # no signature to read: ask the old way
+        takes_names = False
+    return env.policy_params(horizon, names) if takes_names else env.policy_params(horizon)
 
 
 @dataclass(frozen=True)
