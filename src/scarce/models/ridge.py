@@ -11,12 +11,10 @@ from scipy.linalg import cho_factor, cho_solve
 
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import linear
+from scarce.models.pending import PendingOuterProducts
 
 #: above this many new rows for one model in one call, refactorise instead of rank-1 updates
 REFACTOR_ROWS = 8
-#: rows of one model that :meth:`RidgeRegression.add_one` collects before adding their
-#: outer products to ``A`` at once (bitwise the same sum, see ``_defer_outer``)
-DEFERRED_ROWS = 16
 
 
 def rank_one_update(
@@ -192,10 +190,7 @@ class RidgeRegression:
             raise ValueError("use either forgetting < 1 or a window, not both")
         M, d = self.n_models, self.n_features
         eye = np.eye(d)
-        self._pending_rows: np.ndarray | None = None  # see _defer_outer
-        self._flush_stack: np.ndarray | None = None
-        self._pending = [0] * M
-        self._n_pending = 0
+        self._pending = PendingOuterProducts(M, d)  # add_one's A += x x^T, deferred
         self.A = np.broadcast_to(self.lam * eye, (M, d, d)).copy()
         self.A_inv = np.broadcast_to(eye / self.lam, (M, d, d)).copy()
         self.b = np.zeros((M, d, *self._target_shape))
@@ -341,7 +336,7 @@ class RidgeRegression:
         self.n_obs[model] += 1.0
         if self.n_targets is None:
             _add_row(self.A_inv[model], self.b[model], self.theta[model], x, y, self._work)
-            self._defer_outer(model, x)
+            self._pending.add(self._A, model, x)
         else:
             rank_one_update(
                 self.A[model], self.A_inv[model], self.b[model], self.theta[model], x, y
@@ -351,56 +346,15 @@ class RidgeRegression:
     @property
     def A(self) -> np.ndarray:
         """``(M, d, d)`` precisions ``lam I + sum_i x_i x_i^T`` (with every row learned so far)."""
-        if self._n_pending:
-            self._flush_all()
+        if self._pending.waiting:
+            self._pending.flush_all(self._A)
         return self._A
 
     @A.setter
     def A(self, value: np.ndarray) -> None:
         # a new A already holds every row: rows still waiting are dropped
         self._A = value
-        self._pending = [0] * self.n_models
-        self._n_pending = 0
-
-    def _defer_outer(self, model: int, x: np.ndarray) -> None:
-        """``A[model] += x x^T`` for a row of :meth:`add_one`, deferred: a model's rows wait
-        in a buffer of :data:`DEFERRED_ROWS` and go into ``A`` together when it is full or
-        ``A`` is read. The flush adds the same products in the same order (so ``A`` is
-        bitwise what row-by-row updates give), in two NumPy calls instead of two per row."""
-        rows = self._pending_rows
-        if rows is None:
-            rows = self._pending_rows = np.empty((self.n_models, DEFERRED_ROWS, self.n_features))
-        k = self._pending[model]
-        rows[model, k] = x
-        self._pending[model] = k + 1
-        self._n_pending += 1
-        if k + 1 == DEFERRED_ROWS:
-            self._flush(model)
-
-    def _flush(self, m: int) -> None:
-        n = self._pending[m]
-        rows = self._pending_rows
-        assert rows is not None
-        stack = self._flush_stack
-        if stack is None:
-            d = self.n_features
-            stack = self._flush_stack = np.empty((DEFERRED_ROWS + 1, d, d))
-        A = self._A[m]
-        stack[0] = A
-        x = rows[m, :n]
-        # the products x_i x_j of every row (no sum: each is one rounded multiplication, as
-        # in np.multiply.outer), einsum's loop being faster here than broadcasting's
-        np.einsum("ri,rj->rij", x, x, out=stack[1 : n + 1])
-        # a reduction over the leading (slowest) axis adds the slices one after the other,
-        # left to right: (((A + P_1) + P_2) + ...), as the row-by-row updates would
-        np.add.reduce(stack[: n + 1], axis=0, out=A)
-        self._pending[m] = 0
-        self._n_pending -= n
-
-    def _flush_all(self) -> None:
-        for m, n in enumerate(self._pending):
-            if n:
-                self._flush(m)
+        self._pending.clear()
 
     def add_one_paired(
         self,
@@ -444,7 +398,7 @@ class RidgeRegression:
         # the same x x^T into both precisions (deferred as add_one defers it)
         for reg, m in ((self, model), (other, other_model)):
             if reg.n_targets is None:
-                reg._defer_outer(m, x)
+                reg._pending.add(reg._A, m, x)
             else:
                 reg.A[m] += np.multiply.outer(x, x)
 
