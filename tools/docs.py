@@ -437,6 +437,16 @@ def record(name: str, command: list[str], keep: list[str], results: Path = RESUL
 # -------------------------------------------------------------------------------------- main
 
 
+def report_stale() -> bool:
+    """Print the API pages and rendered results that are out of date; True if any is."""
+    stale = write_api(check=True) + render_all(check=True)
+    for f in stale:
+        print("out of date:", f)
+    if stale:
+        print("run: python tools/docs.py api && python tools/docs.py render")
+    return bool(stale)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="API pages and result tables of the documentation."
@@ -470,18 +480,10 @@ def main(argv: list[str] | None = None) -> int:
         for f in render_all():
             print("rendered", f)
     elif args.command == "check":
-        stale = write_api(check=True) + render_all(check=True)
-        for f in stale:
-            print("out of date:", f)
-        if stale:
-            print("run: python tools/docs.py api && python tools/docs.py render")
+        if report_stale():
             return 1
     elif args.command == "build":
-        stale = write_api(check=True) + render_all(check=True)
-        for f in stale:
-            print("out of date:", f)
-        if stale:
-            print("run: python tools/docs.py api && python tools/docs.py render")
+        if report_stale():
             return 1
         with tempfile.TemporaryDirectory() as tmp:
             site = args.site_dir or tmp
