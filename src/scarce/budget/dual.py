@@ -74,6 +74,9 @@ class DualPrices:
         self._eta_scale = self.eta * self.scale
         self._eta_rate = self.eta * float(rate)
         self._idle_factors = np.exp(np.zeros(n_resources) * self._eta_scale - self._eta_rate)
+        # step_one's constants (one resource)
+        self._eta_scale_one = float(self._eta_scale[0])
+        self._idle_one = float(self._idle_factors[0])
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -99,6 +102,21 @@ class DualPrices:
         for g in factors:
             w[:-1] *= g
             w /= w.sum()
+
+    def step_one(self, consumption: float) -> None:
+        """:meth:`step` of one row of one resource (``m = 1``), on Python floats: the same
+        IEEE operations (the exponential is NumPy's; the normaliser of two weights is their
+        sum, as ``np.add.reduce`` adds them)."""
+        self._prices = None
+        w = self.weights
+        theta, slack = w.tolist()
+        if consumption != 0.0:  # (NaN too, as logical_or.reduce counts it)
+            theta *= float(np.exp(consumption * self._eta_scale_one - self._eta_rate))
+        else:
+            theta *= self._idle_one
+        total = theta + slack
+        w[0] = theta / total
+        w[1] = slack / total
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}
