@@ -132,7 +132,7 @@ class OutcomeModels:
         lo = int(self.costly[0]) if nc else 0
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
-        self._c_one: np.ndarray | None = None  # priced_one's consumption buffer
+        self._kept_one: tuple[np.ndarray, ...] | None = None  # priced_one's buffers
         self._bound_list = cost_bound[:, 0].tolist()  # (one resource: _priced_one_scalar)
 
     @property
@@ -242,37 +242,55 @@ class OutcomeModels:
         if self.n_resources == 1:
             return self._priced_one_scalar(X, float(prices[0]))
         rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        kept = self._kept_one
+        if kept is None:
+            kept = self._kept_one = self._make_kept_one()
+        zeros, zeros_c, lo, hi, c, zeros_3, bound = kept
         x = X[0]
         model = rbank.model
         Ax = model.A_inv @ x  # (K, d): one GEMV per action
         var = Ax @ x
         r = X @ model.theta.T
-        np.maximum(var, 0.0, out=var)
+        # (the constants as kept arrays of the operands' shapes: the same values, without
+        # a scalar's conversion and broadcasting)
+        np.maximum(var, zeros, out=var)
         np.sqrt(var, out=var)
         var *= self._beta(rbank, "identity")
-        r += var
-        lo, hi = self.reward_range
-        np.minimum(r, hi, out=r)
-        np.maximum(r, lo, out=r)
+        row = r[0]
+        row += var
+        np.minimum(row, hi, out=row)
+        np.maximum(row, lo, out=row)
         model = cbank.model
         Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
         var = Ac @ x
-        np.maximum(var, 0.0, out=var)
+        np.maximum(var, zeros_c, out=var)
         np.sqrt(var, out=var)
         var *= self._beta(cbank, "identity")
-        c = self._c_one
-        if c is None:  # the free action's row stays 0
-            c = self._c_one = np.zeros((1, self.n_actions, self.n_resources))
         low = np.matmul(X, model.theta).transpose(1, 0, 2)  # (1, nc, m)
         if type(self._costly_index) is slice:
             np.subtract(low, var[None, :, None], out=c[:, self._costly_index, :])
         else:
             c[:, self._costly_index, :] = low - var[None, :, None]
-        np.maximum(c, 0.0, out=c)
-        np.minimum(c, self.cost_bound, out=c)
+        np.maximum(c, zeros_3, out=c)
+        np.minimum(c, bound, out=c)
         scores = c @ prices
         np.subtract(r, scores, out=scores)
         return scores, c
+
+    def _make_kept_one(self) -> tuple[np.ndarray, ...]:
+        """:meth:`priced_one`'s constants and its consumption buffer (the free action's row
+        stays 0)."""
+        K, m, nc = self.n_actions, self.n_resources, self.costly.size
+        lo, hi = self.reward_range
+        return (
+            np.zeros(K),
+            np.zeros(nc),
+            np.full(K, lo),
+            np.full(K, hi),
+            np.zeros((1, K, m)),
+            np.zeros((1, K, m)),
+            np.ascontiguousarray(self.cost_bound[None, :, :], dtype=np.float64),
+        )
 
     def _priced_one_scalar(self, X: np.ndarray, price: float) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`priced_one` with one resource (``price`` its price): the products in NumPy,
