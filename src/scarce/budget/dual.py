@@ -77,6 +77,7 @@ class DualPrices:
         # step_one's constants (one resource)
         self._eta_scale_one = float(self._eta_scale[0])
         self._idle_one = float(self._idle_factors[0])
+        self._idle_list = self._idle_factors.tolist()
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -117,6 +118,28 @@ class DualPrices:
         total = theta + slack
         w[0] = theta / total
         w[1] = slack / total
+
+    def step_row(self, consumption: np.ndarray) -> None:
+        """:meth:`step` of one row ``consumption`` ``(m,)`` with fewer than 7 resources, the
+        weights on Python floats: the same IEEE operations (the exponentials are NumPy's;
+        ``np.add.reduce`` adds fewer than 8 numbers one after the other, left to right, as
+        the sum here does; ``tests/budget/test_one_round.py`` compares the two paths)."""
+        if consumption.shape[0] > 6:
+            self.step(consumption)
+            return
+        self._prices = None
+        w = self.weights
+        values = w.tolist()
+        if any(consumption.tolist()):  # (NaN too, as logical_or.reduce counts it)
+            factors = np.exp(consumption * self._eta_scale - self._eta_rate).tolist()
+        else:
+            factors = self._idle_list
+        for j, f in enumerate(factors):
+            values[j] *= f
+        total = values[0]
+        for v in values[1:]:
+            total += v
+        w[:] = [v / total for v in values]
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}

@@ -430,8 +430,16 @@ class OutcomeModels:
         rbank, cbank = self._ridge_pair  # type: ignore[misc]
         rank = self._ranks[action]
         rbank.model.add_one_paired(action, x, reward, cbank.model, rank, cost)
-        self._learned_one(rbank, "identity", action)
-        self._learned_one(cbank, "identity", rank)
+        # _learned_one of both: paired models have the same count, hence the same radius
+        value = self._radius_at(rbank, "identity", rbank.n_obs[action])
+        for bank, model in ((rbank, action), (cbank, rank)):
+            beta = self._betas.get(id(bank))
+            if beta is None:
+                continue
+            if value is None:
+                del self._betas[id(bank)]
+            else:
+                beta[model] = value
         return True
 
     def reward_counts(self) -> np.ndarray:

@@ -397,12 +397,10 @@ class RidgeRegression:
         _step_targets(other.b[other_model], other.theta[other_model], x, other_y, gain, 1.0)
         A_inv -= np.multiply.outer(gain, u)
         other.A_inv[other_model] = A_inv
-        # the same x x^T into both precisions (deferred as add_one defers it)
-        for reg, m in ((self, model), (other, other_model)):
-            if reg.n_targets is None:
-                reg._pending.add(reg._A, m, x)
-            else:
-                reg.A[m] += np.multiply.outer(x, x)
+        # the same x x^T into both precisions, deferred (as add_one defers it; the flush
+        # adds the products in order, so bitwise A += x x^T row by row, for any targets)
+        self._pending.add(self._A, model, x)
+        other._pending.add(other._A, other_model, x)
 
     def _resync_limit(self, m: int) -> int:
         r = self.resync_every  # an int, or one per model for a stack (see stack)
