@@ -78,6 +78,7 @@ class DualPrices:
         self._eta_scale_one = float(self._eta_scale[0])
         self._idle_one = float(self._idle_factors[0])
         self._idle_list = self._idle_factors.tolist()
+        self._scale_list = self.scale.tolist()
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -108,16 +109,13 @@ class DualPrices:
         """:meth:`step` of one row of one resource (``m = 1``), on Python floats: the same
         IEEE operations (the exponential is NumPy's; the normaliser of two weights is their
         sum, as ``np.add.reduce`` adds them)."""
-        self._prices = None
-        w = self.weights
-        theta, slack = w.tolist()
+        theta, slack = self.weights.tolist()
         if consumption != 0.0:  # (NaN too, as logical_or.reduce counts it)
             theta *= float(np.exp(consumption * self._eta_scale_one - self._eta_rate))
         else:
             theta *= self._idle_one
         total = theta + slack
-        w[0] = theta / total
-        w[1] = slack / total
+        self._store([theta / total, slack / total])
 
     def step_row(self, consumption: np.ndarray) -> None:
         """:meth:`step` of one row ``consumption`` ``(m,)`` with fewer than 7 resources, the
@@ -127,9 +125,7 @@ class DualPrices:
         if consumption.shape[0] > 6:
             self.step(consumption)
             return
-        self._prices = None
-        w = self.weights
-        values = w.tolist()
+        values = self.weights.tolist()
         if any(consumption.tolist()):  # (NaN too, as logical_or.reduce counts it)
             factors = np.exp(consumption * self._eta_scale - self._eta_rate).tolist()
         else:
@@ -139,7 +135,16 @@ class DualPrices:
         total = values[0]
         for v in values[1:]:
             total += v
-        w[:] = [v / total for v in values]
+        self._store([v / total for v in values])
+
+    def _store(self, values: list[float]) -> None:
+        """New weights ``values`` ``(m + 1,)``; the prices of the last ``Z`` asked are
+        computed with them, as :meth:`prices` would (``(Z w_j) scale_j``)."""
+        self.weights[:] = values
+        if self._prices is not None:
+            Z = self._prices[0]
+            pairs = zip(values, self._scale_list, strict=False)  # (the slack has no price)
+            self._prices = (Z, np.array([(Z * w) * s for w, s in pairs]))
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}

@@ -266,11 +266,12 @@ class OutcomeModels:
         np.maximum(var, zeros_c, out=var)
         np.sqrt(var, out=var)
         var *= self._beta(cbank, "identity")
-        low = np.matmul(X, model.theta).transpose(1, 0, 2)  # (1, nc, m)
+        # (nc, m): the one-row products of np.matmul(X, theta) (the same GEMV per model)
+        low = x @ model.theta
         if type(self._costly_index) is slice:
-            np.subtract(low, var[None, :, None], out=c[:, self._costly_index, :])
+            np.subtract(low, var[:, None], out=c[0, self._costly_index])
         else:
-            c[:, self._costly_index, :] = low - var[None, :, None]
+            c[0, self._costly_index] = low - var[:, None]
         np.maximum(c, zeros_3, out=c)
         np.minimum(c, bound, out=c)
         scores = c @ prices
