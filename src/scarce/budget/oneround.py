@@ -76,10 +76,15 @@ class OneRoundFeedback:
         self, X: np.ndarray, action: int, reward: float, info: Any, extra: dict[str, Any]
     ) -> bool:
         """``_learn`` of one decided case ``X`` ``(1, d)`` with ``costs`` ``(1, m)`` (``(1,)``
-        for one resource) float64 and the decision's own ``info``; False (nothing changed)
-        for any other form of feedback, which the general path then takes."""
-        if not self._dual.dual_uses_estimate or type(info) is not dict:  # type: ignore[attr-defined]
-            return False
+        for one resource) float64 and the decision's own ``info``, with the ridge models of
+        the usual configuration (identity links); False (nothing changed) for any other form
+        of feedback or models, which the general path then takes."""
+        if (
+            not self._dual.dual_uses_estimate  # type: ignore[attr-defined]
+            or type(info) is not dict
+            or not self.models_.paired_ridge  # type: ignore[attr-defined]
+        ):
+            return False  # (other models: the general path's rows and order of steps)
         priced = info.get("priced")
         used = info.get("cost_lcb")
         cache = self._one_round_cache()
