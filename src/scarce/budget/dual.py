@@ -77,8 +77,7 @@ class DualPrices:
         # step_one's constants (one resource)
         self._eta_scale_one = float(self._eta_scale[0])
         self._idle_one = float(self._idle_factors[0])
-        self._idle_list = self._idle_factors.tolist()
-        self._scale_list = self.scale.tolist()
+        self._scale_one = float(self.scale[0])
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -86,6 +85,11 @@ class DualPrices:
         if self._prices is None or self._prices[0] != Z:
             self._prices = (Z, Z * self.weights[:-1] * self.scale)
         return self._prices[1]
+
+    def price_one(self, Z: float) -> float:
+        """The price of the one resource (``m = 1``): :meth:`prices`' ``Z theta scale`` on
+        Python floats (the same two products)."""
+        return (Z * float(self.weights[0])) * self._scale_one
 
     def step(self, consumption: np.ndarray) -> None:
         """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
@@ -115,36 +119,10 @@ class DualPrices:
         else:
             theta *= self._idle_one
         total = theta + slack
-        self._store([theta / total, slack / total])
-
-    def step_row(self, consumption: np.ndarray) -> None:
-        """:meth:`step` of one row ``consumption`` ``(m,)`` with fewer than 7 resources, the
-        weights on Python floats: the same IEEE operations (the exponentials are NumPy's;
-        ``np.add.reduce`` adds fewer than 8 numbers one after the other, left to right, as
-        the sum here does; ``tests/budget/test_one_round.py`` compares the two paths)."""
-        if consumption.shape[0] > 6:
-            self.step(consumption)
-            return
-        values = self.weights.tolist()
-        if any(consumption.tolist()):  # (NaN too, as logical_or.reduce counts it)
-            factors = np.exp(consumption * self._eta_scale - self._eta_rate).tolist()
-        else:
-            factors = self._idle_list
-        for j, f in enumerate(factors):
-            values[j] *= f
-        total = values[0]
-        for v in values[1:]:
-            total += v
-        self._store([v / total for v in values])
-
-    def _store(self, values: list[float]) -> None:
-        """New weights ``values`` ``(m + 1,)``; the prices of the last ``Z`` asked are
-        computed with them, as :meth:`prices` would (``(Z w_j) scale_j``)."""
-        self.weights[:] = values
-        if self._prices is not None:
-            Z = self._prices[0]
-            pairs = zip(values, self._scale_list, strict=False)  # (the slack has no price)
-            self._prices = (Z, np.array([(Z * w) * s for w, s in pairs]))
+        w = self.weights
+        w[0] = theta / total
+        w[1] = slack / total
+        self._prices = None
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}

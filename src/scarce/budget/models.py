@@ -133,7 +133,7 @@ class OutcomeModels:
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
         self._kept_one: tuple[np.ndarray, ...] | None = None  # priced_one's buffers
-        self._bound_list = cost_bound[:, 0].tolist()  # (one resource: _priced_one_scalar)
+        self._bound_list = cost_bound[:, 0].tolist()  # (one resource: priced_one_scalar)
 
     @property
     def paired_ridge(self) -> bool:
@@ -240,7 +240,7 @@ class OutcomeModels:
         on the same operands) into kept buffers. ``c`` is overwritten by the next call (copy
         what is kept)."""
         if self.n_resources == 1:
-            return self._priced_one_scalar(X, float(prices[0]))
+            return self.priced_one_scalar(X, float(prices[0]))
         rbank, cbank = self._ridge_pair  # type: ignore[misc]
         kept = self._kept_one
         if kept is None:
@@ -293,8 +293,8 @@ class OutcomeModels:
             np.ascontiguousarray(self.cost_bound[None, :, :], dtype=np.float64),
         )
 
-    def _priced_one_scalar(self, X: np.ndarray, price: float) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`priced_one` with one resource (``price`` its price): the products in NumPy,
+    def priced_one_scalar(self, X: np.ndarray, price: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`priced_one` with one resource (``price`` its price, a float): the products in NumPy,
         the rest (clipping, widths, ``r - c price``) on Python floats, which round as
         NumPy's elementwise operations do (IEEE ``+ - * sqrt``, exact ``min``/``max``; a
         one-term ``c @ prices`` is the product)."""

@@ -147,7 +147,7 @@ class OneRoundFeedback:
             if m == 1:
                 self.prices_.step_one(float(used[0, 0]))  # type: ignore[attr-defined]
             else:
-                self.prices_.step_row(used[0])  # type: ignore[attr-defined]
+                self.prices_.step(used[0])  # type: ignore[attr-defined]
         if free:
             y = mr if full else reward
             models.learn_rewards(X, np.array([y]), cache.ids[action])

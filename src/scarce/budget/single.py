@@ -33,10 +33,13 @@ class SingleCasePath(OneRoundFeedback):
         (and eligible: ``eligible`` ``(1, K)`` or None) action of the Lagrangian scores, ties
         to the free action."""
         models = self.models_  # type: ignore[attr-defined]
-        prices = self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
-        if models.paired_ridge:
-            scores, c = models.priced_one(X, prices)
+        if models.paired_ridge and self.n_resources == 1:  # type: ignore[attr-defined]
+            price = self.prices_.price_one(self.Z_)  # type: ignore[attr-defined]
+            scores, c = models.priced_one_scalar(X, price)
+        elif models.paired_ridge:
+            scores, c = models.priced_one(X, self.prices_.prices(self.Z_))  # type: ignore[attr-defined]
         else:
+            prices = self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
             r, c = models.bounds(X, True)
             scores = r - c @ prices
         free = self._free  # type: ignore[attr-defined]
