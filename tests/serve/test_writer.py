@@ -5,8 +5,10 @@ and at most one charge each is one statement (one round trip, committed by itsel
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from scarce.serve.db import Tx
@@ -92,6 +94,17 @@ def test_a_group_with_a_batch_keeps_each_unit_all_or_none(db_url: str):
         assert logged == ["a", "c", "r", "s"]
         left = {(r, g): v for r, g, _, v in store.budget_rows()}
         assert left == {("slots", ""): 0.0, ("slots", "vip"): 0.0}
+    finally:
+        store.close()
+
+
+def test_numpy_numbers_in_a_record_are_logged_as_numbers_on_postgres(pg_server):
+    """psycopg adapts numpy scalars; the JSON document of a group must take them too."""
+    store = _open(pg_server.new_database())
+    try:
+        rec = replace(_rec("n"), action=np.int64(2), probability=np.float32(0.5))
+        assert _submit(store, [[(rec, [("slots", "", np.float64(1.0))])]]) == ["inserted"]
+        assert store.query("SELECT action, probability FROM decisions") == [(2, 0.5)]
     finally:
         store.close()
 

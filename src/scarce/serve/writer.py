@@ -113,6 +113,13 @@ def _simple(unit: Unit) -> bool:
 _CODES = ("inserted", "exists", "budget")  # of the PostgreSQL function's results
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar in a record as the Python number it holds (for ``json.dumps``)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a decision record holds a {type(value).__name__}, not a JSON value")
+
+
 class _Abort(Exception):
     def __init__(self, result: str) -> None:
         self.result = result
@@ -257,7 +264,7 @@ class DecisionWriter:
             else:
                 rows.append(rec.row())
         codes, resources, groups, remaining = tx.one(
-            LOG_DECISIONS_CALL, (json.dumps(rows), read_budgets)
+            LOG_DECISIONS_CALL, (json.dumps(rows, default=_plain), read_budgets)
         )
         results = [_CODES[c] for c in codes]
         if not read_budgets:
