@@ -203,12 +203,17 @@ def _run_load(url: str, n_workers: int, seconds: float, on_time=None):
 
 
 @pytest.mark.statistical
-def test_crash_safety_kill_9(tmp_path: Path):
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_crash_safety_kill_9(tmp_path: Path, backend: str, request: pytest.FixtureRequest):
     """kill -9 under concurrent load; after a restart every acknowledged decision and reward
-    is in the log once, budgets are not overspent, and the replayed log equals the model."""
+    is in the log once, budgets are not overspent, and the replayed log equals the model
+    (on PostgreSQL a group of decisions is one statement that commits by itself)."""
     total = 40.0
     policy = write_policy(tmp_path / "p.toml", POLICY.format(total=total))
-    db = f"sqlite:///{tmp_path / 'crash.db'}"
+    if backend == "sqlite":
+        db = f"sqlite:///{tmp_path / 'crash.db'}"
+    else:
+        db = request.getfixturevalue("pg_server").new_database()
     server = ServerProcess(db, policy, KEY).start()
     try:
         acked = _run_load(server.url, n_workers=6, seconds=1.5, on_time=server.kill)

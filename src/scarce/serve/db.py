@@ -207,19 +207,21 @@ class Database:
         self._local = threading.local()
 
     # ------------------------------------------------------------------ units of work
-    def run(self, unit: Callable[[Tx], T], lock: str | None = None, *, pipeline: bool = False) -> T:
+    def run(
+        self, unit: Callable[[Tx], T], lock: str | None = None, *, transaction: bool = True
+    ) -> T:
         """Run ``unit(tx)`` in one transaction and commit; on a lost connection, once more on
         a new one. ``lock``: None, ``"shared"`` or ``"exclusive"`` (the joiner's advisory lock
-        on PostgreSQL; SQLite write transactions are serial anyway). ``pipeline``
-        (PostgreSQL): send ``BEGIN`` with the first statements, in psycopg's pipeline mode;
-        only for units that read results by fetching them (``rowcount`` is not known before a
-        fetch in that mode)."""
+        on PostgreSQL; SQLite write transactions are serial anyway). ``transaction=False``
+        (PostgreSQL; ignored on SQLite): no ``BEGIN`` and ``COMMIT`` around the unit, for a
+        unit of one statement, which PostgreSQL commits by itself before it answers."""
+        if lock is not None and not transaction:
+            raise ValueError("a lock is held by a transaction: lock needs transaction=True")
         for attempt in (0, 1):
             conn = self._conn()
             try:
-                if pipeline and self.postgres:
-                    with conn.pipeline():
-                        return self._run_once(conn, unit, lock)
+                if not transaction and self.postgres:
+                    return unit(Tx(conn.cursor(), True))
                 return self._run_once(conn, unit, lock)
             except self._lost as exc:
                 if _is_broken(conn):

@@ -146,19 +146,59 @@ INSERT_DECISION = (
     f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
     f"({', '.join(['?'] * _N_DECISION_COLUMNS)}) ON CONFLICT (event_id) DO NOTHING"
 )
-#: PostgreSQL: a decision and its one charge in one statement (the charge applies only when
-#: the insert did; ``(inserted, charged)`` counts come back: 1, 0 means the budget was short and
-#: the inserted row must be deleted again, in the same transaction)
-INSERT_AND_CHARGE_PG = (
-    "WITH ins AS ("
-    f"INSERT INTO decisions ({DECISION_COLUMNS}) VALUES "
-    f"({', '.join(['%s'] * _N_DECISION_COLUMNS)}) "
-    "ON CONFLICT (event_id) DO NOTHING RETURNING 1), "
-    "upd AS (UPDATE budgets SET remaining = remaining - %s "
-    "WHERE resource = %s AND grp = %s AND remaining >= %s AND EXISTS (SELECT 1 FROM ins) "
-    "RETURNING 1) "
-    "SELECT (SELECT COUNT(*) FROM ins), (SELECT COUNT(*) FROM upd)"
-)
+#: PostgreSQL: a function that logs a group of units of one decision and at most one charge
+#: each, in order, as :class:`~scarce.serve.writer.DecisionWriter` does statement by statement
+#: (a unit whose event id is logged already changes nothing; a short budget deletes the new row
+#: again), so that a group is one statement, i.e. one round trip, committed by itself.
+#: ``units``: a JSON array of ``[*DecisionRecord.row(), resource, grp, amount, amount - eps]``
+#: (the charge fields null for a unit without a charge). Returns a code per unit (0 inserted,
+#: 1 exists, 2 budget) and, with ``read_budgets``, every budget row after the charges.
+#: The name carries a version: a changed body gets a new name, so that services of two
+#: versions can share one database while they are rolled over.
+LOG_DECISIONS_FUNCTION = "scarce_log_decisions_v1"
+_CASTS = (
+    "text", "text", "text", "text", "text", "bigint", "double precision", "text", "bigint",
+    "text", "double precision", "text", "text", "text", "text", "bigint", "text",
+)  # fmt: skip
+LOG_DECISIONS_PG = f"""
+CREATE OR REPLACE FUNCTION {LOG_DECISIONS_FUNCTION}(
+    units jsonb, read_budgets boolean, OUT codes smallint[], OUT budget_resources text[],
+    OUT budget_groups text[], OUT budget_remaining double precision[]
+) LANGUAGE plpgsql AS $body$
+DECLARE
+    u jsonb;
+    n bigint;
+BEGIN
+    codes := '{{}}';
+    FOR u IN SELECT jsonb_array_elements(units) LOOP
+        INSERT INTO decisions ({DECISION_COLUMNS}) VALUES (
+            {", ".join(f"(u->>{i})::{c}" for i, c in enumerate(_CASTS))}
+        ) ON CONFLICT (event_id) DO NOTHING;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        IF n = 0 THEN
+            codes := codes || 1::smallint;
+            CONTINUE;
+        END IF;
+        IF u->>{len(_CASTS)} IS NOT NULL THEN
+            UPDATE budgets SET remaining = remaining - (u->>{len(_CASTS) + 2})::double precision
+            WHERE resource = u->>{len(_CASTS)} AND grp = u->>{len(_CASTS) + 1}
+                AND remaining >= (u->>{len(_CASTS) + 3})::double precision;
+            IF NOT FOUND THEN
+                DELETE FROM decisions WHERE event_id = u->>0;
+                codes := codes || 2::smallint;
+                CONTINUE;
+            END IF;
+        END IF;
+        codes := codes || 0::smallint;
+    END LOOP;
+    IF read_budgets THEN
+        SELECT array_agg(b.resource), array_agg(b.grp), array_agg(b.remaining)
+        INTO budget_resources, budget_groups, budget_remaining FROM budgets b;
+    END IF;
+END
+$body$"""
+#: the call of :data:`LOG_DECISIONS_PG`: ``(units JSON, read_budgets)``
+LOG_DECISIONS_CALL = f"SELECT * FROM {LOG_DECISIONS_FUNCTION}(%s::jsonb, %s)"
 CHARGE = (
     "UPDATE budgets SET remaining = remaining - ? WHERE resource = ? AND grp = ? AND remaining >= ?"
 )

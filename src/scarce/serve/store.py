@@ -32,6 +32,7 @@ from scarce.serve.joiner import add_reward, join, joined_since
 from scarce.serve.schema import (
     ADDED_COLUMNS,
     DECISION_COLUMNS,
+    LOG_DECISIONS_PG,
     SCHEMA,
     SNAPSHOTS_MIGRATION,
     Charges,
@@ -140,6 +141,8 @@ class EventStore:
             if "policy_version" not in self._columns(tx, "snapshots"):
                 for stmt in SNAPSHOTS_MIGRATION.format(blob=blob).split(";"):
                     tx.execute(stmt)
+            if self.postgres:  # the decision writer's one statement per group
+                tx.execute(LOG_DECISIONS_PG)
             tx.execute(
                 "INSERT INTO scarce_meta (key, value) VALUES ('policy', ?) "
                 "ON CONFLICT (key) DO NOTHING",

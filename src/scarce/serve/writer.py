@@ -3,17 +3,20 @@ charged all or none, concurrent units committed together by one thread (group co
 
 Each unit runs in its own savepoint, so one that fails changes nothing, and a group shares one
 commit, i.e. one fsync; every caller is answered only after the commit that holds its unit.
-On PostgreSQL a unit of one decision with one charge is one statement, and a group of such
-units is sent with its ``BEGIN`` in one pipeline.
+On PostgreSQL a group of units of one decision and at most one charge each (the common case)
+is one statement, the call of a function that logs them in order (see
+:data:`~scarce.serve.schema.LOG_DECISIONS_PG`), which PostgreSQL commits by itself: one round
+trip per group, and nothing to encode but one JSON document.
 
 A group that charges a budget also reads every budget row back before its commit (in the same
-pipeline on PostgreSQL) and publishes what it read to a :class:`BudgetView` once committed, so
-the request path can decide without a read of its own (see :class:`BudgetView` for when it
+statement on PostgreSQL) and publishes what it read to a :class:`BudgetView` once committed,
+so the request path can decide without a read of its own (see :class:`BudgetView` for when it
 may).
 """
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 import time
@@ -25,8 +28,8 @@ from scarce.serve.db import Database, Tx
 from scarce.serve.schema import (
     BUDGET_EPS,
     CHARGE,
-    INSERT_AND_CHARGE_PG,
     INSERT_DECISION,
+    LOG_DECISIONS_CALL,
     Unit,
 )
 
@@ -102,6 +105,21 @@ def _single_charge(unit: Unit) -> bool:
     return len(unit) == 1 and len(unit[0][1]) == 1
 
 
+def _simple(unit: Unit) -> bool:
+    """One decision with at most one charge (the units of one PostgreSQL function call)."""
+    return len(unit) == 1 and len(unit[0][1]) <= 1
+
+
+_CODES = ("inserted", "exists", "budget")  # of the PostgreSQL function's results
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar in a record as the Python number it holds (for ``json.dumps``)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"a decision record holds a {type(value).__name__}, not a JSON value")
+
+
 class _Abort(Exception):
     def __init__(self, result: str) -> None:
         self.result = result
@@ -172,7 +190,12 @@ class DecisionWriter:
             results: list[str | BaseException] = []
             for unit in units:
                 try:
-                    results.append(self.db.run(lambda tx, unit=unit: self._insert_unit(tx, unit)))
+                    results.append(
+                        self.db.run(
+                            lambda tx, unit=unit: self._insert_unit(tx, unit),
+                            transaction=not (self.db.postgres and _simple(unit)),
+                        )
+                    )
                 except BaseException as exc:  # noqa: BLE001 - handed to the caller
                     results.append(exc)
                 if any(charges for _, charges in unit):
@@ -196,9 +219,9 @@ class DecisionWriter:
             return (
                 "inserted" if tx.execute(INSERT_DECISION, unit[0][0].row()).rowcount else "exists"
             )
+        if tx.postgres and _simple(unit):
+            return DecisionWriter._log_simple(tx, [unit], False)[0][0]
         if _single_charge(unit):
-            if tx.postgres:
-                return DecisionWriter._insert_single_charges(tx, [unit])[0]
             # one decision, one charge: two statements instead of four (no savepoint); a
             # short budget is undone by deleting the new row again, as on PostgreSQL
             rec, ((resource, group, amount),) = unit[0]
@@ -225,63 +248,49 @@ class DecisionWriter:
         return "inserted"
 
     @staticmethod
-    def _insert_single_charges(tx: Tx, units: Sequence[Unit], read_budgets: bool = False) -> Any:
-        """PostgreSQL: units of one decision with one charge, each in one statement (sent
-        together in one pipeline): a round trip per group instead of four per decision
-        (savepoint, insert, update, release). A short budget is undone by deleting the new
-        row again, in the same transaction. Returns the results, and with ``read_budgets``
-        ``(results, budget rows)``: the budget rows read after the charges, in the same
-        pipeline."""
-        params = []
+    def _log_simple(
+        tx: Tx, units: Sequence[Unit], read_budgets: bool
+    ) -> tuple[list[str], list[Any] | None]:
+        """PostgreSQL: units of one decision and at most one charge each, in one statement
+        (a call of :data:`~scarce.serve.schema.LOG_DECISIONS_PG`). Returns the results and,
+        with ``read_budgets``, the budget rows ``(resource, group, remaining)`` read after
+        the charges, in the same statement."""
+        rows = []
         for unit in units:
-            rec, ((resource, group, amount),) = unit[0]
-            params.append((*rec.row(), amount, resource, group, amount - BUDGET_EPS))
-        cur = tx.cursor
-        cur.executemany(INSERT_AND_CHARGE_PG, params, returning=True)
-        budgets = None
-        if read_budgets:
-            budgets = cur.connection.cursor()
-            budgets.execute(BUDGET_ROWS)
-        counts = []
-        while True:
-            counts.append(cur.fetchone())
-            if not cur.nextset():
-                break
-        out = []
-        for unit, (inserted, charged) in zip(units, counts, strict=True):
-            if not inserted:
-                out.append("exists")
-            elif not charged:
-                tx.execute("DELETE FROM decisions WHERE event_id = ?", (unit[0][0].event_id,))
-                out.append("budget")
+            rec, charges = unit[0]
+            if charges:
+                ((resource, group, amount),) = charges
+                rows.append((*rec.row(), resource, group, amount, amount - BUDGET_EPS))
             else:
-                out.append("inserted")
-        if budgets is not None:
-            return out, list(budgets.fetchall())
-        return out
+                rows.append(rec.row())
+        codes, resources, groups, remaining = tx.one(
+            LOG_DECISIONS_CALL, (json.dumps(rows, default=_plain), read_budgets)
+        )
+        results = [_CODES[c] for c in codes]
+        if not read_budgets:
+            return results, None
+        return results, list(zip(resources or (), groups or (), remaining or (), strict=True))
 
     def _write_group(
         self, tx: Tx, units: Sequence[Unit], read_budgets: bool
     ) -> tuple[list[str], list[Any] | None]:
         """Every unit of a group, and with ``read_budgets`` the budget rows after them."""
-        if tx.postgres and units and all(_single_charge(u) for u in units):
-            if read_budgets:
-                return self._insert_single_charges(tx, units, True)  # type: ignore[no-any-return]
-            return self._insert_single_charges(tx, units), None
+        if tx.postgres and units and all(_simple(u) for u in units):
+            return self._log_simple(tx, units, read_budgets)
         results = self._insert_units(tx, units)
         return results, (tx.all(BUDGET_ROWS) if read_budgets else None)
 
     def _insert_units(self, tx: Tx, units: Sequence[Unit]) -> list[str]:
-        """Every unit of a group in order (runs of single-charge units pipelined on
-        PostgreSQL)."""
+        """Every unit of a group in order (on PostgreSQL, runs of units of one decision and
+        at most one charge in one statement each)."""
         results: list[str] = []
         i = 0
         while i < len(units):
             j = i
-            while tx.postgres and j < len(units) and _single_charge(units[j]):
+            while tx.postgres and j < len(units) and _simple(units[j]):
                 j += 1
-            if j > i + 1:
-                results.extend(self._insert_single_charges(tx, units[i:j]))
+            if j > i:
+                results.extend(self._log_simple(tx, units[i:j], False)[0])
                 i = j
             else:
                 results.append(self._insert_unit(tx, units[i]))
@@ -308,10 +317,11 @@ class DecisionWriter:
             units = [u for units, _ in batch for u in units]
             charged = any(charges for unit in units for _, charges in unit)
             try:
-                # all single-charge units (the common case): one pipeline, BEGIN included
+                # on PostgreSQL a group of simple units (the common case) is one statement,
+                # committed by itself: no BEGIN and COMMIT round trips
                 results, rows = self.db.run(
                     lambda tx, units=units, charged=charged: self._write_group(tx, units, charged),
-                    pipeline=all(_single_charge(u) for u in units),
+                    transaction=not (self.db.postgres and all(_simple(u) for u in units)),
                 )
             except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
                 results, rows = [exc] * len(units), None
