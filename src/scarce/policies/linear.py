@@ -97,23 +97,19 @@ class LinUCB(UCBPolicy):
 
     def _decide(self, X, eligible):
         if eligible is None and X.shape[0] == 1 and X.ndim == 2 and _plain(type(self)):
-            return self._decide_one(X)
+            # one shared context, no mask: UCBPolicy's arithmetic, bit for bit, in fewer
+            # calls; the ridge model keeps the products A^{-1} x for this case's update
+            model = self.model_
+            products = model.one_case_products(X[0])
+            mean, width = linear.one_case_widths(X, model.theta, model.A_inv, products)
+            alpha = self.alpha
+            if alpha != 1:  # (a product with 1 changes nothing)
+                width *= alpha
+            row = mean[0]
+            np.add(row, width, out=row)
+            # a deterministic rule's probability, 1, made when it is read
+            return Decision(mean.argmax(axis=1), None, mean, probability_fn=_certain)
         return super()._decide(X, eligible)
-
-    def _decide_one(self, X):
-        """:meth:`_decide` on one shared context without a mask: UCBPolicy's arithmetic, bit
-        for bit, in fewer calls; the ridge model keeps the products ``A^{-1} x`` for the
-        update of this case (:meth:`RidgeRegression.one_case_products`)."""
-        model = self.model_
-        products = model.one_case_products(X[0])
-        mean, width = linear.one_case_widths(X, model.theta, model.A_inv, products)
-        alpha = self.alpha
-        if alpha != 1:  # (a product with 1 changes nothing)
-            width *= alpha
-        row = mean[0]
-        np.add(row, width, out=row)
-        # a deterministic rule's probability, 1, made when it is read
-        return Decision(mean.argmax(axis=1), None, mean, probability_fn=_certain)
 
     @classmethod
     def _replicated(cls, policies: Sequence[LinUCB], action_features: bool) -> LinearReplicas:
@@ -175,11 +171,10 @@ class ThompsonPolicy(ModelPolicy):
 
         return Decision(actions, None, self._link(sampled), probability_fn=probabilities)
 
-    def _decide_one(self, X, theta, cov, products=None):
+    def _decide_one(self, X, theta, cov):
         """The shared-context branch of :meth:`_decide` for one case and no mask: the same
-        draws and arithmetic, bit for bit, in fewer calls (``products``: ``cov @ X[0]`` when
-        the caller has it)."""
-        mean, std = linear.one_case_widths(X, theta, cov, products)  # (1, K), (K,)
+        draws and arithmetic, bit for bit, in fewer calls."""
+        mean, std = linear.one_case_widths(X, theta, cov)  # (1, K), (K,)
         std *= self.v
         sampled = self.rng_.standard_normal(mean.shape)
         row = sampled[0]
@@ -256,10 +251,23 @@ class LinTS(ThompsonPolicy):
 
     def _decide(self, X, eligible):
         if eligible is None and X.shape[0] == 1 and X.ndim == 2 and _plain(type(self)):
-            # the ridge model keeps the products A^{-1} x for the update of this case
+            # one shared context, no mask: _decide_one's draws and arithmetic, bit for bit,
+            # in fewer calls; the ridge model keeps the products A^{-1} x for this case's
+            # update
             model = self.model_
             products = model.one_case_products(X[0])
-            return self._decide_one(X, model.theta, model.A_inv, products)
+            mean, std = linear.one_case_widths(X, model.theta, model.A_inv, products)
+            std *= self.v
+            sampled = self.rng_.standard_normal(mean.shape)
+            row = sampled[0]
+            np.multiply(std, row, out=row)
+            np.add(mean[0], row, out=row)  # mean + std * z, in place
+            actions = sampled.argmax(axis=1)
+
+            def probabilities():
+                return linear.gaussian_argmax_probability_of(mean, std[None, :], actions)
+
+            return Decision(actions, None, sampled, probability_fn=probabilities)
         return super()._decide(X, eligible)
 
     @classmethod
@@ -278,7 +286,7 @@ def _plain(cls: type) -> bool:
     """Whether ``cls`` scores and learns one shared context as :class:`LinUCB` /
     :class:`LinTS` do (none of the hooks their one-case paths inline is overridden)."""
     base = LinUCB if issubclass(cls, LinUCB) else LinTS
-    hooks = ["_make_model", "_decide", "_decide_one", "_link", "_posterior", "_ucb", "_confidence"]
+    hooks = ["_make_model", "_decide", "_link", "_posterior", "_ucb", "_confidence"]
     return all(
         getattr(cls, name, None) is getattr(base, name, None) for name in hooks
     ) and issubclass(cls, base)
