@@ -33,6 +33,11 @@ _QUAD_CHUNK_BYTES = 1 << 20
 #: the quadratic-feature path needs at least this many cases (it costs ``d`` elementwise
 #: calls per chunk) and at most this many features (its features grow as ``d^2 / 2``)
 _QUAD_MIN_ROWS, _QUAD_MAX_FEATURES = 64, 64
+#: the factor path of :func:`predict_variance` for at most this many models and at least
+#: this many features (with more models, quadratic features take fewer flops; with fewer
+#: features, its GEMM is too thin to pay), in chunks of about this many bytes
+_FACTOR_MAX_MODELS, _FACTOR_MIN_FEATURES = 16, 12
+_FACTOR_CHUNK_BYTES = 256 << 10
 _GH_NODES, _GH_WEIGHTS = hermegauss(48)
 _GH_WEIGHTS = _GH_WEIGHTS / np.sqrt(2.0 * np.pi)  # expectations under N(0, 1)
 
@@ -58,12 +63,16 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     ``X`` ``(*B, n, d)`` with ``cov`` ``(*B, K, d, d)`` (disjoint) or ``X`` ``(*B, n, K, d)``
     with ``cov`` ``(*B, 1, d, d)`` (shared); ``B`` are optional leading batch axes.
 
-    Disjoint models take one of three paths, chosen by the shapes alone: one case is ``K``
-    matrix-vector products; a large batch (at least 64 cases, ``d <= 64``) is one GEMM per
-    chunk of cases on quadratic features, ``x^T S x = sum_{i <= j} c_ij x_i x_j`` with
-    ``c_ii = S_ii`` and ``c_ij = S_ij + S_ji``, which costs ``K d (d + 1) / 2`` multiply-adds
-    per case instead of ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for
-    all ``K`` actions; other batches are one GEMM against all ``K`` covariances side by side.
+    Disjoint models take one of four paths, chosen by the shapes alone: one case is ``K``
+    matrix-vector products; a large batch (at least 64 cases) on few models (``K <= 16``,
+    ``d >= 12``) is one GEMM per chunk of cases against factors ``F_k`` of the covariances
+    side by side, ``x^T S x = ||F_k^T x||^2`` (squared in place and summed per model; see
+    :func:`_width_factors`); other large batches with ``d <= 64`` take one GEMM per chunk
+    on quadratic features, ``x^T S x = sum_{i <= j} c_ij x_i x_j`` with ``c_ii = S_ii`` and
+    ``c_ij = S_ij + S_ji``, which costs ``K d (d + 1) / 2`` multiply-adds per case instead of
+    ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for all ``K`` actions;
+    other batches are one GEMM against all ``K`` covariances side by side. The paths agree
+    to rounding (about ``d`` ulps of ``|x|^T |S| |x|``).
     """
     if X.ndim == 2 and X.shape[0] == 1 and cov.ndim == 3:  # one case (the online path)
         x = X[0]
@@ -76,9 +85,71 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
         x = X[..., 0, :, None]  # (*B, d, 1)
         Z = cov @ x[..., None, :, :]  # (*B, K, d, 1): cov[k] x, one GEMV per action
         return (Z[..., 0] @ x)[..., 0][..., None, :]
-    if n >= _QUAD_MIN_ROWS and d <= _QUAD_MAX_FEATURES:
-        return _variance_quadratic(X, cov)
+    if n >= _QUAD_MIN_ROWS:
+        if cov.shape[-3] <= _FACTOR_MAX_MODELS and d >= _FACTOR_MIN_FEATURES:
+            factors = _width_factors(cov)
+            if factors is not None:
+                return _variance_factor(X, *factors)
+        if d <= _QUAD_MAX_FEATURES:
+            return _variance_quadratic(X, cov)
     return _variance_stacked(X, cov)
+
+
+def _width_factors(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """Factors of ``K`` covariances ``(*B, K, d, d)`` side by side, ``F`` ``(*B, d, K d)``,
+    and signs ``(*B, K d)`` or None, with ``x^T S_k x = sum_j sign_kj (x^T F_k)_j^2``.
+
+    ``F_k`` is the lower Cholesky factor of the symmetric part of ``S_k`` (which has the
+    same quadratic form); a matrix that is not positive definite in floating point gets
+    ``V sqrt(|w|)`` from its eigendecomposition and the signs of ``w``, so the quadratic
+    form stays exact for any matrix. Each matrix is factored alone (the same LAPACK call
+    for every batch slice). None when ``cov`` is not finite (the other paths propagate it).
+    """
+    if not np.isfinite(cov).all():
+        return None
+    *lead, K, d, _ = cov.shape
+    sym = 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    signs = None
+    try:
+        L = np.linalg.cholesky(sym)
+    except np.linalg.LinAlgError:
+        flat = sym.reshape(-1, d, d)
+        L = np.empty_like(flat)
+        sign = np.ones(flat.shape[:2])
+        for m, S in enumerate(flat):
+            try:
+                L[m] = np.linalg.cholesky(S)
+            except np.linalg.LinAlgError:
+                w, V = np.linalg.eigh(S)
+                L[m] = V * np.sqrt(np.abs(w))
+                sign[m] = np.where(w < 0, -1.0, 1.0)
+        L = L.reshape(sym.shape)
+        if (sign < 0).any():
+            signs = sign.reshape(*lead, K * d)
+    factors = np.ascontiguousarray(np.swapaxes(L, -3, -2)).reshape(*lead, d, K * d)
+    return factors, signs
+
+
+def _variance_factor(X: np.ndarray, factors: np.ndarray, signs: np.ndarray | None) -> np.ndarray:
+    """``x^T S_k x`` as ``||F_k^T x||^2``: per cache-sized chunk of cases, one GEMM against
+    the factors side by side, squared in place, then the sum over each model's ``d``
+    columns as one GEMV."""
+    n, d = X.shape[-2:]
+    lead, Kd = X.shape[:-2], factors.shape[-1]
+    K = Kd // d
+    step = min(n, max(16, _FACTOR_CHUNK_BYTES // (8 * Kd)))
+    z_buf = np.empty((*lead, step, Kd))
+    out = np.empty((*lead, n * K))
+    ones = np.ones(d)
+    for start in range(0, n, step):
+        c = min(step, n - start)
+        z = z_buf[..., :c, :]
+        np.matmul(X[..., start : start + c, :], factors, out=z)
+        np.multiply(z, z, out=z)
+        if signs is not None:
+            z *= signs[..., None, :]
+        np.matmul(z.reshape(*lead, c * K, d), ones, out=out[..., start * K : (start + c) * K])
+    return out.reshape(*lead, n, K)
 
 
 @lru_cache(maxsize=64)

@@ -152,7 +152,11 @@ class ThompsonPolicy(ModelPolicy):
             mean, var = linear.predict(X, theta, cov)
             std = np.sqrt(var, out=var)
             std *= self.v
-            sampled = masked(mean + std * self.rng_.standard_normal(mean.shape), eligible)
+            # mean + std * z, in place (the same products and sums, bit for bit)
+            sampled = self.rng_.standard_normal(mean.shape)
+            sampled *= std
+            sampled += mean
+            sampled = masked(sampled, eligible)
             actions = np.argmax(sampled, axis=1)
 
             def probabilities():
