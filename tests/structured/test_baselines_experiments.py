@@ -147,6 +147,31 @@ def test_movielens_experiment_writes_the_contract(tmp_path, no_network):
     _check_outputs(summary, paths, {"movielens-linear": exact})
 
 
+def test_movielens_contexts_come_from_every_user(monkeypatch):
+    """The paper samples each context "uniformly from user vectors x_j" (all users); the
+    authors' code draws a pool of 100 users per run, kept as ``user_pool=100``."""
+    from scarce.structured import experiments
+
+    rng = np.random.default_rng(0)
+    users, items = rng.standard_normal((150, 3)), rng.standard_normal((60, 3))
+    monkeypatch.setattr(
+        "scarce.structured.learn.movielens_embeddings", lambda *a, **k: (users, items, 0.0)
+    )
+    pools = []
+
+    def spy(*args, **kwargs):
+        env = real(*args, **kwargs)
+        pools.append(env.pool.shape[0])
+        return env
+
+    real = experiments.MovieLensEnv
+    monkeypatch.setattr(experiments, "MovieLensEnv", spy)
+    kw = dict(horizon=5, seeds=(1,), n_jobs=1, n_actions=10, n_effects=2, likelihoods=("linear",))
+    run_movielens(record_probabilities=False, **kw)
+    run_movielens(record_probabilities=False, user_pool=100, **kw)
+    assert pools == [150, 100]
+
+
 def test_experiments_are_registered():
     experiments = load_capability_experiments()
     assert {"mets-synthetic", "mets-movielens"} <= set(experiments)

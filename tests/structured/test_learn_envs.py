@@ -102,6 +102,21 @@ def test_movielens_env_from_embeddings():
         MovieLensEnv(users, items, n_actions=41)
 
 
+def test_movielens_env_draws_contexts_from_every_user_by_default():
+    rng = np.random.default_rng(5)
+    users, items = rng.standard_normal((150, 3)), rng.standard_normal((40, 3))
+    env = MovieLensEnv(users, items, n_actions=10, seed=0)
+    assert env.pool_size is None
+    np.testing.assert_array_equal(np.sort(env.pool, axis=0), np.sort(users, axis=0))
+    assert len({tuple(row) for row in env.pool}) == 150
+    # the authors' code: 100 users per run; the same movies (drawn first)
+    code = MovieLensEnv(users, items, n_actions=10, pool_size=100, seed=0)
+    assert code.pool.shape == (100, 3)
+    np.testing.assert_array_equal(code.items, env.items)
+    with pytest.raises(ValueError, match="pool_size"):
+        MovieLensEnv(users, items, n_actions=10, pool_size=0)
+
+
 def test_rating_matrix_filters_items():
     df = pd.DataFrame(
         {"userId": [1, 1, 2, 3, 3], "movieId": [10, 20, 10, 10, 30], "rating": [4, 3, 5, 2, 1.0]}

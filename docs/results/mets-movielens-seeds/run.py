@@ -5,11 +5,14 @@
     python tools/docs.py record --keep summary.csv --keep paired.csv mets-movielens-paper \
         -- python docs/results/mets-movielens-seeds/run.py {out} paper
 
-The registered ``mets-movielens`` (linear part, all movies, ``meTS-Fa-exact`` added) on more
-runs. The default group: the issue's five root seeds 0-4, 20 runs (labels 0-19 from
-``base_seed=1``; labels 0-4 are the registered experiment's five), the same 20 with the
-code's per-action contexts, and the same 20 at the paper's horizon n = 5,000. The ``paper``
-group: the paper's protocol, 50 runs at n = 5,000, with shared and with per-action contexts.
+The registered ``mets-movielens`` (linear part, all movies, contexts from all users,
+``meTS-Fa-exact`` added) on more runs. The default group: the issue's five root seeds 0-4,
+20 runs (labels 0-19 from ``base_seed=1``; labels 0-4 are the registered experiment's five),
+the same 20 with the authors' code's pool of 100 users per run (``user_pool=100``, the
+default before), with the code's per-action contexts, and at the paper's horizon n = 5,000.
+The ``paper`` group: the paper's protocol, 50 runs at n = 5,000, as the paper's text has it
+(one context per round from all users), with the 100-user pool, and in the code's layout
+(per-action contexts from a 100-user pool).
 Writes ``summary.csv`` (the ``env`` column prefixed by the setting) and ``paired.csv``: for
 each setting and each pair of neighbours in the paper's order, the paired differences over
 runs (mean, standard error, paired t-test and Wilcoxon signed-rank p-values, and in how many
@@ -34,6 +37,7 @@ LINEAR = {
 SETTINGS = {
     "issue seeds 0-4": lambda: run_movielens(seeds=[0, 1, 2, 3, 4], **LINEAR),
     "20 runs": lambda: run_movielens(seeds=20, **LINEAR),
+    "20 runs, 100-user pool": lambda: run_movielens(seeds=20, user_pool=100, **LINEAR),
     "20 runs, per-action contexts": lambda: run_movielens(
         seeds=20, per_action_context=True, **LINEAR
     ),
@@ -41,8 +45,11 @@ SETTINGS = {
 }
 PAPER = {
     "50 runs, n = 5000": lambda: run_movielens(seeds=50, horizon=5000, **LINEAR),
-    "50 runs, n = 5000, per-action contexts": lambda: run_movielens(
-        seeds=50, horizon=5000, per_action_context=True, **LINEAR
+    "50 runs, n = 5000, 100-user pool": lambda: run_movielens(
+        seeds=50, horizon=5000, user_pool=100, **LINEAR
+    ),
+    "50 runs, n = 5000, per-action contexts, 100-user pool": lambda: run_movielens(
+        seeds=50, horizon=5000, per_action_context=True, user_pool=100, **LINEAR
     ),
 }
 #: (first, second): is the first one's regret lower?

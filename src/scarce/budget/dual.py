@@ -74,6 +74,10 @@ class DualPrices:
         self._eta_scale = self.eta * self.scale
         self._eta_rate = self.eta * float(rate)
         self._idle_factors = np.exp(np.zeros(n_resources) * self._eta_scale - self._eta_rate)
+        # step_one's constants (one resource)
+        self._eta_scale_one = float(self._eta_scale[0])
+        self._idle_one = float(self._idle_factors[0])
+        self._scale_one = float(self.scale[0])
 
     def prices(self, Z: float) -> np.ndarray:
         """``(m,)`` the price of one unit of each resource (in its own unit): ``Z theta_j scale_j``
@@ -81,6 +85,11 @@ class DualPrices:
         if self._prices is None or self._prices[0] != Z:
             self._prices = (Z, Z * self.weights[:-1] * self.scale)
         return self._prices[1]
+
+    def price_one(self, Z: float) -> float:
+        """The price of the one resource (``m = 1``): :meth:`prices`' ``Z theta scale`` on
+        Python floats (the same two products)."""
+        return (Z * float(self.weights[0])) * self._scale_one
 
     def step(self, consumption: np.ndarray) -> None:
         """One Hedge step per row of ``consumption`` ``(n, m)`` (or one ``(m,)`` row), in
@@ -99,6 +108,21 @@ class DualPrices:
         for g in factors:
             w[:-1] *= g
             w /= w.sum()
+
+    def step_one(self, consumption: float) -> None:
+        """:meth:`step` of one row of one resource (``m = 1``), on Python floats: the same
+        IEEE operations (the exponential is NumPy's; the normaliser of two weights is their
+        sum, as ``np.add.reduce`` adds them)."""
+        theta, slack = self.weights.tolist()
+        if consumption != 0.0:  # (NaN too, as logical_or.reduce counts it)
+            theta *= float(np.exp(consumption * self._eta_scale_one - self._eta_rate))
+        else:
+            theta *= self._idle_one
+        total = theta + slack
+        w = self.weights
+        w[0] = theta / total
+        w[1] = slack / total
+        self._prices = None
 
     def get_state(self) -> dict[str, Any]:
         return {"weights": self.weights.copy()}

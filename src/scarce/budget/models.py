@@ -16,6 +16,7 @@ separate link per estimated quantity"). Models of one link and one kind live in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -78,6 +79,7 @@ class OutcomeModels:
         self.costly = np.array([a for a in range(K) if a != free_action], dtype=np.int64)
         self.costly_rank = np.full(K, -1, dtype=np.int64)
         self.costly_rank[self.costly] = np.arange(self.costly.size)
+        self._ranks = self.costly_rank.tolist()
         nc = self.costly.size
         # (link, actions, bank, action -> index in the bank or -1)
         self.reward_groups: list[tuple[str, np.ndarray, Any, np.ndarray]] = []
@@ -130,6 +132,8 @@ class OutcomeModels:
         lo = int(self.costly[0]) if nc else 0
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
+        self._kept_one: tuple[np.ndarray, ...] | None = None  # priced_one's buffers
+        self._bound_list = cost_bound[:, 0].tolist()  # (one resource: priced_one_scalar)
 
     @property
     def paired_ridge(self) -> bool:
@@ -228,6 +232,102 @@ class OutcomeModels:
         np.maximum(c, 0.0, out=c)
         np.minimum(c, self.cost_bound, out=c)
         return r, c
+
+    def priced_one(self, X: np.ndarray, prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The Lagrangian scores ``r - c @ prices`` ``(1, K)`` of one case ``X`` ``(1, d)``
+        with the two ridge banks (:attr:`paired_ridge`), and the pessimistic consumptions
+        ``c`` ``(1, K, m)`` they used: :meth:`_bounds_one`'s arithmetic (the same operations
+        on the same operands) into kept buffers. ``c`` is overwritten by the next call (copy
+        what is kept)."""
+        if self.n_resources == 1:
+            return self.priced_one_scalar(X, float(prices[0]))
+        rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        kept = self._kept_one
+        if kept is None:
+            kept = self._kept_one = self._make_kept_one()
+        zeros, zeros_c, lo, hi, c, zeros_3, bound = kept
+        x = X[0]
+        model = rbank.model
+        Ax = model.A_inv @ x  # (K, d): one GEMV per action
+        var = Ax @ x
+        r = X @ model.theta.T
+        # (the constants as kept arrays of the operands' shapes: the same values, without
+        # a scalar's conversion and broadcasting)
+        np.maximum(var, zeros, out=var)
+        np.sqrt(var, out=var)
+        var *= self._beta(rbank, "identity")
+        row = r[0]
+        row += var
+        np.minimum(row, hi, out=row)
+        np.maximum(row, lo, out=row)
+        model = cbank.model
+        Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
+        var = Ac @ x
+        np.maximum(var, zeros_c, out=var)
+        np.sqrt(var, out=var)
+        var *= self._beta(cbank, "identity")
+        # (nc, m): the one-row products of np.matmul(X, theta) (the same GEMV per model)
+        low = x @ model.theta
+        if type(self._costly_index) is slice:
+            np.subtract(low, var[:, None], out=c[0, self._costly_index])
+        else:
+            c[0, self._costly_index] = low - var[:, None]
+        np.maximum(c, zeros_3, out=c)
+        np.minimum(c, bound, out=c)
+        scores = c @ prices
+        np.subtract(r, scores, out=scores)
+        return scores, c
+
+    def _make_kept_one(self) -> tuple[np.ndarray, ...]:
+        """:meth:`priced_one`'s constants and its consumption buffer (the free action's row
+        stays 0)."""
+        K, m, nc = self.n_actions, self.n_resources, self.costly.size
+        lo, hi = self.reward_range
+        return (
+            np.zeros(K),
+            np.zeros(nc),
+            np.full(K, lo),
+            np.full(K, hi),
+            np.zeros((1, K, m)),
+            np.zeros((1, K, m)),
+            np.ascontiguousarray(self.cost_bound[None, :, :], dtype=np.float64),
+        )
+
+    def priced_one_scalar(self, X: np.ndarray, price: float) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`priced_one` with one resource (``price`` its price, a float): the products in NumPy,
+        the rest (clipping, widths, ``r - c price``) on Python floats, which round as
+        NumPy's elementwise operations do (IEEE ``+ - * sqrt``, exact ``min``/``max``; a
+        one-term ``c @ prices`` is the product)."""
+        rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        x = X[0]
+        model = rbank.model
+        Ax = model.A_inv @ x
+        var = (Ax @ x).tolist()
+        mean = (X @ model.theta.T)[0].tolist()
+        beta = self._beta(rbank, "identity").tolist()
+        lo, hi = self.reward_range
+        model = cbank.model
+        Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
+        var_c = (Ac @ x).tolist()
+        mean_c = np.matmul(X, model.theta).ravel().tolist()  # (nc,) of (nc, 1, 1)
+        beta_c = self._beta(cbank, "identity").tolist()
+        bound, ranks, sqrt = self._bound_list, self._ranks, math.sqrt
+        scores, c = [], []
+        for k in range(self.n_actions):
+            v = var[k]
+            w = sqrt(v if v > 0.0 else 0.0) * beta[k]
+            r = min(mean[k] + w, hi)
+            r = max(r, lo)
+            j = ranks[k]
+            if j < 0:  # the free action: 0
+                low = 0.0
+            else:
+                v = var_c[j]
+                low = mean_c[j] - sqrt(v if v > 0.0 else 0.0) * beta_c[j]
+                low = min(low if low > 0.0 else 0.0, bound[k])
+            c.append(low)
+            scores.append(r - low * price)
+        return np.array([scores]), np.array(c).reshape(1, -1, 1)
 
     def bounds(self, X: np.ndarray, costs: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
         """Optimistic rewards ``(n, K)`` clipped to ``reward_range`` and, with ``costs``,
@@ -329,10 +429,18 @@ class OutcomeModels:
         if not (self._paired or self.paired()):
             return False
         rbank, cbank = self._ridge_pair  # type: ignore[misc]
-        rank = int(self.costly_rank[action])
+        rank = self._ranks[action]
         rbank.model.add_one_paired(action, x, reward, cbank.model, rank, cost)
-        self._learned_one(rbank, "identity", action)
-        self._learned_one(cbank, "identity", rank)
+        # _learned_one of both: paired models have the same count, hence the same radius
+        value = self._radius_at(rbank, "identity", rbank.n_obs[action])
+        for bank, model in ((rbank, action), (cbank, rank)):
+            beta = self._betas.get(id(bank))
+            if beta is None:
+                continue
+            if value is None:
+                del self._betas[id(bank)]
+            else:
+                beta[model] = value
         return True
 
     def reward_counts(self) -> np.ndarray:

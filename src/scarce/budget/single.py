@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from scarce.budget.oneround import OneRoundFeedback
 from scarce.core.decision import Decision
 
 _PRICED = np.ones(1, dtype=bool)
 _PRICED.flags.writeable = False
 
 
-class SingleCasePath:
+class SingleCasePath(OneRoundFeedback):
     """Methods of :class:`~scarce.budget.knapsack.KnapsackBandit` for one case (see the
     module's docstring); they use the policy's state and nothing of their own."""
 
@@ -31,8 +32,16 @@ class SingleCasePath:
         """``_decide`` for one case ``X`` ``(1, d)`` once ``Z`` is known: the best affordable
         (and eligible: ``eligible`` ``(1, K)`` or None) action of the Lagrangian scores, ties
         to the free action."""
-        r, c = self.models_.bounds(X, True)  # type: ignore[attr-defined]
-        scores = r - c @ self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
+        models = self.models_  # type: ignore[attr-defined]
+        if models.paired_ridge and self.n_resources == 1:  # type: ignore[attr-defined]
+            price = self.prices_.price_one(self.Z_)  # type: ignore[attr-defined]
+            scores, c = models.priced_one_scalar(X, price)
+        elif models.paired_ridge:
+            scores, c = models.priced_one(X, self.prices_.prices(self.Z_))  # type: ignore[attr-defined]
+        else:
+            prices = self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
+            r, c = models.bounds(X, True)
+            scores = r - c @ prices
         free = self._free  # type: ignore[attr-defined]
         ok = self._affordable()  # type: ignore[attr-defined]
         if eligible is not None:
@@ -47,8 +56,8 @@ class SingleCasePath:
         if ok[free] and s[free] >= s[a]:
             a = free  # ties go to the free action
         actions = np.array([a], dtype=np.int64)
-        if a != free:  # the free action's bound is 0
-            self.ledger_.reserve(actions)  # type: ignore[attr-defined]
+        if a != free:  # the free action's bound is 0: Ledger.reserve of one action
+            self.ledger_.reserved += self._one_round_cache().bound[a]  # type: ignore[attr-defined]
             self._ok = None
         self.n_decided_ += 1  # type: ignore[attr-defined]
         info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
@@ -63,6 +72,8 @@ class SingleCasePath:
         (``info`` the decision's own, per-case arrays with one row; the keywords this policy
         accepts) goes to ``_learn`` without the general checks of ``update`` (``_learn``
         checks the costs and the other keywords itself); anything else returns False."""
+        if self._learn_one_fast(X, action, reward, info, extra):
+            return True
         accepted = self._extra_keywords()  # type: ignore[attr-defined]
         for key in extra:
             if key not in accepted:

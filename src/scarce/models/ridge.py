@@ -89,8 +89,8 @@ def _step_targets(
             b += (sign * y) * x
     else:
         theta += np.multiply.outer(gain, resid)
-        if b is not None:
-            b += np.multiply.outer(x, sign * y)
+        if b is not None:  # (1.0 * y is y: skip the copy)
+            b += np.multiply.outer(x, y if sign == 1.0 else sign * y)
 
 
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -375,14 +375,16 @@ class RidgeRegression:
         ``A``, ``A^{-1}``, counts and resync state; the caller vouches for it). The
         Sherman-Morrison step of the shared design is made once and copied, so the result is
         bitwise that of the two calls (the same operations on the same numbers)."""
-        since = self._since_resync[model] + 1
+        since = int(self._since_resync[model]) + 1
+        limit, other_limit = self.resync_every, other.resync_every
         if (
             self.forgetting < 1.0
             or self.window is not None
             or other.forgetting < 1.0
             or other.window is not None
-            or since >= self._resync_limit(model)
-            or since >= other._resync_limit(other_model)
+            or since >= (limit if type(limit) is int else self._resync_limit(model))
+            or since
+            >= (other_limit if type(other_limit) is int else other._resync_limit(other_model))
             or (self.n_targets is not None and np.shape(y) != (self.n_targets,))
             or (other.n_targets is not None and np.shape(other_y) != (other.n_targets,))
         ):
@@ -402,12 +404,10 @@ class RidgeRegression:
         _step_targets(other.b[other_model], other.theta[other_model], x, other_y, gain, 1.0)
         A_inv -= np.multiply.outer(gain, u)
         other.A_inv[other_model] = A_inv
-        # the same x x^T into both precisions (deferred as add_one defers it)
-        for reg, m in ((self, model), (other, other_model)):
-            if reg.n_targets is None:
-                reg._pending.add(reg._A, m, x)
-            else:
-                reg.A[m] += np.multiply.outer(x, x)
+        # the same x x^T into both precisions, deferred (as add_one defers it; the flush
+        # adds the products in order, so bitwise A += x x^T row by row, for any targets)
+        self._pending.add(self._A, model, x)
+        other._pending.add(other._A, other_model, x)
 
     def _resync_limit(self, m: int) -> int:
         r = self.resync_every  # an int, or one per model for a stack (see stack)

@@ -163,8 +163,9 @@ class MovieLensEnv(_StructuredEnv):
 
     Built from embeddings (see :func:`scarce.structured.learn.movielens_embeddings`): at
     construction ``n_actions`` movies and a pool of ``pool_size`` users are drawn (from
-    ``seed``); action ``i``'s parameter is its movie vector, a context is a user vector.
-    Rewards are ``N(x^T theta, noise_std^2)`` or ``Bernoulli(sigmoid(x^T theta))``.
+    ``seed``); action ``i``'s parameter is its movie vector, a context is a user vector drawn
+    uniformly from the pool. Rewards are ``N(x^T theta, noise_std^2)`` or
+    ``Bernoulli(sigmoid(x^T theta))``.
 
     Parameters
     ----------
@@ -174,12 +175,17 @@ class MovieLensEnv(_StructuredEnv):
         ``(n_items, d)`` movie embeddings.
     n_actions:
         ``K`` movies per environment.
-    likelihood, noise_std, pool_size, per_action_context, seed:
+    pool_size:
+        users in the context pool. None (default): every user, as the paper's text has it
+        ("the context X_t is sampled uniformly from user vectors x_j"); 100 is the authors'
+        code, which draws 100 users per run (a value above the number of users means all).
+    likelihood, noise_std, per_action_context, seed:
         as in :class:`MixedEffectEnv` (the paper's MovieLens noise is 0.5).
 
     Attributes
     ----------
-    items ``(K,)`` indices of the chosen movies, theta ``(K, d)``, pool ``(pool_size, d)``.
+    items ``(K,)`` indices of the chosen movies, theta ``(K, d)``, pool ``(n_pool, d)`` (the
+    pool's users in a random order; ``n_pool = min(pool_size, n_users)``).
     """
 
     _replicated_truth = classmethod(_replicated_truth)
@@ -191,7 +197,7 @@ class MovieLensEnv(_StructuredEnv):
         n_actions: int = 100,
         likelihood: str = "linear",
         noise_std: float = 0.5,
-        pool_size: int = 100,
+        pool_size: int | None = None,
         per_action_context: bool = False,
         seed: SeedLike = None,
     ) -> None:
@@ -208,14 +214,13 @@ class MovieLensEnv(_StructuredEnv):
         self.n_features = items.shape[1]
         self.likelihood = _check_choice(likelihood, "likelihood", _LIKELIHOODS)
         self.noise_std = check_scalar(noise_std, "noise_std", low=0.0, low_inclusive=False)
-        self.pool_size = check_positive_int(pool_size, "pool_size")
+        self.pool_size = None if pool_size is None else check_positive_int(pool_size, "pool_size")
         self.per_action_context = bool(per_action_context)
         self.name = f"movielens-{self.likelihood}"
         super().__init__(seed)
         rng = self._rng
         self.items = rng.choice(items.shape[0], size=self.n_actions, replace=False)
         self.theta = items[self.items].copy()
-        users_idx = rng.choice(
-            users.shape[0], size=min(self.pool_size, users.shape[0]), replace=False
-        )
+        n_pool = users.shape[0] if self.pool_size is None else min(self.pool_size, users.shape[0])
+        users_idx = rng.choice(users.shape[0], size=n_pool, replace=False)
         self.pool = users[users_idx].copy()
