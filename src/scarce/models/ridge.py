@@ -340,10 +340,10 @@ class RidgeRegression:
         """``(M, d)`` products ``A_m^{-1} x`` of one row ``x`` ``(d,)`` with every model (one
         GEMV per model: each row is bitwise ``A_inv[m].dot(x)``), the start of its confidence
         widths (``x^T A_m^{-1} x``). Kept until the models change, so that an
-        :meth:`add_one` of the same ``x`` reuses its row instead of computing it again
-        (hence returned read-only)."""
+        :meth:`add_one` of the same ``x`` reuses its row instead of computing it again: the
+        caller must not write into them (not enforced: a read-only flag costs a quarter of
+        a microsecond)."""
         Z = self.A_inv @ x
-        Z.flags.writeable = False
         self._products = (self.version, self.A_inv, x.tobytes(), Z)
         return Z
 
