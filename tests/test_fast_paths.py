@@ -414,3 +414,185 @@ def test_deferred_rows_are_dropped_when_a_is_replaced():
         m.add_one(1, rng.normal(size=3), 1.0)
     m.set_state(state)
     _same(m.get_state(), saved.get_state())
+
+
+# ------------------------------------------- the products A^{-1} x kept from decide to update
+@settings(max_examples=40, deadline=None)
+@given(
+    d=st.integers(1, 64),
+    M=st.integers(1, 12),
+    strided=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_one_case_products_are_each_models_own_product(d, M, strided, seed):
+    """Each row of ``one_case_products(x)`` is bitwise ``A_inv[m].dot(x)``: what ``add_one``
+    would compute, so reusing it changes nothing."""
+    rng = np.random.default_rng(seed)
+    m = RidgeRegression(M, d)
+    m.A_inv = _covariances(rng, M, d)
+    x = rng.normal(size=(d, 2))[:, 0] if strided else rng.normal(size=d)
+    Z = m.one_case_products(x)
+    for k in range(M):
+        np.testing.assert_array_equal(Z[k], m.A_inv[k].dot(x))
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    d=st.integers(1, 24),
+    M=st.integers(1, 6),
+    resync_every=st.sampled_from([3, 7, 2000]),
+    ops=st.lists(
+        st.sampled_from(["pair", "pair", "pair", "other", "mutate", "batch", "read", "twice"]),
+        max_size=60,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_kept_products_learn_as_partial_fit(d, M, resync_every, ops, seed):
+    """``one_case_products`` then ``add_one`` of the same row is row-by-row ``partial_fit``
+    bit for bit, and the kept products are never used for another row or a changed model:
+    a different row, the row changed in place, another model update, a batch, a read of the
+    state or a second product in between."""
+    rng = np.random.default_rng(seed)
+    fast = RidgeRegression(M, d, resync_every=resync_every)
+    ref = RidgeRegression(M, d, resync_every=resync_every)
+
+    def learn(x, y, k):
+        fast.add_one(k, x, y)
+        ref.partial_fit(x[None], np.array([y]), np.array([k]))
+
+    for op in ops:
+        x, y, k = rng.normal(size=d), float(rng.normal()), int(rng.integers(M))
+        fast.one_case_products(x)
+        if op == "other":  # another row learned between the products and their row
+            learn(rng.normal(size=d), float(rng.normal()), int(rng.integers(M)))
+        elif op == "mutate":  # the row changed in place after its products
+            x[0] += 1.0
+        elif op == "batch":
+            n = int(rng.integers(2, 3 * REFACTOR_ROWS))
+            X, yb, ids = rng.normal(size=(n, d)), rng.normal(size=n), rng.integers(M, size=n)
+            fast.partial_fit(X, yb, ids)
+            ref.partial_fit(X, yb, ids)
+        elif op == "read":
+            _same(fast.get_state(), ref.get_state())
+        elif op == "twice":  # the products of another row replace these
+            fast.one_case_products(rng.normal(size=d))
+        learn(x, y, k)
+    _same(fast.get_state(), ref.get_state())
+
+
+def test_kept_products_follow_a_replaced_state():
+    """``set_state`` after the products: the update uses the loaded posterior."""
+    rng = np.random.default_rng(1)
+    source = RidgeRegression(3, 4)
+    for _ in range(20):
+        source.add_one(int(rng.integers(3)), rng.normal(size=4), float(rng.normal()))
+    state = {k: np.copy(v) for k, v in source.get_state().items()}
+    fast, ref = RidgeRegression(3, 4), RidgeRegression(3, 4)
+    ref.set_state(state)
+    x = rng.normal(size=4)
+    fast.one_case_products(x)
+    fast.set_state(state)
+    fast.add_one(1, x, 0.5)
+    ref.partial_fit(x[None], np.array([0.5]), np.array([1]))
+    _same(fast.get_state(), ref.get_state())
+
+
+def _reference_linucb(rng, K, d, alpha, rounds, resync_every, strided):
+    """LinUCB written from the documented formula on the general paths: scores from
+    ``linear.predict``, learning by ``RidgeRegression.partial_fit`` (rank_one_update)."""
+    ref = RidgeRegression(K, d, resync_every=resync_every)
+    cases = []
+    for _ in range(rounds):
+        X = rng.normal(size=(1, 2 * d))[:, ::2] if strided else rng.normal(size=(1, d))
+        mean, var = linear.predict(X, ref.theta, ref.A_inv)
+        scores = mean + alpha * np.sqrt(var)
+        a = int(np.argmax(scores[0]))
+        r = float(rng.normal())
+        ref.partial_fit(X, np.array([r]), np.array([a]))
+        cases.append((X, scores, a, r))
+    return ref, cases
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d=st.integers(1, 24),
+    K=st.integers(1, 12),
+    alpha=st.sampled_from([0.0, 1.0, 1, 2.5]),
+    resync_every=st.sampled_from([4, 2000]),
+    strided=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_online_linucb_equals_the_reference_loop(d, K, alpha, resync_every, strided, seed):
+    """One case at a time (decide, then update with the same context: the kept products,
+    the one-row step, the deferred precisions, resyncs), LinUCB's scores, actions and
+    learned model equal the general-path reference, bit for bit."""
+    ref, cases = _reference_linucb(
+        np.random.default_rng(seed), K, d, alpha, 40, resync_every, strided
+    )
+    p = LinUCB(n_actions=K, n_features=d, alpha=alpha, seed=0)
+    p.decide(np.zeros((1, d)))
+    p.model_.resync_every = resync_every
+    for X, scores, a, r in cases:
+        dec = p.decide(X)
+        np.testing.assert_array_equal(dec.scores, scores)
+        assert int(dec.actions[0]) == a
+        np.testing.assert_array_equal(dec.probabilities, [1.0])
+        p.update(X, dec.actions, [r])
+    _same(p.model_.get_state(), ref.get_state())
+    assert p.n_updates_ == len(cases)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    d=st.integers(1, 24),
+    K=st.integers(1, 12),
+    resync_every=st.sampled_from([4, 2000]),
+    seed=st.integers(0, 2**16),
+)
+def test_online_lints_equals_the_masked_general_path(d, K, resync_every, seed):
+    """LinTS one case at a time (the kept products and the one-row step) against the
+    general branch (an all-True mask, list feedback: no products kept, partial_fit), over
+    enough rounds to resync: the same draws, scores, probabilities and state, bit for bit."""
+    rng = np.random.default_rng(seed)
+    fast, slow = (LinTS(n_actions=K, n_features=d, v=0.3, seed=4) for _ in range(2))
+    for p in (fast, slow):
+        p.decide(np.zeros((1, d)))
+        p.model_.resync_every = resync_every
+    everyone = np.ones(K, dtype=bool)
+    for _ in range(30):
+        X = rng.normal(size=(1, d))
+        a, b = fast.decide(X), slow.decide(X, eligible=everyone)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        reward = float(rng.normal())
+        fast.update(X, a.actions, [reward])
+        slow.update(X.tolist(), b.actions.tolist(), [reward])
+    np.testing.assert_array_equal(a.probabilities, b.probabilities)
+    _same(fast._get_state(), slow._get_state())
+
+
+def test_update_after_the_context_changed_in_place_learns_the_new_values():
+    """The products kept by decide belong to the values decided on: a context array
+    overwritten before its update is learned as it is then."""
+    rng = np.random.default_rng(2)
+    p, q = LinUCB(n_actions=3, n_features=4, seed=0), LinUCB(n_actions=3, n_features=4, seed=0)
+    for _ in range(10):
+        X = rng.normal(size=(1, 4))
+        a = p.decide(X).actions
+        q.decide(X.copy())
+        X[0, 1] = 7.0
+        p.update(X, a, [1.0])
+        q.update(X.tolist(), a.tolist(), [1.0])
+    _same(p._get_state(), q._get_state())
+
+
+def test_deferred_outer_products_of_one_feature_add_in_order():
+    """With one feature the waiting products are a 1-D reduction (NumPy would sum it
+    pairwise): they still go into ``A`` in row order, as ``partial_fit`` adds them."""
+    rng = np.random.default_rng(0)
+    fast, ref = RidgeRegression(1, 1), RidgeRegression(1, 1)
+    for _ in range(40):
+        x, y = rng.normal(size=1), float(rng.normal())
+        fast.add_one(0, x, y)
+        ref.partial_fit(x[None], np.array([y]), np.array([0]))
+    _same(fast.get_state(), ref.get_state())

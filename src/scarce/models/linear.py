@@ -214,15 +214,19 @@ _ZERO = np.zeros(())  # a 0-d operand: cheaper for a ufunc than the Python float
 _ZERO.flags.writeable = False
 
 
-def one_case_widths(X: np.ndarray, theta: np.ndarray, cov: np.ndarray) -> np.ndarray:
+def one_case_widths(
+    X: np.ndarray, theta: np.ndarray, cov: np.ndarray, products: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """``(1, K)`` means ``x^T theta`` and ``(K,)`` standard deviations
     ``sqrt(max(x^T cov x, 0))`` of one shared context ``X`` ``(1, d)`` against disjoint
     models (``theta`` ``(K, d)``, ``cov`` ``(K, d, d)``): what :func:`predict` and a square
     root give for one case, bit for bit (the same BLAS calls on the same operands), in
     fewer and cheaper calls (the online path of the UCB and Thompson policies). Both are
-    fresh arrays the caller may overwrite."""
+    fresh arrays the caller may overwrite. ``products``: ``cov @ x`` ``(K, d)`` when the
+    caller has it (e.g. :meth:`~scarce.models.RidgeRegression.one_case_products`)."""
     x = X[0]
-    std = (cov @ x) @ x  # predict_variance's one-case path: one GEMV per action, then one
+    # predict_variance's one-case path: one GEMV per action, then one
+    std = (cov @ x if products is None else products) @ x
     np.maximum(std, _ZERO, out=std)
     np.sqrt(std, out=std)
     return X @ theta.T, std

@@ -57,9 +57,14 @@ class PendingOuterProducts:
         # the products x_i x_j of every row (no sum: each is one rounded multiplication, as
         # in np.multiply.outer), einsum's loop being faster here than broadcasting's
         np.einsum("ri,rj->rij", x, x, out=stack[1 : n + 1])
-        # a reduction over the leading (slowest) axis adds the slices one after the other,
-        # left to right: (((A + P_1) + P_2) + ...), as the row-by-row updates would
-        np.add.reduce(stack[: n + 1], axis=0, out=target)
+        if self.n_features == 1:
+            # a one-feature stack is a 1-D reduction, which NumPy sums pairwise: add in order
+            for k in range(1, n + 1):
+                target += stack[k]
+        else:
+            # a reduction over the leading (slowest) axis adds the slices one after the
+            # other, left to right: (((A + P_1) + P_2) + ...), as row-by-row updates would
+            np.add.reduce(stack[: n + 1], axis=0, out=target)
         self._counts[m] = 0
         self.waiting -= n
 
