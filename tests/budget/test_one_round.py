@@ -134,3 +134,42 @@ def test_feedback_the_fast_round_refuses_gets_the_general_error(action, kwargs, 
     with pytest.raises(ValueError, match=match):
         policy.update(X, np.array([action]), np.array([0.5]), info=d.info, **kwargs)
     _same(policy._get_state()["learned"]["models"], before["learned"]["models"])
+
+
+@pytest.mark.parametrize("kind", ["deferral-full", "knapsack-3", "knapsack-2-middle"])
+def test_kept_affordability_is_the_ledgers_every_round(kind):
+    """The single-case path keeps "every action affordable" across ledger changes while a
+    counted margin holds (``SingleCasePath._ledger_changed``): every round, before each
+    decision and after each update, the kept answer equals the ledger's own test, through a
+    budget that binds (spending up to the last cost bound), with costs at their bounds."""
+    pol = _make(kind)
+    m, free = pol.n_resources, pol.free_action
+    rng = np.random.default_rng(5)
+    kept_rounds = 0
+
+    def check():
+        if "ledger_" not in pol.__dict__:  # (the state is made by the first decision)
+            return
+        ok = pol._affordable()
+        want = pol.ledger_.affordable()
+        np.testing.assert_array_equal(ok, want)
+        assert (ok is pol._ok_all) == bool(want.all())
+
+    for _ in range(T):
+        X = rng.uniform(-1, 1, (1, pol.n_features))
+        check()
+        d = pol.decide(X)
+        a = int(d.actions[0])
+        check()
+        bound = pol.ledger_.cost_bound[a]
+        # costs at the bound half of the time (the largest change the margin allows for)
+        C = (bound if rng.random() < 0.5 else rng.uniform(0, 1, m) * bound)[None, :]
+        kw = {"model_rewards": np.array([0.5])} if isinstance(pol, Deferral) else {}
+        spare = pol.__dict__.get("_spare")
+        pol.update(X, d.actions, np.array([0.5]), costs=C if a != free else np.zeros((1, m)),
+                   info=d.info, **kw)  # fmt: skip
+        kept_rounds += spare is not None and spare[1] > 0 and pol._ok is pol._ok_all
+        check()
+    assert kept_rounds > T // 10  # the margin was used
+    assert np.max(pol.spent_ / pol.ledger_.budget) > 0.97  # and the budget bound
+    assert np.all(pol.spent_ <= pol.ledger_.budget + 1e-9)

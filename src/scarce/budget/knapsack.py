@@ -361,7 +361,7 @@ class KnapsackBandit(SingleCasePath, Policy):
             actions[i] = a
             if a != free:  # the free action's bound is 0
                 ledger.reserve(actions[i : i + 1])
-                self._ok = None
+                self._ok = self._spare = None
             self.n_decided_ += 1
             if est is None and self.n_decided_ >= self.warmup_rounds_:
                 # the warm-up is complete: price from here on (this decision's consumption
@@ -440,7 +440,7 @@ class KnapsackBandit(SingleCasePath, Policy):
             ):  # NaN: True
                 return self.ledger_.check_costs(actions, costs), None  # raises
             return self._zero_cost, None
-        self._ok = None
+        self._ok = self._spare = None
         if costs is None:
             if (actions != self.free_action).any():
                 raise ValueError(
@@ -591,7 +591,7 @@ class KnapsackBandit(SingleCasePath, Policy):
     def _set_learned_state(self, state: dict[str, Any]) -> None:
         self.models_.set_state(state["models"])
         self.ledger_.set_state(state["ledger"])
-        self._ok = None
+        self._ok = self._spare = None
         self.prices_.set_state(state["dual"])
         self.n_decided_ = int(state["n_decided"])
         self.Z_ = None if state["Z"] is None else float(state["Z"])

@@ -140,9 +140,9 @@ class OneRoundFeedback:
         x = X[0]
         if not free:
             led = cache.ledger
-            self._ok = None
             led.reserved = np.maximum(led.reserved - cache.bound[action], 0.0)
             led.spent += C[0]
+            self._ledger_changed()  # type: ignore[attr-defined]
         if priced[0]:
             if m == 1:
                 self.prices_.step_one(float(used[0, 0]))  # type: ignore[attr-defined]

@@ -19,9 +19,13 @@ import numpy as np
 
 from scarce.budget.oneround import OneRoundFeedback
 from scarce.core.decision import Decision
+from scarce.core.ledger import TOLERANCE
 
 _PRICED = np.ones(1, dtype=bool)
 _PRICED.flags.writeable = False
+
+SPARE_MAX = 1000
+"""The most ledger changes one affordability test vouches for (``_ledger_changed``)."""
 
 
 class SingleCasePath(OneRoundFeedback):
@@ -58,12 +62,57 @@ class SingleCasePath(OneRoundFeedback):
         actions = np.array([a], dtype=np.int64)
         if a != free:  # the free action's bound is 0: Ledger.reserve of one action
             self.ledger_.reserved += self._one_round_cache().bound[a]  # type: ignore[attr-defined]
-            self._ok = None
+            self._ledger_changed()
         self.n_decided_ += 1  # type: ignore[attr-defined]
         info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
         if eligible is not None:
             scores = np.where(eligible, scores, -np.inf)
         return Decision(actions=actions, probabilities=np.ones(1), scores=scores, info=info)
+
+    def _ledger_changed(self) -> None:
+        """One case's reservation or settlement (of at most ``cost_bound`` per resource, and
+        costs within the ledger's tolerance of it) has changed the ledger: the affordable
+        actions ``_ok`` are recomputed on next use, unless every action was affordable and
+        still certainly is. Checking the ledger every round costs more than the rest of a
+        decision's bookkeeping, so when every action fits, the test of
+        :meth:`~scarce.budget.knapsack.KnapsackBandit._affordable` is made on the new
+        state and ``_spare`` counts the further changes of this kind that cannot make an
+        action unaffordable (each lowers a resource's remaining budget by at most its
+        largest bound: the margin, less a wide allowance for rounding, divided by it)."""
+        spare = self.__dict__.get("_spare")  # (ledger, count); tied to this ledger
+        if self._ok is self._ok_all:  # type: ignore[attr-defined]
+            if spare is not None and spare[0] is self.ledger_ and spare[1] > 0:  # type: ignore[attr-defined]
+                self._spare = (spare[0], spare[1] - 1)
+                return
+            n = self._spare_changes()
+            if n >= 0:  # every action still fits now
+                self._spare = (self.ledger_, n)  # type: ignore[attr-defined]
+                return
+        self._ok = None
+        self._spare = None
+
+    def _spare_changes(self) -> int:
+        """-1 when some action does not fit the ledger now (the test of ``_affordable``, on
+        Python floats); else how many more one-case changes certainly leave every action
+        affordable (at most :data:`SPARE_MAX`)."""
+        led = self.ledger_  # type: ignore[attr-defined]
+        n = SPARE_MAX
+        for c, b, s, r in zip(
+            self._cb_max,  # type: ignore[attr-defined]
+            led.budget.tolist(),
+            led.spent.tolist(),
+            led.reserved.tolist(),
+            strict=True,
+        ):
+            margin = b - s - r + TOLERANCE - c
+            if not margin >= 0.0:  # the test fails (NaN too)
+                return -1
+            # one change lowers b - s - r by at most c (+ the costs' 1e-12 tolerance); the
+            # rounding of SPARE_MAX changes and of the test is far below 1e-6 of the sizes
+            step = c + 1e-12
+            margin -= 1e-6 * (abs(b) + abs(s) + abs(r) + SPARE_MAX * step + 1.0)
+            n = min(n, int(margin / step)) if margin > 0.0 else 0
+        return n
 
     def _learn_one_with(
         self, X: np.ndarray, action: int, reward: float, info: Any, extra: dict[str, Any]
