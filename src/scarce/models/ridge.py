@@ -73,9 +73,11 @@ def rank_one_update(
         theta += gain[:, :, None] * resid[:, None, :]
         if b is not None:
             b += x[:, :, None] * (sign * y)[:, None, :]
-    A_inv -= gain[:, :, None] * u[:, None, :]
+    # one rounded multiplication per entry either way; einsum's loop is faster than broadcasting
+    outer = np.einsum("ri,rj->rij", gain, u)
+    A_inv -= outer
     if A is not None:
-        A += (x if sign == 1.0 else sign * x)[:, :, None] * x[:, None, :]
+        A += np.einsum("ri,rj->rij", x if sign == 1.0 else sign * x, x, out=outer)
 
 
 def _step_targets(
