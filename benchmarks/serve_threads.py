@@ -4,12 +4,14 @@ policy's choice, the answer) and of every other thread (the group-commit writer:
 statements, commits and their fsyncs), at 8 keep-alive connections driven by ``wrk``, every
 decision charged and logged (the policy and client of ``bench_serve.py``).
 
-``--src`` takes one or more source trees (``PYTHONPATH`` of the server), measured in turn,
-``--repeats`` times, interleaved: a before/after comparison in the same minutes.
+``--src`` takes one or more source trees (``PYTHONPATH`` of the server) and ``--variants`` one
+or more sets of ``scarce serve`` options (comma-separated; an empty item: none), measured in
+turn, ``--repeats`` times, interleaved: a before/after comparison in the same minutes.
 
 Usage::
 
     python benchmarks/serve_threads.py --sync FULL,NORMAL --src /path/a/src,/path/b/src
+    python benchmarks/serve_threads.py --variants=,--commit-in-loop
 """
 
 from __future__ import annotations
@@ -58,7 +60,9 @@ def wrk(port: int, seconds: float, script: str, clients: int) -> int:
     return int(out.split(" requests in")[0].split()[-1])
 
 
-def measure(src: str, sync: str, seconds: float, clients: int, tmp: Path, n: int) -> dict:
+def measure(
+    src: str, sync: str, extra: str, seconds: float, clients: int, tmp: Path, n: int
+) -> dict:
     """One server on a fresh SQLite file: warm-up, then ``seconds`` measured."""
     port = free_port()
     policy = tmp / "policy.toml"
@@ -66,7 +70,7 @@ def measure(src: str, sync: str, seconds: float, clients: int, tmp: Path, n: int
     db = tmp / f"t{n}.db"
     env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1", "PYTHONPATH": src}
     cmd = [sys.executable, "-m", "scarce.serve", "serve", "--db", f"sqlite:///{db}"]
-    cmd += ["--policy", str(policy), "--port", str(port), "--sqlite-sync", sync]
+    cmd += ["--policy", str(policy), "--port", str(port), "--sqlite-sync", sync, *extra.split()]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         for _ in range(600):
@@ -107,6 +111,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--src", default=str(Path(__file__).resolve().parents[1] / "src"))
     ap.add_argument("--sync", default="FULL", help="SQLite synchronous modes: FULL,NORMAL")
+    ap.add_argument("--variants", default="", help="`scarce serve` option sets, comma-separated")
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--repeats", type=int, default=2)
@@ -116,13 +121,15 @@ def main() -> None:
         (tmp / "policy.toml").write_text(POLICY)
         (tmp / "wrk.lua").write_text(WRK_SCRIPT % (KEY, 12345))
         n = 0
+        variants = args.variants.split(",")
         for _ in range(args.repeats):
             for sync in args.sync.split(","):
-                for src in args.src.split(","):
+                for src, extra in [(s, v) for s in args.src.split(",") for v in variants]:
                     n += 1
-                    r = measure(src, sync, args.seconds, args.clients, tmp, n)
+                    r = measure(src, sync, extra, args.seconds, args.clients, tmp, n)
                     print(
-                        f"{sync:6} {src}: {r['decisions/s']:6.0f}/s  ms CPU/decision: loop "
+                        f"{sync:6} {src} [{extra}]: {r['decisions/s']:6.0f}/s  "
+                        f"ms CPU/decision: loop "
                         f"{r['loop user']:.3f} user + {r['loop sys']:.3f} sys, other threads "
                         f"{r['other user']:.3f} user + {r['other sys']:.3f} sys, total "
                         f"{r['total']:.3f}",
