@@ -36,6 +36,7 @@ Usage::
     python benchmarks/bench_serve.py --targets sqlite-full,postgres --clients 8
     python benchmarks/bench_serve.py --targets postgres,bare-asgi --clients 8 --budget yes,no \
         --repeats 3
+    python benchmarks/bench_serve.py --targets sqlite-full --clients 8 --sqlite-args=--commit-in-loop
 """
 
 from __future__ import annotations
@@ -380,6 +381,8 @@ def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # typ
         db, sync = _fresh_db(target, tmp, pg, n)
     env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
     cmd = _server_cmd(target, port, db, sync, policy, args.workers)
+    if target.startswith("sqlite"):
+        cmd += args.sqlite_args.split()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     path = "/" if target == "http.server" else "/v1/decisions"
     try:
@@ -441,6 +444,9 @@ def main() -> None:
     ap.add_argument("--wrk-threads", type=int, default=1, help="threads of wrk")
     ap.add_argument("--pg-url", default=None, help="admin URL of an existing PostgreSQL server")
     ap.add_argument("--workers", type=int, default=1, help="service processes")
+    ap.add_argument(
+        "--sqlite-args", default="", help="more `scarce serve` options for the SQLite targets"
+    )
     ap.add_argument("--csv", default=None)
     ap.add_argument(
         "--policy",

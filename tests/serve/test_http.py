@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import httpx
-from servetools import BAD_DECISIONS, BAD_REWARDS, ServerProcess, write_policy
+from servetools import BAD_DECISIONS, BAD_REWARDS, ServerProcess, run_serve, write_policy
 
 from scarce.serve import EventStore, load_config, models_equal, replay
 from scarce.serve.snapshot import decode
@@ -203,18 +203,20 @@ def _run_load(url: str, n_workers: int, seconds: float, on_time=None):
 
 
 @pytest.mark.statistical
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", "sqlite-commit-in-loop", "postgres"])
 def test_crash_safety_kill_9(tmp_path: Path, backend: str, request: pytest.FixtureRequest):
     """kill -9 under concurrent load; after a restart every acknowledged decision and reward
     is in the log once, budgets are not overspent, and the replayed log equals the model
-    (on PostgreSQL a group of decisions is one statement that commits by itself)."""
+    (on PostgreSQL a group of decisions is one statement that commits by itself; with
+    ``--commit-in-loop`` the event loop commits instead of a writer thread)."""
     total = 40.0
     policy = write_policy(tmp_path / "p.toml", POLICY.format(total=total))
-    if backend == "sqlite":
+    extra = ("--commit-in-loop",) if backend == "sqlite-commit-in-loop" else ()
+    if backend.startswith("sqlite"):
         db = f"sqlite:///{tmp_path / 'crash.db'}"
     else:
         db = request.getfixturevalue("pg_server").new_database()
-    server = ServerProcess(db, policy, KEY).start()
+    server = ServerProcess(db, policy, KEY, *extra).start()
     try:
         acked = _run_load(server.url, n_workers=6, seconds=1.5, on_time=server.kill)
     finally:
@@ -224,7 +226,7 @@ def test_crash_safety_kill_9(tmp_path: Path, backend: str, request: pytest.Fixtu
     rewards = {eid: v for kind, eid, v in acked if kind == "reward"}
     assert len(decisions) > 20  # the load really ran
 
-    server = ServerProcess(db, policy, KEY).start()
+    server = ServerProcess(db, policy, KEY, *extra).start()
     try:
         with httpx.Client(base_url=server.url, timeout=10) as c:
             # retries after the crash are answered from the log
@@ -352,3 +354,19 @@ def test_two_worker_processes_share_sqlite(tmp_path: Path):
         assert all(logged[eid] == a for eid, a in decisions.items())
     finally:
         store.close()
+
+
+def test_commit_in_loop_needs_one_process(tmp_path: Path):
+    policy = write_policy(tmp_path / "p.toml", POLICY.format(total=5.0))
+    out = run_serve(
+        "serve",
+        "--db",
+        str(tmp_path / "w.db"),
+        "--policy",
+        str(policy),
+        "--workers",
+        "2",
+        "--commit-in-loop",
+        env={"SCARCE_API_KEYS": KEY},
+    )
+    assert out.returncode == 2 and "--commit-in-loop" in out.stderr

@@ -131,3 +131,29 @@ def test_postgres_group_is_one_statement(pg_server, monkeypatch: pytest.MonkeyPa
         assert len(statements) == 1 and runs == [{"transaction": False}]
     finally:
         store.close()
+
+
+def test_commit_in_caller_gives_the_same_answers_and_log(tmp_path):
+    """SQLite ``commit_in_caller``: the group is committed in the submitting thread (no writer
+    thread), with the answers, log and budgets of the writer thread's commit."""
+    store = EventStore(tmp_path / "inline.db", commit_in_caller=True)
+    store.initialize("f", [("slots", "", 3.0), ("slots", "vip", 1.0)])
+    try:
+        out: list[Any] = []
+        store.submit_decisions(SIMPLE, out.extend)  # answered before it returns
+        assert out == SIMPLE_RESULTS
+        assert store.writer._thread is None
+        logged = sorted(r[0] for r in store.query("SELECT event_id FROM decisions"))
+        assert logged == ["a", "c", "d", "e"]
+        left = {(r, g): v for r, g, _, v in store.budget_rows()}
+        assert left == {("slots", ""): 0.0, ("slots", "vip"): 0.5}
+        assert store.writer.view.get() == left
+        assert store.insert_unit([(_rec("f"), [("slots", "vip", 1.0)])]) == "budget"
+        assert store.insert_unit([(_rec("f"), [("slots", "vip", 0.5)])]) == "inserted"
+    finally:
+        store.close()
+
+
+def test_commit_in_caller_is_refused_on_postgres(pg_server):
+    with pytest.raises(ValueError, match="SQLite"):
+        EventStore(pg_server.new_database(), commit_in_caller=True)

@@ -43,7 +43,14 @@ def _require_extra() -> None:
         _fail(f"the decision service needs {', '.join(missing)}: pip install 'scarce[serve]'")
 
 
-def _load(db: str, policy: Path | None, *, sqlite_sync: str = "FULL", create: bool = True):  # type: ignore[no-untyped-def]
+def _load(  # type: ignore[no-untyped-def]
+    db: str,
+    policy: Path | None,
+    *,
+    sqlite_sync: str = "FULL",
+    create: bool = True,
+    commit_in_loop: bool = False,
+):
     """``(config, store)``: without ``--policy``, the configuration the store serves (its
     active policy version), or the default for a new store."""
     from scarce.serve.config import ConfigError, load_config
@@ -52,7 +59,9 @@ def _load(db: str, policy: Path | None, *, sqlite_sync: str = "FULL", create: bo
 
     try:
         config = None if policy is None else load_config(policy)
-        store = EventStore(db, sqlite_synchronous=sqlite_sync, create=create)
+        store = EventStore(
+            db, sqlite_synchronous=sqlite_sync, create=create, commit_in_caller=commit_in_loop
+        )
         if config is None:
             try:
                 config = stored_config(store)
@@ -170,6 +179,15 @@ def serve_command(
     open_metrics: Annotated[
         bool, typer.Option("--open-metrics", help="Serve GET /metrics without a key.")
     ] = False,
+    commit_in_loop: Annotated[
+        bool,
+        typer.Option(
+            "--commit-in-loop",
+            help="SQLite, one process: commit each event-loop turn's decisions on the loop "
+            "itself, not in a writer thread (less CPU per decision; the loop waits for each "
+            "commit and its fsync).",
+        ),
+    ] = False,
     shadow: Annotated[
         list[Path] | None,
         typer.Option(
@@ -205,7 +223,10 @@ def serve_command(
             "`scarce api-key`), or pass --no-auth to serve without keys"
         )
         return
-    config, store = _load(db, policy, sqlite_sync=sqlite_sync)
+    if commit_in_loop and workers > 1:
+        _fail("--commit-in-loop is for one process (--workers 1)")
+        return
+    config, store = _load(db, policy, sqlite_sync=sqlite_sync, commit_in_loop=commit_in_loop)
     shadows = _shadow_configs(shadow, config)
     try:
         service = DecisionService(config, store, shadows=shadows)

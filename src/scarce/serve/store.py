@@ -63,6 +63,10 @@ class EventStore:
     budget_view_max_age:
         seconds for which the budget rows read by the writer (or by a fresh read) may stand
         in for a read of the request path (:meth:`budget_view`); 0: never.
+    commit_in_caller:
+        SQLite with ``group_commit``: commit each submitted group in the submitting thread
+        instead of a writer thread (``scarce serve --commit-in-loop``: on the event loop; see
+        :class:`~scarce.serve.writer.DecisionWriter`'s ``in_caller``).
 
     Notes
     -----
@@ -77,6 +81,7 @@ class EventStore:
         group_commit: bool = True,
         create: bool = True,
         budget_view_max_age: float = 1.0,
+        commit_in_caller: bool = False,
     ) -> None:
         self.db = Database(url, sqlite_synchronous=sqlite_synchronous, create=create)
         self.dialect, self.target = self.db.dialect, self.db.target
@@ -84,7 +89,9 @@ class EventStore:
         self.url = str(url)
         self.group_commit = bool(group_commit)
         self.budgets = BudgetView(budget_view_max_age)
-        self.writer = DecisionWriter(self.db, group_commit=self.group_commit, view=self.budgets)
+        self.writer = DecisionWriter(
+            self.db, group_commit=self.group_commit, view=self.budgets, in_caller=commit_in_caller
+        )
         self._missing: frozenset[str] | None = None
 
     @property

@@ -138,13 +138,26 @@ class DecisionWriter:
     view:
         where a group that charged a budget publishes the budget rows it read back (without
         group commit the view is cleared after each charge instead).
+    in_caller:
+        with ``group_commit``, commit each submitted group in the caller's thread instead of
+        handing it to the writer thread: on an event loop, the units of one loop turn are one
+        commit made on the loop itself (no thread hand-over and its wake-ups; the loop waits
+        for the commit, with its fsync under ``synchronous=FULL``). SQLite only.
     """
 
     def __init__(
-        self, db: Database, *, group_commit: bool = True, view: BudgetView | None = None
+        self,
+        db: Database,
+        *,
+        group_commit: bool = True,
+        view: BudgetView | None = None,
+        in_caller: bool = False,
     ) -> None:
+        if in_caller and db.postgres:
+            raise ValueError("in_caller commits are for SQLite (PostgreSQL waits on the network)")
         self.db = db
         self.group_commit = group_commit
+        self.in_caller = bool(in_caller)
         self.view = view if view is not None else BudgetView()
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -201,6 +214,9 @@ class DecisionWriter:
                 if any(charges for _, charges in unit):
                     self.view.clear()
             on_done(results)
+            return
+        if self.in_caller:
+            self._commit_batch([(list(units), on_done)])
             return
         thread = self._thread
         if thread is None or not thread.is_alive():
@@ -314,20 +330,25 @@ class DecisionWriter:
                     break
                 batch.append(item)
                 size += len(item[0])
-            units = [u for units, _ in batch for u in units]
-            charged = any(charges for unit in units for _, charges in unit)
-            try:
-                # on PostgreSQL a group of simple units (the common case) is one statement,
-                # committed by itself: no BEGIN and COMMIT round trips
-                results, rows = self.db.run(
-                    lambda tx, units=units, charged=charged: self._write_group(tx, units, charged),
-                    transaction=not (self.db.postgres and all(_simple(u) for u in units)),
-                )
-            except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
-                results, rows = [exc] * len(units), None
-            if rows is not None:  # committed: newer than any read that started before
-                self.view.publish(self.view.ticket(), rows)
-            start = 0
-            for submitted, on_done in batch:
-                on_done(results[start : start + len(submitted)])
-                start += len(submitted)
+            self._commit_batch(batch)
+
+    def _commit_batch(self, batch: list[tuple[list[Unit], Callback]]) -> None:
+        """One commit of every unit of ``batch`` (``(units, on_done)`` pairs, in order), then
+        each ``on_done`` with its units' results."""
+        units = [u for units, _ in batch for u in units]
+        charged = any(charges for unit in units for _, charges in unit)
+        try:
+            # on PostgreSQL a group of simple units (the common case) is one statement,
+            # committed by itself: no BEGIN and COMMIT round trips
+            results, rows = self.db.run(
+                lambda tx, units=units, charged=charged: self._write_group(tx, units, charged),
+                transaction=not (self.db.postgres and all(_simple(u) for u in units)),
+            )
+        except BaseException as exc:  # noqa: BLE001 - hand the failure to every waiter
+            results, rows = [exc] * len(units), None
+        if rows is not None:  # committed: newer than any read that started before
+            self.view.publish(self.view.ticket(), rows)
+        start = 0
+        for submitted, on_done in batch:
+            on_done(results[start : start + len(submitted)])
+            start += len(submitted)
