@@ -175,10 +175,11 @@ class ThompsonPolicy(ModelPolicy):
 
         return Decision(actions, None, self._link(sampled), probability_fn=probabilities)
 
-    def _decide_one(self, X, theta, cov):
+    def _decide_one(self, X, theta, cov, products=None):
         """The shared-context branch of :meth:`_decide` for one case and no mask: the same
-        draws and arithmetic, bit for bit, in fewer calls."""
-        mean, std = linear.one_case_widths(X, theta, cov)  # (1, K), (K,)
+        draws and arithmetic, bit for bit, in fewer calls (``products``: ``cov @ x`` per
+        action when the model keeps them, see ``linear.one_case_widths``)."""
+        mean, std = linear.one_case_widths(X, theta, cov, products)  # (1, K), (K,)
         std *= self.v
         sampled = self.rng_.standard_normal(mean.shape)
         row = sampled[0]
@@ -260,18 +261,7 @@ class LinTS(ThompsonPolicy):
             # update
             model = self.model_
             products = model.one_case_products(X[0])
-            mean, std = linear.one_case_widths(X, model.theta, model.A_inv, products)
-            std *= self.v
-            sampled = self.rng_.standard_normal(mean.shape)
-            row = sampled[0]
-            np.multiply(std, row, out=row)
-            np.add(mean[0], row, out=row)  # mean + std * z, in place
-            actions = sampled.argmax(axis=1)
-
-            def probabilities():
-                return linear.gaussian_argmax_probability_of(mean, std[None, :], actions)
-
-            return Decision(actions, None, sampled, probability_fn=probabilities)
+            return self._decide_one(X, model.theta, model.A_inv, products)
         return super()._decide(X, eligible)
 
     @classmethod
