@@ -306,7 +306,8 @@ def _children(pid: int) -> list[int]:
     return out
 
 
-def _wait_listening(port: int, proc: subprocess.Popen) -> None:
+def wait_listening(port: int, proc: subprocess.Popen) -> None:
+    """Return once ``proc`` accepts connections on ``port`` (an error if it exits first or never listens)."""
     for _ in range(600):
         if proc.poll() is not None:
             raise RuntimeError(f"the server exited with {proc.returncode}")
@@ -386,7 +387,7 @@ def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # typ
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     path = "/" if target == "http.server" else "/v1/decisions"
     try:
-        _wait_listening(port, proc)
+        wait_listening(port, proc)
         drive = (
             (lambda k, s: run_wrk(port, path, k, s, args.wrk_threads))
             if args.client == "wrk"

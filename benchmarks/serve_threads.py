@@ -23,10 +23,9 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from bench_serve import KEY, POLICY, WRK_SCRIPT
+from bench_serve import KEY, POLICY, WRK_SCRIPT, wait_listening
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -73,14 +72,7 @@ def measure(
     cmd += ["--policy", str(policy), "--port", str(port), "--sqlite-sync", sync, *extra.split()]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        for _ in range(600):
-            if proc.poll() is not None:
-                raise RuntimeError(f"the server exited with {proc.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_listening(port, proc)
         wrk(port, 1.0, str(script), clients)  # warm-up (and the writer thread's start)
         before = thread_cpu(proc.pid)
         done = wrk(port, seconds, str(script), clients)
