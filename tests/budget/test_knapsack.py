@@ -4,6 +4,7 @@ and persistence, feedback regimes."""
 
 import numpy as np
 import pytest
+from budget_states import assert_same_state
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -253,17 +254,6 @@ def test_info_given_back_equals_recomputing_it_and_no_hidden_stash():
     assert not any("bytes" in type(v).__name__ for v in vars(pols[0]).values())
 
 
-def _assert_same_state(a, b, path="state"):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys(), path
-        for k in a:
-            _assert_same_state(a[k], b[k], f"{path}/{k}")
-    elif isinstance(a, (np.ndarray, list, tuple)):
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=path)
-    else:
-        assert a == b, path
-
-
 def test_read_only_methods_write_nothing():
     env = SyntheticDeferral("human_better", n_features=4, seed=0, budget_rate=0.3)
     for warmup in (5, 40):  # after and during the warm-up
@@ -275,7 +265,7 @@ def test_read_only_methods_write_nothing():
         for method in (pol.scores, pol.reward_ucb, pol.cost_lcb):
             method(x)
         after = pol._get_state()
-        _assert_same_state(before, after)
+        assert_same_state(before, after)
         np.testing.assert_allclose(p.sum(axis=1), 1.0)
         if pol.Z_ is not None:
             np.testing.assert_array_equal(pol.decide(x[:1]).actions, [int(np.argmax(p[0]))])

@@ -6,6 +6,7 @@ errors."""
 
 import numpy as np
 import pytest
+from budget_states import assert_same_state
 
 from scarce.budget import Deferral, KnapsackBandit
 from scarce.budget.oneround import OneRoundFeedback
@@ -85,16 +86,7 @@ def test_fast_round_is_the_general_path_bit_for_bit(kind, monkeypatch):
     assert taken == {"fast": T, "slow": 0}
     # the budget bound: the ledger stopped the costly actions for a while
     assert np.max(fast.spent_ / fast.ledger_.budget) > 0.95
-    _same(fast._get_state(), slow._get_state())
-
-
-def _same(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _same(a[k], b[k])
-    else:
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_state(fast._get_state(), slow._get_state())
 
 
 def _priced_deferral():
@@ -133,7 +125,7 @@ def test_feedback_the_fast_round_refuses_gets_the_general_error(action, kwargs, 
     before = policy._get_state()
     with pytest.raises(ValueError, match=match):
         policy.update(X, np.array([action]), np.array([0.5]), info=d.info, **kwargs)
-    _same(policy._get_state()["learned"]["models"], before["learned"]["models"])
+    assert_same_state(policy._get_state()["learned"]["models"], before["learned"]["models"])
 
 
 @pytest.mark.parametrize("kind", ["deferral-full", "knapsack-3", "knapsack-2-middle"])

@@ -3,6 +3,7 @@ and still refuses bad feedback with the general path's errors."""
 
 import numpy as np
 import pytest
+from budget_states import assert_same_state
 
 from scarce.budget import Deferral, KnapsackBandit
 from scarce.budget.specs import ConfidenceSpec
@@ -52,16 +53,7 @@ def test_one_case_arrays_learn_exactly_as_the_general_path(kind):
     assert fast.spent_.max() > 0.7 * 6.0  # the budget was used
     s_fast, s_slow = fast._get_state(), slow._get_state()
     assert s_fast["n_updates"] == s_slow["n_updates"] == 120
-    _same(s_fast["learned"], s_slow["learned"])
-
-
-def _same(a, b):
-    if isinstance(a, dict):
-        assert a.keys() == b.keys()
-        for k in a:
-            _same(a[k], b[k])
-    else:
-        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert_same_state(s_fast["learned"], s_slow["learned"])
 
 
 @pytest.mark.parametrize(
@@ -89,7 +81,7 @@ def test_bad_feedback_of_one_case_is_refused(kwargs, error, match):
     before = policy._get_state()
     with pytest.raises(error, match=match):
         policy.update(X, a, [0.5], **kwargs)
-    _same(policy._get_state()["learned"]["models"], before["learned"]["models"])
+    assert_same_state(policy._get_state()["learned"]["models"], before["learned"]["models"])
 
 
 def test_one_case_with_a_mask_takes_the_best_eligible_affordable_action():
