@@ -58,6 +58,47 @@ def test_single_case_path_equals_general_path(cls, layout):
     _same(fast._get_state(), slow._get_state())
 
 
+@pytest.mark.parametrize(("cls", "layout"), fast_cases)
+def test_single_case_probabilities_equal_general_path(cls, layout):
+    """``action_probabilities`` of one float64 ``ndarray`` case (the fast path, no checks
+    repeated) equals that of the same case as a nested list (validated in full), bit for bit,
+    before and after learning, for every registered policy that reports probabilities."""
+    params = {"n_actions": 4, "n_features": 3, "seed": 5, **cls._unit_test_params()[0]}
+    fast, slow = cls(**params), cls(**params)
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        X = np.ascontiguousarray(cls._unit_test_contexts(rng, 1, layout, params), dtype=float)
+        d_fast = fast.decide(X)
+        slow.decide(X.tolist())
+        try:
+            slow_p = slow.action_probabilities(X.tolist())
+        except NotImplementedError:
+            pytest.skip(f"{cls.__name__} reports no probabilities")
+        np.testing.assert_array_equal(fast.action_probabilities(X), slow_p)
+        feedback = cls._unit_test_feedback(rng, X, d_fast, params)
+        fast.update(X, **feedback)
+        slow.update(X.tolist(), **feedback)
+    _same(fast._get_state(), slow._get_state())
+
+
+@settings(max_examples=40, deadline=None)
+@given(d=st.integers(1, 5), K=st.integers(1, 6), ties=st.booleans(), seed=st.integers(0, 10**6))
+def test_ucb_one_case_probabilities_are_the_batch_row(d, K, ties, seed):
+    """LinUCB's one-case one-hot is the row of the same case in a two-case call (the general
+    path's greedy argmax), ties going to the lowest id (integer contexts and an untrained
+    model give exact ties)."""
+    rng = np.random.default_rng(seed)
+    pol = LinUCB(n_actions=K, n_features=d, seed=0)
+    if not ties:
+        X = rng.normal(size=(8, d))
+        pol.update(X, rng.integers(0, K, 8), rng.normal(size=8))
+    x = rng.integers(-2, 3, size=(1, d)).astype(float) if ties else rng.normal(size=(1, d))
+    both = np.vstack([x, rng.normal(size=(1, d))])
+    one = pol.action_probabilities(x)
+    np.testing.assert_array_equal(one, pol.action_probabilities(both)[:1])
+    assert one.sum() == 1.0 and one[0, pol.decide(x).actions[0]] == 1.0
+
+
 @pytest.mark.parametrize("cls", [LinUCB, LinTS])
 def test_single_case_update_takes_every_plain_form(cls):
     """Actions and rewards as ints, floats, one-element lists and arrays all learn the same."""

@@ -25,7 +25,9 @@ from scarce.serve import (
     models_equal,
     replay,
 )
+from scarce.serve import served as served_module
 from scarce.serve.budgets import LEDGER_PREFIX
+from scarce.serve.served import ServedPolicy
 from scarce.serve.traits import SERVED_ACTION_TYPES
 
 POLICIES = get_policies()
@@ -87,6 +89,59 @@ def test_every_registered_policy_is_served_learns_and_replays(name, tmp_path, cl
             assert svc.policy.n_updates_ == N_EVENTS and svc.policy.rounds_ == N_EVENTS // 4
     finally:
         svc.store.close()
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, c in POLICIES.items() if c.action_type != "allocation")
+)
+def test_small_distributions_are_checked_on_floats_as_in_numpy(name, tmp_path, clock, monkeypatch):
+    """The choice of a policy over a few actions (``ServedPolicy._full_choice``: checks and
+    argmax on Python floats) equals the general path's (NumPy) for every served policy."""
+    cls = POLICIES[name]
+    svc, config, _ = _serve_and_learn(cls, tmp_path, clock, n=6)
+    try:
+        rng = np.random.default_rng(4)
+        if config.traits.decide_keywords:
+            pytest.skip(f"{name} needs decision-time keywords")
+        # an untrained model (uniform or tied distributions: ties go to the lowest id) and
+        # the learned one
+        for served in (ServedPolicy(config), svc.active.served):
+            for i in range(5):
+                X, _ = case(cls, config, rng)
+                X = np.asarray(X, dtype=float)
+                small = served.choose(X, None, f"c{i}", {})
+                monkeypatch.setattr(served_module, "_PYTHON_CHECKS", 0)
+                general = served.choose(X, None, f"c{i}", {})
+                monkeypatch.undo()
+                assert small == general
+    finally:
+        svc.store.close()
+
+
+def test_small_distribution_ties_go_to_the_lowest_id():
+    """As ``np.argmax``: the first of equal maxima (a deterministic policy's one-hot has
+    none, so the served policies above cannot show it)."""
+    for probs in ([0.5, 0.5, 0.0], [0.0, 0.25, 0.25, 0.25, 0.25], [1 / 3] * 3):
+        choice = ServedPolicy._full_choice(list(probs), None, 1)
+        assert choice.action == int(np.argmax(probs)) and choice.probability == max(probs)
+
+
+@pytest.mark.parametrize(
+    "probs",
+    [[np.nan, 0.0, 1.0], [np.inf, 0.0, 0.0], [0.5, 0.2, 0.2], [1e308, 1e308, -1e308], [0.0] * 3],
+)
+@pytest.mark.parametrize("limit", [64, 0])
+@pytest.mark.filterwarnings("ignore:overflow encountered")
+def test_a_distribution_that_is_not_one_is_refused_on_either_path(probs, limit, monkeypatch):
+    """NaN, infinity, an overflowing sum or a sum other than 1: the same 422 error from the
+    float checks and from NumPy's."""
+    served = ServedPolicy(config_from_dict({"type": "LinUCB", "n_actions": 3, "n_features": 2}))
+    monkeypatch.setattr(served_module, "_PYTHON_CHECKS", limit)
+    monkeypatch.setattr(
+        served.policy, "action_probabilities", lambda X, **kw: np.array([probs], dtype=float)
+    )
+    with pytest.raises(RequestError, match="cannot score this context"):
+        served.choose(np.zeros((1, 2)), None, "e", {})
 
 
 @pytest.mark.usefixtures("protocol_policies")

@@ -5,7 +5,6 @@ and at most one charge each is one statement (one round trip, committed by itsel
 from __future__ import annotations
 
 import threading
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -102,7 +101,7 @@ def test_numpy_numbers_in_a_record_are_logged_as_numbers_on_postgres(pg_server):
     """psycopg adapts numpy scalars; the JSON document of a group must take them too."""
     store = _open(pg_server.new_database())
     try:
-        rec = replace(_rec("n"), action=np.int64(2), probability=np.float32(0.5))
+        rec = _rec("n")._replace(action=np.int64(2), probability=np.float32(0.5))
         assert _submit(store, [[(rec, [("slots", "", np.float64(1.0))])]]) == ["inserted"]
         assert store.query("SELECT action, probability FROM decisions") == [(2, 0.5)]
     finally:

@@ -316,6 +316,10 @@ class Policy:
 
         Does not change the policy's state or its random stream.
         """
+        if eligible is None and not context:
+            one = self._single_case(X)
+            if one is not None:  # the validated fast path for one case, as in decide
+                return self._action_probabilities(one, None)
         X = check_contexts(X, self.n_features, self.n_actions)
         self._ensure_initialized(X)
         mask = self._check_eligible(eligible, X.shape[0])

@@ -50,7 +50,12 @@ class UCBPolicy(ModelPolicy):
         return greedy_decision(self._ucb(X), eligible)
 
     def _action_probabilities(self, X, eligible):
-        return one_hot(greedy_decision(self._ucb(X), eligible).actions, self.n_actions)
+        scores = self._ucb(X)
+        if eligible is None and scores.shape[0] == 1:  # one case: greedy_decision's argmax
+            out = np.zeros_like(scores)
+            out[0, scores[0].argmax()] = 1.0
+            return out
+        return one_hot(greedy_decision(scores, eligible).actions, self.n_actions)
 
 
 class LinUCB(UCBPolicy):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from scarce.serve.budgets import BudgetRules
 from scarce.serve.config import ServiceConfig
@@ -29,8 +29,7 @@ class EventConflictError(RuntimeError):
         self.field = field
 
 
-@dataclass(frozen=True)
-class DecisionResult:
+class DecisionResult(NamedTuple):
     """What ``POST /v1/decisions`` returns: the action (a list of levels for ``"levels"``
     policies), its probability (None where the policy cannot say), the full distribution
     (None for structured actions), the model and policy versions that decided, and, for

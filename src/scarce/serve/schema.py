@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 #: slack for float budget comparisons (costs are sums of config numbers)
 BUDGET_EPS = 1e-9
@@ -210,8 +210,7 @@ class UnknownEventError(KeyError):
     """No decision was logged under this event id (for this key)."""
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
+class DecisionRecord(NamedTuple):
     """One logged decision (JSON-encoded fields are kept as text). ``key_id``: the API key
     (tenant) that made it; None when the service runs without keys. ``info``: the policy's
     ``Decision.info`` of the case; ``extras``: the decision-time keywords of the request
@@ -238,25 +237,8 @@ class DecisionRecord:
     shadow: str | None = None
 
     def row(self) -> tuple[Any, ...]:
-        return (
-            self.event_id,
-            self.fingerprint,
-            self.context,
-            self.eligible,
-            self.group,
-            self.action,
-            self.probability,
-            self.probabilities,
-            self.model_version,
-            self.charges,
-            self.ts,
-            self.key_id,
-            self.info,
-            self.extras,
-            self.action_value,
-            self.policy_version,
-            self.shadow,
-        )
+        """The record's values in :data:`DECISION_COLUMNS` order (the fields' order)."""
+        return tuple(self)
 
 
 #: decisions logged together, all or none: ``(record, charges)`` pairs

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -28,10 +28,10 @@ from scarce.serve.validation import RequestError, event_generator, json_text
 
 _LOG = logging.getLogger("scarce.serve")
 _CHUNK = 64  # joined events learned on a copy before it replaces the served model
+_PYTHON_CHECKS = 64  # distributions over at most this many actions are checked on floats
 
 
-@dataclass(frozen=True)
-class Choice:
+class Choice(NamedTuple):
     """A policy's answer for one case.
 
     ``action``: the action id (-1 for a structured action, given in ``action_value``);
@@ -219,6 +219,8 @@ class ServedPolicy:
                     return Choice(action, p if np.isfinite(p) else None, None, info, version)
             elif sparse:  # the most probable supported action (ties: lowest id)
                 action = int(probs[0][0, np.argmax(probs[1][0])])
+            elif mask is None and probs.shape[0] <= _PYTHON_CHECKS:
+                return self._full_choice(probs.tolist(), info, version)
             else:
                 # the rule is the argmax its one-hot distribution reports (ties: lowest id)
                 action = int(np.argmax(probs if mask is None else np.where(mask[0], probs, -1.0)))
@@ -233,6 +235,19 @@ class ServedPolicy:
                 "context", "the model cannot score this context (numerical overflow)"
             )
         plist = probs.tolist()
+        return Choice(action, plist[action], plist, info, version)
+
+    @staticmethod
+    def _full_choice(plist: list[float], info: Any, version: int) -> Choice:
+        """The most probable action of a distribution over a few actions (ties: lowest id)
+        and its checks on Python floats (NumPy's calls cost more at this size): the same
+        answer, and the same error, as the general path."""
+        total = sum(plist)  # NaN or inf when any entry is (or when the sum overflows)
+        if not math.isfinite(total) or abs(total - 1.0) > 1e-6:
+            raise RequestError(
+                "context", "the model cannot score this context (numerical overflow)"
+            )
+        action = plist.index(max(plist))  # the first maximum, as np.argmax
         return Choice(action, plist[action], plist, info, version)
 
     @staticmethod

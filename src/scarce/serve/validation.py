@@ -10,8 +10,7 @@ import math
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -27,8 +26,7 @@ class RequestError(ValueError):
         self.message = message
 
 
-@dataclass(frozen=True)
-class Case:
+class Case(NamedTuple):
     """One checked decision request; ``prefix`` names it in errors (``""`` or
     ``"requests[i]."``)."""
 
