@@ -1,0 +1,490 @@
+"""Numba kernels of one online round of scarce's LinUCB, LinTS and KnapsackBandit / Deferral,
+for :mod:`bench_compiled` (a probe of whether a compiled extension would pay; nothing in the
+library uses this module). Importing it needs numba.
+
+Each kernel makes the library's arithmetic in loops instead of NumPy calls (the same formulas;
+see the functions' docstrings for where the order of a sum differs), on state that a runner
+keeps in a few packed arrays (each array argument costs numba's dispatcher about 60 ns).
+
+A disjoint ridge model set of ``K`` actions in ``d`` features is one array ``S``
+``(K, 2 d + 2, d)``: ``S[k, :d]`` is ``A_k^{-1}``, ``S[k, d:2d]`` the precision ``A_k``,
+``S[k, 2d]`` the estimate ``theta_k`` and ``S[k, 2d + 1]`` the vector ``b_k``; ``counts``
+``(2, K)`` float64 holds each model's observation count and rank-1 steps since its last
+refactorisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# ---------------------------------------------------------------------- shared pieces
+
+
+@njit(cache=False, fastmath={"reassoc", "contract"})
+def _products(S, x, Z, k):
+    """``Z[k] = A_k^{-1} x``, one dot product per row; the sums may be reassociated (and
+    fused multiply-adds used) so that they vectorise, so they round differently from
+    NumPy's GEMV (which also sums in its own order)."""
+    d = x.shape[0]
+    z = Z[k]
+    for i in range(d):
+        row = S[k, i]
+        s = 0.0
+        for j in range(d):
+            s += row[j] * x[j]
+        z[i] = s
+
+
+@njit(cache=False)
+def _dot(a, b):
+    s = 0.0
+    for i in range(a.shape[0]):
+        s += a[i] * b[i]
+    return s
+
+
+@njit(cache=False)
+def ridge_step(S, counts, x, a, y, u, resync):
+    """One Sherman-Morrison / recursive-least-squares step of model ``a`` with row ``x``
+    ``(d,)`` and target ``y`` (``RowStep.add``: ``gain = u / (1 + x.u)``, ``theta += gain
+    (y - x.theta)``, ``b += y x``, ``A^{-1} -= gain u^T``; plus ``A += x x^T``), ``u`` being
+    ``A_a^{-1} x``. Returns False, changing nothing, when the step is the model's
+    ``resync``-th since its last refactorisation (the caller refactorises, as the library
+    does then)."""
+    since = counts[1, a] + 1.0
+    if since >= resync:
+        return False
+    counts[1, a] = since
+    counts[0, a] += 1.0
+    d = x.shape[0]
+    scale = 1.0 / (1.0 + _dot(x, u))
+    theta = S[a, 2 * d]
+    resid = y - _dot(x, theta)
+    b = S[a, 2 * d + 1]
+    for i in range(d):
+        g = u[i] * scale
+        theta[i] += g * resid
+        b[i] += x[i] * y
+    for i in range(d):
+        g = u[i] * scale
+        xi = x[i]
+        inv = S[a, i]
+        prec = S[a, d + i]
+        for j in range(d):
+            inv[j] -= g * u[j]
+            prec[j] += xi * x[j]
+    return True
+
+
+# ---------------------------------------------------------------------- LinUCB / LinTS
+
+
+@njit(cache=False)
+def ucb_decide(S, X, Z, alpha):
+    """LinUCB's choice for one context ``X`` ``(1, d)``: the largest ``x.theta_k + alpha
+    sqrt(max(x^T A_k^{-1} x, 0))``, ties to the lowest id; ``Z`` ``(K, d)`` receives the
+    products ``A_k^{-1} x`` for the update."""
+    x = X[0]
+    d = x.shape[0]
+    best = -np.inf
+    a = 0
+    for k in range(S.shape[0]):
+        _products(S, x, Z, k)
+        var = _dot(Z[k], x)
+        mean = _dot(x, S[k, 2 * d])
+        s = mean + math.sqrt(var if var > 0.0 else 0.0) * alpha
+        if s > best or k == 0:
+            best = s
+            a = k
+    return a
+
+
+@njit(cache=False)
+def ts_decide(S, X, Z, v, z):
+    """LinTS's choice for one context: the largest ``x.theta_k + (v sqrt(x^T A_k^{-1} x))
+    z_k`` with the standard normals ``z`` ``(K,)`` drawn by the caller (as the library draws
+    them: ``rng.standard_normal((1, K))``)."""
+    x = X[0]
+    d = x.shape[0]
+    best = -np.inf
+    a = 0
+    for k in range(S.shape[0]):
+        _products(S, x, Z, k)
+        var = _dot(Z[k], x)
+        mean = _dot(x, S[k, 2 * d])
+        s = mean + (math.sqrt(var if var > 0.0 else 0.0) * v) * z[k]
+        if s > best or k == 0:
+            best = s
+            a = k
+    return a
+
+
+@njit(cache=False)
+def ridge_update(S, counts, X, a, y, Z, kept, resync):
+    """The update of action ``a`` with reward ``y`` on ``X`` ``(1, d)``; ``kept``: ``Z[a]``
+    is ``A_a^{-1} x`` from the decision on this ``X``."""
+    x = X[0]
+    if not kept:
+        _products(S, x, Z, a)
+    return ridge_step(S, counts, x, a, y, Z[a], resync)
+
+
+# ---------------------------------------------------------------------- KnapsackBandit
+
+
+@njit(cache=False)
+def knapsack_decide(RS, CT, X, led, dual, beta, bound, rank, Z, c_all, c_used, par, free):
+    """One priced decision of ``KnapsackBandit`` (and ``Deferral``) with identity links and
+    paired designs (``SingleCasePath._decide_priced_one`` / ``OutcomeModels.priced_one``):
+    the best affordable action of ``UCB_r - LCB_c . prices``, ties to the free action.
+
+    ``RS`` the reward models (packed, above); ``CT`` ``(nc, 2, d, m)`` the consumption
+    models' estimates and vectors (their ``A^{-1}`` are the reward models' of the same
+    actions: paired designs); ``led`` ``(3, m)`` budget, spent, reserved; ``dual``
+    ``(4, m + 1)`` the weights, then scale, eta * scale and the idle factors in the first
+    ``m`` columns; ``beta`` ``(2, K)`` the radius of each action's reward and consumption
+    model; ``bound`` ``(K, m)``; ``rank`` ``(K,)`` int64 an action's consumption model (-1
+    for the free action); ``par`` ``(lo, hi, Z, eta * rate, tolerance, resync)``. Writes the
+    chosen action's pessimistic consumption into ``c_used`` ``(m,)`` and reserves its bound.
+    """
+    x = X[0]
+    d = x.shape[0]
+    m = bound.shape[1]
+    lo, hi, Zp, tol = par[0], par[1], par[2], par[4]
+    best = -np.inf
+    a = 0
+    s_free = 0.0
+    for k in range(RS.shape[0]):
+        _products(RS, x, Z, k)
+        var = _dot(Z[k], x)
+        w = math.sqrt(var if var > 0.0 else 0.0)
+        r = _dot(x, RS[k, 2 * d]) + w * beta[0, k]
+        r = max(min(r, hi), lo)
+        j = rank[k]
+        cost = 0.0
+        ok = True
+        for q in range(m):
+            low = 0.0
+            if j >= 0:
+                mean = 0.0
+                for i in range(d):
+                    mean += x[i] * CT[j, 0, i, q]
+                low = min(max(mean - w * beta[1, k], 0.0), bound[k, q])
+                # affordable: each resource's bound fits what is left
+                if not bound[k, q] <= (led[0, q] - led[1, q] - led[2, q]) + tol:
+                    ok = False
+            c_all[k, q] = low
+            cost += low * ((Zp * dual[0, q]) * dual[1, q])
+        s = r - cost
+        if k == free:
+            s_free = s
+        elif not ok:
+            s = -np.inf
+        if k == 0 or s > best:
+            best = s
+            a = k
+    if s_free >= best:
+        a = free
+    if a != free:
+        for q in range(m):
+            led[2, q] += bound[a, q]
+    for q in range(m):
+        c_used[q] = c_all[a, q]
+    return a
+
+
+@njit(cache=False)
+def hedge_step(dual, c_used, eta_rate):
+    """``DualPrices.step`` of one row ``c_used`` ``(m,)``: ``w[:m] *= exp(c eta scale -
+    eta rate)`` (the kept idle factors when nothing was consumed), then ``w /= sum(w)``."""
+    m = c_used.shape[0]
+    nonzero = False
+    for q in range(m):
+        if c_used[q] != 0.0:
+            nonzero = True
+    w = dual[0]
+    for q in range(m):
+        w[q] *= math.exp(c_used[q] * dual[2, q] - eta_rate) if nonzero else dual[3, q]
+    total = 0.0
+    for q in range(m + 1):
+        total += w[q]
+    for q in range(m + 1):
+        w[q] /= total
+
+
+@njit(cache=False)
+def knapsack_update(
+    RS,
+    counts,
+    CT,
+    CS,
+    X,
+    a,
+    y,
+    C,
+    c_used,
+    mr,
+    full,
+    led,
+    dual,
+    beta,
+    bound,
+    rank,
+    Z,
+    par,
+    table,
+    free,
+):
+    """The feedback of one priced decision (``OneRoundFeedback._learn_one_fast``): book the
+    costs ``C`` ``(m,)`` (release the reservation), one Hedge step with the decision's
+    ``c_used``, then the paired step of a costly action's reward and consumption models
+    (``RidgeRegression.add_one_paired``) or the free action's reward model alone, and, with
+    ``full`` (Deferral), the free action's reward model on the model's reward ``mr``; each
+    model's radius follows its count (``table``). ``CS`` ``(nc, 2, d, d)`` the consumption
+    models' ``A^{-1}`` and ``A`` (copies of the reward models', as the library keeps them).
+    Returns False, changing nothing, when a model is due for its refactorisation (which
+    this probe does not cover)."""
+    x = X[0]
+    d = x.shape[0]
+    m = bound.shape[1]
+    resync = par[5]
+    j = rank[a]
+    if counts[1, a] + 1.0 >= resync or (full and counts[1, free] + 1.0 >= resync):
+        return False
+    if a != free:
+        for q in range(m):
+            led[2, q] = max(led[2, q] - bound[a, q], 0.0)
+            led[1, q] += C[q]
+    hedge_step(dual, c_used, par[3])
+    if j < 0:  # the free action: its reward model alone
+        _products(RS, x, Z, a)
+        ridge_step(RS, counts, x, a, mr if full else y, Z[a], resync)
+        beta[0, a] = table[int(counts[0, a])]
+        return True
+    _products(RS, x, Z, a)
+    u = Z[a]
+    scale = 1.0 / (1.0 + _dot(x, u))
+    theta = RS[a, 2 * d]
+    resid = y - _dot(x, theta)
+    b = RS[a, 2 * d + 1]
+    for q in range(m):
+        mean = 0.0
+        for i in range(d):
+            mean += x[i] * CT[j, 0, i, q]
+        resid_q = C[q] - mean
+        for i in range(d):
+            CT[j, 0, i, q] += (u[i] * scale) * resid_q
+            CT[j, 1, i, q] += x[i] * C[q]
+    for i in range(d):
+        theta[i] += (u[i] * scale) * resid
+        b[i] += x[i] * y
+    for i in range(d):
+        g = u[i] * scale
+        xi = x[i]
+        inv = RS[a, i]
+        prec = RS[a, d + i]
+        cinv = CS[j, 0, i]
+        cprec = CS[j, 1, i]
+        for jj in range(d):
+            inv[jj] -= g * u[jj]
+            prec[jj] += xi * x[jj]
+            cinv[jj] = inv[jj]
+            cprec[jj] = prec[jj]
+    counts[0, a] += 1.0
+    counts[1, a] += 1.0
+    value = table[int(counts[0, a])]
+    beta[0, a] = value
+    beta[1, a] = value
+    if full:
+        _products(RS, x, Z, free)
+        ridge_step(RS, counts, x, free, mr, Z[free], resync)
+        beta[0, free] = table[int(counts[0, free])]
+    return True
+
+
+# ---------------------------------------------------------------------- Python wrappers
+
+_F64 = np.dtype(np.float64)
+
+
+def check_case(X: object, d: int) -> np.ndarray:
+    """The library's fast-path check of one context (``Policy._single_case``): a ``(1, d)``
+    float64 array whose entries are finite; raises ``ValueError`` otherwise."""
+    if type(X) is np.ndarray and X.shape == (1, d) and X.dtype == _F64:
+        x = X.ravel()
+        if math.isfinite(x.dot(x)):
+            return X
+    raise ValueError(f"X must be a finite float64 array of shape (1, {d})")
+
+
+def check_feedback(action: object, reward: object, K: int) -> tuple[int, float]:
+    """The library's fast-path checks of one action id in ``[0, K)`` and one finite reward
+    (``_one_action`` / ``_one_reward`` for the int / float forms)."""
+    if not (type(action) is int or isinstance(action, np.integer)) or not 0 <= action < K:
+        raise ValueError(f"action must be an int in [0, {K}); got {action!r}")
+    r = float(reward)  # type: ignore[arg-type]
+    if not math.isfinite(r):
+        raise ValueError(f"reward must be finite; got {reward!r}")
+    return int(action), r
+
+
+def pack_ridge(A_inv: np.ndarray, A: np.ndarray, theta: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The packed ``(K, 2 d + 2, d)`` state of ``K`` single-target ridge models."""
+    return np.ascontiguousarray(np.concatenate([A_inv, A, theta[:, None], b[:, None]], axis=1))
+
+
+class NumbaLinear:
+    """Disjoint LinUCB or LinTS on the kernels above (the state and arithmetic of scarce's
+    ``LinUCB`` / ``LinTS`` with ``RidgeRegression``, ``forgetting=1``, no window).
+
+    ``checks``: validate the context, action and reward as the library's fast path does
+    (False: the kernels alone). LinTS draws its normals with ``rng.standard_normal(K)``
+    from ``np.random.default_rng(seed)`` outside the kernel (the library's stream; passing
+    the Generator into a kernel costs numba about 7 us of unboxing per call).
+    """
+
+    def __init__(
+        self, algorithm: str, d: int, K: int, width: float, lam: float, seed: int, checks: bool
+    ) -> None:
+        self.algorithm, self.d, self.K, self.width, self.checks = algorithm, d, K, width, checks
+        eye = np.broadcast_to(np.eye(d), (K, d, d))
+        zeros = np.zeros((K, d))
+        self.S = pack_ridge(eye / lam, eye * lam, zeros, zeros)
+        self.counts = np.zeros((2, K))
+        self.Z = np.zeros((K, d))
+        self.rng = np.random.default_rng(seed)
+        self.resync = 2000.0  # RidgeRegression's resync_every
+        self._last: np.ndarray | None = None
+
+    def decide(self, X: np.ndarray) -> int:
+        if self.checks:
+            check_case(X, self.d)
+        self._last = X
+        if self.algorithm == "LinUCB":
+            return ucb_decide(self.S, X, self.Z, self.width)
+        return ts_decide(self.S, X, self.Z, self.width, self.rng.standard_normal(self.K))
+
+    def update(self, X: np.ndarray, action: int, reward: float) -> None:
+        if self.checks:
+            check_case(X, self.d)
+            action, reward = check_feedback(action, reward, self.K)
+        kept = X is self._last
+        self._last = None
+        if not ridge_update(self.S, self.counts, X, action, reward, self.Z, kept, self.resync):
+            self._refactor(X[0], action, reward)
+
+    def _refactor(self, x: np.ndarray, a: int, y: float) -> None:
+        """The library's periodic refactorisation (``RidgeRegression._add``): the row into
+        ``A`` and ``b``, then ``A^{-1}`` and ``theta`` from a Cholesky factorisation."""
+        from scarce.models.ridge import solve_posterior
+
+        d = self.d
+        S = self.S[a]
+        S[d : 2 * d] += np.multiply.outer(x, x)
+        S[2 * d + 1] += y * x
+        S[:d], S[2 * d] = solve_posterior(S[d : 2 * d], S[2 * d + 1])
+        self.counts[0, a] += 1.0
+        self.counts[1, a] = 0.0
+
+    @property
+    def A_inv(self) -> np.ndarray:
+        return self.S[:, : self.d]
+
+    @property
+    def theta(self) -> np.ndarray:
+        return self.S[:, 2 * self.d]
+
+
+class NumbaKnapsack:
+    """``KnapsackBandit`` / ``Deferral`` rounds on the kernels above, from the state of a
+    library policy past its warm-up (priced, identity links, paired designs, a ledger that
+    is not refactorised over the run). ``checks`` as in :class:`NumbaLinear`, plus the
+    costs' shape and range and the deferral model's reward (``OneRoundFeedback``)."""
+
+    def __init__(self, policy: object, checks: bool, full: bool) -> None:
+        pol: object = policy
+        models = pol.models_  # type: ignore[attr-defined]
+        if not models.paired_ridge or not models.paired() or pol.Z_ is None:  # type: ignore[attr-defined]
+            raise ValueError("the probe covers priced rounds of paired identity-link ridge models")
+        rmodel = models.reward_groups[0][2].model
+        cmodel = models.cost_groups[0][2].model
+        rs, cs = rmodel.get_state(), cmodel.get_state()
+        self.K, self.d = rmodel.n_models, rmodel.n_features
+        self.m = m = pol.n_resources  # type: ignore[attr-defined]
+        self.free = int(pol.free_action)  # type: ignore[attr-defined]
+        self.full, self.checks = full, checks
+        self.RS = pack_ridge(rs["A_inv"], rs["A"], rs["theta"], rs["b"])
+        self.counts = np.stack([rs["n_obs"], rs["since_resync"].astype(float)])
+        self.CT = np.ascontiguousarray(np.stack([cs["theta"], cs["b"]], axis=1))
+        self.CS = np.ascontiguousarray(np.stack([cs["A_inv"], cs["A"]], axis=1))
+        led = pol.ledger_  # type: ignore[attr-defined]
+        self.led = np.stack([led.budget, led.spent, led.reserved]).astype(float)
+        self.bound = np.ascontiguousarray(led.cost_bound, dtype=float)
+        self.tol = (self.bound + 1e-12).tolist()
+        prices = pol.prices_  # type: ignore[attr-defined]
+        T = pol.horizon  # type: ignore[attr-defined]
+        rate = float((led.budget / T).min())
+        eta_scale = prices.eta * prices.scale
+        eta_rate = prices.eta * rate
+        self.dual = np.zeros((4, m + 1))
+        self.dual[0] = prices.weights
+        self.dual[1, :m] = prices.scale
+        self.dual[2, :m] = eta_scale
+        self.dual[3, :m] = np.exp(np.zeros(m) * eta_scale - eta_rate)
+        conf = pol.confidence_  # type: ignore[attr-defined]
+        self.table = conf.radius(np.arange(2 * T + 2, dtype=np.float64), self.d, "identity")
+        self.beta = np.zeros((2, self.K))
+        self.beta[0] = conf.radius(rs["n_obs"], self.d, "identity")
+        self.rank = np.full(self.K, -1, dtype=np.int64)
+        self.rank[models.costly] = np.arange(models.costly.size)
+        self.beta[1, models.costly] = conf.radius(cs["n_obs"], self.d, "identity")
+        lo, hi = conf.reward_range
+        self.par = np.array([lo, hi, pol.Z_, eta_rate, 1e-9, float(rmodel.resync_every)])  # type: ignore[attr-defined]
+        self.Z = np.zeros((self.K, self.d))
+        self.c_all = np.zeros((self.K, m))
+        self.c_used = np.zeros(m)
+        self._lo_hi = (float(lo), float(hi))
+
+    def decide(self, X: np.ndarray) -> int:
+        if self.checks:
+            check_case(X, self.d)
+        return knapsack_decide(
+            self.RS, self.CT, X, self.led, self.dual, self.beta, self.bound, self.rank,
+            self.Z, self.c_all, self.c_used, self.par, self.free,
+        )  # fmt: skip
+
+    def update(
+        self, X: np.ndarray, action: int, reward: float, costs: np.ndarray, mr: float
+    ) -> None:
+        """``costs`` ``(1, m)`` float64 (zeros for the free action); ``mr`` the deferral
+        model's reward (used with ``full``)."""
+        if self.checks:
+            check_case(X, self.d)
+            action, reward = check_feedback(action, reward, self.K)
+            if type(costs) is not np.ndarray or costs.dtype != _F64 or costs.shape != (1, self.m):
+                raise ValueError(f"costs must be a float64 array of shape (1, {self.m})")
+            values = costs[0].tolist()
+            if action == self.free:
+                if any(v != 0.0 for v in values):
+                    raise ValueError("the free action's costs must be 0")
+            else:
+                for v, t in zip(values, self.tol[action], strict=True):
+                    if not 0.0 <= v <= t:
+                        raise ValueError("costs must be finite, >= 0 and at most cost_bound")
+            if self.full:
+                mr = float(mr)
+                lo, hi = self._lo_hi
+                if not lo <= mr <= hi:
+                    raise ValueError(f"model_rewards must be in [{lo}, {hi}]")
+        if not knapsack_update(
+            self.RS, self.counts, self.CT, self.CS, X, action, reward, costs[0], self.c_used,
+            mr, self.full, self.led, self.dual, self.beta, self.bound, self.rank, self.Z,
+            self.par, self.table, self.free,
+        ):  # fmt: skip
+            raise NotImplementedError(
+                "a model reached resync_every: refactorisation is not in this probe's kernel; "
+                "use fewer rounds"
+            )
