@@ -25,10 +25,15 @@ do), after a warm-up that includes numba's compilation (reported apart, ``compil
 Within each repeat every variant runs the same rounds in turn (the order rotating between
 repeats); the ratios are paired by repeat and the table gives their median. Agreement:
 each variant keeps its own state on the same contexts and rewards; ``decisions_differ``
-counts the timed rounds whose action differs from the library's, and the ``*_max_abs`` /
-``*_max_rel`` columns compare the final ``theta`` and ``A^{-1}`` (``max |a - b|`` and that
-over ``max |b|``, the library's array being ``b``). Rounds of one repeat that differ in
-action make the states differ by more than rounding.
+counts the rounds (all of them, online; the timed ones, budgeted) whose action differs
+from the library's, ``repeats_differ`` the repeats with any, ``first_differ`` the earliest
+such round and ``tie_gap_rel`` (online) the gap ``|s[a] - s[b]| / |s[a]|`` between the
+library's scores of its choice ``a`` and the other's ``b`` at the first differing round
+of a repeat (the largest over the repeats; from a replay of the library): 0 or about
+``1e-16`` means a tie in exact arithmetic that rounding broke differently. Once a
+decision differs the states part, so later decisions and the final states differ by more
+than rounding. The ``*_max_abs`` / ``*_max_rel`` columns compare the final ``theta`` and
+``A^{-1}`` (``max |a - b|`` and that over ``max |b|``, the library's array being ``b``).
 """
 
 from __future__ import annotations
@@ -156,12 +161,17 @@ def linear_rows(ck: Any, args: argparse.Namespace, compile_s: dict[str, float]) 
                 for name in names:
                     if name == "scarce":
                         continue
-                    acts = np.array(runs[name].actions[WARMUP:])
-                    differ = int(np.sum(acts != np.array(runs["scarce"].actions[WARMUP:])))
+                    first, differ = _first_differ(runs[name].actions, runs["scarce"].actions)
+                    gap = np.nan
+                    if differ:  # how close the library's own scores were there
+                        other = runs[name].actions[first]
+                        gap = _library_gap(alg, d, K, settings, problem, rep, first, other)
                     r = runners[name]
                     theta = r.theta if name == "numpy" else r.policy.theta
                     A_inv = r.A_inv if name == "numpy" else r.policy.A_inv
-                    agree[name].append((differ, *_diff(theta, lib.theta), *_diff(A_inv, lib.A_inv)))
+                    agree[name].append(
+                        (differ, first, gap, *_diff(theta, lib.theta), *_diff(A_inv, lib.A_inv))
+                    )
             ref_np, ref_lib = np.array(us["numpy"]), np.array(us["scarce"])
             for name in names:
                 t = np.array(us[name])
@@ -170,22 +180,91 @@ def linear_rows(ck: Any, args: argparse.Namespace, compile_s: dict[str, float]) 
                 row["x_numpy"] = float(np.median(t / ref_np))
                 row["x_scarce"] = float(np.median(t / ref_lib))
                 if agree[name]:
-                    a = np.array(agree[name])
-                    row["decisions_differ"] = int(a[:, 0].sum())
-                    for i, key in enumerate(
-                        ("theta_max_abs", "theta_max_rel", "A_inv_max_abs", "A_inv_max_rel")
-                    ):
-                        row[key] = float(a[:, i + 1].max())
+                    _agreement(row, agree[name])
                 if name.startswith("numba"):
                     row["compile_s"] = compile_s[alg]
                 rows.append(row)
     return rows
 
 
+def _first_differ(actions: list[int], reference: list[int]) -> tuple[int, int]:
+    """The first round whose action differs (-1: none) and how many differ."""
+    differ = np.flatnonzero(np.array(actions) != np.array(reference))
+    return (int(differ[0]) if differ.size else -1), int(differ.size)
+
+
+def _library_gap(
+    alg: str, d: int, K: int, settings: Any, problem: Any, seed: int, t: int, other: int
+) -> float:
+    """Replays the library to round ``t`` and returns ``|s[a] - s[other]| / |s[a]|`` for its
+    scores ``s`` there, ``a`` its choice: 0 or a few ulps when the two actions were tied but
+    for rounding."""
+    from core_runners import ScarceRunner
+
+    runner = ScarceRunner(alg, d, K, settings)
+    runner.reset(seed)
+    for i in range(t):
+        x = problem.contexts[i : i + 1]
+        a = runner.decide(x)
+        runner.update(x, a, float(problem.rewards[i, a]))
+    decision = runner.policy.decide(problem.contexts[t : t + 1])
+    s, a = decision.scores[0], int(decision.actions[0])
+    return float(abs(s[a] - s[other]) / abs(s[a]))
+
+
+def _agreement(row: dict, agree: list[tuple]) -> None:
+    """The agreement columns of ``row`` from one tuple per repeat: rounds that differ,
+    the first of them, the library's score gap there, then the state differences."""
+    a = np.array(agree, dtype=float)
+    row["decisions_differ"] = int(a[:, 0].sum())
+    row["repeats_differ"] = int(np.sum(a[:, 0] > 0))
+    firsts = a[a[:, 1] >= 0, 1]
+    row["first_differ"] = int(firsts.min()) if firsts.size else ""
+    gaps = a[a[:, 0] > 0, 2]
+    row["tie_gap_rel"] = float(np.nanmax(gaps)) if gaps.size and not np.isnan(gaps).all() else ""
+    keys = ("theta_max_abs", "theta_max_rel", "A_inv_max_abs", "A_inv_max_rel")
+    for i, key in enumerate(keys):
+        row[key] = float(a[:, i + 3].max())
+    if a.shape[1] > 7:
+        row["cost_theta_max_rel"] = float(a[:, 8].max())
+
+
+def products_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
+    """The floor of a linear round: the products ``A_k^{-1} x`` of all ``K`` actions alone,
+    NumPy's stacked ``A_inv @ x`` against the kernels' loop (best of the repeats)."""
+    rows = []
+    for d, K in ((20, 10), (50, 100)):
+        rng = np.random.default_rng(0)
+        B = rng.standard_normal((K, d, d)) / d
+        A_inv = np.ascontiguousarray(np.eye(d) + B @ B.transpose(0, 2, 1))
+        zeros = np.zeros((K, d))
+        S = ck.pack_ridge(A_inv, A_inv, zeros, zeros)
+        X = rng.standard_normal((1, d))
+        Z = np.zeros((K, d))
+        x = X[0]
+        calls = {
+            "numpy": partial(np.matmul, A_inv, x),
+            "numba kernel": partial(ck.all_products, S, X, Z),
+        }
+        n = max(200, 200_000 // (K * d))
+        for name, call in calls.items():
+            call()
+            best = np.inf
+            for _ in range(args.repeats):
+                t0 = CLOCK()
+                for _ in range(n):
+                    call()
+                best = min(best, (CLOCK() - t0) / n * 1e6)
+            row = _row(f"A_inv @ x only d={d} K={K}", name, d, K, 1, n, n)
+            row.update(us_median="", us_min=best)
+            rows.append(row)
+    return rows
+
+
 def _row(figure: str, variant: str, d: int, K: int, m: int, rounds: int, timed: int) -> dict:
     keys = (
         "us_median us_min x_numpy x_scarce x_linucb_scarce x_linucb_numba decisions_differ "
-        "theta_max_abs theta_max_rel A_inv_max_abs A_inv_max_rel compile_s"
+        "repeats_differ first_differ tie_gap_rel theta_max_abs theta_max_rel A_inv_max_abs A_inv_max_rel compile_s"
     ).split()
     row: dict[str, Any] = {"figure": figure, "variant": variant, "d": d, "K": K, "m": m}
     row.update(rounds=rounds, timed_rounds=timed)
@@ -353,11 +432,13 @@ def budget_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
                 us[n].append(runs[n].us)
             lib = _library_state(pol)
             for n, nk in kernels.items():
-                differ = int(np.sum(np.array(runs[n].actions) != np.array(runs["scarce"].actions)))
+                first, differ = _first_differ(runs[n].actions, runs["scarce"].actions)
                 d = nk.d
                 agree[n].append(
                     (
                         differ,
+                        first,
+                        np.nan,  # (the budgeted score gap is not replayed)
                         *_diff(nk.RS[:, 2 * d], lib["theta"]),
                         *_diff(nk.RS[:, :d], lib["A_inv"]),
                         *_diff(nk.CT[:, 0], lib["cost_theta"]),
@@ -375,13 +456,7 @@ def budget_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
             row["x_linucb_scarce"] = float(np.median(t / lin_lib))
             row["x_linucb_numba"] = float(np.median(t / lin_nb))
             if n in agree:
-                a = np.array(agree[n])
-                row["decisions_differ"] = int(a[:, 0].sum())
-                for i, key in enumerate(
-                    ("theta_max_abs", "theta_max_rel", "A_inv_max_abs", "A_inv_max_rel")
-                ):
-                    row[key] = float(a[:, i + 1].max())
-                row["cost_theta_max_rel"] = float(a[:, 6].max())
+                _agreement(row, agree[n])
                 row["compile_s"] = compile_s
             rows.append(row)
     return rows
@@ -393,7 +468,8 @@ def _print(rows: list[dict]) -> None:
 
     print(
         f"{'figure':<36} {'variant':<13} {'us/round':>9} {'best':>7} {'x numpy':>8} "
-        f"{'x scarce':>9} {'x LinUCB':>9} {'x nbLinUCB':>10} {'differ':>6} "
+        f"{'x scarce':>9} {'x LinUCB':>9} {'x nbLinUCB':>10} {'differ':>6} {'first':>5} "
+        f"{'tie gap':>7} "
         f"{'theta rel':>9} {'A_inv rel':>9}"
     )
     for r in rows:
@@ -401,7 +477,8 @@ def _print(rows: list[dict]) -> None:
             f"{r['figure']:<36} {r['variant']:<13} {f(r['us_median'], '.2f'):>9} "
             f"{f(r['us_min'], '.2f'):>7} {f(r['x_numpy'], '.2f'):>8} {f(r['x_scarce'], '.3f'):>9} "
             f"{f(r['x_linucb_scarce'], '.2f'):>9} {f(r['x_linucb_numba'], '.2f'):>10} "
-            f"{f(r['decisions_differ'], 'd'):>6} {f(r['theta_max_rel'], '.1e'):>9} "
+            f"{f(r['decisions_differ'], 'd'):>6} {f(r['first_differ'], 'd'):>5} "
+            f"{f(r['tie_gap_rel'], '.0e'):>7} {f(r['theta_max_rel'], '.1e'):>9} "
             f"{f(r['A_inv_max_rel'], '.1e'):>9}"
         )
 
@@ -429,6 +506,8 @@ def main() -> None:
     compile_s = _compile_times(ck)
     load_start = os.getloadavg()[0]
     rows = [] if args.only == "budget" else linear_rows(ck, args, compile_s)
+    if args.only is None:
+        rows += products_rows(ck, args)
     if args.only != "linear":
         rows += budget_rows(ck, args)
     load_end = os.getloadavg()[0]

@@ -47,19 +47,56 @@ def _dot(a, b):
 
 
 @njit(cache=False)
+def _cho_solve(L, B):
+    """Solve ``L L^T X = B`` in place (``B`` ``(d, c)``), ``L`` lower triangular."""
+    d, c = B.shape
+    for col in range(c):
+        for i in range(d):
+            s = B[i, col]
+            for k in range(i):
+                s -= L[i, k] * B[k, col]
+            B[i, col] = s / L[i, i]
+        for i in range(d - 1, -1, -1):
+            s = B[i, col]
+            for k in range(i + 1, d):
+                s -= L[k, i] * B[k, col]
+            B[i, col] = s / L[i, i]
+
+
+@njit(cache=False)
+def refactor(A_inv, A, theta, b):
+    """``A^{-1}`` and ``theta = A^{-1} b`` (``b``, ``theta`` ``(d, c)``) from a Cholesky
+    factorisation of the precision ``A`` (``solve_posterior``; LAPACK's ``potrf``, then the
+    substitutions in loops)."""
+    L = np.linalg.cholesky(np.ascontiguousarray(A))
+    E = np.eye(A.shape[0])
+    _cho_solve(L, E)
+    A_inv[:, :] = E
+    B = b.copy()
+    _cho_solve(L, B)
+    theta[:, :] = B
+
+
+@njit(cache=False)
 def ridge_step(S, counts, x, a, y, u, resync):
     """One Sherman-Morrison / recursive-least-squares step of model ``a`` with row ``x``
     ``(d,)`` and target ``y`` (``RowStep.add``: ``gain = u / (1 + x.u)``, ``theta += gain
     (y - x.theta)``, ``b += y x``, ``A^{-1} -= gain u^T``; plus ``A += x x^T``), ``u`` being
-    ``A_a^{-1} x``. Returns False, changing nothing, when the step is the model's
-    ``resync``-th since its last refactorisation (the caller refactorises, as the library
-    does then)."""
-    since = counts[1, a] + 1.0
-    if since >= resync:
-        return False
-    counts[1, a] = since
-    counts[0, a] += 1.0
+    ``A_a^{-1} x``; the model's ``resync``-th row since its last refactorisation goes into
+    ``A`` and ``b`` and the model is refactorised (``RidgeRegression._add``)."""
     d = x.shape[0]
+    since = counts[1, a] + 1.0
+    counts[0, a] += 1.0
+    if since >= resync:
+        for i in range(d):
+            S[a, 2 * d + 1, i] += x[i] * y
+            for j in range(d):
+                S[a, d + i, j] += x[i] * x[j]
+        theta = S[a, 2 * d : 2 * d + 1].T
+        refactor(S[a, :d], S[a, d : 2 * d], theta, S[a, 2 * d + 1 :].T)
+        counts[1, a] = 0.0
+        return
+    counts[1, a] = since
     scale = 1.0 / (1.0 + _dot(x, u))
     theta = S[a, 2 * d]
     resid = y - _dot(x, theta)
@@ -76,10 +113,17 @@ def ridge_step(S, counts, x, a, y, u, resync):
         for j in range(d):
             inv[j] -= g * u[j]
             prec[j] += xi * x[j]
-    return True
 
 
 # ---------------------------------------------------------------------- LinUCB / LinTS
+
+
+@njit(cache=False)
+def all_products(S, X, Z):
+    """``Z[k] = A_k^{-1} x`` for every action (the products alone, for a timing floor)."""
+    x = X[0]
+    for k in range(S.shape[0]):
+        _products(S, x, Z, k)
 
 
 @njit(cache=False)
@@ -129,7 +173,7 @@ def ridge_update(S, counts, X, a, y, Z, kept, resync):
     x = X[0]
     if not kept:
         _products(S, x, Z, a)
-    return ridge_step(S, counts, x, a, y, Z[a], resync)
+    ridge_step(S, counts, x, a, y, Z[a], resync)
 
 
 # ---------------------------------------------------------------------- KnapsackBandit
@@ -245,15 +289,12 @@ def knapsack_update(
     ``full`` (Deferral), the free action's reward model on the model's reward ``mr``; each
     model's radius follows its count (``table``). ``CS`` ``(nc, 2, d, d)`` the consumption
     models' ``A^{-1}`` and ``A`` (copies of the reward models', as the library keeps them).
-    Returns False, changing nothing, when a model is due for its refactorisation (which
-    this probe does not cover)."""
+    A model due for its refactorisation is refactorised (``RidgeRegression._add``)."""
     x = X[0]
     d = x.shape[0]
     m = bound.shape[1]
     resync = par[5]
     j = rank[a]
-    if counts[1, a] + 1.0 >= resync or (full and counts[1, free] + 1.0 >= resync):
-        return False
     if a != free:
         for q in range(m):
             led[2, q] = max(led[2, q] - bound[a, q], 0.0)
@@ -263,9 +304,19 @@ def knapsack_update(
         _products(RS, x, Z, a)
         ridge_step(RS, counts, x, a, mr if full else y, Z[a], resync)
         beta[0, a] = table[int(counts[0, a])]
-        return True
+        return
     _products(RS, x, Z, a)
     u = Z[a]
+    if counts[1, a] + 1.0 >= resync:
+        # the refactorisation of both models (add_one_paired falls back to two add_one)
+        ridge_step(RS, counts, x, a, y, u, resync)
+        for i in range(d):
+            for q in range(m):
+                CT[j, 1, i, q] += x[i] * C[q]
+        CS[j, 1] = RS[a, d : 2 * d]
+        refactor(CS[j, 0], CS[j, 1], CT[j, 0], CT[j, 1])
+        _learned(beta, counts, table, a, free, full, RS, x, Z, mr, resync)
+        return
     scale = 1.0 / (1.0 + _dot(x, u))
     theta = RS[a, 2 * d]
     resid = y - _dot(x, theta)
@@ -295,6 +346,13 @@ def knapsack_update(
             cprec[jj] = prec[jj]
     counts[0, a] += 1.0
     counts[1, a] += 1.0
+    _learned(beta, counts, table, a, free, full, RS, x, Z, mr, resync)
+
+
+@njit(cache=False)
+def _learned(beta, counts, table, a, free, full, RS, x, Z, mr, resync):
+    """After a costly action's paired step: both models' radius from their count, then
+    (``full``) the free action's reward model learns the model's reward ``mr``."""
     value = table[int(counts[0, a])]
     beta[0, a] = value
     beta[1, a] = value
@@ -302,7 +360,6 @@ def knapsack_update(
         _products(RS, x, Z, free)
         ridge_step(RS, counts, x, free, mr, Z[free], resync)
         beta[0, free] = table[int(counts[0, free])]
-    return True
 
 
 # ---------------------------------------------------------------------- Python wrappers
@@ -373,21 +430,7 @@ class NumbaLinear:
             action, reward = check_feedback(action, reward, self.K)
         kept = X is self._last
         self._last = None
-        if not ridge_update(self.S, self.counts, X, action, reward, self.Z, kept, self.resync):
-            self._refactor(X[0], action, reward)
-
-    def _refactor(self, x: np.ndarray, a: int, y: float) -> None:
-        """The library's periodic refactorisation (``RidgeRegression._add``): the row into
-        ``A`` and ``b``, then ``A^{-1}`` and ``theta`` from a Cholesky factorisation."""
-        from scarce.models.ridge import solve_posterior
-
-        d = self.d
-        S = self.S[a]
-        S[d : 2 * d] += np.multiply.outer(x, x)
-        S[2 * d + 1] += y * x
-        S[:d], S[2 * d] = solve_posterior(S[d : 2 * d], S[2 * d + 1])
-        self.counts[0, a] += 1.0
-        self.counts[1, a] = 0.0
+        ridge_update(self.S, self.counts, X, action, reward, self.Z, kept, self.resync)
 
     @property
     def A_inv(self) -> np.ndarray:
@@ -400,8 +443,7 @@ class NumbaLinear:
 
 class NumbaKnapsack:
     """``KnapsackBandit`` / ``Deferral`` rounds on the kernels above, from the state of a
-    library policy past its warm-up (priced, identity links, paired designs, a ledger that
-    is not refactorised over the run). ``checks`` as in :class:`NumbaLinear`, plus the
+    library policy past its warm-up (priced, identity links, paired designs). ``checks`` as in :class:`NumbaLinear`, plus the
     costs' shape and range and the deferral model's reward (``OneRoundFeedback``)."""
 
     def __init__(self, policy: object, checks: bool, full: bool) -> None:
@@ -479,12 +521,8 @@ class NumbaKnapsack:
                 lo, hi = self._lo_hi
                 if not lo <= mr <= hi:
                     raise ValueError(f"model_rewards must be in [{lo}, {hi}]")
-        if not knapsack_update(
+        knapsack_update(
             self.RS, self.counts, self.CT, self.CS, X, action, reward, costs[0], self.c_used,
             mr, self.full, self.led, self.dual, self.beta, self.bound, self.rank, self.Z,
             self.par, self.table, self.free,
-        ):  # fmt: skip
-            raise NotImplementedError(
-                "a model reached resync_every: refactorisation is not in this probe's kernel; "
-                "use fewer rounds"
-            )
+        )  # fmt: skip
