@@ -96,24 +96,37 @@ def _online(runner: Any, contexts: np.ndarray, rewards: np.ndarray) -> _Run:
 
 
 class _NumbaRunner:
-    """:class:`compiled_kernels.NumbaLinear` behind ``core_runners.Runner``'s calls."""
+    """:class:`compiled_kernels.NumbaLinear` behind ``core_runners.Runner``'s calls; with
+    ``api`` driven as ``ScarceRunner`` drives the library (a ``Decision`` back, the
+    feedback as one-element lists)."""
 
-    def __init__(self, ck: Any, algorithm: str, d: int, K: int, settings: Any, checks: bool):
+    def __init__(
+        self, ck: Any, algorithm: str, d: int, K: int, settings: Any, checks: bool, api: bool
+    ):
         self.ck, self.algorithm, self.d, self.K = ck, algorithm, d, K
-        self.settings, self.checks = settings, checks
+        self.settings, self.checks, self.api = settings, checks, api
 
     def reset(self, seed: int) -> None:
         s = self.settings
         width = s.alpha if self.algorithm == "LinUCB" else s.v
         self.policy = self.ck.NumbaLinear(
-            self.algorithm, self.d, self.K, width, s.lam, seed, self.checks
+            self.algorithm, self.d, self.K, width, s.lam, seed, self.checks, self.api
         )
+        if self.api:
+            self.decide = self._decide_api
+            self.update = self._update_api
 
     def decide(self, x: np.ndarray) -> int:
         return self.policy.decide(x)
 
     def update(self, x: np.ndarray, action: int, reward: float) -> None:
         self.policy.update(x, action, reward)
+
+    def _decide_api(self, x: np.ndarray) -> int:
+        return int(self.policy.decide(x).actions[0])
+
+    def _update_api(self, x: np.ndarray, action: int, reward: float) -> None:
+        self.policy.update(x, [action], [reward])
 
 
 def _compile_times(ck: Any) -> dict[str, float]:
@@ -141,8 +154,9 @@ def linear_rows(ck: Any, args: argparse.Namespace, compile_s: dict[str, float]) 
             variants: dict[str, Callable[[], Any]] = {
                 "scarce": partial(ScarceRunner, alg, d, K, settings),
                 "numpy": partial(NumpyRunner, alg, d, K, settings),
-                "numba+checks": partial(_NumbaRunner, ck, alg, d, K, settings, True),
-                "numba kernel": partial(_NumbaRunner, ck, alg, d, K, settings, False),
+                "numba+api": partial(_NumbaRunner, ck, alg, d, K, settings, True, True),
+                "numba+checks": partial(_NumbaRunner, ck, alg, d, K, settings, True, False),
+                "numba kernel": partial(_NumbaRunner, ck, alg, d, K, settings, False, False),
             }
             names = list(variants)
             us = {name: [] for name in names}
@@ -399,9 +413,11 @@ def budget_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
     rows = []
     compile_s = None
     for figure, (K, m, deferral) in figures.items():
-        names = ["scarce", "numba+checks", "numba kernel", "LinUCB scarce", "LinUCB numba"]
+        names = [
+            "scarce", "numba+api", "numba+checks", "numba kernel", "LinUCB scarce", "LinUCB numba"
+        ]  # fmt: skip
         us: dict[str, list[float]] = {n: [] for n in names}
-        agree: dict[str, list] = {n: [] for n in names[1:3]}
+        agree: dict[str, list] = {n: [] for n in names[1:4]}
         for rep in range(args.repeats):
             X, R, C = _budget_problem(K, m, T, rep)
             if deferral:
@@ -412,7 +428,11 @@ def budget_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
                     n_resources=m, dual=dual, seed=0,
                 )  # fmt: skip
             _budgeted_library(pol, X, R, C, 0, skip, deferral)  # warm-up, Z, start-up
-            kernels = {n: ck.NumbaKnapsack(pol, n == "numba+checks", deferral) for n in names[1:3]}
+            kernels = {
+                "numba+api": ck.NumbaKnapsackAPI(pol, deferral),
+                "numba+checks": ck.NumbaKnapsack(pol, True, deferral),
+                "numba kernel": ck.NumbaKnapsack(pol, False, deferral),
+            }
             if compile_s is None:  # numba compiles on the first round
                 probe = ck.NumbaKnapsack(pol, True, deferral)
                 t0 = CLOCK()
@@ -424,7 +444,8 @@ def budget_rows(ck: Any, args: argparse.Namespace) -> list[dict]:
                 "LinUCB numba": partial(_linucb_numba, ck, K, X, R, skip),
             }
             for n, nk in kernels.items():
-                segments[n] = partial(_budgeted_numba, nk, X, R, C, skip, T, deferral)
+                loop = _budgeted_library if n == "numba+api" else _budgeted_numba
+                segments[n] = partial(loop, nk, X, R, C, skip, T, deferral)
             order = names[rep % len(names) :] + names[: rep % len(names)]
             runs = {}
             for n in order:

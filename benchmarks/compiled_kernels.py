@@ -16,9 +16,13 @@ refactorisation.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit
+
+from scarce.core.decision import Decision
+from scarce.models.linear import gaussian_argmax_probability_of
 
 # ---------------------------------------------------------------------- shared pieces
 
@@ -127,10 +131,10 @@ def all_products(S, X, Z):
 
 
 @njit(cache=False)
-def ucb_decide(S, X, Z, alpha):
+def ucb_decide(S, X, Z, alpha, out):
     """LinUCB's choice for one context ``X`` ``(1, d)``: the largest ``x.theta_k + alpha
     sqrt(max(x^T A_k^{-1} x, 0))``, ties to the lowest id; ``Z`` ``(K, d)`` receives the
-    products ``A_k^{-1} x`` for the update."""
+    products ``A_k^{-1} x`` for the update and ``out`` ``(3, K)`` the scores (row 2)."""
     x = X[0]
     d = x.shape[0]
     best = -np.inf
@@ -140,6 +144,7 @@ def ucb_decide(S, X, Z, alpha):
         var = _dot(Z[k], x)
         mean = _dot(x, S[k, 2 * d])
         s = mean + math.sqrt(var if var > 0.0 else 0.0) * alpha
+        out[2, k] = s
         if s > best or k == 0:
             best = s
             a = k
@@ -147,10 +152,11 @@ def ucb_decide(S, X, Z, alpha):
 
 
 @njit(cache=False)
-def ts_decide(S, X, Z, v, z):
+def ts_decide(S, X, Z, v, z, out):
     """LinTS's choice for one context: the largest ``x.theta_k + (v sqrt(x^T A_k^{-1} x))
     z_k`` with the standard normals ``z`` ``(K,)`` drawn by the caller (as the library draws
-    them: ``rng.standard_normal((1, K))``)."""
+    them: ``rng.standard_normal((1, K))``); ``out`` ``(3, K)`` receives the means, the
+    standard deviations and the sampled scores (what the library's decision keeps)."""
     x = X[0]
     d = x.shape[0]
     best = -np.inf
@@ -159,7 +165,11 @@ def ts_decide(S, X, Z, v, z):
         _products(S, x, Z, k)
         var = _dot(Z[k], x)
         mean = _dot(x, S[k, 2 * d])
-        s = mean + (math.sqrt(var if var > 0.0 else 0.0) * v) * z[k]
+        std = math.sqrt(var if var > 0.0 else 0.0) * v
+        s = mean + std * z[k]
+        out[0, k] = mean
+        out[1, k] = std
+        out[2, k] = s
         if s > best or k == 0:
             best = s
             a = k
@@ -180,7 +190,7 @@ def ridge_update(S, counts, X, a, y, Z, kept, resync):
 
 
 @njit(cache=False)
-def knapsack_decide(RS, CT, X, led, dual, beta, bound, rank, Z, c_all, c_used, par, free):
+def knapsack_decide(RS, CT, X, led, dual, beta, bound, rank, Z, c_all, c_used, par, free, out):
     """One priced decision of ``KnapsackBandit`` (and ``Deferral``) with identity links and
     paired designs (``SingleCasePath._decide_priced_one`` / ``OutcomeModels.priced_one``):
     the best affordable action of ``UCB_r - LCB_c . prices``, ties to the free action.
@@ -192,7 +202,8 @@ def knapsack_decide(RS, CT, X, led, dual, beta, bound, rank, Z, c_all, c_used, p
     ``m`` columns; ``beta`` ``(2, K)`` the radius of each action's reward and consumption
     model; ``bound`` ``(K, m)``; ``rank`` ``(K,)`` int64 an action's consumption model (-1
     for the free action); ``par`` ``(lo, hi, Z, eta * rate, tolerance, resync)``. Writes the
-    chosen action's pessimistic consumption into ``c_used`` ``(m,)`` and reserves its bound.
+    chosen action's pessimistic consumption into ``c_used`` ``(m,)``, the scores into
+    ``out`` ``(K,)``, and reserves the chosen action's bound.
     """
     x = X[0]
     d = x.shape[0]
@@ -223,6 +234,7 @@ def knapsack_decide(RS, CT, X, led, dual, beta, bound, rank, Z, c_all, c_used, p
             c_all[k, q] = low
             cost += low * ((Zp * dual[0, q]) * dual[1, q])
         s = r - cost
+        out[k] = s
         if k == free:
             s_free = s
         elif not ok:
@@ -377,9 +389,21 @@ def check_case(X: object, d: int) -> np.ndarray:
     raise ValueError(f"X must be a finite float64 array of shape (1, {d})")
 
 
+def _certain() -> np.ndarray:
+    return np.ones(1)
+
+
 def check_feedback(action: object, reward: object, K: int) -> tuple[int, float]:
     """The library's fast-path checks of one action id in ``[0, K)`` and one finite reward
-    (``_one_action`` / ``_one_reward`` for the int / float forms)."""
+    (``_one_action`` / ``_one_reward``: a number, or a one-element list, tuple or array)."""
+    if type(action) is list or type(action) is tuple or type(action) is np.ndarray:
+        if len(action) != 1:
+            raise ValueError("one case needs one action")
+        action = action[0]
+    if type(reward) is list or type(reward) is tuple or type(reward) is np.ndarray:
+        if len(reward) != 1:
+            raise ValueError("one case needs one reward")
+        reward = reward[0]
     if not (type(action) is int or isinstance(action, np.integer)) or not 0 <= action < K:
         raise ValueError(f"action must be an int in [0, {K}); got {action!r}")
     r = float(reward)  # type: ignore[arg-type]
@@ -398,15 +422,27 @@ class NumbaLinear:
     ``LinUCB`` / ``LinTS`` with ``RidgeRegression``, ``forgetting=1``, no window).
 
     ``checks``: validate the context, action and reward as the library's fast path does
-    (False: the kernels alone). LinTS draws its normals with ``rng.standard_normal(K)``
+    (False: the kernels alone); ``api``: also return what the library's ``decide`` returns,
+    a :class:`~scarce.core.decision.Decision` with fresh arrays (actions, scores and, for
+    LinTS, the lazy choice probability over the kept means and deviations). LinTS draws its normals with ``rng.standard_normal(K)``
     from ``np.random.default_rng(seed)`` outside the kernel (the library's stream; passing
     the Generator into a kernel costs numba about 7 us of unboxing per call).
     """
 
     def __init__(
-        self, algorithm: str, d: int, K: int, width: float, lam: float, seed: int, checks: bool
+        self,
+        algorithm: str,
+        d: int,
+        K: int,
+        width: float,
+        lam: float,
+        seed: int,
+        checks: bool,
+        api: bool = False,
     ) -> None:
         self.algorithm, self.d, self.K, self.width, self.checks = algorithm, d, K, width, checks
+        self.api = api
+        self.out = np.zeros((3, K))
         eye = np.broadcast_to(np.eye(d), (K, d, d))
         zeros = np.zeros((K, d))
         self.S = pack_ridge(eye / lam, eye * lam, zeros, zeros)
@@ -416,13 +452,27 @@ class NumbaLinear:
         self.resync = 2000.0  # RidgeRegression's resync_every
         self._last: np.ndarray | None = None
 
-    def decide(self, X: np.ndarray) -> int:
+    def decide(self, X: np.ndarray) -> Any:
         if self.checks:
             check_case(X, self.d)
         self._last = X
+        out = np.empty((3, self.K)) if self.api else self.out
         if self.algorithm == "LinUCB":
-            return ucb_decide(self.S, X, self.Z, self.width)
-        return ts_decide(self.S, X, self.Z, self.width, self.rng.standard_normal(self.K))
+            a = ucb_decide(self.S, X, self.Z, self.width, out)
+        else:
+            z = self.rng.standard_normal(self.K)
+            a = ts_decide(self.S, X, self.Z, self.width, z, out)
+        if not self.api:
+            return a
+        actions = np.array([a])
+        if self.algorithm == "LinUCB":
+            return Decision(actions, None, out[2:], probability_fn=_certain)
+        mean, std = out[:1], out[1:2]
+
+        def probabilities() -> np.ndarray:
+            return gaussian_argmax_probability_of(mean, std, actions)
+
+        return Decision(actions, None, out[2:], probability_fn=probabilities)
 
     def update(self, X: np.ndarray, action: int, reward: float) -> None:
         if self.checks:
@@ -488,6 +538,7 @@ class NumbaKnapsack:
         self.Z = np.zeros((self.K, self.d))
         self.c_all = np.zeros((self.K, m))
         self.c_used = np.zeros(m)
+        self.scores = np.zeros(self.K)
         self._lo_hi = (float(lo), float(hi))
 
     def decide(self, X: np.ndarray) -> int:
@@ -495,14 +546,21 @@ class NumbaKnapsack:
             check_case(X, self.d)
         return knapsack_decide(
             self.RS, self.CT, X, self.led, self.dual, self.beta, self.bound, self.rank,
-            self.Z, self.c_all, self.c_used, self.par, self.free,
+            self.Z, self.c_all, self.c_used, self.par, self.free, self.scores,
         )  # fmt: skip
 
     def update(
-        self, X: np.ndarray, action: int, reward: float, costs: np.ndarray, mr: float
+        self,
+        X: np.ndarray,
+        action: int,
+        reward: float,
+        costs: np.ndarray,
+        mr: float,
+        c_used: np.ndarray | None = None,
     ) -> None:
         """``costs`` ``(1, m)`` float64 (zeros for the free action); ``mr`` the deferral
-        model's reward (used with ``full``)."""
+        model's reward (used with ``full``); ``c_used`` the decision's pessimistic
+        consumption for the dual step (None: the one kept by the last ``decide``)."""
         if self.checks:
             check_case(X, self.d)
             action, reward = check_feedback(action, reward, self.K)
@@ -522,7 +580,48 @@ class NumbaKnapsack:
                 if not lo <= mr <= hi:
                     raise ValueError(f"model_rewards must be in [{lo}, {hi}]")
         knapsack_update(
-            self.RS, self.counts, self.CT, self.CS, X, action, reward, costs[0], self.c_used,
-            mr, self.full, self.led, self.dual, self.beta, self.bound, self.rank, self.Z,
+            self.RS, self.counts, self.CT, self.CS, X, action, reward, costs[0],
+            self.c_used if c_used is None else c_used, mr, self.full, self.led, self.dual, self.beta, self.bound, self.rank, self.Z,
             self.par, self.table, self.free,
         )  # fmt: skip
+
+
+class NumbaKnapsackAPI(NumbaKnapsack):
+    """:class:`NumbaKnapsack` with the library's calls: ``decide`` returns a
+    :class:`~scarce.core.decision.Decision` (fresh actions, probabilities, scores and the
+    ``info`` the library gives: ``cost_lcb`` ``(1, m)``, ``priced`` ``(1,)``), ``update``
+    takes ``(X, actions, rewards, costs=..., info=..., model_rewards=...)`` and uses the
+    info's ``cost_lcb`` for the dual step, as ``OneRoundFeedback`` does (always checked)."""
+
+    def __init__(self, policy: object, full: bool) -> None:
+        super().__init__(policy, True, full)
+
+    def decide(self, X: np.ndarray) -> Any:  # type: ignore[override]
+        check_case(X, self.d)
+        scores = np.empty((1, self.K))
+        a = knapsack_decide(
+            self.RS, self.CT, X, self.led, self.dual, self.beta, self.bound, self.rank, self.Z,
+            self.c_all, self.c_used, self.par, self.free, scores[0],
+        )  # fmt: skip
+        info = {"cost_lcb": self.c_used[None].copy(), "priced": np.ones(1, dtype=bool)}
+        return Decision(actions=np.array([a]), probabilities=np.ones(1), scores=scores, info=info)
+
+    def update(  # type: ignore[override]
+        self,
+        X: np.ndarray,
+        actions: Any,
+        rewards: Any,
+        *,
+        costs: np.ndarray,
+        info: dict[str, np.ndarray],
+        model_rewards: Any = None,
+    ) -> None:
+        if type(info) is not dict or len(info) != 2:
+            raise ValueError("info must be the decision's info")
+        used, priced = info["cost_lcb"], info["priced"]
+        if used.shape != (1, self.m) or used.dtype != _F64 or priced.shape != (1,):
+            raise ValueError("info must be the decision's info")
+        if not priced[0]:
+            raise NotImplementedError("the probe covers priced decisions")
+        mr = 0.0 if model_rewards is None else model_rewards[0]
+        NumbaKnapsack.update(self, X, actions, rewards, costs, mr, used[0])
