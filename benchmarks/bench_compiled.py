@@ -96,7 +96,7 @@ def _online(runner: Any, contexts: np.ndarray, rewards: np.ndarray) -> _Run:
 
 
 class _NumbaRunner:
-    """:class:`compiled_kernels.NumbaLinear` behind ``core_runners.Runner``'s calls; with
+    """:class:`compiled_runners.NumbaLinear` behind ``core_runners.Runner``'s calls; with
     ``api`` driven as ``ScarceRunner`` drives the library (a ``Decision`` back, the
     feedback as one-element lists)."""
 
@@ -327,7 +327,7 @@ def _budgeted_library(pol: Any, X, R, C, start: int, stop: int, deferral: bool) 
 
 
 def _budgeted_numba(nk: Any, X, R, C, start: int, stop: int, deferral: bool) -> _Run:
-    """The same rounds on :class:`compiled_kernels.NumbaKnapsack`."""
+    """The same rounds on :class:`compiled_runners.NumbaKnapsack`."""
     run = _Run()
     m = C.shape[1]
     zeros = np.zeros((1, m))
@@ -521,7 +521,7 @@ def main() -> None:
     if importlib.util.find_spec("numba") is None:
         sys.exit("bench_compiled needs numba (not a scarce dependency): pip install numba")
     t0 = CLOCK()
-    import compiled_kernels as ck  # (imports numba)
+    import compiled_runners as ck  # (imports numba)
 
     import_s = CLOCK() - t0
     compile_s = _compile_times(ck)
