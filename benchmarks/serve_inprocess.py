@@ -5,6 +5,9 @@ app (the guard, the fast path, the service, the writer) on uvloop, on a fresh SQ
 the request bodies are ``bench_serve.py``'s (LinUCB K = 5, d = 8, every decision charged and
 logged). Reports process CPU per decision, the event loop thread's share, and decisions/s.
 
+``--prefill N`` logs ``N`` decisions first (ids from the build's own generator): the cost of
+a decision on a grown log.
+
 ``--src`` takes one or more source trees (the server's ``PYTHONPATH``), measured in turn,
 ``--repeats`` times, alternated: a before/after comparison in the same minutes. Each run is a
 fresh process.
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,7 +32,33 @@ from pathlib import Path
 _HERE = Path(__file__).resolve().parent
 
 
-def _run(sync: str, mode: str, clients: int, decisions: int) -> str:
+def _prefill(path: Path, rows: int) -> None:
+    """``rows`` logged decisions in the store at ``path`` (ids from the tree under test's own
+    generator, as a log this build made would hold), checkpointed, before the measurement."""
+    import json
+    import sqlite3
+
+    from scarce.serve.schema import INSERT_DECISION
+    from scarce.serve.validation import EventIds
+
+    new_id = EventIds()
+    context = json.dumps([0.5] * 8)
+    con = sqlite3.connect(path)
+    con.executemany(
+        INSERT_DECISION,
+        (
+            (new_id(), "0" * 64, context, None, None, 1, 1.0, "[0,1,0,0,0]", 0, None, 1e9 + i)
+            + (None,) * 4
+            + (1, None)
+            for i in range(rows)
+        ),
+    )
+    con.commit()
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    con.close()
+
+
+def _run(sync: str, mode: str, clients: int, decisions: int, prefill: int = 0) -> str:
     """One measurement in this process (the child side)."""
     import numpy as np
     import uvloop
@@ -49,6 +79,8 @@ def _run(sync: str, mode: str, clients: int, decisions: int) -> str:
         DecisionService(load_config(tmp / "policy.toml"), store),
         keys=KeyVerifier([hash_key(KEY)]),
     )
+    if prefill:  # (the service made the tables)
+        _prefill(tmp / "events.db", prefill)
     rng = np.random.default_rng(0)
     bodies = [
         ('{"context":[' + ",".join(f"{v:.6f}" for v in rng.uniform(-2, 2, 8)) + "]}").encode()
@@ -107,6 +139,7 @@ def _run(sync: str, mode: str, clients: int, decisions: int) -> str:
         return asyncio.run(main())
     finally:
         store.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
@@ -117,10 +150,13 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--decisions", type=int, default=20_000)
     ap.add_argument("--repeats", type=int, default=4)
+    ap.add_argument(
+        "--prefill", type=int, default=0, help="decisions logged before the measurement"
+    )
     ap.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(_run(args.child[0], args.child[1], args.clients, args.decisions))
+        print(_run(args.child[0], args.child[1], args.clients, args.decisions, args.prefill))
         return
     modes = ["thread", "loop"] if args.mode == "both" else [args.mode]
     print("src, sync, mode: ms CPU/decision (process, event loop thread), decisions/s")
@@ -132,6 +168,7 @@ def main() -> None:
                     env["OMP_NUM_THREADS"] = "1"
                     cmd = [sys.executable, __file__, "--child", sync, mode]
                     cmd += ["--clients", str(args.clients), "--decisions", str(args.decisions)]
+                    cmd += ["--prefill", str(args.prefill)]
                     out = subprocess.run(
                         cmd, env=env, capture_output=True, text=True, check=True
                     ).stdout.split()

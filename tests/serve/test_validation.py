@@ -3,14 +3,17 @@ must not change an answer or an error)."""
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from servetools import make_config
+from servetools import FakeClock, make_config
 
 from scarce.serve import validation
-from scarce.serve.validation import RequestChecker, RequestError
+from scarce.serve.validation import EventIds, RequestChecker, RequestError
 
 D = 3
 _BOUND = 1e6
@@ -73,3 +76,30 @@ def test_short_list_errors_name_the_field(value, message):
     with pytest.raises(RequestError, match=r"^context: ") as err:
         checker.float_array(value, "context", (D,))
     assert message in str(err.value)
+
+
+def test_event_ids_are_uuid7_in_time_order():
+    """Server-made ids: 32 hex digits of a version-7 UUID (RFC 9562) whose first 48 bits are
+    the clock's milliseconds, unique, and sorted by the time they were made."""
+    clock = FakeClock(1_700_000_000.0)
+    new_id = EventIds(clock)
+    made = []
+    for _ in range(3):
+        batch = [new_id() for _ in range(400)]  # more than one draw of random bits
+        for event_id in batch:
+            u = uuid.UUID(hex=event_id)
+            assert len(event_id) == 32 and event_id == event_id.lower()
+            assert u.version == 7 and u.variant == uuid.RFC_4122
+            assert int(event_id[:12], 16) == int(clock() * 1000)
+        made.append(batch)
+        clock.advance(0.25)
+    assert len({i for batch in made for i in batch}) == 1200
+    for earlier, later in zip(made, made[1:], strict=False):
+        assert max(earlier) < min(later)
+
+
+def test_event_ids_are_unique_across_threads():
+    new_id = EventIds()
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda _: new_id(), range(4000)))
+    assert len(set(ids)) == 4000

@@ -104,7 +104,7 @@ class DecisionService(CohortDecisions):
         found = self.health.check_integrity()
         if found or version < 0:
             raise StoreError(f"the event store failed its integrity check: {found}")
-        self._new_event_id = EventIds()
+        self._new_event_id = EventIds(clock)
         self._driver = UnitDriver(store)
         self._sync_lock = threading.Lock()
         served = served_policy(config, version)

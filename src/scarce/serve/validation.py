@@ -9,7 +9,8 @@ import json
 import math
 import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -55,23 +56,47 @@ _FLOAT_CHECKS = 64
 
 
 class EventIds:
-    """Random 128-bit hex event ids (as ``uuid.uuid4().hex``: 32 hex digits from the OS's
-    CSPRNG), drawn 256 at a time: each ``os.urandom`` call releases the GIL, and on a busy
-    server getting it back costs far more than the draw."""
+    """Event ids made by the service: UUID version 7 (RFC 9562) as 32 hex digits, that is the
+    Unix time in milliseconds (48 bits) followed by 74 random bits from the OS's CSPRNG.
+
+    Ids made later sort after ids made earlier (to the millisecond), so the event log's
+    index on ``event_id`` grows at its end instead of at a random page per decision: on a
+    log of a million decisions, random ids cost about a fifth more CPU per decision (see
+    ``docs/serve.md``, "The request path"). The random bits are drawn 256 ids at a time: each ``os.urandom``
+    call releases the GIL, and on a busy server getting it back costs far more than the draw.
+    ``clock``: seconds since the epoch (``time.time``).
+    """
 
     _CHUNK = 256
+    _RANDOM_BYTES = 10  # 80 bits drawn, 74 used
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
-        self._ids: list[str] = []
+        self._clock = clock
+        self._random: list[int] = []
 
     def __call__(self) -> str:
         with self._lock:
-            if not self._ids:
-                raw = os.urandom(16 * self._CHUNK).hex()
-                self._ids = [raw[i : i + 32] for i in range(0, len(raw), 32)]
-            return self._ids.pop()
+            if not self._random:
+                raw = os.urandom(self._RANDOM_BYTES * self._CHUNK)
+                size = self._RANDOM_BYTES
+                self._random = [
+                    int.from_bytes(raw[i : i + size], "big") for i in range(0, len(raw), size)
+                ]
+            bits = self._random.pop()
+        ms = int(self._clock() * 1000) & _MS_MASK
+        value = (
+            ms << 80
+            | 0x7 << 76  # version 7
+            | (bits >> 68 & 0xFFF) << 64  # rand_a, 12 bits
+            | 0b10 << 62  # the RFC 9562 variant
+            | bits & _RAND_B_MASK  # rand_b, 62 bits
+        )
+        return f"{value:032x}"
 
+
+_MS_MASK = (1 << 48) - 1
+_RAND_B_MASK = (1 << 62) - 1
 
 _NO_OPTIONS = json.dumps([None, None]).encode()
 
