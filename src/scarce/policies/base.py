@@ -29,7 +29,10 @@ def greedy_decision(scores: np.ndarray, eligible: np.ndarray | None) -> Decision
 
 def one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
     out = np.zeros((actions.shape[0], n_actions))
-    out[np.arange(actions.shape[0]), actions] = 1.0
+    if actions.shape[0] == 1:  # (one case, the served path: no index array to build)
+        out[0, actions[0]] = 1.0
+    else:
+        out[np.arange(actions.shape[0]), actions] = 1.0
     return out
 
 

@@ -50,12 +50,8 @@ class UCBPolicy(ModelPolicy):
         return greedy_decision(self._ucb(X), eligible)
 
     def _action_probabilities(self, X, eligible):
-        scores = self._ucb(X)
-        if eligible is None and scores.shape[0] == 1:  # one case: greedy_decision's argmax
-            out = np.zeros_like(scores)
-            out[0, scores[0].argmax()] = 1.0
-            return out
-        return one_hot(greedy_decision(scores, eligible).actions, self.n_actions)
+        # greedy_decision's argmax, without building its Decision
+        return one_hot(masked(self._ucb(X), eligible).argmax(axis=1), self.n_actions)
 
 
 class LinUCB(UCBPolicy):
