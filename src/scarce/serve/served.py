@@ -29,6 +29,12 @@ from scarce.serve.validation import RequestError, event_generator, json_text
 _LOG = logging.getLogger("scarce.serve")
 _CHUNK = 64  # joined events learned on a copy before it replaces the served model
 _PYTHON_CHECKS = 64  # distributions over at most this many actions are checked on floats
+_SUM_TOL = 1e-6  # how far a reported distribution's sum may be from 1
+
+
+def _cannot_score() -> RequestError:
+    """The error of a distribution that is not finite or does not sum to 1 (every path)."""
+    return RequestError("context", "the model cannot score this context (numerical overflow)")
 
 
 class Choice(NamedTuple):
@@ -230,10 +236,8 @@ class ServedPolicy:
             probs = np.where(mask[0], probs, 0.0)
         # (a Monte-Carlo propensity, per-action Thompson sampling, can be 0 for a rare action:
         # it is logged as the policy reports it)
-        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > 1e-6:
-            raise RequestError(
-                "context", "the model cannot score this context (numerical overflow)"
-            )
+        if not np.isfinite(probs).all() or abs(probs.sum() - 1.0) > _SUM_TOL:
+            raise _cannot_score()
         plist = probs.tolist()
         return Choice(action, plist[action], plist, info, version)
 
@@ -243,10 +247,8 @@ class ServedPolicy:
         and its checks on Python floats (NumPy's calls cost more at this size): the same
         answer, and the same error, as the general path."""
         total = sum(plist)  # NaN or inf when any entry is (or when the sum overflows)
-        if not math.isfinite(total) or abs(total - 1.0) > 1e-6:
-            raise RequestError(
-                "context", "the model cannot score this context (numerical overflow)"
-            )
+        if not math.isfinite(total) or abs(total - 1.0) > _SUM_TOL:
+            raise _cannot_score()
         action = plist.index(max(plist))  # the first maximum, as np.argmax
         return Choice(action, plist[action], plist, info, version)
 
@@ -258,10 +260,8 @@ class ServedPolicy:
         (``-1`` padding) and probabilities."""
         ok = support[0][0] >= 0
         ids, ps = support[0][0][ok], support[1][0][ok]
-        if not np.isfinite(ps).all() or abs(ps.sum() - 1.0) > 1e-6:
-            raise RequestError(
-                "context", "the model cannot score this context (numerical overflow)"
-            )
+        if not np.isfinite(ps).all() or abs(ps.sum() - 1.0) > _SUM_TOL:
+            raise _cannot_score()
         at = np.flatnonzero(ids == action)  # (a Monte-Carlo support may miss the action: 0)
         p = float(ps[at[0]]) if at.size else 0.0
         return Choice(action, p, None, info, version, support=(ids.tolist(), ps.tolist()))

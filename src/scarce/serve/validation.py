@@ -62,13 +62,15 @@ class EventIds:
     Ids made later sort after ids made earlier (to the millisecond), so the event log's
     index on ``event_id`` grows at its end instead of at a random page per decision: on a
     log of a million decisions, random ids cost about a fifth more CPU per decision (see
-    ``docs/serve.md``, "The request path"). The random bits are drawn 256 ids at a time: each ``os.urandom``
-    call releases the GIL, and on a busy server getting it back costs far more than the draw.
-    ``clock``: seconds since the epoch (``time.time``).
+    ``docs/serve.md``, "The request path"). The random bits are drawn 256 ids at a time:
+    each ``os.urandom`` call releases the GIL, and on a busy server getting it back costs
+    far more than the draw. ``clock``: seconds since the epoch (``time.time``).
     """
 
     _CHUNK = 256
     _RANDOM_BYTES = 10  # 80 bits drawn, 74 used
+    _MS_MASK = (1 << 48) - 1
+    _RAND_B_MASK = (1 << 62) - 1
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
@@ -84,19 +86,16 @@ class EventIds:
                     int.from_bytes(raw[i : i + size], "big") for i in range(0, len(raw), size)
                 ]
             bits = self._random.pop()
-        ms = int(self._clock() * 1000) & _MS_MASK
+        ms = int(self._clock() * 1000) & self._MS_MASK
         value = (
             ms << 80
             | 0x7 << 76  # version 7
             | (bits >> 68 & 0xFFF) << 64  # rand_a, 12 bits
             | 0b10 << 62  # the RFC 9562 variant
-            | bits & _RAND_B_MASK  # rand_b, 62 bits
+            | bits & self._RAND_B_MASK  # rand_b, 62 bits
         )
         return f"{value:032x}"
 
-
-_MS_MASK = (1 << 48) - 1
-_RAND_B_MASK = (1 << 62) - 1
 
 _NO_OPTIONS = json.dumps([None, None]).encode()
 
