@@ -75,8 +75,9 @@ class _Run:
         return self.seconds / self.rounds * 1e6
 
 
-def _online(runner: Any, contexts: np.ndarray, rewards: np.ndarray) -> _Run:
-    """``bench_core.run_online``'s loop (decide, reward, update; the calls timed)."""
+def _online(runner: Any, contexts: np.ndarray, rewards: np.ndarray, skip: int = WARMUP) -> _Run:
+    """``bench_core.run_online``'s loop (decide, reward, update; the calls timed after the
+    first ``skip`` rounds)."""
     run = _Run()
     clock = CLOCK
     for t in range(contexts.shape[0]):
@@ -88,7 +89,7 @@ def _online(runner: Any, contexts: np.ndarray, rewards: np.ndarray) -> _Run:
         t2 = clock()
         runner.update(x, a, r)
         t3 = clock()
-        if t >= WARMUP:
+        if t >= skip:
             run.seconds += (t1 - t0) + (t3 - t2)
             run.rounds += 1
         run.actions.append(a)
@@ -374,22 +375,7 @@ def _linucb_library(K: int, X, R, skip: int) -> _Run:
 
 
 def _linucb_numba(ck: Any, K: int, X, R, skip: int) -> _Run:
-    pol = ck.NumbaLinear("LinUCB", D_BUDGET, K, 1.0, 1.0, 0, True)
-    run = _Run()
-    clock = CLOCK
-    for t in range(X.shape[0]):
-        x = X[t : t + 1]
-        t0 = clock()
-        a = pol.decide(x)
-        t1 = clock()
-        r = float(R[t, a])
-        t2 = clock()
-        pol.update(x, a, r)
-        t3 = clock()
-        if t >= skip:
-            run.seconds += (t1 - t0) + (t3 - t2)
-            run.rounds += 1
-    return run
+    return _online(ck.NumbaLinear("LinUCB", D_BUDGET, K, 1.0, 1.0, 0, True), X, R, skip)
 
 
 def _library_state(pol: Any) -> dict[str, np.ndarray]:
