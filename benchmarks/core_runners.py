@@ -152,11 +152,13 @@ class NumpyRunner(Runner):
     def decide(self, x: np.ndarray) -> int:
         x0 = x[0]
         Z = self.A_inv @ x0
-        spread = self.width * np.sqrt(np.maximum(Z @ x0, 0.0))
+        # vecdot, not the GEMV Z @ x0: it sums every row alike, so untried (identical) actions
+        # tie exactly and the argmax takes the lowest id, as scarce does (same speed)
+        spread = self.width * np.sqrt(np.maximum(np.vecdot(Z, x0), 0.0))
         if self.algorithm == "LinTS":
             spread *= self.rng.standard_normal(self.K)
         self._last = (x, Z)
-        return int(np.argmax(self.theta @ x0 + spread))
+        return int(np.argmax(np.vecdot(self.theta, x0) + spread))
 
     def update(self, x: np.ndarray, action: int, reward: float) -> None:
         x0 = x[0]

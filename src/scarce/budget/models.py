@@ -24,6 +24,7 @@ import numpy as np
 
 from scarce.budget.estimators import LINKS, LinearBank
 from scarce.budget.specs import ConfidenceSpec
+from scarce.models.linear import row_dots
 from scarce.models.ridge import RidgeRegression
 
 #: ``make_bank(n_models, link, seeds, n_targets) -> bank``
@@ -207,8 +208,8 @@ class OutcomeModels:
         x = X[0]
         model = rbank.model
         Ax = model.A_inv @ x  # (K, d): one GEMV per action
-        var = (Ax @ x)[None, :]
-        r = X @ model.theta.T
+        var = row_dots(Ax, x)[None, :]
+        r = row_dots(model.theta, x)[None, :]
         np.maximum(var, 0.0, out=var)
         width = np.sqrt(var)
         width *= self._beta(rbank, "identity")
@@ -220,10 +221,9 @@ class OutcomeModels:
             return r, None
         model = cbank.model
         # with paired designs the costly actions' rows of Ax are the consumption models' own
-        # (the GEMVs of the same matrices); the second product is on the costly rows alone,
-        # as without pairing (a GEMV's rounding can depend on its number of rows)
+        # (the GEMVs of the same matrices)
         Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
-        var = np.maximum((Ac @ x)[None, :], 0.0)
+        var = np.maximum(row_dots(Ac, x)[None, :], 0.0)
         mean = np.matmul(X, model.theta).transpose(1, 0, 2)
         width = np.sqrt(var)
         width *= self._beta(cbank, "identity")
@@ -249,8 +249,8 @@ class OutcomeModels:
         x = X[0]
         model = rbank.model
         Ax = model.A_inv @ x  # (K, d): one GEMV per action
-        var = Ax @ x
-        r = X @ model.theta.T
+        var = row_dots(Ax, x)
+        r = row_dots(model.theta, x)[None, :]
         # (the constants as kept arrays of the operands' shapes: the same values, without
         # a scalar's conversion and broadcasting)
         np.maximum(var, zeros, out=var)
@@ -262,7 +262,7 @@ class OutcomeModels:
         np.maximum(row, lo, out=row)
         model = cbank.model
         Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
-        var = Ac @ x
+        var = row_dots(Ac, x)
         np.maximum(var, zeros_c, out=var)
         np.sqrt(var, out=var)
         var *= self._beta(cbank, "identity")
@@ -302,13 +302,13 @@ class OutcomeModels:
         x = X[0]
         model = rbank.model
         Ax = model.A_inv @ x
-        var = (Ax @ x).tolist()
-        mean = (X @ model.theta.T)[0].tolist()
+        var = row_dots(Ax, x).tolist()
+        mean = row_dots(model.theta, x).tolist()
         beta = self._beta(rbank, "identity").tolist()
         lo, hi = self.reward_range
         model = cbank.model
         Ac = Ax[self._costly_index] if self._paired or self.paired() else model.A_inv @ x
-        var_c = (Ac @ x).tolist()
+        var_c = row_dots(Ac, x).tolist()
         mean_c = np.matmul(X, model.theta).ravel().tolist()  # (nc,) of (nc, 1, 1)
         beta_c = self._beta(cbank, "identity").tolist()
         bound, ranks, sqrt = self._bound_list, self._ranks, math.sqrt

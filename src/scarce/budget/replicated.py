@@ -34,6 +34,7 @@ import numpy as np
 
 from scarce.core.ledger import TOLERANCE
 from scarce.core.random import SeedLike, spawn
+from scarce.models.linear import row_dots
 from scarce.models.ridge import RidgeRegression
 from scarce.policies.linear import ReplicaDecision
 
@@ -144,20 +145,19 @@ class BudgetedReplicas:
             )
         S, K, d, free, rows = self.S, self.K, self.d, self.free, self.rows
         x = X[:, 0, :]
-        xc = x[:, :, None]  # (S, d, 1)
         rs, cs = self.rstack, self.cstack
         # the single-case bounds (OutcomeModels._bounds_one), one GEMV per replica slice
         Ax = (rs.A_inv.reshape(S, K, d, d) @ x[:, None, :, None])[..., 0]  # (S, K, d)
-        var = (Ax @ xc)[..., 0]
-        r = X @ rs.theta.reshape(S, K, d).swapaxes(1, 2)  # (S, 1, K)
+        var = row_dots(Ax, x)
+        r = row_dots(rs.theta.reshape(S, K, d), x)  # (S, K)
         np.maximum(var, 0.0, out=var)
         width = np.sqrt(var)
         width *= self._radius(rs, K)
-        r = r[:, 0, :] + width
+        r += width
         np.minimum(r, self.hi, out=r)
         np.maximum(r, self.lo, out=r)
         Ac = Ax[:, self.costly]
-        varc = np.maximum((Ac @ xc)[..., 0], 0.0)  # (S, nc)
+        varc = np.maximum(row_dots(Ac, x), 0.0)  # (S, nc)
         mean = X[:, None, :, :] @ cs.theta.reshape(S, self.nc, d, 1)  # (S, nc, 1, 1)
         widthc = np.sqrt(varc)
         widthc *= self._radius(cs, self.nc)

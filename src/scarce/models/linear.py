@@ -48,13 +48,32 @@ def predict_mean(X: np.ndarray, theta: np.ndarray, *, batch_axes: int = 0) -> np
     ``theta`` is ``(*B, K, d)`` for ``X`` ``(*B, n, d)`` and ``(*B, 1, d)`` for ``X``
     ``(*B, n, K, d)``; ``batch_axes`` says how many leading batch axes ``B`` there are.
     Without them ``theta`` may carry a trailing target axis (``(K, d, T)`` / ``(1, d, T)``,
-    giving ``(n, K, T)``).
+    giving ``(n, K, T)``). Equal rows of a disjoint ``theta`` give bitwise equal columns
+    (:func:`row_dots`, :func:`tie_identical`).
     """
     if batch_axes == 0:
-        return X @ theta.T if X.ndim == 2 else X @ theta[0]
+        if X.ndim != 2:
+            return X @ theta[0]
+        if theta.ndim != 2:  # a trailing target axis
+            return X @ theta.T
+        if X.shape[0] == 1:  # one case
+            return row_dots(theta, X[0])[None, :]
+        return tie_identical(X @ theta.T, theta)
     if X.ndim - batch_axes == 2:
-        return X @ np.swapaxes(theta, -1, -2)
+        if X.shape[-2] == 1:
+            return row_dots(theta, X)[..., None, :]
+        return tie_identical(X @ np.swapaxes(theta, -1, -2), theta)
     return (X @ theta[..., 0, :, None][..., None, :, :])[..., 0]
+
+
+def row_dots(M: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``(*B, R)`` dot products of the rows of ``M`` ``(*B, R, d)`` with ``x`` ``(*B, d)``
+    (or ``(*B, 1, d)``, or ``(d,)``), each row summed in the same order, so that equal rows
+    give bitwise equal results. A matrix-vector product (``M @ x``) does not promise that:
+    its BLAS kernel sums rows in blocks and the remainder rows another way (with OpenBLAS,
+    rows 8 and 9 of 10 can differ from row 0 by an ulp), which would break "ties go to the
+    lowest id" between identical models. Costs the same as the GEMV at these sizes."""
+    return np.vecdot(M, x if x.ndim == 1 or x.shape[-2] == 1 else x[..., None, :])
 
 
 def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -72,11 +91,13 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     ``c_ij = S_ij + S_ji``, which costs ``K d (d + 1) / 2`` multiply-adds per case instead of
     ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for all ``K`` actions;
     other batches are one GEMM against all ``K`` covariances side by side. The paths agree
-    to rounding (about ``d`` ulps of ``|x|^T |S| |x|``).
+    to rounding (about ``d`` ulps of ``|x|^T |S| |x|``). On every path equal covariances
+    give bitwise equal columns (:func:`row_dots`, :func:`tie_identical`), so that exact
+    ties stay exact.
     """
     if X.ndim == 2 and X.shape[0] == 1 and cov.ndim == 3:  # one case (the online path)
         x = X[0]
-        return ((cov @ x) @ x)[None, :]
+        return row_dots(cov @ x, x)[None, :]
     batch = cov.ndim - 3
     if X.ndim - batch == 3:  # shared model on per-action features: (.., K, d) @ (d, d)
         return np.einsum("...kd,...kd->...k", X @ cov, X)
@@ -84,15 +105,74 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     if n == 1:
         x = X[..., 0, :, None]  # (*B, d, 1)
         Z = cov @ x[..., None, :, :]  # (*B, K, d, 1): cov[k] x, one GEMV per action
-        return (Z[..., 0] @ x)[..., 0][..., None, :]
+        return row_dots(Z[..., 0], X)[..., None, :]
     if n >= _QUAD_MIN_ROWS:
         if cov.shape[-3] <= _FACTOR_MAX_MODELS and d >= _FACTOR_MIN_FEATURES:
             factors = _width_factors(cov)
             if factors is not None:
-                return _variance_factor(X, *factors)
+                return tie_identical(_variance_factor(X, *factors), cov, 2)
         if d <= _QUAD_MAX_FEATURES:
-            return _variance_quadratic(X, cov)
-    return _variance_stacked(X, cov)
+            return tie_identical(_variance_quadratic(X, cov), cov, 2)
+    return tie_identical(_variance_stacked(X, cov), cov, 2)
+
+
+@lru_cache(maxsize=64)
+def _hash_weights(p: int) -> np.ndarray:
+    """Fixed weights of :func:`first_identical`'s hash of ``p`` numbers (the same in every
+    process)."""
+    w = np.random.default_rng(p).uniform(1.0, 2.0, p)
+    w.flags.writeable = False
+    return w
+
+
+def first_identical(models: np.ndarray, model_ndim: int = 1) -> np.ndarray | None:
+    """For ``K`` models ``(*B, K, ...)``, each the last ``model_ndim`` axes (1 for ``theta``
+    ``(K, d)``, 2 for ``cov`` ``(K, d, d)``), the index ``(*B, K)`` of the first model equal
+    to each (its own index when none before it is), or None when all are distinct. Equal
+    means equal in value in every entry (``-0.0 == 0.0``; a model holding NaN equals none).
+    Costs one hash per model (a dot product with fixed weights, summed the same way for
+    every model) and an exact comparison of the models whose hashes agree."""
+    split = models.ndim - model_ndim
+    lead, K = models.shape[: split - 1], models.shape[split - 1]
+    if K < 2:
+        return None
+    flat = models.reshape(-1, K, int(np.prod(models.shape[split:], dtype=np.int64)))
+    h = row_dots(flat, _hash_weights(flat.shape[-1]))  # (S, K)
+    order = np.argsort(h, axis=-1, kind="stable")  # equal hashes keep their id order
+    hs = np.take_along_axis(h, order, axis=-1)
+    same = hs[:, 1:] == hs[:, :-1]  # NaN equals nothing
+    if not same.any():
+        return None
+    # each sorted position's run of equal hashes starts at its leader (the lowest id)
+    pos = np.arange(K)
+    starts = np.where(np.concatenate([np.zeros((len(h), 1), bool), same], axis=1), 0, pos)
+    leader = np.take_along_axis(order, np.maximum.accumulate(starts, axis=1), axis=-1)
+    s, j = np.nonzero(same)
+    member, lead_of = order[s, j + 1], leader[s, j + 1]
+    equal = (flat[s, member] == flat[s, lead_of]).all(axis=-1)  # rules out hash collisions
+    if not equal.any():
+        return None
+    first = np.broadcast_to(pos, h.shape).copy()
+    first[s[equal], member[equal]] = lead_of[equal]
+    return first.reshape(*lead, K)
+
+
+def tie_identical(values: np.ndarray, models: np.ndarray, model_ndim: int = 1) -> np.ndarray:
+    """``values`` ``(*B, n, K)`` computed from ``K`` models ``(*B, K, ...)`` (each the last
+    ``model_ndim`` axes), with each model's column replaced, in place, by the one of the
+    first model equal to it (:func:`first_identical`): identical models get bitwise
+    identical values whichever BLAS kernel computed the columns (a GEMM need not round every
+    column alike). Returns ``values``."""
+    first = first_identical(models, model_ndim)
+    if first is None:
+        return values
+    ids = np.arange(first.shape[-1])
+    slices = [()] if first.ndim == 1 else map(tuple, np.argwhere((first != ids).any(axis=-1)))
+    for idx in slices:
+        dup = np.flatnonzero(first[idx] != ids)
+        part = values[idx]  # a view of one batch slice, (n, K)
+        part[:, dup] = part[:, first[idx][dup]]
+    return values
 
 
 def _width_factors(cov: np.ndarray) -> tuple[np.ndarray, np.ndarray | None] | None:
@@ -225,11 +305,11 @@ def one_case_widths(
     fresh arrays the caller may overwrite. ``products``: ``cov @ x`` ``(K, d)`` when the
     caller has it (e.g. :meth:`~scarce.models.RidgeRegression.one_case_products`)."""
     x = X[0]
-    # predict_variance's one-case path: one GEMV per action, then one
-    std = (cov @ x if products is None else products) @ x
+    # predict_variance's one-case path: one GEMV per action, then one dot per row
+    std = row_dots(cov @ x if products is None else products, x)
     np.maximum(std, _ZERO, out=std)
     np.sqrt(std, out=std)
-    return X @ theta.T, std
+    return row_dots(theta, x)[None, :], std
 
 
 def sample_scores(
