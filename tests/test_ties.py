@@ -61,6 +61,10 @@ def test_identical_models_get_bitwise_equal_means_and_widths(seed, n, K, d, grou
     mean, var = linear.predict(X, theta, cov)
     _assert_tied(mean, group)
     _assert_tied(var, group)
+    # and they are the means and quadratic forms, to rounding (relative to |x|^T |S| |x|)
+    bound = 1e-13 * np.einsum("nd,kde,ne->nk", np.abs(X), np.abs(cov), np.abs(X))
+    assert (np.abs(var - np.einsum("nd,kde,ne->nk", X, cov, X)) <= bound).all()
+    assert (np.abs(mean - X @ theta.T) <= 1e-13 * (np.abs(X) @ np.abs(theta).T)).all()
     if n == 1:
         mean1, std1 = linear.one_case_widths(X, theta, cov)
         _assert_tied(mean1, group)

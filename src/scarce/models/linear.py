@@ -21,6 +21,7 @@ separate calls.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -58,10 +59,14 @@ def predict_mean(X: np.ndarray, theta: np.ndarray, *, batch_axes: int = 0) -> np
             return X @ theta.T
         if X.shape[0] == 1:  # one case
             return row_dots(theta, X[0])[None, :]
+        if X.shape[0] < _QUAD_MIN_ROWS:  # a few cases: n K dot products, each row alike
+            return np.vecdot(X[:, None, :], theta)
         return tie_identical(X @ theta.T, theta)
     if X.ndim - batch_axes == 2:
         if X.shape[-2] == 1:
             return row_dots(theta, X)[..., None, :]
+        if X.shape[-2] < _QUAD_MIN_ROWS:
+            return np.vecdot(X[..., :, None, :], theta[..., None, :, :])
         return tie_identical(X @ np.swapaxes(theta, -1, -2), theta)
     return (X @ theta[..., 0, :, None][..., None, :, :])[..., 0]
 
@@ -82,15 +87,16 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     ``X`` ``(*B, n, d)`` with ``cov`` ``(*B, K, d, d)`` (disjoint) or ``X`` ``(*B, n, K, d)``
     with ``cov`` ``(*B, 1, d, d)`` (shared); ``B`` are optional leading batch axes.
 
-    Disjoint models take one of four paths, chosen by the shapes alone: one case is ``K``
-    matrix-vector products; a large batch (at least 64 cases) on few models (``K <= 16``,
+    Disjoint models take one of five paths, chosen by the shapes alone: one case is ``K``
+    matrix-vector products; fewer than 64 cases are one ``(n, d) @ (d, d)`` GEMM per model
+    and ``n K`` dot products; a large batch (at least 64 cases) on few models (``K <= 16``,
     ``d >= 12``) is one GEMM per chunk of cases against factors ``F_k`` of the covariances
     side by side, ``x^T S x = ||F_k^T x||^2`` (squared in place and summed per model; see
     :func:`_width_factors`); other large batches with ``d <= 64`` take one GEMM per chunk
     on quadratic features, ``x^T S x = sum_{i <= j} c_ij x_i x_j`` with ``c_ii = S_ii`` and
     ``c_ij = S_ij + S_ji``, which costs ``K d (d + 1) / 2`` multiply-adds per case instead of
     ``K d^2`` and reads each case's ``d (d + 1) / 2`` features once for all ``K`` actions;
-    other batches are one GEMM against all ``K`` covariances side by side. The paths agree
+    other large batches are one GEMM against all ``K`` covariances side by side. The paths agree
     to rounding (about ``d`` ulps of ``|x|^T |S| |x|``). On every path equal covariances
     give bitwise equal columns (:func:`row_dots`, :func:`tie_identical`), so that exact
     ties stay exact.
@@ -106,13 +112,17 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
         x = X[..., 0, :, None]  # (*B, d, 1)
         Z = cov @ x[..., None, :, :]  # (*B, K, d, 1): cov[k] x, one GEMV per action
         return row_dots(Z[..., 0], X)[..., None, :]
-    if n >= _QUAD_MIN_ROWS:
-        if cov.shape[-3] <= _FACTOR_MAX_MODELS and d >= _FACTOR_MIN_FEATURES:
-            factors = _width_factors(cov)
-            if factors is not None:
-                return tie_identical(_variance_factor(X, *factors), cov, 2)
-        if d <= _QUAD_MAX_FEATURES:
-            return tie_identical(_variance_quadratic(X, cov), cov, 2)
+    if n < _QUAD_MIN_ROWS:
+        # a few cases: one (n, d) @ (d, d) GEMM per model (the same call for every model),
+        # then n K dot products: equal models give equal columns by construction
+        Z = X[..., None, :, :] @ cov  # (*B, K, n, d)
+        return np.vecdot(np.swapaxes(Z, -2, -3), X[..., :, None, :])  # (*B, n, K)
+    if cov.shape[-3] <= _FACTOR_MAX_MODELS and d >= _FACTOR_MIN_FEATURES:
+        factors = _width_factors(cov)
+        if factors is not None:
+            return tie_identical(_variance_factor(X, *factors), cov, 2)
+    if d <= _QUAD_MAX_FEATURES:
+        return tie_identical(_variance_quadratic(X, cov), cov, 2)
     return tie_identical(_variance_stacked(X, cov), cov, 2)
 
 
@@ -136,13 +146,15 @@ def first_identical(models: np.ndarray, model_ndim: int = 1) -> np.ndarray | Non
     lead, K = models.shape[: split - 1], models.shape[split - 1]
     if K < 2:
         return None
-    flat = models.reshape(-1, K, int(np.prod(models.shape[split:], dtype=np.int64)))
-    h = row_dots(flat, _hash_weights(flat.shape[-1]))  # (S, K)
+    p = math.prod(models.shape[split:])
+    flat = models.reshape(-1, K, p)
+    h = row_dots(flat, _hash_weights(p))  # (S, K)
+    hs = np.sort(h, axis=-1)
+    if not (hs[:, 1:] == hs[:, :-1]).any():  # all distinct (NaN equals nothing): the usual case
+        return None
     order = np.argsort(h, axis=-1, kind="stable")  # equal hashes keep their id order
     hs = np.take_along_axis(h, order, axis=-1)
-    same = hs[:, 1:] == hs[:, :-1]  # NaN equals nothing
-    if not same.any():
-        return None
+    same = hs[:, 1:] == hs[:, :-1]
     # each sorted position's run of equal hashes starts at its leader (the lowest id)
     pos = np.arange(K)
     starts = np.where(np.concatenate([np.zeros((len(h), 1), bool), same], axis=1), 0, pos)
