@@ -99,7 +99,9 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
     other large batches are one GEMM against all ``K`` covariances side by side. The paths agree
     to rounding (about ``d`` ulps of ``|x|^T |S| |x|``). On every path equal covariances
     give bitwise equal columns (:func:`row_dots`, :func:`tie_identical`), so that exact
-    ties stay exact.
+    ties stay exact; when at least a quarter of the models of a large batch equal an earlier
+    one (untried actions, say), only the distinct ones are computed and copied. With leading
+    batch axes a large batch is computed slice by slice.
     """
     if X.ndim == 2 and X.shape[0] == 1 and cov.ndim == 3:  # one case (the online path)
         x = X[0]
@@ -117,13 +119,34 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
         # then n K dot products: equal models give equal columns by construction
         Z = X[..., None, :, :] @ cov  # (*B, K, n, d)
         return np.vecdot(np.swapaxes(Z, -2, -3), X[..., :, None, :])  # (*B, n, K)
+    if batch:  # each slice as it would be alone (which models are equal differs by slice)
+        lead = np.broadcast_shapes(X.shape[:-2], cov.shape[:-3])
+        Xs = np.broadcast_to(X, (*lead, n, d)).reshape(-1, n, d)
+        covs = np.broadcast_to(cov, (*lead, *cov.shape[-3:])).reshape(-1, *cov.shape[-3:])
+        out = np.stack([predict_variance(Xs[i], covs[i]) for i in range(len(Xs))])
+        return out.reshape(*lead, n, cov.shape[-3])
+    first = first_identical(cov, 2)
+    if first is not None:
+        distinct = np.flatnonzero(first == np.arange(first.size))
+        if distinct.size <= 0.75 * first.size:
+            # many equal models (untried actions, say): the distinct ones' forms, each
+            # copied to the models equal to it (fewer products, ties exact by construction)
+            return np.take(
+                _large_batch_variance(X, cov[distinct]), np.searchsorted(distinct, first), axis=-1
+            )
+    return tie_identical(_large_batch_variance(X, cov), cov, 2, first)
+
+
+def _large_batch_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """:func:`predict_variance`'s paths for at least 64 cases on disjoint models."""
+    d = X.shape[-1]
     if cov.shape[-3] <= _FACTOR_MAX_MODELS and d >= _FACTOR_MIN_FEATURES:
         factors = _width_factors(cov)
         if factors is not None:
-            return tie_identical(_variance_factor(X, *factors), cov, 2)
+            return _variance_factor(X, *factors)
     if d <= _QUAD_MAX_FEATURES:
-        return tie_identical(_variance_quadratic(X, cov), cov, 2)
-    return tie_identical(_variance_stacked(X, cov), cov, 2)
+        return _variance_quadratic(X, cov)
+    return _variance_stacked(X, cov)
 
 
 @lru_cache(maxsize=64)
@@ -169,18 +192,25 @@ def first_identical(models: np.ndarray, model_ndim: int = 1) -> np.ndarray | Non
     return first.reshape(*lead, K)
 
 
-def tie_identical(values: np.ndarray, models: np.ndarray, model_ndim: int = 1) -> np.ndarray:
+def tie_identical(
+    values: np.ndarray,
+    models: np.ndarray,
+    model_ndim: int = 1,
+    first: np.ndarray | None | bool = False,
+) -> np.ndarray:
     """``values`` ``(*B, n, K)`` computed from ``K`` models ``(*B, K, ...)`` (each the last
-    ``model_ndim`` axes), with each model's column replaced, in place, by the one of the
-    first model equal to it (:func:`first_identical`): identical models get bitwise
-    identical values whichever BLAS kernel computed the columns (a GEMM need not round every
-    column alike). Returns ``values``."""
-    first = first_identical(models, model_ndim)
+    ``model_ndim`` axes), with each model's column replaced by the one of the first model
+    equal to it (:func:`first_identical`): identical models get bitwise identical values
+    whichever BLAS kernel computed the columns (a GEMM need not round every column alike).
+    ``values`` is changed in place (the paths here pass fresh arrays) and returned.
+    ``first``: :func:`first_identical`'s answer when the caller has it."""
+    if first is False:
+        first = first_identical(models, model_ndim)
     if first is None:
         return values
     ids = np.arange(first.shape[-1])
     slices = [()] if first.ndim == 1 else map(tuple, np.argwhere((first != ids).any(axis=-1)))
-    for idx in slices:
+    for idx in slices:  # (in place: cheaper than a gather into a new array of this size)
         dup = np.flatnonzero(first[idx] != ids)
         part = values[idx]  # a view of one batch slice, (n, K)
         part[:, dup] = part[:, first[idx][dup]]
