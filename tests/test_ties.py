@@ -28,11 +28,15 @@ from scarce.sim.replicated import run_replicated
 def _models(rng, K, d, groups):
     """``K`` models drawn from ``groups`` distinct ones: ``theta`` ``(K, d)``, ``cov``
     ``(K, d, d)`` and the group of each action (the first action of a group has the
-    lowest id)."""
+    lowest id). At most ``K`` groups."""
+    groups = min(groups, K)
     M = rng.normal(size=(groups, d, d + 2))
     cov = np.linalg.inv(M @ M.swapaxes(1, 2) + np.eye(d))
     theta = rng.normal(size=(groups, d))
-    group = rng.integers(0, groups, size=K)
+    # every group present, the other actions in random groups, in a random order
+    group = rng.permutation(
+        np.concatenate([np.arange(groups), rng.integers(0, groups, K - groups)])
+    )
     return theta[group].copy(), cov[group].copy(), group
 
 
@@ -48,15 +52,16 @@ def _assert_tied(values, group):
     n=st.sampled_from([1, 2, 5, 63, 64, 200]),
     K=st.integers(2, 24),
     d=st.sampled_from([2, 3, 5, 8, 13, 20, 33, 70]),
-    groups=st.integers(1, 3),
+    share=st.floats(0.0, 1.0),
     scale=st.floats(1e-3, 1e3),
 )
-@settings(max_examples=150, deadline=None)
-def test_identical_models_get_bitwise_equal_means_and_widths(seed, n, K, d, groups, scale):
-    """Every route of ``predict_mean`` / ``predict_variance`` (one case, the factor,
-    quadratic-feature and stacked batch paths), ``predict`` and ``one_case_widths``."""
+@settings(max_examples=200, deadline=None)
+def test_identical_models_get_bitwise_equal_means_and_widths(seed, n, K, d, share, scale):
+    """Every route of ``predict_mean`` / ``predict_variance`` (one case, a few cases, the
+    factor, quadratic-feature and stacked batch paths, with few or many equal models),
+    ``predict`` and ``one_case_widths``. ``share``: the share of distinct models."""
     rng = np.random.default_rng(seed)
-    theta, cov, group = _models(rng, K, d, groups)
+    theta, cov, group = _models(rng, K, d, max(1, round(share * K)))
     X = scale * rng.normal(size=(n, d))
     mean, var = linear.predict(X, theta, cov)
     _assert_tied(mean, group)
@@ -141,3 +146,20 @@ def test_replicated_linucb_tries_untried_actions_in_id_order():
     traces = run_replicated(policies, envs, horizon=K, seeds=range(3))
     for trace in traces:
         np.testing.assert_array_equal(trace.action, np.arange(K))
+
+
+@pytest.mark.parametrize("n", [65, 127])
+@pytest.mark.parametrize(("K", "d"), [(9, 16), (13, 20), (40, 33)])
+def test_one_pair_of_equal_models_ties_in_a_large_batch(n, K, d):
+    """Few equal models (here the last equals the first, the others distinct): a large batch
+    computes every model, and the last model's rows of a wide product are the ones a BLAS
+    kernel sums in its remainder block, so their columns are made equal afterwards."""
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        M = rng.normal(size=(K, d, d + 2))
+        cov = np.linalg.inv(M @ M.swapaxes(1, 2) + np.eye(d))
+        theta = rng.normal(size=(K, d))
+        cov[-1], theta[-1] = cov[0], theta[0]
+        mean, var = linear.predict(rng.normal(size=(n, d)), theta, cov)
+        np.testing.assert_array_equal(mean[:, -1], mean[:, 0])
+        np.testing.assert_array_equal(var[:, -1], var[:, 0])

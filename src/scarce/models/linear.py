@@ -61,13 +61,13 @@ def predict_mean(X: np.ndarray, theta: np.ndarray, *, batch_axes: int = 0) -> np
             return row_dots(theta, X[0])[None, :]
         if X.shape[0] < _QUAD_MIN_ROWS:  # a few cases: n K dot products, each row alike
             return np.vecdot(X[:, None, :], theta)
-        return tie_identical(X @ theta.T, theta)
+        return tie_identical(X @ theta.T, first_identical(theta))
     if X.ndim - batch_axes == 2:
         if X.shape[-2] == 1:
             return row_dots(theta, X)[..., None, :]
         if X.shape[-2] < _QUAD_MIN_ROWS:
             return np.vecdot(X[..., :, None, :], theta[..., None, :, :])
-        return tie_identical(X @ np.swapaxes(theta, -1, -2), theta)
+        return tie_identical(X @ np.swapaxes(theta, -1, -2), first_identical(theta))
     return (X @ theta[..., 0, :, None][..., None, :, :])[..., 0]
 
 
@@ -134,7 +134,7 @@ def predict_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
             return np.take(
                 _large_batch_variance(X, cov[distinct]), np.searchsorted(distinct, first), axis=-1
             )
-    return tie_identical(_large_batch_variance(X, cov), cov, 2, first)
+    return tie_identical(_large_batch_variance(X, cov), first)
 
 
 def _large_batch_variance(X: np.ndarray, cov: np.ndarray) -> np.ndarray:
@@ -192,20 +192,13 @@ def first_identical(models: np.ndarray, model_ndim: int = 1) -> np.ndarray | Non
     return first.reshape(*lead, K)
 
 
-def tie_identical(
-    values: np.ndarray,
-    models: np.ndarray,
-    model_ndim: int = 1,
-    first: np.ndarray | None | bool = False,
-) -> np.ndarray:
-    """``values`` ``(*B, n, K)`` computed from ``K`` models ``(*B, K, ...)`` (each the last
-    ``model_ndim`` axes), with each model's column replaced by the one of the first model
-    equal to it (:func:`first_identical`): identical models get bitwise identical values
-    whichever BLAS kernel computed the columns (a GEMM need not round every column alike).
-    ``values`` is changed in place (the paths here pass fresh arrays) and returned.
-    ``first``: :func:`first_identical`'s answer when the caller has it."""
-    if first is False:
-        first = first_identical(models, model_ndim)
+def tie_identical(values: np.ndarray, first: np.ndarray | None) -> np.ndarray:
+    """``values`` ``(*B, n, K)`` computed from ``K`` models, with each model's column
+    replaced by the one of the first model equal to it (``first`` ``(*B, K)``, from
+    :func:`first_identical`; None: all distinct): identical models get bitwise identical
+    values whichever BLAS kernel computed the columns (a GEMM need not round every column
+    alike). ``values`` is changed in place (the paths here pass fresh arrays) and
+    returned."""
     if first is None:
         return values
     ids = np.arange(first.shape[-1])
