@@ -217,6 +217,7 @@ def measure(
         for label in live[:: 1 if i % 2 == 0 else -1]:
             attempt(label, online, label, problem, seed)
     X = batch_contexts(config.d, config.batch, seeds[-1])
+    size = {label: min(config.batch, runners[label].batch_limit or config.batch) for label in live}
     best = {label: 0.0 for label in live}  # the best rate so far
     used = {label: 0.0 for label in live}  # seconds of batch calls so far
     for rep in range(batch_repeats):
@@ -226,15 +227,14 @@ def measure(
             rate = attempt(label, time_batch, runners[label], X, 1)
             if rate is not None:
                 best[label] = max(best[label], rate)
-                used[label] += min(X.shape[0], runners[label].batch_limit or X.shape[0]) / rate
+                used[label] += size[label] / rate
     for label in live:
         result, (decide_s, update_s, timed) = results[label], spent[label]
         if timed:
             result.decide_us = 1e6 * decide_s / timed
             result.update_us = 1e6 * update_s / timed
             result.us_per_round = result.decide_us + result.update_us
-        limit = runners[label].batch_limit or config.batch
-        result.batch_size = min(config.batch, limit)
+        result.batch_size = size[label]
         result.decisions_per_s = best[label]
     return results
 
