@@ -156,9 +156,7 @@ def test_one_pair_of_equal_models_ties_in_a_large_batch(n, K, d):
     kernel sums in its remainder block, so their columns are made equal afterwards."""
     for seed in range(5):
         rng = np.random.default_rng(seed)
-        M = rng.normal(size=(K, d, d + 2))
-        cov = np.linalg.inv(M @ M.swapaxes(1, 2) + np.eye(d))
-        theta = rng.normal(size=(K, d))
+        theta, cov, _ = _models(rng, K, d, K)  # all distinct
         cov[-1], theta[-1] = cov[0], theta[0]
         mean, var = linear.predict(rng.normal(size=(n, d)), theta, cov)
         np.testing.assert_array_equal(mean[:, -1], mean[:, 0])
