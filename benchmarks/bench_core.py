@@ -248,8 +248,8 @@ class Row:
     config: Config
     results: dict[str, Result]
 
-    def _pair(self, peer: str) -> tuple[Result, Result] | None:
-        ours, other = self.results.get("scarce"), self.results.get(peer)
+    def _pair(self, peer: str, ours: str = "scarce") -> tuple[Result, Result] | None:
+        ours, other = self.results.get(ours), self.results.get(peer)
         if ours is None or other is None or ours.status != "ok" or other.status != "ok":
             return None
         return ours, other
@@ -259,9 +259,10 @@ class Row:
         pair = self._pair("MABWiser")
         return float("nan") if pair is None else pair[0].regret / pair[1].regret
 
-    def online_ratio(self) -> float:
-        """scarce's µs per round over the NumPy reference's (target: at most 1.0)."""
-        pair = self._pair("numpy")
+    def online_ratio(self, ours: str = "scarce") -> float:
+        """scarce's µs per round over the NumPy reference's (target: at most 1.0);
+        ``ours="scarce+numba"``: the compiled backend's."""
+        pair = self._pair("numpy", ours)
         return float("nan") if pair is None else pair[0].us_per_round / pair[1].us_per_round
 
     def batch_ratio(self) -> float:
@@ -285,6 +286,7 @@ def _fmt(value: float, kind: str) -> str:
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     # (library, metric, header)
     ("scarce", "us", "scarce\nµs/round"),
+    ("scarce+numba", "us", "scarce+numba\nµs/round"),
     ("numpy", "us", "numpy\nµs/round"),
     ("VW", "us", "VW\nµs/round"),
     ("MABWiser", "us", "MABWiser\nµs/round"),
@@ -293,6 +295,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("VW", "rate", "VW\ndecisions/s"),
     ("MABWiser", "rate", "MABWiser\ndecisions/s"),
     ("scarce", "regret", "scarce\nregret"),
+    ("scarce+numba", "regret", "scarce+numba\nregret"),
     ("numpy", "regret", "numpy\nregret"),
     ("VW", "regret", "VW\nregret"),
     ("MABWiser", "regret", "MABWiser\nregret"),
@@ -321,6 +324,7 @@ def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
         "rounds × seeds",
         *(h for _, _, h in COLUMNS),
         "online\nscarce/numpy",
+        "online\nscarce+numba/numpy",
         "batch\nscarce/numpy",
         "regret\nscarce/MABWiser",
     ]
@@ -335,7 +339,8 @@ def table_rows(rows: list[Row]) -> tuple[list[str], list[list[str]]]:
             f"{row.config.rounds} × {seeds}",
         ]
         cells += [_cell(row.results.get(lib), metric) for lib, metric, _ in COLUMNS]
-        cells += [_fmt(r, "ratio") for r in (row.online_ratio(), row.batch_ratio(), row.ratio())]
+        ratios = (row.online_ratio(), row.online_ratio("scarce+numba"), row.batch_ratio())
+        cells += [_fmt(r, "ratio") for r in (*ratios, row.ratio())]
         body.append(cells)
     return header, body
 
@@ -458,6 +463,7 @@ def write_csv(rows: list[Row], path: Path, settings: Settings) -> None:
         "regrets",
         "regret_ratio_scarce_over_mabwiser",
         "online_ratio_scarce_over_numpy",
+        "online_ratio_scarce_numba_over_numpy",
         "batch_ratio_scarce_over_numpy",
         "clock",
         "alpha",
@@ -489,6 +495,7 @@ def write_csv(rows: list[Row], path: Path, settings: Settings) -> None:
                         "regrets": ";".join(f"{r:.6g}" for r in res.regrets),
                         "regret_ratio_scarce_over_mabwiser": row.ratio(),
                         "online_ratio_scarce_over_numpy": row.online_ratio(),
+                        "online_ratio_scarce_numba_over_numpy": row.online_ratio("scarce+numba"),
                         "batch_ratio_scarce_over_numpy": row.batch_ratio(),
                         "clock": "cpu" if CLOCK is time.process_time else "wall",
                         "alpha": settings.alpha,
@@ -517,8 +524,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--libraries",
-        default="scarce,numpy,VW,MABWiser",
-        help="comma-separated subset of scarce,numpy,VW,MABWiser",
+        default="scarce,scarce+numba,numpy,VW,MABWiser",
+        help="comma-separated subset of scarce,scarce+numba,numpy,VW,MABWiser",
     )
     p.add_argument(
         "--clock",

@@ -119,6 +119,20 @@ class ScarceRunner(Runner):
         return self.policy.decide(X).actions
 
 
+class ScarceNumbaRunner(ScarceRunner):
+    """scarce's ``LinUCB`` / ``LinTS`` with ``backend="numba"`` (the compiled one-case
+    kernels; batches are the NumPy backend's)."""
+
+    label = "scarce+numba"
+    module = "numba"
+    distribution = "numba"
+
+    def _make(self, seed: int) -> Any:
+        policy = super()._make(seed)
+        policy.backend = "numba"
+        return policy
+
+
 class NumpyRunner(Runner):
     """The NumPy reference: what a user would write by hand for disjoint LinUCB / LinTS.
 
@@ -291,4 +305,10 @@ class VWRunner(Runner):
         return np.array([self.decide(X[i : i + 1]) for i in range(X.shape[0])])
 
 
-RUNNERS: tuple[type[Runner], ...] = (ScarceRunner, NumpyRunner, VWRunner, MABWiserRunner)
+RUNNERS: tuple[type[Runner], ...] = (
+    ScarceRunner,
+    ScarceNumbaRunner,
+    NumpyRunner,
+    VWRunner,
+    MABWiserRunner,
+)

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 
 from scarce.core.validation import check_positive_int, check_scalar
-from scarce.models import linear
+from scarce.models import compiled, linear
 from scarce.models.pending import PendingOuterProducts
 from scarce.models.row_step import RowStep
 
@@ -140,6 +140,12 @@ class RidgeRegression:
     n_targets:
         None (default): one target per model, ``theta`` and ``b`` are ``(M, d)`` and ``y``
         ``(n,)``. An int ``T``: ``theta`` and ``b`` are ``(M, d, T)`` and ``y`` ``(n, T)``.
+    backend:
+        ``"numpy"`` (default) or ``"numba"``: :meth:`add_one` of a single-target model
+        without forgetting or window, and :meth:`one_case_ucb` / :meth:`one_case_thompson`,
+        run the compiled kernels of :mod:`scarce.models.compiled` (needs numba: the ``fast``
+        extra). They agree with the NumPy arithmetic to rounding, not bit for bit (see that
+        module); everything else, state and refactorisations included, is the same code.
 
     Notes
     -----
@@ -158,6 +164,7 @@ class RidgeRegression:
         window: int | None = None,
         resync_every: int = 2000,
         n_targets: int | None = None,
+        backend: str = "numpy",
     ) -> None:
         self.n_models = check_positive_int(n_models, "n_models")
         self.n_features = check_positive_int(n_features, "n_features")
@@ -170,7 +177,17 @@ class RidgeRegression:
         self.n_targets = None if n_targets is None else check_positive_int(n_targets, "n_targets")
         if self.window is not None and self.forgetting < 1.0:
             raise ValueError("use either forgetting < 1 or a window, not both")
+        self.backend = compiled.check_backend(backend)
         M, d = self.n_models, self.n_features
+        # the kernels of the numba backend, when its one-row steps apply, and their scratch
+        self._kernels = compiled.kernels() if self.backend == "numba" else None
+        self._compiled_rows = (
+            self._kernels is not None
+            and self.forgetting == 1.0
+            and self.window is None
+            and self.n_targets is None
+        )
+        self._scratch = np.empty(n_features)
         eye = np.eye(d)
         #: bumped by every change of the models (caches of derived values key on it)
         self.version = 0
@@ -310,6 +327,26 @@ class RidgeRegression:
         ``n_targets = T``). When the last :meth:`one_case_products` was of this ``x``
         (bitwise) and the models have not changed since, its row ``model`` is taken for
         ``A^{-1} x`` instead of being computed again."""
+        if self._compiled_rows and type(self.resync_every) is int:
+            self._products = None
+            self.version += 1
+            if self._pending.waiting:  # (rows of the NumPy step go into A first, in order)
+                self._pending.flush_all(self._A)
+            if not self._kernels.ridge_add_one(  # type: ignore[union-attr]
+                self.A_inv,
+                self._A,
+                self.b,
+                self.theta,
+                self.n_obs,
+                self._since_resync,
+                self.resync_every,
+                model,
+                x,
+                float(y),
+                self._scratch,
+            ):  # the model's resync_every-th row: refactorise (as below)
+                self._add(model, x[None, :], np.array([y], dtype=float), 1.0)
+            return
         known = self._products
         if known is not None:  # A_inv x from one_case_products, if still that of this x
             self._products = None
@@ -348,6 +385,25 @@ class RidgeRegression:
         Z = self.A_inv @ x
         self._products = (self.version, self.A_inv, x.tobytes(), Z)
         return Z
+
+    def one_case_ucb(self, X: np.ndarray, alpha: float, scores: np.ndarray) -> int:
+        """Compiled (``backend="numba"``): the upper confidence bounds ``x . theta_m +
+        sqrt(max(x^T A_m^{-1} x, 0)) alpha`` of one context ``X`` ``(1, d)`` under every
+        single-target model, into ``scores`` ``(1, M)``; returns their argmax (ties: the
+        lowest id)."""
+        return self._kernels.ucb_one(  # type: ignore[union-attr]
+            self.A_inv, self.theta, X, alpha, scores, self._scratch
+        )
+
+    def one_case_thompson(self, X: np.ndarray, v: float, Z: np.ndarray, out: np.ndarray) -> int:
+        """Compiled (``backend="numba"``): Thompson scores of one context ``X`` ``(1, d)``
+        under every single-target model, ``x . theta_m + (sqrt(max(x^T A_m^{-1} x, 0)) v)
+        z_m`` with the standard normals ``Z`` ``(1, M)``, written over ``Z``; ``out``
+        ``(2, M)`` receives the means and the standard deviations. Returns the argmax of the
+        scores (ties: the lowest id)."""
+        return self._kernels.thompson_one(  # type: ignore[union-attr]
+            self.A_inv, self.theta, X, v, Z, out, self._scratch
+        )
 
     # ------------------------------------------------------- the deferred A += x x^T
     @property
