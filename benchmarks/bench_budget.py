@@ -7,7 +7,9 @@ One round is ``decide`` on one context plus ``update`` with its outcome, as
 
 * ``LinUCB K=2`` and ``LinUCB K=10`` (d = 20): the reference;
 * ``Deferral`` (linear, d = 20, full feedback: the model's reward every round);
-* ``KnapsackBandit`` (K = 10, 3 resources, d = 20, bandit feedback).
+* ``KnapsackBandit`` (K = 10, 3 resources, d = 20, bandit feedback);
+* the same two with ``backend="numba"`` (the compiled single-case path), when numba is
+  installed; their ratio is to the NumPy ``LinUCB``, the reference of issue 18's target.
 
 The first ``--skip`` rounds (the Z warm-up and model start-up) are left out of the timings;
 the budget is large enough never to bind. Within each repeat the policies run in turn, and
@@ -24,6 +26,8 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -98,10 +102,12 @@ def main() -> None:
     dual = {"warmup_rounds": 100}
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
 
-    def deferral() -> object:
-        return Deferral(n_features=D, budget=big, horizon=T, dual=dual, seed=0)
+    def deferral(backend: str | None = None) -> object:
+        extra = {} if backend is None else {"backend": backend}
+        return Deferral(n_features=D, budget=big, horizon=T, dual=dual, seed=0, **extra)
 
-    def knapsack() -> object:
+    def knapsack(backend: str | None = None) -> object:
+        extra = {} if backend is None else {"backend": backend}
         return KnapsackBandit(
             n_actions=10,
             n_features=D,
@@ -110,6 +116,7 @@ def main() -> None:
             n_resources=3,
             dual=dual,
             seed=0,
+            **extra,
         )
 
     # name: (factory, K, m); the reference LinUCB row has the same K
@@ -119,6 +126,13 @@ def main() -> None:
         "Deferral (linear)": (deferral, 2, 1),
         "KnapsackBandit K=10 m=3": (knapsack, 10, 3),
     }
+    # (a version of scarce without the backend parameter measures the NumPy rows only)
+    if (
+        importlib.util.find_spec("numba") is not None
+        and "backend" in inspect.signature(KnapsackBandit).parameters
+    ):
+        cases['Deferral (linear), backend="numba"'] = (lambda: deferral("numba"), 2, 1)
+        cases['KnapsackBandit K=10 m=3, backend="numba"'] = (lambda: knapsack("numba"), 10, 3)
     load_start = os.getloadavg()
     split: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
     for rep in range(args.repeats):
@@ -153,13 +167,13 @@ def main() -> None:
             }
         )
     print(
-        f"{'policy':<26} {'us/round':>9} {'best':>7} {'decide':>7} {'update':>7} "
+        f"{'policy':<42} {'us/round':>9} {'best':>7} {'decide':>7} {'update':>7} "
         f"{'x LinUCB (same K)':>18} {'range':>12}"
     )
     for r in rows:
         spread = f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}"
         print(
-            f"{r['policy']:<26} {r['us_median']:>9.1f} {r['us_min']:>7.1f} "
+            f"{r['policy']:<42} {r['us_median']:>9.1f} {r['us_min']:>7.1f} "
             f"{r['decide_us_median']:>7.1f} {r['update_us_median']:>7.1f} "
             f"{r['ratio_median']:>18.2f} {spread:>12}"
         )

@@ -56,7 +56,7 @@ class Deferral(KnapsackBandit):
     cost_bound:
         the largest cost one deferral can have (default 1.0); deferring is allowed only while
         at least this much budget is left, so the budget is never exceeded.
-    confidence, dual, seed:
+    confidence, dual, backend, seed:
         as in :class:`~scarce.budget.knapsack.KnapsackBandit`.
 
     Notes
@@ -81,6 +81,7 @@ class Deferral(KnapsackBandit):
         cost_bound: float = 1.0,
         confidence: ConfidenceSpec | dict[str, Any] | None = None,
         dual: DualSpec | dict[str, Any] | None = None,
+        backend: str = "numpy",
         seed: SeedLike = None,
     ) -> None:
         super().__init__(
@@ -95,6 +96,7 @@ class Deferral(KnapsackBandit):
             cost_link=cost_link,
             confidence=confidence,
             dual=dual,
+            backend=backend,
             seed=seed,
         )
         self.feedback = feedback

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from scarce.budget.opt import static_opt_deferral, static_opt_lp
+from scarce.models.compiled import check_backend, kernels
 
 
 def default_eta(n_resources: int, horizon: int, budget_units: float | None = None) -> float:
@@ -58,6 +59,10 @@ class DualPrices:
         ``(m,)`` factors bringing each resource's consumption to the common unit.
     rate:
         ``rho``, the per-round budget in that unit.
+    backend:
+        ``"numpy"`` (default) or ``"numba"``: a step of one row is the compiled
+        :func:`~scarce.models.numba_kernels.hedge_step` (the same operations; its
+        exponential is LLVM's, which may round the last bit differently from NumPy's).
 
     Attributes
     ----------
@@ -65,7 +70,15 @@ class DualPrices:
         ``(m + 1,)`` the point of the simplex (resources, then slack); starts uniform.
     """
 
-    def __init__(self, n_resources: int, eta: float, scale: np.ndarray, rate: float) -> None:
+    def __init__(
+        self,
+        n_resources: int,
+        eta: float,
+        scale: np.ndarray,
+        rate: float,
+        backend: str = "numpy",
+    ) -> None:
+        self._hedge = kernels().hedge_step if check_backend(backend) == "numba" else None
         self.eta = float(eta)
         self.weights = np.full(n_resources + 1, 1.0 / (n_resources + 1))
         self.scale = np.asarray(scale, dtype=np.float64)
@@ -97,6 +110,9 @@ class DualPrices:
         self._prices = None
         w = self.weights
         if consumption.ndim == 1:
+            if self._hedge is not None:
+                self._hedge(w, consumption, self._eta_scale, self._eta_rate, self._idle_factors)
+                return
             if np.logical_or.reduce(consumption):
                 factors = np.exp(consumption * self._eta_scale - self._eta_rate)
             else:  # nothing consumed (the free action): the same factors every time
@@ -113,6 +129,9 @@ class DualPrices:
         """:meth:`step` of one row of one resource (``m = 1``), on Python floats: the same
         IEEE operations (the exponential is NumPy's; the normaliser of two weights is their
         sum, as ``np.add.reduce`` adds them)."""
+        if self._hedge is not None:
+            self.step(np.array([consumption]))
+            return
         theta, slack = self.weights.tolist()
         if consumption != 0.0:  # (NaN too, as logical_or.reduce counts it)
             theta *= float(np.exp(consumption * self._eta_scale_one - self._eta_rate))

@@ -50,16 +50,27 @@ class LinearBank:
         identity link only: ``T`` targets per model observed on the same rows, sharing one
         design (a multi-target :class:`~scarce.models.RidgeRegression`); ``y`` is then
         ``(n, T)`` and the bounds ``(n, M, T)``. None: one target per model.
+    backend:
+        identity link: the ridge models' ``backend`` (``"numpy"`` or ``"numba"``, see
+        :class:`~scarce.models.RidgeRegression`).
     """
 
     def __init__(
-        self, n_models: int, n_features: int, link: str, lam: float, n_targets: int | None = None
+        self,
+        n_models: int,
+        n_features: int,
+        link: str,
+        lam: float,
+        n_targets: int | None = None,
+        backend: str = "numpy",
     ) -> None:
         self.link = link
         self.dim = n_features
         self.n_targets = n_targets
         if link == "identity":
-            self.model: Any = RidgeRegression(n_models, n_features, lam=lam, n_targets=n_targets)
+            self.model: Any = RidgeRegression(
+                n_models, n_features, lam=lam, n_targets=n_targets, backend=backend
+            )
         elif n_targets is not None:
             raise ValueError("n_targets needs the identity link (a logistic model has one target)")
         else:

@@ -50,6 +50,7 @@ from scarce.core.ledger import TOLERANCE, Ledger
 from scarce.core.policy import SHARED_CONTEXT, Policy
 from scarce.core.random import SeedLike
 from scarce.core.validation import check_positive_int
+from scarce.models.compiled import check_backend
 from scarce.policies import register_policy
 
 
@@ -84,6 +85,13 @@ class KnapsackBandit(SingleCasePath, Policy):
     dual:
         :class:`~scarce.budget.specs.DualSpec` (or a dict of its fields): ``Z`` and the dual
         step.
+    backend:
+        ``"numpy"`` (default) or ``"numba"``: with identity links, one priced case at a time
+        (``decide`` on one ``(1, d)`` context without ``eligible``, the update of one
+        decision) scores and learns with compiled kernels
+        (:mod:`scarce.models.compiled`; needs numba, the ``fast`` extra). They agree with
+        the NumPy backend to rounding, not bit for bit; the ledger, the prices, the checks
+        and every other path are the same code.
     seed:
         seed or generator (warm-up draws).
 
@@ -116,9 +124,11 @@ class KnapsackBandit(SingleCasePath, Policy):
         cost_link: str | Sequence[str] = "identity",
         confidence: ConfidenceSpec | dict[str, Any] | None = None,
         dual: DualSpec | dict[str, Any] | None = None,
+        backend: str = "numpy",
         seed: SeedLike = None,
     ) -> None:
         super().__init__(n_actions=n_actions, n_features=n_features, seed=seed)
+        self.backend = backend
         self.budget = budget
         self.horizon = horizon
         self.n_resources = n_resources
@@ -206,6 +216,7 @@ class KnapsackBandit(SingleCasePath, Policy):
                 )
         dual = self.dual_
         dual.check("dual")
+        check_backend(self.backend)
         self._budget, self._cost_bound, self._T = B, cb, T
         self._rlinks, self._clinks = rlinks, clinks
         self._conf, self._dual = conf, dual
@@ -215,7 +226,9 @@ class KnapsackBandit(SingleCasePath, Policy):
         self, n_models: int, link: str, seeds: np.ndarray, n_targets: int | None = None
     ) -> Any:
         lam = self._conf.lam if link == "identity" else self._conf.lam_logistic
-        return LinearBank(n_models, self.n_features, link, lam, n_targets=n_targets)
+        return LinearBank(
+            n_models, self.n_features, link, lam, n_targets=n_targets, backend=self.backend
+        )
 
     def _init_state(self) -> None:
         if self.context_mode_ != SHARED_CONTEXT:
@@ -251,7 +264,7 @@ class KnapsackBandit(SingleCasePath, Policy):
         # the paced warm-up's probability of a costly action: the budget's rate at most
         self._explore = min((K - 1) / K, self._rate_min / c_max)
         eta = self._dual.eta if self._dual.eta is not None else default_eta(m, T, units)
-        self.prices_ = DualPrices(m, eta, self._scale, self._rate_min)
+        self.prices_ = DualPrices(m, eta, self._scale, self._rate_min, backend=self.backend)
         self.n_decided_ = 0
         if self._dual.z_method == "warmup_estimate":
             T0 = self._dual.warmup_rounds

@@ -134,6 +134,7 @@ class OutcomeModels:
         contiguous = nc and np.array_equal(self.costly, np.arange(lo, lo + nc))
         self._costly_index: Any = slice(lo, lo + nc) if contiguous else self.costly
         self._kept_one: tuple[np.ndarray, ...] | None = None  # priced_one's buffers
+        self._bound_c = np.ascontiguousarray(cost_bound, dtype=np.float64)  # (K, m)
         self._bound_list = cost_bound[:, 0].tolist()  # (one resource: priced_one_scalar)
 
     @property
@@ -277,6 +278,34 @@ class OutcomeModels:
         scores = c @ prices
         np.subtract(r, scores, out=scores)
         return scores, c
+
+    @property
+    def compiled(self) -> bool:
+        """Whether the ridge models use the compiled backend (``backend="numba"``; the
+        banks of :attr:`paired_ridge`)."""
+        pair = self._ridge_pair
+        return pair is not None and pair[0].model.backend == "numba"
+
+    def priced_operands(self) -> tuple[Any, ...] | None:
+        """The models' part of the arguments of the compiled priced decision
+        (:func:`~scarce.models.numba_kernels.priced_choice`): ``(A_inv, theta_r, theta_c,
+        beta_r, beta_c, rank, bound, lo, hi)``; None unless :attr:`compiled` and the
+        designs are paired (then :meth:`priced_one` applies)."""
+        if not self.compiled or not (self._paired or self.paired()):
+            return None
+        rbank, cbank = self._ridge_pair  # type: ignore[misc]
+        lo, hi = self.reward_range
+        return (
+            rbank.model.A_inv,
+            rbank.model.theta,
+            cbank.model.theta,
+            self._beta(rbank, "identity"),
+            self._beta(cbank, "identity"),
+            self.costly_rank,
+            self._bound_c,
+            lo,
+            hi,
+        )
 
     def _make_kept_one(self) -> tuple[np.ndarray, ...]:
         """:meth:`priced_one`'s constants and its consumption buffer (the free action's row

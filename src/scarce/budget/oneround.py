@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from scarce.models.compiled import kernels
+
 _FLOAT = np.dtype(np.float64)
 _BOOL = np.dtype(bool)
 
@@ -28,7 +30,18 @@ _BOOL = np.dtype(bool)
 class _Cache:
     """What one round's feedback needs of a policy's fixed parameters, as Python values."""
 
-    __slots__ = ("bound", "deferral", "free", "ids", "ledger", "lo_hi", "m", "rows", "tol")
+    __slots__ = (
+        "bound",
+        "deferral",
+        "free",
+        "ids",
+        "ledger",
+        "lo_hi",
+        "m",
+        "rows",
+        "settle",
+        "tol",
+    )
 
     def __init__(self, policy: Any) -> None:
         led = policy.ledger_
@@ -44,6 +57,8 @@ class _Cache:
         self.rows = np.zeros((1, self.m))
         # Deferral: model_rewards accepted (and, with feedback="full", learned)
         self.deferral = "model_rewards" in policy._extra_keywords()
+        # backend="numba": the ledger's booking of one case compiled (the same operations)
+        self.settle = kernels().settle_one if policy.models_.compiled else None
 
 
 class OneRoundFeedback:
@@ -140,8 +155,11 @@ class OneRoundFeedback:
         x = X[0]
         if not free:
             led = cache.ledger
-            led.reserved = np.maximum(led.reserved - cache.bound[action], 0.0)
-            led.spent += C[0]
+            if cache.settle is not None:
+                cache.settle(led.reserved, led.spent, cache.bound[action], C[0])
+            else:
+                led.reserved = np.maximum(led.reserved - cache.bound[action], 0.0)
+                led.spent += C[0]
             self._ledger_changed()  # type: ignore[attr-defined]
         if priced[0]:
             if m == 1:

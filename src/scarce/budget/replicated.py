@@ -66,6 +66,12 @@ class BudgetedReplicas:
                     f"policies[{s}] does not use identity links for every quantity; replicated "
                     "budgeted runs cover the ridge models only"
                 )
+            if p.backend != "numpy":
+                raise ValueError(
+                    f"policies[{s}] uses backend={p.backend!r}; replicated budgeted runs "
+                    "compute with NumPy (bitwise the backend='numpy' runs): use "
+                    "backend='numpy', or run the policies one by one (scarce.sim.run)"
+                )
             if int(p.free_action) != int(first.free_action):
                 raise ValueError("policies must share the free action")
         self.policies = policies

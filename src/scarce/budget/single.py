@@ -20,9 +20,12 @@ import numpy as np
 from scarce.budget.oneround import OneRoundFeedback
 from scarce.core.decision import Decision
 from scarce.core.ledger import TOLERANCE
+from scarce.models.compiled import kernels
 
 _PRICED = np.ones(1, dtype=bool)
 _PRICED.flags.writeable = False
+_ONE = np.ones(1)  # a deterministic choice's probability (copied: cheaper than np.ones)
+_ONE.flags.writeable = False
 
 SPARE_MAX = 1000
 """The most ledger changes one affordability test vouches for (``_ledger_changed``)."""
@@ -37,6 +40,11 @@ class SingleCasePath(OneRoundFeedback):
         (and eligible: ``eligible`` ``(1, K)`` or None) action of the Lagrangian scores, ties
         to the free action."""
         models = self.models_  # type: ignore[attr-defined]
+        free = self._free  # type: ignore[attr-defined]
+        if eligible is None and models.compiled:
+            operands = models.priced_operands()
+            if operands is not None:
+                return self._decide_compiled(X, operands)
         if models.paired_ridge and self.n_resources == 1:  # type: ignore[attr-defined]
             price = self.prices_.price_one(self.Z_)  # type: ignore[attr-defined]
             scores, c = models.priced_one_scalar(X, price)
@@ -46,7 +54,6 @@ class SingleCasePath(OneRoundFeedback):
             prices = self.prices_.prices(self.Z_)  # type: ignore[attr-defined]
             r, c = models.bounds(X, True)
             scores = r - c @ prices
-        free = self._free  # type: ignore[attr-defined]
         ok = self._affordable()  # type: ignore[attr-defined]
         if eligible is not None:
             ok = ok & eligible[0]
@@ -59,15 +66,53 @@ class SingleCasePath(OneRoundFeedback):
         a = int(s.argmax())
         if ok[free] and s[free] >= s[a]:
             a = free  # ties go to the free action
+        if eligible is not None:
+            scores = np.where(eligible, scores, -np.inf)
+        return self._decided_one(a, scores, c)
+
+    def _decide_compiled(self, X: np.ndarray, operands: tuple[Any, ...]) -> Decision:
+        """``backend="numba"``: the priced decision of one case ``X`` ``(1, d)`` (no mask)
+        and its reservation in one compiled call, with :meth:`_decide_priced_one`'s rules
+        (the arithmetic to rounding)."""
+        K, m = self.n_actions, self.n_resources  # type: ignore[attr-defined]
+        kept = self.__dict__.get("_compiled_kept")
+        if kept is None:  # the consumption buffer (the free action's row stays 0), scratch
+            kept = (np.zeros((1, K, m)), np.empty(self.n_features))  # type: ignore[attr-defined]
+            self.__dict__["_compiled_kept"] = kept
+        c, u = kept
+        prices, scores = self.prices_, np.empty((1, K))  # type: ignore[attr-defined]
+        a = kernels().priced_choice(
+            *operands,
+            X,
+            self.Z_,  # type: ignore[attr-defined]
+            prices.weights,
+            prices.scale,
+            self._affordable(),  # type: ignore[attr-defined]
+            self._free,  # type: ignore[attr-defined]
+            self.ledger_.reserved,  # type: ignore[attr-defined]
+            scores,
+            c,
+            u,
+        )
+        if a != self._free:  # type: ignore[attr-defined]
+            self._ledger_changed()
+        self.n_decided_ += 1  # type: ignore[attr-defined]
+        info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
         actions = np.array([a], dtype=np.int64)
-        if a != free:  # the free action's bound is 0: Ledger.reserve of one action
+        return Decision(actions=actions, probabilities=_ONE.copy(), scores=scores, info=info)
+
+    def _decided_one(self, a: int, scores: np.ndarray, c: np.ndarray) -> Decision:
+        """The decision of action ``a`` for one priced case (``scores`` ``(1, K)`` as
+        shown, ``c`` ``(1, K, m)`` the consumption bounds they used): its reservation
+        booked, its ``info``."""
+        if a != self._free:  # type: ignore[attr-defined]
+            # the free action's bound is 0: Ledger.reserve of one action
             self.ledger_.reserved += self._one_round_cache().bound[a]  # type: ignore[attr-defined]
             self._ledger_changed()
         self.n_decided_ += 1  # type: ignore[attr-defined]
         info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
-        if eligible is not None:
-            scores = np.where(eligible, scores, -np.inf)
-        return Decision(actions=actions, probabilities=np.ones(1), scores=scores, info=info)
+        actions = np.array([a], dtype=np.int64)
+        return Decision(actions=actions, probabilities=_ONE.copy(), scores=scores, info=info)
 
     def _ledger_changed(self) -> None:
         """One case's reservation or settlement (of at most ``cost_bound`` per resource, and

@@ -62,4 +62,8 @@ def kernels() -> SimpleNamespace:
         ucb_one=k.ucb_one,
         thompson_one=k.thompson_one,
         ridge_add_one=k.ridge_add_one,
+        priced_choice=k.priced_choice,
+        paired_add_one=k.paired_add_one,
+        hedge_step=k.hedge_step,
+        settle_one=k.settle_one,
     )

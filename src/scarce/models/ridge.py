@@ -450,6 +450,39 @@ class RidgeRegression:
             self.add_one(model, x, y)
             other.add_one(other_model, x, other_y)
             return
+        if (
+            self._kernels is not None
+            and other._kernels is not None
+            and self.n_targets is None
+            and other.n_targets is not None
+        ):  # compiled (backend="numba"): the same step, to rounding
+            self.version += 1
+            other.version += 1
+            self._products = other._products = None
+            for m in (self, other):
+                if m._pending.waiting:
+                    m._pending.flush_all(m._A)
+            self._kernels.paired_add_one(
+                self.A_inv,
+                self._A,
+                self.b,
+                self.theta,
+                self.n_obs,
+                self._since_resync,
+                model,
+                other.A_inv,
+                other._A,
+                other.b,
+                other.theta,
+                other.n_obs,
+                other._since_resync,
+                other_model,
+                x,
+                float(y),
+                np.asarray(other_y, dtype=np.float64),
+                self._scratch,
+            )
+            return
         self._since_resync[model] = since
         other._since_resync[other_model] = since
         self.version += 1
