@@ -17,7 +17,8 @@ fsync per commit, and ``NORMAL``) and PostgreSQL (a temporary cluster from
 PostgreSQL does by default, ``postgres-async`` with ``synchronous_commit=off`` set through the
 URL's ``options``); peers on the same loopback: ``bare-asgi``, uvicorn (httptools, uvloop)
 serving a fixed JSON answer from a three-line ASGI app (the HTTP floor of the service's
-stack), and ``http.server`` (stdlib, threaded).
+stack), and ``http.server`` (stdlib, threaded). ``STORE+numba`` (e.g. ``sqlite-full+numba``)
+serves the same policy with ``backend = "numba"`` (compiled one-case scores; needs numba).
 
 ``--budget yes,no``: the service's policy with a budget (every action costs 1: every decision
 is charged in the transaction that logs it) and without one.
@@ -37,6 +38,7 @@ Usage::
     python benchmarks/bench_serve.py --targets postgres,bare-asgi --clients 8 --budget yes,no \
         --repeats 3
     python benchmarks/bench_serve.py --targets sqlite-full --clients 8 --sqlite-args=--commit-in-loop
+    python benchmarks/bench_serve.py --targets sqlite-full,sqlite-full+numba --clients 8
 """
 
 from __future__ import annotations
@@ -374,15 +376,24 @@ def _server_cmd(target: str, port: int, db: str, sync: str, policy: Path, worker
     return cmd + ["--port", str(port), "--sqlite-sync", sync, "--workers", str(workers)]
 
 
+def _numba_policy(text: str) -> str:
+    """The default policy with ``backend = "numba"`` (the compiled one-case scores)."""
+    return text.replace('type = "LinUCB"\n', 'type = "LinUCB"\nbackend = "numba"\n', 1)
+
+
 def run_cell(target, clients, seconds, args, policy, tmp, pg, n) -> dict:  # type: ignore[no-untyped-def]
-    """One measurement: a fresh database and server, a warm-up, ``seconds`` measured."""
+    """One measurement: a fresh database and server, a warm-up, ``seconds`` measured.
+    ``STORE+numba`` serves the policy with ``backend = "numba"`` on ``STORE``."""
     port = _port()
     db, sync = ("", "FULL")
-    if target not in ("bare-asgi", "http.server"):
-        db, sync = _fresh_db(target, tmp, pg, n)
+    store, _, variant = target.partition("+")
+    if variant == "numba":
+        policy = policy.with_name(policy.stem + "-numba.toml")
+    if store not in ("bare-asgi", "http.server"):
+        db, sync = _fresh_db(store, tmp, pg, n)
     env = {**os.environ, "SCARCE_API_KEYS": KEY, "OMP_NUM_THREADS": "1"}
-    cmd = _server_cmd(target, port, db, sync, policy, args.workers)
-    if target.startswith("sqlite"):
+    cmd = _server_cmd(store, port, db, sync, policy, args.workers)
+    if store.startswith("sqlite"):
         cmd += args.sqlite_args.split()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     path = "/" if target == "http.server" else "/v1/decisions"
@@ -476,6 +487,9 @@ def main() -> None:
         policies = {"yes": tmp / "budget.toml", "no": tmp / "free.toml", "-": tmp / "budget.toml"}
         policies["yes"].write_text(POLICY if args.policy is None else Path(args.policy).read_text())
         policies["no"].write_text(POLICY_FREE)
+        for key in ("yes", "no"):  # the STORE+numba targets' policies
+            path = policies[key]
+            path.with_name(path.stem + "-numba.toml").write_text(_numba_policy(path.read_text()))
         n = 0
         for rep in range(args.repeats):
             for target, budget, k in cells:
@@ -488,14 +502,14 @@ def main() -> None:
                 runs[(target, budget, k)].append(row)
                 n += 1
                 print(
-                    f"  [{rep + 1}/{args.repeats}] {target:14} budget {budget:3} {k:3} clients: "
+                    f"  [{rep + 1}/{args.repeats}] {target:18} budget {budget:3} {k:3} clients: "
                     f"{row['rate']:8.0f}/s, {row['server_cpu_ms']:.3f} ms CPU/decision, "
                     f"load {row['load']:.1f}",
                     file=sys.stderr,
                 )
     rows = [_summary(r) for r in runs.values() if r]
     header = (
-        f"{'target':14} {'budget':>6} {'clients':>7} {'decisions/s':>19} {'p50 ms':>7} "
+        f"{'target':18} {'budget':>6} {'clients':>7} {'decisions/s':>19} {'p50 ms':>7} "
         f"{'p99 ms':>7} {'server CPU ms/decision':>23} {'db CPU ms':>9} {'load':>5}"
     )
     print(header)
@@ -506,7 +520,7 @@ def main() -> None:
             f"{r['server_cpu_ms']:.3f} ({r['server_cpu_ms_min']:.3f}-{r['server_cpu_ms_max']:.3f})"
         )
         print(
-            f"{r['target']:14} {r['budget']:>6} {r['clients']:7d} {rate:>19} {r['p50_ms']:7.2f} "
+            f"{r['target']:18} {r['budget']:>6} {r['clients']:7d} {rate:>19} {r['p50_ms']:7.2f} "
             f"{r['p99_ms']:7.2f} {cpu:>23} {r['db_cpu_ms']:9.3f} {r['load']:5.1f}"
         )
     load = os.getloadavg()

@@ -211,3 +211,25 @@ def test_contract_checks_pass_with_the_compiled_backend(cls, monkeypatch):
     configs = [{**params, "backend": "numba"} for params in cls._unit_test_params()]
     monkeypatch.setattr(cls, "_unit_test_params", classmethod(lambda c: configs))
     check_policy(cls)
+
+
+def test_one_case_probabilities_are_the_compiled_choice():
+    """LinUCB's ``action_probabilities`` of one context (the service's question) is the
+    one-hot row of the compiled choice, the choice ``decide`` makes; with a mask or a batch
+    it is the NumPy backend's."""
+    rng = np.random.default_rng(5)
+    pol = LinUCB(n_actions=6, n_features=4, backend="numba", seed=0)
+    ref = LinUCB(n_actions=6, n_features=4, seed=0)
+    for _ in range(60):
+        X = rng.normal(size=(1, 4))
+        p = pol.action_probabilities(X)
+        a = int(pol.decide(X).actions[0])
+        np.testing.assert_array_equal(p, np.eye(6)[[a]])
+        np.testing.assert_array_equal(p, ref.action_probabilities(X))
+        r = float(rng.normal())
+        for q in (pol, ref):
+            q.update(X, [a], [r])
+    mask = np.array([[False, True, True, False, True, True]])
+    np.testing.assert_array_equal(
+        pol.action_probabilities(X, eligible=mask), ref.action_probabilities(X, eligible=mask)
+    )

@@ -137,6 +137,20 @@ class LinUCB(UCBPolicy):
             return Decision(mean.argmax(axis=1), None, mean, probability_fn=_certain)
         return super()._decide(X, eligible)
 
+    def _action_probabilities(self, X, eligible):
+        if (
+            eligible is None
+            and X.shape[0] == 1
+            and X.ndim == 2
+            and self.model_.backend == "numba"
+            and _plain(type(self))
+        ):  # the compiled choice of one shared context, as a one-hot row
+            scores = np.empty((1, self.n_actions))
+            out = np.zeros((1, self.n_actions))
+            out[0, self.model_.one_case_ucb(X, float(self.alpha), scores)] = 1.0
+            return out
+        return super()._action_probabilities(X, eligible)
+
     @classmethod
     def _replicated(cls, policies: Sequence[LinUCB], action_features: bool) -> LinearReplicas:
         """Replicated-simulation hook (see :mod:`scarce.sim.replicated`)."""
