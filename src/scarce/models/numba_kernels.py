@@ -53,6 +53,15 @@ def better(s, best):
 
 
 @_jit
+def rls_start(Ai, th, x, y, u, d):
+    """The start of a Sherman-Morrison / recursive-least-squares step of a model with
+    ``A^{-1}`` ``Ai`` and estimate ``th`` on row ``x`` with target ``y``: ``u = A^{-1} x``
+    (into ``u``), and returns ``(1 / (1 + x . u), y - x . th)``."""
+    products(Ai, x, u, d)
+    return 1.0 / (1.0 + row_dot(x, u, d)), y - row_dot(x, th, d)
+
+
+@_jit
 def ucb_one(A_inv, theta, X, alpha, scores, u):
     """LinUCB's scores ``x . theta_k + sqrt(max(x^T A_k^{-1} x, 0)) alpha`` of the one
     context ``X`` ``(1, d)`` into ``scores`` ``(1, K)``; returns their argmax. ``u``
@@ -105,10 +114,8 @@ def ridge_add_one(A_inv, A, b, theta, n_obs, since, limit, m, x, y, u):
     since[m] += 1
     n_obs[m] += 1.0
     Ai = A_inv[m]
-    products(Ai, x, u, d)
-    scale = 1.0 / (1.0 + row_dot(x, u, d))
     th = theta[m]
-    resid = y - row_dot(x, th, d)
+    scale, resid = rls_start(Ai, th, x, y, u, d)
     bm = b[m]
     for i in range(d):
         th[i] += (u[i] * scale) * resid
@@ -238,10 +245,8 @@ def paired_add_one(
     n_obs[k] += 1.0
     n_obs_c[j] += 1.0
     Ai = A_inv[k]
-    products(Ai, x, u, d)
-    scale = 1.0 / (1.0 + row_dot(x, u, d))
     th = theta[k]
-    resid = y - row_dot(x, th, d)
+    scale, resid = rls_start(Ai, th, x, y, u, d)
     thc = theta_c[j]
     bc = b_c[j]
     bk = b[k]

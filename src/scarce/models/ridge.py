@@ -328,10 +328,7 @@ class RidgeRegression:
         (bitwise) and the models have not changed since, its row ``model`` is taken for
         ``A^{-1} x`` instead of being computed again."""
         if self._compiled_rows and type(self.resync_every) is int:
-            self._products = None
-            self.version += 1
-            if self._pending.waiting:  # (rows of the NumPy step go into A first, in order)
-                self._pending.flush_all(self._A)
+            self._before_compiled_step()
             if not self._kernels.ridge_add_one(  # type: ignore[union-attr]
                 self.A_inv,
                 self._A,
@@ -385,6 +382,15 @@ class RidgeRegression:
         Z = self.A_inv @ x
         self._products = (self.version, self.A_inv, x.tobytes(), Z)
         return Z
+
+    def _before_compiled_step(self) -> None:
+        """What a compiled step that writes ``A`` directly needs first: the change counted,
+        the kept products dropped, the rows the NumPy step left waiting added to ``A`` (so
+        that ``A`` still takes its rows in order)."""
+        self._products = None
+        self.version += 1
+        if self._pending.waiting:
+            self._pending.flush_all(self._A)
 
     def one_case_ucb(self, X: np.ndarray, alpha: float, scores: np.ndarray) -> int:
         """Compiled (``backend="numba"``): the upper confidence bounds ``x . theta_m +
@@ -456,12 +462,8 @@ class RidgeRegression:
             and self.n_targets is None
             and other.n_targets is not None
         ):  # compiled (backend="numba"): the same step, to rounding
-            self.version += 1
-            other.version += 1
-            self._products = other._products = None
-            for m in (self, other):
-                if m._pending.waiting:
-                    m._pending.flush_all(m._A)
+            self._before_compiled_step()
+            other._before_compiled_step()
             self._kernels.paired_add_one(
                 self.A_inv,
                 self._A,

@@ -19,6 +19,26 @@ from scarce.models.ridge import RidgeRegression
 from scarce.policies.base import ModelPolicy, greedy_decision, masked, one_hot
 
 
+class OnRidge:
+    """The ridge models of :class:`LinUCB` and :class:`LinTS`: one
+    :class:`~scarce.models.ridge.RidgeRegression` per action (or one shared) with the
+    policy's ``lam``, ``forgetting``, ``window`` and ``backend``."""
+
+    def _check_params(self) -> None:
+        super()._check_params()  # type: ignore[misc]
+        check_backend(self.backend)  # type: ignore[attr-defined]
+
+    def _make_model(self, n_models):
+        return RidgeRegression(
+            n_models,
+            self.n_features,  # type: ignore[attr-defined]
+            lam=self.lam,  # type: ignore[attr-defined]
+            forgetting=self.forgetting,  # type: ignore[attr-defined]
+            window=self.window,  # type: ignore[attr-defined]
+            backend=self.backend,  # type: ignore[attr-defined]
+        )
+
+
 class UCBPolicy(ModelPolicy):
     """Upper-confidence-bound rule on a linear-in-parameters model: pick the largest
     ``x^T theta + alpha * sqrt(x^T S x)``, where :meth:`_confidence` gives ``(theta, S)``."""
@@ -55,7 +75,7 @@ class UCBPolicy(ModelPolicy):
         return one_hot(masked(self._ucb(X), eligible).argmax(axis=1), self.n_actions)
 
 
-class LinUCB(UCBPolicy):
+class LinUCB(OnRidge, UCBPolicy):
     """LinUCB (Li, Chu, Langford, Schapire 2010): pick the largest
     ``x^T theta_hat + alpha * sqrt(x^T A^{-1} x)``; disjoint per-action models on shared contexts,
     one shared model on per-action features (the "hybrid-free" variants of the paper).
@@ -98,20 +118,6 @@ class LinUCB(UCBPolicy):
         self.forgetting = forgetting
         self.window = window
         self.backend = backend
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_backend(self.backend)
-
-    def _make_model(self, n_models):
-        return RidgeRegression(
-            n_models,
-            self.n_features,
-            lam=self.lam,
-            forgetting=self.forgetting,
-            window=self.window,
-            backend=self.backend,
-        )
 
     def _confidence(self):
         return self.model_.theta, self.model_.A_inv
@@ -250,7 +256,7 @@ class ThompsonPolicy(ModelPolicy):
         return self._mc_probabilities(X, theta, cov, eligible)
 
 
-class LinTS(ThompsonPolicy):
+class LinTS(OnRidge, ThompsonPolicy):
     """Linear Thompson sampling (Agrawal and Goyal 2013): draw ``theta~ ~ N(theta_hat, v^2 A^{-1})``
     and pick the largest ``x^T theta~``.
 
@@ -290,20 +296,6 @@ class LinTS(ThompsonPolicy):
         self.window = window
         self.propensity_samples = propensity_samples
         self.backend = backend
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        check_backend(self.backend)
-
-    def _make_model(self, n_models):
-        return RidgeRegression(
-            n_models,
-            self.n_features,
-            lam=self.lam,
-            forgetting=self.forgetting,
-            window=self.window,
-            backend=self.backend,
-        )
 
     def _decide_one_compiled(self, X):
         """:meth:`_decide_one` by the model's compiled kernel: the same normals, drawn
