@@ -439,7 +439,10 @@ class RidgeRegression:
         two models whose designs are bitwise equal (the same rows so far, in the same order:
         ``A``, ``A^{-1}``, counts and resync state; the caller vouches for it). The
         Sherman-Morrison step of the shared design is made once and copied, so the result is
-        bitwise that of the two calls (the same operations on the same numbers)."""
+        bitwise that of the two calls (the same operations on the same numbers). With
+        ``backend="numba"`` on both (single-target here, multi-target ``other``) the step is
+        the compiled :func:`~scarce.models.numba_kernels.paired_add_one`: the same formulas
+        to rounding, and the two designs still bitwise equal to each other."""
         since = int(self._since_resync[model]) + 1
         limit, other_limit = self.resync_every, other.resync_every
         if (
