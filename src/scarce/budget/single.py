@@ -94,20 +94,17 @@ class SingleCasePath(OneRoundFeedback):
             c,
             u,
         )
-        if a != self._free:  # type: ignore[attr-defined]
-            self._ledger_changed()
-        self.n_decided_ += 1  # type: ignore[attr-defined]
-        info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
-        actions = np.array([a], dtype=np.int64)
-        return Decision(actions=actions, probabilities=_ONE.copy(), scores=scores, info=info)
+        return self._decided_one(a, scores, c, reserved=True)
 
-    def _decided_one(self, a: int, scores: np.ndarray, c: np.ndarray) -> Decision:
+    def _decided_one(
+        self, a: int, scores: np.ndarray, c: np.ndarray, reserved: bool = False
+    ) -> Decision:
         """The decision of action ``a`` for one priced case (``scores`` ``(1, K)`` as
         shown, ``c`` ``(1, K, m)`` the consumption bounds they used): its reservation
-        booked, its ``info``."""
+        booked (unless ``reserved``: the compiled choice booked it), its ``info``."""
         if a != self._free:  # type: ignore[attr-defined]
-            # the free action's bound is 0: Ledger.reserve of one action
-            self.ledger_.reserved += self._one_round_cache().bound[a]  # type: ignore[attr-defined]
+            if not reserved:  # the free action's bound is 0: Ledger.reserve of one action
+                self.ledger_.reserved += self._one_round_cache().bound[a]  # type: ignore[attr-defined]
             self._ledger_changed()
         self.n_decided_ += 1  # type: ignore[attr-defined]
         info = {"cost_lcb": c[:, a].copy(), "priced": _PRICED.copy()}
