@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from scarce import checks
 from scarce.models import RidgeRegression, linear
-from scarce.models.ridge import REFACTOR_ROWS, rank_one_update
+from scarce.models.ridge import REFACTOR_ROWS
+from scarce.models.row_step import rank_one_update
 from scarce.policies import LinTS, LinUCB, get_policies
 
 POLICIES = get_policies()

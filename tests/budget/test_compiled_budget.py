@@ -77,7 +77,7 @@ def test_runs_decide_and_spend_as_the_numpy_backend(kind, budget_scale, monkeypa
 
     for name in ("priced_one", "priced_one_scalar"):
         monkeypatch.setattr(OutcomeModels, name, numpy_scoring)
-    monkeypatch.setattr(ridge, "_step_targets", numpy_scoring)  # the NumPy paired step
+    monkeypatch.setattr(ridge, "step_targets", numpy_scoring)  # the NumPy paired step
     monkeypatch.setattr(RowStep, "add", numpy_scoring)  # the NumPy one-row step
     got_actions = _play(got, 400)
     np.testing.assert_array_equal(got_actions, ref_actions)

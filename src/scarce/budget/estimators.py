@@ -102,7 +102,7 @@ class LinearBank:
             self.model.add_one(int(ids[0]), X[0], y[0])  # partial_fit's arithmetic, one row
         elif n == 2 and self.link == "identity" and ids[0] != ids[1]:
             # two models one row each (deferral with full feedback): partial_fit's batched
-            # rank-1 step is bitwise the two separate steps (models.ridge.rank_one_update)
+            # rank-1 step is bitwise the two separate steps (models.row_step.rank_one_update)
             self.model.add_one(int(ids[0]), X[0], y[0])
             self.model.add_one(int(ids[1]), X[1], y[1])
         elif n:

@@ -13,7 +13,8 @@ from scarce.models.linear import (
     predict_variance,
     sample_scores,
 )
-from scarce.models.ridge import RidgeRegression, rank_one_update, solve_posterior
+from scarce.models.ridge import RidgeRegression, solve_posterior
+from scarce.models.row_step import rank_one_update
 
 __all__ = [
     "LogisticRegression",

@@ -12,87 +12,10 @@ from scipy.linalg import cho_factor, cho_solve
 from scarce.core.validation import check_positive_int, check_scalar
 from scarce.models import compiled, linear
 from scarce.models.pending import PendingOuterProducts
-from scarce.models.row_step import RowStep
+from scarce.models.row_step import RowStep, rank_one_update, step_targets
 
 #: above this many new rows for one model in one call, refactorise instead of rank-1 updates
 REFACTOR_ROWS = 8
-
-
-def rank_one_update(
-    A: np.ndarray | None,
-    A_inv: np.ndarray,
-    b: np.ndarray | None,
-    theta: np.ndarray,
-    x: np.ndarray,
-    y: Any,
-    *,
-    sign: float = 1.0,
-    index: np.ndarray | None = None,
-) -> None:
-    """Add (``sign = +1``) or remove (``sign = -1``) one observation ``(x, y)``, in place.
-
-    Sherman-Morrison on ``A^{-1}`` and the recursive-least-squares step on ``theta``
-    (``theta += A_new^{-1} x (y - x^T theta)``, exact in exact arithmetic), plus the
-    running ``A += x x^T`` and ``b += y x`` that later refactorisations start from (skipped
-    where ``A`` / ``b`` is None: a caller that accumulates them later).
-
-    One model: ``A``, ``A_inv`` ``(d, d)``, ``b``, ``theta`` ``(d,)`` (``(d, T)`` with ``T``
-    targets), ``x`` ``(d,)``, ``y`` a scalar (``(T,)``). Many models at once: ``x`` ``(B, d)``
-    and ``y`` ``(B,)`` (``(B, T)``) give one row to each of ``B`` distinct models, either the
-    leading axis of the model arrays (``(B, d, d)``, ...) or, with ``index`` ``(B,)``, the
-    models ``index`` of ``(M, d, d)``, ... arrays. The batched form makes the same BLAS calls
-    on each model's slice as the one-model form, so it is bitwise ``B`` separate calls.
-    """
-    if x.ndim == 1:
-        u = A_inv.dot(x)
-        gain = u * (sign / (1.0 + sign * x.dot(u)))
-        _step_targets(b, theta, x, y, gain, sign)
-        A_inv -= np.multiply.outer(gain, u)
-        if A is not None:
-            A += np.multiply.outer(x if sign == 1.0 else sign * x, x)
-        return
-    if index is not None:
-        arrays = (A, A_inv, b, theta)
-        parts = [None if arr is None else arr.take(index, axis=0) for arr in arrays]
-        rank_one_update(*parts, x, y, sign=sign)
-        for arr, part in zip(arrays, parts, strict=True):
-            if arr is not None:
-                arr[index] = part
-        return
-    xr = x[:, None, :]
-    u = (A_inv @ x[:, :, None])[..., 0]  # A_inv x, one GEMV per model
-    xu = (xr @ u[:, :, None])[:, 0, 0]
-    gain = u * (sign / (1.0 + sign * xu))[:, None]
-    if theta.ndim == 2:
-        resid = y - (xr @ theta[:, :, None])[:, 0, 0]
-        theta += gain * resid[:, None]
-        if b is not None:
-            b += (sign * y)[:, None] * x
-    else:
-        resid = y - (xr @ theta)[:, 0, :]
-        theta += gain[:, :, None] * resid[:, None, :]
-        if b is not None:
-            b += x[:, :, None] * (sign * y)[:, None, :]
-    # one rounded multiplication per entry either way; einsum's loop is faster than broadcasting
-    outer = np.einsum("ri,rj->rij", gain, u)
-    A_inv -= outer
-    if A is not None:
-        A += np.einsum("ri,rj->rij", x if sign == 1.0 else sign * x, x, out=outer)
-
-
-def _step_targets(
-    b: np.ndarray | None, theta: np.ndarray, x: np.ndarray, y: Any, gain: np.ndarray, sign: float
-) -> None:
-    """The target part of one model's rank-1 step (:func:`rank_one_update`, one row)."""
-    resid = y - x.dot(theta)
-    if theta.ndim == 1:
-        theta += gain * resid
-        if b is not None:
-            b += (sign * y) * x
-    else:
-        theta += np.multiply.outer(gain, resid)
-        if b is not None:  # (1.0 * y is y: skip the copy)
-            b += np.multiply.outer(x, y if sign == 1.0 else sign * y)
 
 
 def solve_posterior(A: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -497,8 +420,8 @@ class RidgeRegression:
         A_inv = self.A_inv[model]
         u = A_inv.dot(x)
         gain = u * (1.0 / (1.0 + 1.0 * x.dot(u)))  # rank_one_update's expression, sign = 1
-        _step_targets(self.b[model], self.theta[model], x, y, gain, 1.0)
-        _step_targets(other.b[other_model], other.theta[other_model], x, other_y, gain, 1.0)
+        step_targets(self.b[model], self.theta[model], x, y, gain, 1.0)
+        step_targets(other.b[other_model], other.theta[other_model], x, other_y, gain, 1.0)
         A_inv -= np.multiply.outer(gain, u)
         other.A_inv[other_model] = A_inv
         # the same x x^T into both precisions, deferred (as add_one defers it; the flush

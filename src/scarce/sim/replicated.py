@@ -15,7 +15,7 @@ Every random stream is independent of the actions taken (contexts, outcome noise
 Thompson draws: see :mod:`scarce.sim.run`), so each replica's streams are drawn from its own
 generators in blocks of rounds; NumPy's generators give the same numbers in one call of size
 ``B`` as in ``B`` calls of size 1. The arithmetic is the separate runs' own: the kernels of
-:mod:`scarce.models.linear` and :func:`scarce.models.ridge.rank_one_update` take a leading
+:mod:`scarce.models.linear` and :func:`scarce.models.row_step.rank_one_update` take a leading
 batch axis, and their batched form makes the same BLAS call on each replica's slice, with the
 same shapes and memory layout, as an unbatched call (NumPy's stacked ``matmul`` calls the 2-D
 routine once per slice), so even summation orders agree.
