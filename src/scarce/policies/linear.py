@@ -93,7 +93,7 @@ class LinUCB(OnRidge, UCBPolicy):
     backend:
         ``"numpy"`` (default) or ``"numba"``: one shared context at a time (``decide`` on
         ``(1, d)`` without ``eligible``, and ``update`` of one case) runs compiled kernels
-        (:mod:`scarce.models.compiled`; needs numba, the ``fast`` extra), about 3x faster
+        (:mod:`scarce.models.compiled`; needs numba, the ``fast`` extra), about 2x faster
         per round at ``d = 20``. Scores and models agree with the NumPy backend to rounding,
         not bit for bit, so two actions tied up to rounding may be decided the other way;
         exactly tied (identical) models still go to the lowest id. Batches, masks,
@@ -122,16 +122,24 @@ class LinUCB(OnRidge, UCBPolicy):
     def _confidence(self):
         return self.model_.theta, self.model_.A_inv
 
+    def _one_case(self, X, eligible) -> bool:
+        """Whether ``X`` is one shared context without a mask, scored as this class scores
+        it (the one-case paths below apply)."""
+        return eligible is None and X.shape[0] == 1 and X.ndim == 2 and _plain(type(self))
+
+    def _compiled_choice(self, X) -> tuple[int, np.ndarray]:
+        """``backend="numba"``: the choice and the ``(1, K)`` scores of one shared context."""
+        scores = np.empty((1, self.n_actions))
+        return self.model_.one_case_ucb(X, float(self.alpha), scores), scores
+
     def _decide(self, X, eligible):
-        if eligible is None and X.shape[0] == 1 and X.ndim == 2 and _plain(type(self)):
+        if self._one_case(X, eligible):
             model = self.model_
-            if model.backend == "numba":  # the compiled scores of one context
-                scores = np.empty((1, self.n_actions))
-                action = model.one_case_ucb(X, float(self.alpha), scores)
+            if model.backend == "numba":
+                action, scores = self._compiled_choice(X)
                 return Decision(np.array([action]), None, scores, probability_fn=_certain)
             # one shared context, no mask: UCBPolicy's arithmetic, bit for bit, in fewer
             # calls; the ridge model keeps the products A^{-1} x for this case's update
-            model = self.model_
             products = model.one_case_products(X[0])
             mean, width = linear.one_case_widths(X, model.theta, model.A_inv, products)
             alpha = self.alpha
@@ -144,16 +152,9 @@ class LinUCB(OnRidge, UCBPolicy):
         return super()._decide(X, eligible)
 
     def _action_probabilities(self, X, eligible):
-        if (
-            eligible is None
-            and X.shape[0] == 1
-            and X.ndim == 2
-            and self.model_.backend == "numba"
-            and _plain(type(self))
-        ):  # the compiled choice of one shared context, as a one-hot row
-            scores = np.empty((1, self.n_actions))
-            out = np.zeros((1, self.n_actions))
-            out[0, self.model_.one_case_ucb(X, float(self.alpha), scores)] = 1.0
+        if self.model_.backend == "numba" and self._one_case(X, eligible):
+            out = np.zeros((1, self.n_actions))  # the compiled choice, as a one-hot row
+            out[0, self._compiled_choice(X)[0]] = 1.0
             return out
         return super()._action_probabilities(X, eligible)
 
